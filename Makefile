@@ -1,0 +1,27 @@
+# make demo: create .venv, install the core and every plugin, run the default training.
+# make test: create or reuse .venv, run every test of the core and of every plugin.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+# Installs run from the repository root so that relative paths resolve here.
+$(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) constraints.txt Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-e ./core $(foreach p,$(PLUGINS),-e ./$(p)) pytest
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/coupler train
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs multirun

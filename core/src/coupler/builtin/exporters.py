@@ -1,0 +1,51 @@
+"""Built-in exporters. ``model_card`` writes a Markdown card describing what the run trained and measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from coupler.components import Exporter
+from coupler.hookspecs import hookimpl
+from coupler.run_directory import atomic_write_text
+
+
+class ModelCard(Exporter):
+    def export(self, model, run, directory: Path) -> list[Path]:
+        config = run.config
+        metrics = json.loads((run.directory / "metrics.json").read_text())
+        lines = [
+            f"# Model card: {config['model']['name']} on {config['data']['name']}",
+            "",
+            f"- task: {run.task}",
+            f"- classes: {', '.join(map(str, run.classes))}" if run.classes else "- target: continuous",
+            f"- features ({len(run.feature_names)}): {', '.join(run.feature_names[:20])}"
+            + (" ..." if len(run.feature_names) > 20 else ""),
+            f"- seed: {run.seed}",
+            "",
+            "## Parameters",
+            "",
+            "```json",
+            json.dumps(config["model"], indent=2, default=str),
+            "```",
+            "",
+            "## Metrics",
+            "",
+            "| metric | " + " | ".join(metrics) + " |",
+            "|---|" + "---|" * len(metrics),
+        ]
+        names = sorted({name for split in metrics.values() for name in split})
+        for name in names:
+            lines.append(f"| {name} | " + " | ".join(_fmt(metrics[s].get(name)) for s in metrics) + " |")
+        path = directory / "model_card.md"
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        return [path]
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+@hookimpl
+def register_exporters(register):
+    register("model_card", ModelCard, description="a Markdown card: model, parameters, data, metrics")

@@ -1,0 +1,187 @@
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``.
+
+Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
+A ``CouplerError`` is printed as one line (``coupler: error: ...``) and exits 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from coupler import __version__
+
+EXIT_USAGE = 2
+
+log = logging.getLogger("coupler")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coupler",
+        description="A plugin-based training harness: pick data, model and metrics by config, get one run "
+                    "directory you can evaluate, predict with and ship.",
+        epilog="Examples:\n"
+               "  coupler train                                   # logistic regression on iris\n"
+               "  coupler train data=breast_cancer model=random_forest model.params.n_estimators=300\n"
+               "  coupler train -m model=logistic_regression,svm  # multirun\n"
+               "  coupler evaluate runs/DATE/TIME\n"
+               "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
+               "  coupler plugins --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"coupler {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plugins = commands.add_parser("plugins", help="list installed plugins, their components and status")
+    plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    commands.add_parser(
+        "train", help="train: coupler train [hydra overrides...] (see `coupler train --help`)", add_help=False,
+    )
+
+    evaluate = commands.add_parser("evaluate", help="recompute a finished run's metrics, or on other data")
+    evaluate.add_argument("run_dir", type=Path, help="the run directory")
+    evaluate.add_argument("overrides", nargs="*", help="data overrides, e.g. data=csv data.path=F data.target=C")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    predict = commands.add_parser("predict", help="predict every row of a CSV or Parquet file with a finished run")
+    predict.add_argument("run_dir", type=Path, help="the run directory")
+    predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns")
+    predict.add_argument("output", type=Path, help="the CSV file to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="coupler: %(levelname)s: %(message)s", stream=sys.stderr)
+    from coupler.errors import CouplerError
+
+    try:
+        if argv[:1] == ["train"]:
+            return train(argv[1:])
+        args = _parser().parse_args(argv)
+        if args.command == "plugins":
+            return plugins(args.json)
+        if args.command == "evaluate":
+            return evaluate(args.run_dir, args.overrides, args.json)
+        if args.command == "predict":
+            return predict(args.run_dir, args.input, args.output)
+        _parser().print_help()
+        return 0
+    except CouplerError as exc:
+        print(f"coupler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def plugins(as_json: bool) -> int:
+    from coupler.plugin_manager import get_plugin_manager
+
+    infos = list(get_plugin_manager().plugins.values())
+    if as_json:
+        print(json.dumps([info.as_dict() for info in infos], indent=2))
+        return 0
+    for info in infos:
+        status = info.status if info.status != "failed" else f"failed: {info.error}"
+        source = f"{info.distribution} {info.version}" + (" (built in)" if info.builtin else "")
+        print(f"{info.name:<14} {source:<34} {status}")
+        for kind, names in info.components.items():
+            print(f"    {kind + ':':<10} {', '.join(sorted(names))}")
+    return 0
+
+
+def train(overrides: list[str]) -> int:
+    """Hand the overrides to Hydra, which composes the config and runs (or sweeps) the job."""
+    import hydra
+
+    from coupler.config import PRIMARY, check_overrides, loosen, store_configs
+    from coupler.plugin_manager import get_plugin_manager
+
+    manager = get_plugin_manager()
+    store_configs(manager)
+    check_overrides([o for o in overrides if not o.startswith("-")], manager)
+
+    def job(cfg) -> dict:
+        return _train_job(cfg, manager)
+
+    job.__module__ = __name__
+    argv = sys.argv
+    sys.argv = ["coupler-train", *loosen(overrides)]
+    try:
+        hydra.main(version_base="1.3", config_path=None, config_name=PRIMARY)(job)()
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def _train_job(cfg, manager) -> dict:
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from coupler.config import to_plain
+    from coupler.errors import CouplerError
+    from coupler.evaluation import format_table
+    from coupler.run_directory import MANIFEST
+    from coupler.training import train as run_training
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        results = run_training(to_plain(cfg), run_dir, manager)
+    except BaseException as exc:
+        if not (run_dir / MANIFEST).exists():  # never leave a half-written run behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, CouplerError):
+            print(f"coupler: error: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
+        raise
+    print(format_table(results))
+    print(f"run directory: {run_dir}")
+    return results
+
+
+def evaluate(run_dir: Path, overrides: list[str], as_json: bool) -> int:
+    from coupler.errors import CouplerError
+    from coupler.evaluation import format_table
+    from coupler.finished_run import FinishedRun
+    from coupler.plugin_manager import get_plugin_manager
+
+    manager = get_plugin_manager()
+    data_config = None
+    if overrides:
+        bad = [o for o in overrides if not o.lstrip("+~").startswith("data")]
+        if bad:
+            raise CouplerError(f"evaluate takes data overrides only (data=..., data.KEY=...), not {bad}")
+        data_config = compose(overrides, manager)["data"]
+    results = FinishedRun(run_dir, manager).evaluate(data_config)
+    print(json.dumps(results, indent=2) if as_json else format_table(results))
+    return 0
+
+
+def compose(overrides: list[str], manager) -> dict:
+    """The config that ``overrides`` compose to, without running anything."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize
+
+    from coupler.config import PRIMARY, check_overrides, loosen, store_configs, to_plain
+
+    store_configs(manager)
+    check_overrides(overrides, manager)
+    with initialize(version_base="1.3", config_path=None):
+        return to_plain(hydra_compose(PRIMARY, overrides=loosen(overrides)))
+
+
+def predict(run_dir: Path, input_path: Path, output_path: Path) -> int:
+    from coupler.finished_run import FinishedRun
+    from coupler.plugin_manager import get_plugin_manager
+
+    rows = FinishedRun(run_dir, get_plugin_manager()).predict(input_path, output_path)
+    print(f"wrote {rows} predictions to {output_path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Hydra composition: the primary config, the plugins' config directories, and checks on overrides.
+
+The primary config (``coupler``) is built here, in code, so that its ``hydra.searchpath`` holds the config
+directories the installed plugins register. Every registered component that has no YAML file of its own
+gets a minimal node ``{name: NAME}`` in Hydra's ConfigStore, so ``model=NAME`` works for any registered model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from coupler.errors import ConfigError
+from coupler.registry import GROUPS, KIND_OF_GROUP, LIST_GROUPS, UnknownComponentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from coupler.plugin_manager import PluginManager
+
+PRIMARY = "coupler"
+DEFAULTS = [
+    {"data": "iris"},
+    {"model": "logistic_regression"},
+    {"optimizer": None},
+    {"scheduler": None},
+    {"callbacks": []},
+    {"metrics": []},
+    {"exporters": []},
+    {"trainer": "default"},
+    "_self_",
+]
+#: config groups that are not component kinds
+SETTING_GROUPS = ("trainer",)
+
+
+def primary_config(manager: PluginManager) -> dict:
+    return {
+        "defaults": DEFAULTS,
+        "task": "auto",
+        "seed": 0,
+        "split": {"val": 0.2, "test": 0.1, "stratify": "auto"},
+        "preprocess": {"impute": "median", "scale": "standard", "encode": "onehot"},
+        "plugins": {"disable": []},
+        "hydra": {
+            "searchpath": [f"file://{d}" for _, d in manager.config_dirs()],
+            "job": {"name": "train", "chdir": False},
+            "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"},
+            "sweep": {"dir": "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", "subdir": "${hydra.job.num}"},
+        },
+    }
+
+
+def file_options(manager: PluginManager, group: str) -> dict[str, str]:
+    """Options of ``group`` that config files provide: option -> plugin."""
+    options: dict[str, str] = {}
+    for plugin, directory in manager.config_dirs():
+        for path in sorted((Path(directory) / group).glob("*.yaml")):
+            options.setdefault(path.stem, plugin)
+    return options
+
+
+def group_options(manager: PluginManager, group: str) -> dict[str, str]:
+    """Every choice of ``group``: registered components and config files, each with its plugin."""
+    options = {c.name: c.plugin for c in manager.registry.components(KIND_OF_GROUP[group])} if group in KIND_OF_GROUP else {}
+    options.update(file_options(manager, group))
+    return options
+
+
+def store_configs(manager: PluginManager) -> None:
+    """Put the primary config and the generated component nodes into Hydra's ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name=PRIMARY, node=primary_config(manager))
+    for kind, group in GROUPS.items():
+        with_files = file_options(manager, group)
+        for component in manager.registry.components(kind):
+            if component.name in with_files:
+                continue
+            package = f"{group}.{component.name}" if group in LIST_GROUPS else group
+            store.store(group=group, name=component.name, node={"name": component.name}, package=package,
+                        provider=component.plugin)
+
+
+def check_overrides(overrides: list[str], manager: PluginManager) -> None:
+    """Reject a ``group=choice`` override whose choice does not exist, before Hydra composes anything,
+    with the list of valid choices, the plugin of each, and the closest one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as exc:  # Hydra's own grammar errors read well; keep its text
+        raise ConfigError("override", " ".join(overrides), str(exc).splitlines()[0]) from None
+    for override in parsed:
+        group = override.key_or_group
+        if override.is_delete() or (group not in GROUPS.values() and group not in SETTING_GROUPS):
+            continue
+        if override.is_sweep_override():
+            choices = list(override.sweep_string_iterator())
+        else:
+            value = override.value()
+            choices = value if isinstance(value, list) else [value]
+        options = group_options(manager, group)
+        for choice in choices:
+            if choice is None or (isinstance(choice, str) and choice in options):
+                continue
+            if group in KIND_OF_GROUP:
+                kind = KIND_OF_GROUP[group]
+                if (kind, choice) in manager.registry.disabled:
+                    manager.registry.get(kind, choice)  # raises, naming the disabled plugin
+                raise UnknownComponentError(
+                    manager.registry.unknown_message(kind, str(choice), file_options(manager, group))
+                )
+            raise ConfigError(group, choice, f"one of {', '.join(sorted(options))}")
+
+
+def loosen(overrides: list[str]) -> list[str]:
+    """``model.params.C=1`` -> ``++model.params.C=1``: a component's parameters need not exist in its config
+    file to be set; the component checks every key it receives and names an unknown one."""
+    component_groups = tuple(f"{g}." for g in GROUPS.values())
+    out = []
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if "=" in override and not override.startswith(("+", "~")) and key.startswith(component_groups):
+            override = "++" + override
+        out.append(override)
+    return out
+
+
+def to_plain(cfg) -> dict:
+    """The composed config as plain containers (safe to save and to load with weights_only), with every
+    mandatory ``???`` value filled."""
+    from omegaconf import MissingMandatoryValue, OmegaConf
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        key = getattr(exc, "full_key", None) or str(exc)
+        raise ConfigError(key, "???", f"a value is required: set it on the command line ({key}=...)") from None

@@ -1,0 +1,37 @@
+"""The ``RunContext``: what lifecycle hooks and models see of the run in progress."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunContext:
+    """One run: its resolved config (plain containers), its directory, and what it learned so far.
+
+    Engines call ``epoch_end`` after each epoch; observers (plugins, callbacks) may set ``should_stop``.
+    """
+
+    config: dict
+    directory: Path
+    hooks: Any  # the plugin manager's hook relay
+    seed: int = 0
+    task: str | None = None
+    classes: list = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    should_stop: bool = False
+    #: set by an early-stopping callback: the epoch whose model is kept, and its monitored value
+    best_epoch: int | None = None
+    best_score: float | None = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("coupler.run"))
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Record an epoch's metrics, tell every observer, and return whether training should stop."""
+        metrics = {k: float(v) for k, v in metrics.items()}
+        self.history.append({"epoch": epoch, **metrics})
+        self.hooks.on_epoch_end(run=self, epoch=epoch, metrics=metrics)
+        return self.should_stop

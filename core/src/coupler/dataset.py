@@ -1,0 +1,86 @@
+"""What a data loader returns, and how the task is inferred from the target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from coupler.components import TASKS
+from coupler.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: An integer target with at most this many distinct values is taken as classification.
+MAX_INFERRED_CLASSES = 20
+
+
+@dataclass
+class Dataset:
+    """A table: features ``X``, target ``y``, and which feature columns are categorical.
+
+    ``read_options`` are the keyword arguments of ``pandas.read_csv`` that read a file of the same shape
+    (``coupler predict`` uses them for its input).
+    """
+
+    X: pd.DataFrame
+    y: pd.Series
+    name: str
+    categorical: list[str] = field(default_factory=list)
+    task: str | None = None
+    read_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.X) == 0:
+            raise DataError(f"data {self.name!r} has no rows; give a file with at least a few rows of data.")
+        if self.X.shape[1] == 0:
+            raise DataError(f"data {self.name!r} has no feature columns besides the target.")
+        missing = [c for c in self.categorical if c not in self.X.columns]
+        if missing:
+            raise DataError(
+                f"data {self.name!r}: categorical column(s) {missing} are not feature columns; "
+                f"feature columns are {list(self.X.columns)}"
+            )
+
+    def fingerprint(self) -> str:
+        """A hash of the table's contents, recorded with a run to tell whether data changed since."""
+        import hashlib
+
+        import pandas as pd
+
+        digest = hashlib.sha256()
+        digest.update(pd.util.hash_pandas_object(self.X, index=True).to_numpy().tobytes())
+        digest.update(pd.util.hash_pandas_object(self.y, index=True).to_numpy().tobytes())
+        return digest.hexdigest()
+
+
+def infer_task(y: pd.Series, requested: str = "auto") -> str:
+    """``binary``, ``multiclass`` or ``regression``: ``requested`` unless it is ``auto``, else from ``y``.
+
+    Text, boolean and categorical targets are classification; an integer target with at most
+    ``MAX_INFERRED_CLASSES`` distinct values too; any other numeric target is regression.
+    """
+    import pandas as pd
+
+    if requested not in ("auto", *TASKS):
+        raise ConfigError("task", requested, f"one of auto, {', '.join(TASKS)}")
+    n_classes = y.nunique(dropna=True)
+    if requested == "regression":
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            raise DataError(f"task=regression needs a numeric target; the target has dtype {y.dtype}.")
+        return "regression"
+    if requested in ("binary", "multiclass"):
+        if n_classes < 2:
+            raise DataError(f"task={requested} needs at least two classes; the target has {n_classes}.")
+        if requested == "binary" and n_classes != 2:
+            raise DataError(f"task=binary needs two classes; the target has {n_classes}. Use task=multiclass.")
+        return requested
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    if numeric:
+        values = y.dropna().to_numpy()
+        integral = pd.api.types.is_integer_dtype(y) or bool((values == values.round()).all())
+        if not integral or n_classes > MAX_INFERRED_CLASSES:
+            return "regression"
+    if n_classes < 2:
+        raise DataError(f"the target has a single value ({y.dropna().iloc[0]!r}); nothing to learn.")
+    return "binary" if n_classes == 2 else "multiclass"

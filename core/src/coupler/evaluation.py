@@ -1,0 +1,102 @@
+"""Measuring a model on a split: predictions, the selected metrics, and the files they go to."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coupler.components import Metric, Model
+from coupler.errors import ConfigError
+from coupler.registry import Registry
+
+
+def select_metrics(nodes: dict | None, task: str, model: Model, registry: Registry) -> list[Metric]:
+    """The metrics a run computes: those ``metrics=[...]`` names, else the task's defaults.
+
+    A metric that does not fit the task, or needs probabilities the model cannot give, is an error when
+    named and silently left out when it is a default.
+    """
+    from coupler.builtin.metrics import DEFAULTS
+
+    explicit = bool(nodes)
+    nodes = nodes or {name: {"name": name} for name in DEFAULTS[task]}
+    chosen = []
+    for key, node in nodes.items():
+        name = (node or {}).get("name", key)
+        metric = registry.get("metric", name).build(f"metrics.{key}", node or {})
+        if not isinstance(metric, Metric):
+            raise ConfigError(f"metrics.{key}", name, "a factory returning coupler.components.Metric")
+        if task not in metric.tasks:
+            if explicit:
+                fitting = [c.name for c in registry.components("metric") if task in _tasks(c)]
+                raise ConfigError("metrics", name, f"metrics for a {task} task: {', '.join(sorted(fitting))}")
+            continue
+        if metric.needs_proba and not model.supports_proba:
+            if explicit:
+                raise ConfigError("metrics", name, "metrics that need no class probabilities: this model gives none")
+            continue
+        chosen.append(metric)
+    return chosen
+
+
+def _tasks(component) -> tuple:
+    try:
+        return tuple(component.factory().tasks)
+    except Exception:  # a metric factory that needs arguments: not listed
+        return ()
+
+
+@dataclass
+class Measured:
+    scalars: dict[str, float | None] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    prediction: np.ndarray | None = None
+    proba: np.ndarray | None = None
+
+
+def measure(model: Model, X, y: np.ndarray | None, metrics: list[Metric], n_classes: int = 0) -> Measured:
+    """Predict ``X`` once and compute every metric against ``y``. NaN (undefined) becomes None."""
+    prediction = np.asarray(model.predict(X))
+    proba = model.predict_proba(X) if model.supports_proba else None
+    result = Measured(prediction=prediction, proba=None if proba is None else np.asarray(proba))
+    for metric in metrics:
+        value = metric(y, prediction, result.proba, n_classes)
+        if np.ndim(value) == 0:
+            value = float(value)
+            result.scalars[metric.name] = None if math.isnan(value) else value
+        else:
+            result.arrays[metric.name] = np.asarray(value)
+    return result
+
+
+def predictions_frame(index, measured: Measured, classes: list, y_true=None):
+    """A table of predictions in the user's labels: ``target`` (when known), ``prediction``, ``proba_CLASS``."""
+    import pandas as pd
+
+    columns = {}
+    if y_true is not None:
+        columns["target"] = [classes[int(c)] for c in y_true] if classes else y_true
+    columns["prediction"] = [classes[int(c)] for c in measured.prediction] if classes else measured.prediction
+    if measured.proba is not None:
+        for k, label in enumerate(classes):
+            columns[f"proba_{label}"] = measured.proba[:, k]
+    return pd.DataFrame(columns, index=index)
+
+
+def format_table(metrics: dict[str, dict[str, float | None]]) -> str:
+    """The metrics as an aligned text table: a row per metric, a column per split."""
+    splits = [s for s in metrics if metrics[s]]
+    names = list(dict.fromkeys(n for s in splits for n in metrics[s]))
+    if not names:
+        return "(no metrics)"
+    width = max(len("metric"), *(len(n) for n in names))
+    lines = [f"{'metric':<{width}}  " + "  ".join(f"{s:>10}" for s in splits)]
+    for name in names:
+        cells = []
+        for split in splits:
+            value = metrics[split].get(name)
+            cells.append(f"{'n/a' if value is None else format(value, '.4f'):>10}")
+        lines.append(f"{name:<{width}}  " + "  ".join(cells))
+    return "\n".join(lines)

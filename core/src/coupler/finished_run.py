@@ -1,0 +1,91 @@
+"""Reloading a finished run: ``coupler evaluate`` and ``coupler predict``.
+
+The model is rebuilt by its registered factory from the saved config and restored with ``Model.load``; the
+preprocessing from ``preprocessor.json``. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from coupler.components import Split
+from coupler.errors import DataError
+from coupler.evaluation import measure, predictions_frame, select_metrics
+from coupler.plugin_manager import PluginManager
+from coupler.preprocessing import Preprocessor
+from coupler.run_directory import atomic_write_text, read_manifest
+from coupler.splitting import split_indices
+from coupler.training import encode_target
+
+log = logging.getLogger("coupler")
+
+
+class FinishedRun:
+    def __init__(self, run_dir: Path, manager: PluginManager):
+        from omegaconf import OmegaConf
+
+        self.directory = Path(run_dir)
+        self.manifest = read_manifest(self.directory)
+        self.config = OmegaConf.to_container(OmegaConf.load(self.directory / "config.yaml"))
+        self.manager = manager
+        self.task = self.manifest["task"]
+        self.classes = self.manifest["classes"]
+        self.preprocessor = Preprocessor.from_state(json.loads((self.directory / "preprocessor.json").read_text()))
+        name = self.manifest["components"]["model"]["name"]
+        component = manager.registry.get("model", name)
+        self.model = component.build("model", self.config["model"], task=self.task, seed=self.manifest["seed"])
+        self.model.load(self.directory / "model")
+        self.input_format = self.manifest["features"]["input_format"]
+
+    def metrics(self):
+        return select_metrics(self.config.get("metrics"), self.task, self.model, self.manager.registry)
+
+    def evaluate(self, data_config: dict | None = None) -> dict[str, dict]:
+        """The run's val and test metrics, recomputed from its own data; or, with ``data_config``, the
+        metrics on every row of that data set (``{"data": {...}}``)."""
+        config = data_config or self.config["data"]
+        dataset = self.manager.registry.get("data", config["name"]).build("data", config)
+        y, _ = encode_target(dataset.y, self.task, self.classes)
+        metrics = self.metrics()
+        if data_config is not None:
+            X = self.preprocessor.transform(dataset.X, self.input_format)
+            return {"data": measure(self.model, X, y, metrics, len(self.classes)).scalars}
+        if dataset.fingerprint() != self.manifest["data_fingerprint"]:
+            log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
+        split = self.config["split"]
+        indices = split_indices(y, classification=self.task != "regression", val=split["val"],
+                                test=split["test"], stratify=split["stratify"], seed=self.manifest["seed"])
+        results = {}
+        for name, rows in (("val", indices.val), ("test", indices.test)):
+            part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])
+            results[name] = measure(self.model, part.X, part.y, metrics, len(self.classes)).scalars if len(part) else {}
+        return results
+
+    def predict(self, input_path: Path, output_path: Path) -> int:
+        """Predict every row of ``input_path`` (CSV or Parquet) into ``output_path`` (CSV): the input's
+        columns, ``prediction``, and ``proba_CLASS`` columns for a classifier. Returns the row count."""
+        import pandas as pd
+
+        input_path = Path(input_path)
+        if not input_path.is_file():
+            raise DataError(f"input file {str(input_path)!r} does not exist.")
+        try:
+            if input_path.suffix == ".parquet":
+                frame = pd.read_parquet(input_path)
+            else:
+                options = dict(self.manifest.get("read_options") or {})
+                frame = pd.read_csv(input_path, **options)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"input file {str(input_path)!r} is empty.") from None
+        except Exception as exc:
+            raise DataError(f"cannot read {str(input_path)!r}: {type(exc).__name__}: {exc}") from None
+        if len(frame) == 0:
+            raise DataError(f"input file {str(input_path)!r} has no rows.")
+        self.preprocessor.check_columns(frame)
+        X = self.preprocessor.transform(frame, self.input_format)
+        measured = measure(self.model, X, None, [], len(self.classes))
+        output = pd.concat([frame, predictions_frame(frame.index, measured, self.classes)], axis=1)
+        atomic_write_text(Path(output_path), output.to_csv(index=False))
+        return len(frame)

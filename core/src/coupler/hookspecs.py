@@ -1,0 +1,217 @@
+"""Coupler's hook specifications: the whole plugin surface, in one module.
+
+A plugin is a module (or any object) with functions decorated by ``coupler.hookimpl`` whose names match the
+specifications below. It is found through the ``coupler`` entry-point group of its distribution::
+
+    [project.entry-points.coupler]
+    myplugin = "coupler_myplugin.plugin"
+
+Two families of hooks exist.
+
+*Registration hooks* (``register_*``) are called once per process, when the plugin manager loads plugins.
+Each receives a ``register`` callable; call it once per component::
+
+    register(name, factory, description="one line for `coupler plugins`")
+
+``factory`` is called later, only when a run selects the component, with the keys of the component's
+config node as keyword arguments (``name`` excluded). Keep heavy imports (torch, xgboost, sklearn) inside the
+factory or in a module the factory imports, so that ``coupler --help`` and ``coupler plugins`` stay instant.
+A name registered by two plugins is an error naming both; the second plugin is reported as failed.
+
+*Lifecycle hooks* (``on_*``) are called during a run, on every plugin and on every callback that the run's
+config selects. Their return values are ignored. ``run`` is the ``coupler.context.RunContext`` of the run.
+
+None of the hooks is ``firstresult``: registration collects from every plugin, and lifecycle events are
+broadcast to every observer.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "coupler"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- registration hooks ------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_data_loaders(register):
+    """Register data loaders, selected by ``data=NAME``.
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(name, factory, description=None)``. ``factory(**config)`` receives the
+        ``data`` config node's keys (``name`` excluded) and returns a ``coupler.dataset.Dataset``.
+    :return: None.
+    """
+
+
+@hookspec
+def register_models(register):
+    """Register models, selected by ``model=NAME``.
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(name, factory, description=None)``. ``factory(task=..., seed=..., **config)``
+        receives the task (``"binary"``, ``"multiclass"`` or ``"regression"``), the run's seed and the
+        ``model`` config node's keys (``name`` excluded); it returns a ``coupler.components.Model``.
+        The same factory rebuilds the model from the saved config when a run is reloaded, before
+        ``Model.load`` restores its state.
+    :return: None.
+    """
+
+
+@hookspec
+def register_optimizers(register):
+    """Register optimizers, selected by ``optimizer=NAME``, for engines that use one (the torch engine).
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(name, factory, description=None)``. ``factory(**config)`` receives the
+        ``optimizer`` config node's keys (``name`` excluded); what it returns is the engine's contract
+        (for torch: a callable taking the model's parameters and returning a ``torch.optim.Optimizer``).
+    :return: None.
+    """
+
+
+@hookspec
+def register_schedulers(register):
+    """Register learning-rate schedulers, selected by ``scheduler=NAME``, for engines that use one.
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(name, factory, description=None)``; as for optimizers.
+    :return: None.
+    """
+
+
+@hookspec
+def register_callbacks(register):
+    """Register callbacks, selected by ``callbacks=[NAME,...]``.
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(name, factory, description=None)``. ``factory(**config)`` receives the
+        callback's config node (``name`` excluded) and returns an object whose methods are lifecycle hook
+        implementations (decorated with ``coupler.hookimpl``); it is registered with the plugin manager for
+        the length of one run.
+    :return: None.
+    """
+
+
+@hookspec
+def register_metrics(register):
+    """Register metrics, selected by ``metrics=[NAME,...]``.
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(name, factory, description=None)``. ``factory(**config)`` returns a
+        ``coupler.components.Metric``.
+    :return: None.
+    """
+
+
+@hookspec
+def register_exporters(register):
+    """Register exporters, selected by ``exporters=[NAME,...]``; they run after training and evaluation.
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(name, factory, description=None)``. ``factory(**config)`` returns a
+        ``coupler.components.Exporter``.
+    :return: None.
+    """
+
+
+@hookspec
+def register_config_dirs(register):
+    """Contribute Hydra config files, so that installing the plugin adds its ``group=option`` choices.
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(path)`` with a directory laid out as Hydra config groups
+        (``model/NAME.yaml``, ``data/NAME.yaml``, ...). The directory joins the config search path. A
+        registered component without a file of its own still gets a minimal config node ``{name: NAME}``.
+    :return: None.
+    """
+
+
+# --- lifecycle hooks ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def on_run_start(run):
+    """A run begins: its config is resolved and its directory exists; no data is loaded yet.
+
+    :param run: the ``RunContext``.
+    :return: ignored.
+    """
+
+
+@hookspec
+def on_fit_start(run, model):
+    """Training is about to start; the data is loaded, split and preprocessed.
+
+    :param run: the ``RunContext`` (``run.task``, ``run.feature_names`` are set).
+    :param model: the ``Model`` about to be fitted.
+    :return: ignored.
+    """
+
+
+@hookspec
+def on_epoch_end(run, epoch, metrics):
+    """An engine finished one epoch (a boosting round, a pass over the data) and measured it.
+
+    Set ``run.should_stop = True`` to ask the engine to stop after this epoch (early stopping does so).
+
+    :param run: the ``RunContext``.
+    :param epoch: the epoch's number, from 0.
+    :param metrics: ``{name: number}`` measured at the end of the epoch, for example ``{"val_loss": 0.3}``.
+    :return: ignored.
+    """
+
+
+@hookspec
+def on_fit_end(run, model):
+    """Training finished (or stopped early).
+
+    :param run: the ``RunContext``.
+    :param model: the fitted ``Model``.
+    :return: ignored.
+    """
+
+
+@hookspec
+def on_evaluate_end(run, split, metrics):
+    """A split was evaluated.
+
+    :param run: the ``RunContext``.
+    :param split: ``"val"``, ``"test"``, or ``"data"`` for a whole data set given to ``coupler evaluate``.
+    :param metrics: ``{name: number}``.
+    :return: ignored.
+    """
+
+
+@hookspec
+def on_export(run, exporter, paths):
+    """An exporter wrote its files into the run directory.
+
+    :param run: the ``RunContext``.
+    :param exporter: the exporter's registered name.
+    :param paths: the list of ``pathlib.Path`` it wrote.
+    :return: ignored.
+    """
+
+
+@hookspec
+def on_run_end(run, metrics):
+    """The run finished and its directory is complete.
+
+    :param run: the ``RunContext``.
+    :param metrics: ``{"val": {name: number}, "test": {name: number}}``, as written to ``metrics.json``.
+    :return: ignored.
+    """

@@ -1,0 +1,135 @@
+"""Preprocessing fitted on the training split only: impute missing values, scale numbers, encode categories.
+
+The fitted state is plain JSON (``state()`` / ``from_state()``), saved in the run directory as
+``preprocessor.json``: readable, diffable, and loaded without pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from coupler.errors import ConfigError, DataError
+
+IMPUTE = ("median", "mean", "zero")
+SCALE = ("standard", "minmax", "none")
+ENCODE = ("onehot", "ordinal")
+
+
+class Preprocessor:
+    """Turns a feature table into what a model takes (``Model.input_format``).
+
+    ``matrix``: a float64 array; numeric columns imputed (``impute``) and scaled (``scale``); categorical
+    columns filled with their most frequent training value and one-hot (or ordinal) encoded; a category
+    unseen in training encodes as all zeros (ordinal: -1).
+    ``frame``: a DataFrame of float numeric columns (missing values kept) and ``category`` columns whose
+    categories are the training ones (unseen values become missing), for models that handle both natively.
+    """
+
+    def __init__(self, impute: str = "median", scale: str = "standard", encode: str = "onehot"):
+        for key, value, allowed in (("preprocess.impute", impute, IMPUTE), ("preprocess.scale", scale, SCALE),
+                                    ("preprocess.encode", encode, ENCODE)):
+            if value not in allowed:
+                raise ConfigError(key, value, f"one of {', '.join(allowed)}")
+        self.impute, self.scale, self.encode = impute, scale, encode
+        self.numeric: dict[str, dict[str, float]] = {}
+        self.categorical: dict[str, dict[str, Any]] = {}
+        self.columns: list[str] = []
+
+    # --- fitting --------------------------------------------------------------------------------------
+
+    def fit(self, X, categorical: list[str]) -> Preprocessor:
+        import pandas as pd
+
+        self.columns = list(X.columns)
+        for column in self.columns:
+            if column in categorical:
+                values = X[column].dropna().astype(str)
+                fill = values.mode().iloc[0] if len(values) else ""
+                self.categorical[column] = {"fill": fill, "categories": sorted(set(values) | {fill})}
+                continue
+            values = pd.to_numeric(X[column], errors="coerce").to_numpy(dtype=float)
+            if np.isnan(values).all():
+                raise DataError(
+                    f"feature column {column!r} has no numeric value in the training split; name it in "
+                    f"data.categorical if it holds categories, or drop it with data.features."
+                )
+            fill = {"median": np.nanmedian, "mean": np.nanmean, "zero": lambda v: 0.0}[self.impute](values)
+            filled = np.where(np.isnan(values), fill, values)
+            if self.scale == "standard":
+                offset, scale = filled.mean(), filled.std()
+            elif self.scale == "minmax":
+                offset, scale = filled.min(), filled.max() - filled.min()
+            else:
+                offset, scale = 0.0, 1.0
+            self.numeric[column] = {"fill": float(fill), "offset": float(offset),
+                                    "scale": float(scale) if scale > 0 else 1.0}
+        return self
+
+    # --- transforming ---------------------------------------------------------------------------------
+
+    def check_columns(self, X) -> None:
+        missing = [c for c in self.columns if c not in X.columns]
+        if missing:
+            raise DataError(
+                f"the input lacks training column(s) {missing}; the model was trained on {self.columns}."
+            )
+
+    def transform(self, X, input_format: str = "matrix"):
+        import pandas as pd
+
+        self.check_columns(X)
+        if input_format == "frame":
+            frame = {}
+            for column in self.columns:
+                if column in self.categorical:
+                    values = X[column].where(X[column].isna(), X[column].astype(str))
+                    frame[column] = pd.Categorical(values, categories=self.categorical[column]["categories"])
+                else:
+                    frame[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
+            return pd.DataFrame(frame, index=X.index)
+        if input_format != "matrix":
+            raise ConfigError("Model.input_format", input_format, "matrix or frame")
+        blocks = []
+        for column in self.columns:
+            if column in self.categorical:
+                spec = self.categorical[column]
+                values = X[column].astype(object).where(X[column].notna(), spec["fill"]).astype(str).to_numpy()
+                codes = pd.Categorical(values, categories=spec["categories"]).codes
+                if self.encode == "ordinal":
+                    blocks.append(codes.astype(float)[:, None])
+                else:
+                    onehot = np.zeros((len(values), len(spec["categories"])))
+                    known = codes >= 0
+                    onehot[np.flatnonzero(known), codes[known]] = 1.0
+                    blocks.append(onehot)
+            else:
+                spec = self.numeric[column]
+                values = pd.to_numeric(X[column], errors="coerce").to_numpy(dtype=float)
+                values = np.where(np.isnan(values), spec["fill"], values)
+                blocks.append(((values - spec["offset"]) / spec["scale"])[:, None])
+        return np.hstack(blocks) if blocks else np.empty((len(X), 0))
+
+    def feature_names(self, input_format: str = "matrix") -> list[str]:
+        if input_format == "frame" or self.encode == "ordinal":
+            return list(self.columns)
+        names = []
+        for column in self.columns:
+            if column in self.categorical:
+                names += [f"{column}={c}" for c in self.categorical[column]["categories"]]
+            else:
+                names.append(column)
+        return names
+
+    # --- state ----------------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {"impute": self.impute, "scale": self.scale, "encode": self.encode, "columns": self.columns,
+                "numeric": self.numeric, "categorical": self.categorical}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Preprocessor:
+        self = cls(state["impute"], state["scale"], state["encode"])
+        self.columns, self.numeric, self.categorical = state["columns"], state["numeric"], state["categorical"]
+        return self

@@ -1,0 +1,232 @@
+"""A training run: resolve components, load and split data, preprocess, fit, measure, save, export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from coupler.components import Model, Split
+from coupler.context import RunContext
+from coupler.dataset import Dataset, infer_task
+from coupler.errors import ConfigError, CouplerError
+from coupler.evaluation import measure, predictions_frame, select_metrics
+from coupler.plugin_manager import PluginManager
+from coupler.preprocessing import Preprocessor
+from coupler.run_directory import MANIFEST, atomic_write_text, checksums, write_csv, write_json
+from coupler.splitting import split_indices
+
+log = logging.getLogger("coupler")
+
+
+def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray, list]:
+    """Class codes 0..K-1 and the class labels (sorted) for classification; floats for regression.
+    With ``classes`` given (a trained run's), a label outside them is an error."""
+    import pandas as pd
+
+    if task == "regression":
+        return pd.to_numeric(y).to_numpy(dtype=float), []
+    labels = [v.item() if hasattr(v, "item") else v for v in pd.unique(y)]
+    if classes is None:
+        classes = sorted(labels, key=lambda v: (str(type(v)), v))
+    unknown = [v for v in labels if v not in classes]
+    if unknown:
+        raise CouplerError(f"the target holds label(s) {unknown[:10]} the model was not trained on; "
+                           f"its classes are {classes}.")
+    lookup = {label: code for code, label in enumerate(classes)}
+    return np.array([lookup[v.item() if hasattr(v, "item") else v] for v in y], dtype=np.int64), classes
+
+
+def distribution_versions(distribution: str) -> dict[str, str]:
+    """The version of ``distribution`` and of each library it requires (what the artifacts depend on)."""
+    import re
+
+    versions = {}
+    try:
+        versions[distribution] = metadata.version(distribution)
+        requirements = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:
+        return versions
+    for requirement in requirements:
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0]
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def component_record(manager: PluginManager, kind: str, name: str) -> dict:
+    plugin = manager.component_plugin(kind, name)
+    return {"name": name, "plugin": plugin.name, "distribution": plugin.distribution, "version": plugin.version}
+
+
+def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
+    """Run ``config`` (plain containers) into ``run_dir`` and return ``{"val": {...}, "test": {...}}``.
+
+    Raises ``CouplerError`` for anything the user can fix; the caller removes the half-written directory.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / MANIFEST).exists():
+        raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
+    manager.disable(config.get("plugins", {}).get("disable") or [])
+    registry = manager.registry
+    seed = config.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError("seed", seed, "an integer")
+
+    # Resolve every component by name before any work, so that a typo fails in milliseconds.
+    data_component = registry.get("data", config["data"]["name"])
+    model_component = registry.get("model", config["model"]["name"])
+    for kind in ("optimizer", "scheduler"):
+        if config.get(kind):
+            registry.get(kind, config[kind]["name"])
+    callback_nodes = config.get("callbacks") or {}
+    exporter_nodes = config.get("exporters") or {}
+    callbacks = [registry.get("callback", n.get("name", k)).build(f"callbacks.{k}", n) for k, n in callback_nodes.items()]
+    exporters = {k: registry.get("exporter", n.get("name", k)).build(f"exporters.{k}", n) for k, n in exporter_nodes.items()}
+
+    run = RunContext(config=config, directory=run_dir, hooks=manager.hooks.hook, seed=seed)
+    registered = []
+    try:
+        for callback in callbacks:
+            registered.append(manager.hooks.register(callback))
+        return _run(run, config, manager, data_component, model_component, exporters)
+    finally:
+        for name in registered:
+            manager.hooks.unregister(name=name)
+
+
+def _run(run: RunContext, config: dict, manager: PluginManager, data_component, model_component, exporters) -> dict:
+    registry = manager.registry
+    run_dir = run.directory
+    run.hooks.on_run_start(run=run)
+
+    dataset = data_component.build("data", config["data"])
+    if not isinstance(dataset, Dataset):
+        raise CouplerError(f"data loader {data_component.name!r} returned {type(dataset).__name__}, not a Dataset")
+    task = run.task = infer_task(dataset.y, config["task"])
+    y, run.classes = encode_target(dataset.y, task)
+    split = config["split"]
+    indices = split_indices(y, classification=task != "regression", val=split["val"], test=split["test"],
+                            stratify=split["stratify"], seed=run.seed)
+
+    model = model_component.build("model", config["model"], task=task, seed=run.seed)
+    if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
+        raise CouplerError(f"model {model_component.name!r}: its factory returned {type(model).__name__}, "
+                           f"which lacks fit / predict / save / load")
+    for kind in ("optimizer", "scheduler"):
+        if config.get(kind) and not getattr(model, "uses_optimizer", False):
+            raise ConfigError(kind, config[kind]["name"],
+                              f"nothing: model {model_component.name!r} does not use an {kind}; remove {kind}=...")
+    metrics = select_metrics(config.get("metrics"), task, model, registry)
+    log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
+             len(y), dataset.X.shape[1], task, len(indices.train), len(indices.val), len(indices.test))
+
+    preprocess = config.get("preprocess") or {}
+    preprocessor = Preprocessor(**preprocess).fit(dataset.X.iloc[indices.train], dataset.categorical)
+    input_format = getattr(model, "input_format", "matrix")
+    splits = {
+        name: Split(preprocessor.transform(dataset.X.iloc[rows], input_format), y[rows])
+        for name, rows in (("train", indices.train), ("val", indices.val), ("test", indices.test))
+    }
+    run.feature_names = preprocessor.feature_names(input_format)
+
+    run.hooks.on_fit_start(run=run, model=model)
+    model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
+    run.hooks.on_fit_end(run=run, model=model)
+
+    results: dict[str, dict] = {}
+    for name in ("val", "test"):
+        results[name] = {}
+        if not len(splits[name]):
+            continue
+        measured = measure(model, splits[name].X, splits[name].y, metrics, len(run.classes))
+        results[name] = measured.scalars
+        for metric_name, array in measured.arrays.items():
+            import pandas as pd
+
+            labels = run.classes or list(range(len(array)))
+            frame = pd.DataFrame(array, index=[f"true_{c}" for c in labels], columns=[f"pred_{c}" for c in labels])
+            write_csv(run_dir / f"{metric_name}_{name}.csv", frame)
+        if name == "test":
+            rows = dataset.X.index[indices.test]
+            write_csv(run_dir / "predictions_test.csv", predictions_frame(rows, measured, run.classes, splits[name].y))
+        run.hooks.on_evaluate_end(run=run, split=name, metrics=measured.scalars)
+
+    _save(run, config, manager, dataset, model, preprocessor, results, indices, input_format, model_component)
+    for key, exporter in exporters.items():
+        paths = exporter.export(model, run, run_dir / "exports")
+        run.hooks.on_export(run=run, exporter=key, paths=paths)
+    _seal(run, config, manager, dataset, indices, input_format, model_component)
+    run.hooks.on_run_end(run=run, metrics=results)
+    return results
+
+
+def _save(run, config, manager, dataset, model, preprocessor, results, indices, input_format, model_component):
+    from omegaconf import OmegaConf
+
+    run_dir = run.directory
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
+    write_json(run_dir / "metrics.json", results)
+    write_json(run_dir / "preprocessor.json", preprocessor.state())
+    if run.history:
+        import pandas as pd
+
+        write_csv(run_dir / "history.csv", pd.DataFrame(run.history).set_index("epoch"))
+    # The model writes into a fresh directory that becomes model/ in one rename: never half there.
+    staging = Path(tempfile.mkdtemp(prefix=".model-", dir=run_dir))
+    try:
+        model.save(staging)
+        staging.chmod(0o755)
+        shutil.rmtree(run_dir / "model", ignore_errors=True)
+        staging.rename(run_dir / "model")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _seal(run, config, manager, dataset, indices, input_format, model_component):
+    from coupler import __version__
+
+    model_plugin = manager.component_plugin("model", model_component.name)
+    libraries = distribution_versions("coupler")
+    libraries.update(distribution_versions(model_plugin.distribution))
+    manifest = {
+        "format": 1,
+        "coupler_version": __version__,
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "task": run.task,
+        "classes": run.classes,
+        "seed": run.seed,
+        "components": {
+            "data": component_record(manager, "data", config["data"]["name"]),
+            "model": component_record(manager, "model", model_component.name),
+        },
+        "features": {
+            "columns": list(dataset.X.columns),
+            "dtypes": {c: str(t) for c, t in dataset.X.dtypes.items()},
+            "categorical": dataset.categorical,
+            "target": str(dataset.y.name),
+            "model_input": run.feature_names,
+            "input_format": input_format,
+        },
+        "read_options": dataset.read_options,
+        "data_fingerprint": dataset.fingerprint(),
+        "rows": {"train": len(indices.train), "val": len(indices.val), "test": len(indices.test)},
+        "best_epoch": run.best_epoch,
+        "libraries": libraries,
+        "files": checksums(run.directory),
+    }
+    write_json(run.directory / MANIFEST, json.loads(json.dumps(manifest, default=str)))
+
+

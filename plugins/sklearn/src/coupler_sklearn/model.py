@@ -1,0 +1,96 @@
+"""``SklearnModel``: a scikit-learn estimator behind Coupler's ``Model`` contract, saved with skops."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import skops.io
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.utils._param_validation import InvalidParameterError
+
+from coupler.components import Model, Split
+from coupler.errors import CouplerError, did_you_mean
+
+#: Only estimators from these packages are built from a config: a config is data, not code to run.
+ALLOWED_PREFIXES = ("sklearn.",)
+#: Types a saved model may contain; anything else in a .skops file is refused at load.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+#: Defaults Coupler sets unless the config sets them: probabilities for ROC AUC and log loss.
+DEFAULTS = {"sklearn.svm.SVC": {"probability": True}}
+FILE = "model.skops"
+
+
+def import_estimator(path: str) -> type:
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name.startswith(ALLOWED_PREFIXES) and module_name != "sklearn":
+        raise CouplerError(f"model.estimator={path}: only scikit-learn estimators (sklearn.MODULE.CLASS) can be "
+                           f"built from a config. Ship other estimators as a plugin of your own.")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        raise CouplerError(f"model.estimator={path}: no such class in scikit-learn.") from None
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator) and hasattr(cls, "fit")
+            and hasattr(cls, "predict")):
+        raise CouplerError(f"model.estimator={path} is not a scikit-learn estimator with fit and predict.")
+    return cls
+
+
+class SklearnModel(Model):
+    input_format = "matrix"
+
+    def __init__(self, estimator: str, params: dict, task: str, seed: int):
+        cls = import_estimator(estimator)
+        self.task, self.path = task, estimator
+        probe = cls()
+        if task == "regression" and not is_regressor(probe):
+            raise CouplerError(f"model.estimator={estimator} is not a regressor, and the task is regression.")
+        if task != "regression" and not is_classifier(probe):
+            raise CouplerError(f"model.estimator={estimator} is not a classifier, and the task is {task}.")
+        valid = sorted(probe.get_params(deep=False))
+        for key in params:
+            if key not in valid:
+                raise CouplerError(
+                    f"model.params.{key}: {cls.__name__} has no parameter {key!r}.{did_you_mean(key, valid)} "
+                    f"Valid parameters: {', '.join(valid)}."
+                )
+        settings = {**DEFAULTS.get(estimator, {}), **params}
+        if "random_state" in valid and settings.get("random_state") is None:
+            settings["random_state"] = seed
+        self.estimator = probe.set_params(**settings)
+        try:
+            self.estimator._validate_params()
+        except InvalidParameterError as exc:
+            raise CouplerError(f"model.params: {exc}") from None
+        except AttributeError:  # an estimator without scikit-learn's parameter validation
+            pass
+
+    def fit(self, train: Split, val: Split | None, run) -> None:
+        try:
+            self.estimator.fit(train.X, train.y)
+        except ValueError as exc:  # a parameter combination the estimator rejects
+            raise CouplerError(f"{type(self.estimator).__name__} could not fit with model.params "
+                               f"{self.estimator.get_params(deep=False)}: {exc}") from None
+
+    def predict(self, X) -> np.ndarray:
+        return self.estimator.predict(X)
+
+    @property
+    def supports_proba(self) -> bool:
+        return self.task != "regression" and hasattr(self.estimator, "predict_proba")
+
+    def predict_proba(self, X):
+        return self.estimator.predict_proba(X) if self.supports_proba else None
+
+    def save(self, directory: Path) -> None:
+        skops.io.dump(self.estimator, Path(directory) / FILE)
+
+    def load(self, directory: Path) -> None:
+        path = Path(directory) / FILE
+        untrusted = skops.io.get_untrusted_types(file=path)
+        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        if refused:
+            raise CouplerError(f"{path} holds types outside scikit-learn, NumPy and SciPy ({refused}); "
+                               f"refusing to load it.")
+        self.estimator = skops.io.load(path, trusted=untrusted)
