@@ -43,6 +43,9 @@ def primary_config(manager: PluginManager) -> dict:
         "hydra": {
             "searchpath": [f"file://{d}" for _, d in manager.config_dirs()],
             "job": {"name": "train", "chdir": False},
+            # logs go to stderr, so that stdout holds only what a command prints (the metrics table)
+            "job_logging": {"handlers": {"console": {"stream": "ext://sys.stderr"}}},
+            "hydra_logging": {"handlers": {"console": {"stream": "ext://sys.stderr"}}},
             "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"},
             "sweep": {"dir": "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", "subdir": "${hydra.job.num}"},
         },
@@ -90,6 +93,12 @@ def check_overrides(overrides: list[str], manager: PluginManager) -> None:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as exc:  # Hydra's own grammar errors read well; keep its text
         raise ConfigError("override", " ".join(overrides), str(exc).splitlines()[0]) from None
+    overridden = {o.key_or_group for o in parsed}
+    for default in DEFAULTS:  # a default whose plugin is missing or disabled fails here too, not in Hydra
+        if isinstance(default, dict):
+            ((group, choice),) = default.items()
+            if isinstance(choice, str) and group not in overridden and choice not in group_options(manager, group):
+                _refuse(manager, group, choice)
     for override in parsed:
         group = override.key_or_group
         if override.is_delete() or (group not in GROUPS.values() and group not in SETTING_GROUPS):
@@ -103,14 +112,16 @@ def check_overrides(overrides: list[str], manager: PluginManager) -> None:
         for choice in choices:
             if choice is None or (isinstance(choice, str) and choice in options):
                 continue
-            if group in KIND_OF_GROUP:
-                kind = KIND_OF_GROUP[group]
-                if (kind, choice) in manager.registry.disabled:
-                    manager.registry.get(kind, choice)  # raises, naming the disabled plugin
-                raise UnknownComponentError(
-                    manager.registry.unknown_message(kind, str(choice), file_options(manager, group))
-                )
-            raise ConfigError(group, choice, f"one of {', '.join(sorted(options))}")
+            _refuse(manager, group, choice)
+
+
+def _refuse(manager: PluginManager, group: str, choice) -> None:
+    if group in KIND_OF_GROUP:
+        kind = KIND_OF_GROUP[group]
+        if (kind, choice) in manager.registry.disabled:
+            manager.registry.get(kind, choice)  # raises, naming the disabled plugin
+        raise UnknownComponentError(manager.registry.unknown_message(kind, str(choice), file_options(manager, group)))
+    raise ConfigError(group, choice, f"one of {', '.join(sorted(group_options(manager, group)))}")
 
 
 def loosen(overrides: list[str]) -> list[str]:

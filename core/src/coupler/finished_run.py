@@ -56,7 +56,8 @@ class FinishedRun:
             log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
         split = self.config["split"]
         indices = split_indices(y, classification=self.task != "regression", val=split["val"],
-                                test=split["test"], stratify=split["stratify"], seed=self.manifest["seed"])
+                                test=split["test"], stratify=split["stratify"], seed=self.manifest["seed"],
+                                class_names=self.classes)
         results = {}
         for name, rows in (("val", indices.val), ("test", indices.test)):
             part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])

@@ -84,8 +84,9 @@ class Preprocessor:
             frame = {}
             for column in self.columns:
                 if column in self.categorical:
+                    categories = self.categorical[column]["categories"]
                     values = X[column].where(X[column].isna(), X[column].astype(str))
-                    frame[column] = pd.Categorical(values, categories=self.categorical[column]["categories"])
+                    frame[column] = pd.Categorical(values.where(values.isin(categories)), categories=categories)
                 else:
                     frame[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
             return pd.DataFrame(frame, index=X.index)
@@ -96,7 +97,7 @@ class Preprocessor:
             if column in self.categorical:
                 spec = self.categorical[column]
                 values = X[column].astype(object).where(X[column].notna(), spec["fill"]).astype(str).to_numpy()
-                codes = pd.Categorical(values, categories=spec["categories"]).codes
+                codes = pd.Index(spec["categories"]).get_indexer(values)  # -1: unseen in training
                 if self.encode == "ordinal":
                     blocks.append(codes.astype(float)[:, None])
                 else:

@@ -25,7 +25,7 @@ def check_fractions(val: float, test: float) -> None:
 
 
 def split_indices(y: np.ndarray, *, classification: bool, val: float, test: float, stratify: str | bool,
-                  seed: int) -> SplitIndices:
+                  seed: int, class_names: list | None = None) -> SplitIndices:
     """Positions of the train, validation and test rows of ``y``.
 
     The test rows are drawn first (``test`` of all rows), then the validation rows (``val`` of all rows)
@@ -41,7 +41,8 @@ def split_indices(y: np.ndarray, *, classification: bool, val: float, test: floa
     n_splits = 1 + (val > 0) + (test > 0)
     if stratified:
         labels, counts = np.unique(y, return_counts=True)
-        small = [(label, count) for label, count in zip(labels, counts) if count < n_splits]
+        small = [(class_names[label] if class_names else label.item(), count)
+                 for label, count in zip(labels, counts) if count < n_splits]
         if small:
             listing = ", ".join(f"{label!r} ({count} row{'s' if count > 1 else ''})" for label, count in small)
             raise DataError(

@@ -118,7 +118,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     y, run.classes = encode_target(dataset.y, task)
     split = config["split"]
     indices = split_indices(y, classification=task != "regression", val=split["val"], test=split["test"],
-                            stratify=split["stratify"], seed=run.seed)
+                            stratify=split["stratify"], seed=run.seed, class_names=run.classes)
 
     model = model_component.build("model", config["model"], task=task, seed=run.seed)
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):

@@ -17,8 +17,6 @@ from coupler.errors import CouplerError, did_you_mean
 ALLOWED_PREFIXES = ("sklearn.",)
 #: Types a saved model may contain; anything else in a .skops file is refused at load.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
-#: Defaults Coupler sets unless the config sets them: probabilities for ROC AUC and log loss.
-DEFAULTS = {"sklearn.svm.SVC": {"probability": True}}
 FILE = "model.skops"
 
 
@@ -55,7 +53,7 @@ class SklearnModel(Model):
                     f"model.params.{key}: {cls.__name__} has no parameter {key!r}.{did_you_mean(key, valid)} "
                     f"Valid parameters: {', '.join(valid)}."
                 )
-        settings = {**DEFAULTS.get(estimator, {}), **params}
+        settings = dict(params)
         if "random_state" in valid and settings.get("random_state") is None:
             settings["random_state"] = seed
         self.estimator = probe.set_params(**settings)

@@ -1,0 +1,159 @@
+"""A run's flow as a plugin sees it: every lifecycle hook fires in order, callbacks observe and stop,
+optimizers register, and a model's epoch history lands in the run directory."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from coupler import hookimpl
+from coupler.cli import compose
+from coupler.components import Model
+from coupler.errors import ConfigError
+from coupler.finished_run import FinishedRun
+from coupler.plugin_manager import PluginManager
+from coupler.training import train
+from tests.test_plugin_manager import plugin
+
+
+class SoftmaxRegression(Model):
+    """A real iterative model (full-batch gradient descent) that reports each epoch to the run."""
+
+    def __init__(self, task, seed, epochs=200, lr=0.5):
+        self.epochs, self.lr, self.seed, self.W = epochs, lr, seed, None
+
+    def _proba(self, X, W):
+        z = X @ W[:-1] + W[-1]
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def fit(self, train, val, run):
+        k = int(train.y.max()) + 1
+        W = np.random.default_rng(self.seed).normal(0, 0.01, (train.X.shape[1] + 1, k))
+        onehot = np.eye(k)[train.y]
+        best = W
+        for epoch in range(self.epochs):
+            grad = self._proba(train.X, W) - onehot
+            W = W - self.lr * np.vstack([train.X.T @ grad, grad.sum(0)]) / len(train.y)
+            val_loss = -np.log(self._proba(val.X, W)[np.arange(len(val.y)), val.y] + 1e-12).mean()
+            stop = run.epoch_end(epoch, {"val_loss": val_loss})
+            if run.best_epoch == epoch:
+                best = W
+            if stop:
+                break
+        self.W = best if run.best_epoch is not None else W
+
+    def predict(self, X):
+        return self._proba(X, self.W).argmax(axis=1)
+
+    def predict_proba(self, X):
+        return self._proba(X, self.W)
+
+    @property
+    def supports_proba(self):
+        return True
+
+    def save(self, directory):
+        np.save(directory / "weights.npy", self.W)
+
+    def load(self, directory):
+        self.W = np.load(directory / "weights.npy")
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    @hookimpl
+    def on_run_start(self, run):
+        self.events.append("run_start")
+
+    @hookimpl
+    def on_fit_start(self, run, model):
+        self.events.append("fit_start")
+
+    @hookimpl
+    def on_epoch_end(self, run, epoch, metrics):
+        self.events.append("epoch_end")
+
+    @hookimpl
+    def on_fit_end(self, run, model):
+        self.events.append("fit_end")
+
+    @hookimpl
+    def on_evaluate_end(self, run, split, metrics):
+        self.events.append(f"evaluate_end:{split}")
+
+    @hookimpl
+    def on_export(self, run, exporter, paths):
+        self.events.append(f"export:{exporter}:{[p.name for p in paths]}")
+
+    @hookimpl
+    def on_run_end(self, run, metrics):
+        self.events.append("run_end")
+
+
+@pytest.fixture
+def manager():
+    pm = PluginManager()
+    pm.load_builtins()
+    pm.load_entry_points()
+    pm.load_object("softmax", plugin(
+        register_models=lambda register: register("softmax", SoftmaxRegression),
+        register_optimizers=lambda register: register("plain_sgd", lambda lr=0.1: ("sgd", lr)),
+    ))
+    return pm
+
+
+def test_lifecycle_hooks_fire_in_order(manager, tmp_path):
+    recorder = Recorder()
+    manager.load_object("recorder", recorder)
+    config = compose(["data=wine", "model=softmax", "model.epochs=5", "exporters=[model_card]"], manager)
+    train(config, tmp_path / "run", manager)
+    assert recorder.events == [
+        "run_start", "fit_start", *["epoch_end"] * 5, "fit_end", "evaluate_end:val", "evaluate_end:test",
+        "export:model_card:['model_card.md']", "run_end",
+    ]
+    assert (tmp_path / "run" / "exports" / "model_card.md").read_text().startswith("# Model card: softmax on wine")
+
+
+def test_early_stopping_callback_stops_and_keeps_the_best_epoch(manager, tmp_path):
+    config = compose(["data=wine", "model=softmax", "model.epochs=500", "model.lr=3.0", "callbacks=[early_stopping]",
+                      "callbacks.early_stopping.patience=3", "callbacks.early_stopping.min_delta=0.001"], manager)
+    results = train(config, tmp_path / "run", manager)
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    epochs_run = len(history) - 1
+    assert epochs_run < 500, "early stopping never stopped"
+    assert manifest["best_epoch"] == epochs_run - 1 - 3, "the best epoch is `patience` epochs before the last"
+    assert results["test"]["accuracy"] > 0.85
+    # the callback is registered for one run only
+    assert not [p for p in manager.hooks.get_plugins() if type(p).__name__ == "EarlyStopping"]
+
+
+def test_early_stopping_on_a_metric_the_engine_does_not_report_names_the_ones_it_does(manager, tmp_path):
+    config = compose(["data=wine", "model=softmax", "callbacks=[early_stopping]",
+                      "callbacks.early_stopping.monitor=val_acc"], manager)
+    with pytest.raises(ConfigError, match="val_acc.*val_loss"):
+        train(config, tmp_path / "run", manager)
+
+
+def test_an_iterative_model_reloads_and_reproduces_its_metrics(manager, tmp_path):
+    config = compose(["data=wine", "model=softmax", "model.epochs=50"], manager)
+    results = train(config, tmp_path / "run", manager)
+    assert FinishedRun(tmp_path / "run", manager).evaluate() == results
+
+
+def test_registered_optimizers_are_selectable_but_refused_by_a_model_that_uses_none(manager, tmp_path):
+    assert manager.get("optimizer", "plain_sgd").plugin == "softmax"
+    config = compose(["data=wine", "model=softmax", "optimizer=plain_sgd"], manager)
+    assert config["optimizer"] == {"name": "plain_sgd"}
+    with pytest.raises(ConfigError, match="does not use an optimizer"):
+        train(config, tmp_path / "run", manager)
+
+
+def test_a_scheduler_hook_registers_like_the_others(manager):
+    manager.load_object("sched", plugin(register_schedulers=lambda register: register("halving", lambda: None)))
+    assert manager.get("scheduler", "halving").plugin == "sched"

@@ -1,0 +1,61 @@
+"""Discovery as a user lives it: ``pip install`` a plugin distribution, and its model appears and trains;
+a broken one is reported as failed while everything else runs.
+
+The plugins are installed with pip into a target directory put on PYTHONPATH, so that the test's installs
+never leak into the environment the other tests run in."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import coupler_process, read_metrics
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    for name in ("coupler-nearest-centroid", "coupler-broken"):
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--disable-pip-version-check", "--target", str(target), str(PLUGINS / name)],
+                       check=True, capture_output=True, cwd=tmp_path_factory.getbasetemp())
+    return target
+
+
+def test_an_installed_plugin_appears_in_coupler_plugins_and_a_broken_one_is_reported(site, tmp_path):
+    result = coupler_process("plugins", "--json", cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    plugins = {p["name"]: p for p in json.loads(result.out)}
+    assert plugins["nearest_centroid"] == {
+        "name": "nearest_centroid", "distribution": "coupler-nearest-centroid", "version": "0.2.0",
+        "builtin": False, "status": "ok", "error": None, "components": {"model": ["nearest_centroid"]},
+    }
+    broken = plugins["broken"]
+    assert broken["status"] == "failed" and broken["distribution"] == "coupler-broken"
+    assert "coupler_dependency_that_does_not_exist" in broken["error"]
+    assert plugins["sklearn"]["status"] == "ok"
+    assert "plugin 'broken' (coupler-broken 0.0.1) failed to load and is skipped" in result.err
+    table = coupler_process("plugins", cwd=tmp_path, env={"PYTHONPATH": str(site)}).out
+    assert "failed: ModuleNotFoundError" in table
+
+
+def test_the_installed_model_trains_evaluates_and_predicts_while_the_broken_plugin_is_skipped(site, tmp_path):
+    env = {"PYTHONPATH": str(site)}
+    result = coupler_process("train", "data=wine", "model=nearest_centroid", "model.metric=manhattan",
+                             "hydra.run.dir=run", cwd=tmp_path, env=env)
+    assert result.rc == 0, result.err
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["test"]["accuracy"] > 0.85
+    assert "roc_auc" not in metrics["test"], "a model without probabilities gets no probability metrics"
+    evaluated = coupler_process("evaluate", "run", "--json", cwd=tmp_path, env=env)
+    assert json.loads(evaluated.out) == metrics
+
+
+def test_strict_mode_fails_on_the_broken_plugin(site, tmp_path):
+    result = coupler_process("plugins", cwd=tmp_path, env={"PYTHONPATH": str(site), "COUPLER_STRICT_PLUGINS": "1"})
+    assert result.rc == 2 and "COUPLER_STRICT_PLUGINS is set" in result.err and "Traceback" not in result.err
