@@ -133,6 +133,18 @@ def test_early_stopping_callback_stops_and_keeps_the_best_epoch(manager, tmp_pat
     assert not [p for p in manager.hooks.get_plugins() if type(p).__name__ == "EarlyStopping"]
 
 
+def test_callback_config_files_compose_under_their_own_key(manager):
+    config = compose(["callbacks=[early_stopping]"], manager)
+    assert config["callbacks"] == {"early_stopping": {"name": "early_stopping", "monitor": "val_loss", "patience": 10,
+                                                      "mode": "min", "min_delta": 0.0}}
+
+
+def test_a_top_level_key_that_is_no_setting_is_refused(manager, tmp_path):
+    config = compose(["data=wine", "model=softmax", "+_group_={}"], manager)
+    with pytest.raises(ConfigError, match="_group_.*wrong '# @package' header"):
+        train(config, tmp_path / "run", manager)
+
+
 def test_early_stopping_on_a_metric_the_engine_does_not_report_names_the_ones_it_does(manager, tmp_path):
     config = compose(["data=wine", "model=softmax", "callbacks=[early_stopping]",
                       "callbacks.early_stopping.monitor=val_acc"], manager)

@@ -62,6 +62,9 @@ class Model:
         """Whether ``predict_proba`` gives probabilities; metrics that need them check it before fitting."""
         return False
 
+    # Optional: ``feature_importances() -> {feature: number}``; when a model has it, the run writes
+    # ``feature_importances.csv`` (features are ``run.feature_names``).
+
     def save(self, directory: Path) -> None:
         """Write the fitted state into ``directory`` (it exists and is empty). No pickle where a safe
         format exists."""

@@ -25,6 +25,10 @@ from coupler.splitting import split_indices
 
 log = logging.getLogger("coupler")
 
+#: the top-level keys of a composed config
+SETTINGS = {"data", "model", "optimizer", "scheduler", "callbacks", "metrics", "exporters", "trainer", "task", "seed",
+            "split", "preprocess", "plugins"}
+
 
 def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray, list]:
     """Class codes 0..K-1 and the class labels (sorted) for classification; floats for regression.
@@ -76,6 +80,10 @@ def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
     Raises ``CouplerError`` for anything the user can fix; the caller removes the half-written directory.
     """
     run_dir = Path(run_dir)
+    unknown = sorted(set(config) - SETTINGS)
+    if unknown:
+        raise ConfigError(unknown[0], config[unknown[0]], f"top-level keys are {', '.join(sorted(SETTINGS))} "
+                          f"(a config file with a wrong '# @package' header puts its keys at the top)")
     if (run_dir / MANIFEST).exists():
         raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
     manager.disable(config.get("plugins", {}).get("disable") or [])
@@ -179,10 +187,14 @@ def _save(run, config, manager, dataset, model, preprocessor, results, indices, 
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
     write_json(run_dir / "metrics.json", results)
     write_json(run_dir / "preprocessor.json", preprocessor.state())
-    if run.history:
-        import pandas as pd
+    import pandas as pd
 
+    if run.history:
         write_csv(run_dir / "history.csv", pd.DataFrame(run.history).set_index("epoch"))
+    importances = model.feature_importances() if hasattr(model, "feature_importances") else None
+    if importances:
+        frame = pd.Series(importances, name="importance").sort_values(ascending=False).rename_axis("feature")
+        write_csv(run_dir / "feature_importances.csv", frame.to_frame())
     # The model writes into a fresh directory that becomes model/ in one rename: never half there.
     staging = Path(tempfile.mkdtemp(prefix=".model-", dir=run_dir))
     try:

@@ -65,6 +65,7 @@ class SklearnModel(Model):
             pass
 
     def fit(self, train: Split, val: Split | None, run) -> None:
+        self.feature_names = run.feature_names
         try:
             self.estimator.fit(train.X, train.y)
         except ValueError as exc:  # a parameter combination the estimator rejects
@@ -80,6 +81,16 @@ class SklearnModel(Model):
 
     def predict_proba(self, X):
         return self.estimator.predict_proba(X) if self.supports_proba else None
+
+    def feature_importances(self) -> dict[str, float] | None:
+        """Impurity importances of tree ensembles, or |coefficient| of linear models (summed over classes)."""
+        names = getattr(self, "feature_names", None)
+        values = getattr(self.estimator, "feature_importances_", None)
+        if values is None and hasattr(self.estimator, "coef_"):
+            values = np.abs(np.atleast_2d(self.estimator.coef_)).sum(axis=0)
+        if values is None or names is None or len(names) != len(values):
+            return None
+        return dict(zip(names, map(float, values)))
 
     def save(self, directory: Path) -> None:
         skops.io.dump(self.estimator, Path(directory) / FILE)
