@@ -24,89 +24,102 @@ def data_file(tmp_path):
     return write
 
 
-def test_unknown_model_lists_choices_with_plugins_and_suggests_the_closest(cli, tmp_path):
-    result = cli("train", "model=random_forrest", "hydra.run.dir=run")
+def test_unknown_model_lists_choices_with_plugins_and_suggests_the_closest(coupler_cli, tmp_path):
+    result = coupler_cli("train", "model=random_forrest", "hydra.run.dir=run")
     check_refused(result, tmp_path, "unknown model 'random_forrest'", "Did you mean 'random_forest'?",
                   "logistic_regression", "(plugin: sklearn)")
 
 
-def test_unknown_component_in_a_sweep_or_a_list_group(cli, tmp_path):
-    check_refused(cli("train", "-m", "model=knn,svn", "hydra.run.dir=run"), tmp_path, "unknown model 'svn'")
-    check_refused(cli("train", "metrics=[accuracy,acuracy]", "hydra.run.dir=run"), tmp_path,
+def test_unknown_component_in_a_sweep_or_a_list_group(coupler_cli, tmp_path):
+    check_refused(coupler_cli("train", "-m", "model=knn,svn", "hydra.run.dir=run"), tmp_path, "unknown model 'svn'")
+    check_refused(coupler_cli("train", "metrics=[accuracy,acuracy]", "hydra.run.dir=run"), tmp_path,
                   "unknown metric 'acuracy'", "Did you mean 'accuracy'?")
 
 
-def test_unknown_parameter_names_it_and_lists_the_valid_ones(cli, tmp_path):
-    result = cli("train", "model.params.C_value=2", "hydra.run.dir=run")
+def test_unknown_parameter_names_it_and_lists_the_valid_ones(coupler_cli, tmp_path):
+    result = coupler_cli("train", "model.params.C_value=2", "hydra.run.dir=run")
     check_refused(result, tmp_path, "model.params.C_value", "LogisticRegression has no parameter 'C_value'",
                   "Valid parameters:", "max_iter")
 
 
-def test_ill_typed_parameter_names_the_key_and_what_is_allowed(cli, tmp_path):
-    result = cli("train", "model.params.C=abc", "hydra.run.dir=run")
+def test_ill_typed_parameter_names_the_key_and_what_is_allowed(coupler_cli, tmp_path):
+    result = coupler_cli("train", "model.params.C=abc", "hydra.run.dir=run")
     check_refused(result, tmp_path, "'C' parameter of LogisticRegression must be a float")
 
 
-def test_ill_typed_core_setting(cli, tmp_path):
-    check_refused(cli("train", "split.val=1.5", "hydra.run.dir=run"), tmp_path, "split.val=1.5", "[0, 1)")
+def test_ill_typed_core_setting(coupler_cli, tmp_path):
+    check_refused(coupler_cli("train", "split.val=1.5", "hydra.run.dir=run"), tmp_path, "split.val=1.5", "[0, 1)")
 
 
-def test_missing_data_file(cli, tmp_path):
-    result = cli("train", "data=csv", "data.path=nowhere.csv", "data.target=y", "hydra.run.dir=run")
+def test_missing_data_file(coupler_cli, tmp_path):
+    result = coupler_cli("train", "data=csv", "data.path=nowhere.csv", "data.target=y", "hydra.run.dir=run")
     check_refused(result, tmp_path, "data.path=nowhere.csv: no such file")
 
 
-def test_missing_mandatory_value_says_what_to_set(cli, tmp_path):
-    result = cli("train", "data=csv", "data.path=x.csv", "hydra.run.dir=run")
+def test_missing_mandatory_value_says_what_to_set(coupler_cli, tmp_path):
+    result = coupler_cli("train", "data=csv", "data.path=x.csv", "hydra.run.dir=run")
     check_refused(result, tmp_path, "data.target", "a value is required")
 
 
-def test_missing_target_column(cli, tmp_path, data_file):
+def test_missing_target_column(coupler_cli, tmp_path, data_file):
     path = data_file("a,b,label\n1,2,x\n3,4,y\n")
-    result = cli("train", "data=csv", f"data.path={path}", "data.target=lable", "hydra.run.dir=run")
+    result = coupler_cli("train", "data=csv", f"data.path={path}", "data.target=lable", "hydra.run.dir=run")
     check_refused(result, tmp_path, "data.target=lable: no such column", "Did you mean 'label'?")
 
 
-def test_empty_data(cli, tmp_path, data_file):
+def test_empty_data(coupler_cli, tmp_path, data_file):
     for text in ("", "a,b,label\n"):
         path = data_file(text)
-        result = cli("train", "data=csv", f"data.path={path}", "data.target=label", "hydra.run.dir=run")
+        result = coupler_cli("train", "data=csv", f"data.path={path}", "data.target=label", "hydra.run.dir=run")
         check_refused(result, tmp_path, "data.path=" if not text else "has no rows")
 
 
-def test_a_class_too_small_to_stratify(cli, tmp_path, data_file):
+def test_a_class_too_small_to_stratify(coupler_cli, tmp_path, data_file):
     rows = "".join(f"{i},{i % 7},{'a' if i % 2 else 'b'}\n" for i in range(40)) + "99,1,rare\n"
     path = data_file("x1,x2,label\n" + rows)
-    result = cli("train", "data=csv", f"data.path={path}", "data.target=label", "hydra.run.dir=run")
+    result = coupler_cli("train", "data=csv", f"data.path={path}", "data.target=label", "hydra.run.dir=run")
     check_refused(result, tmp_path, "cannot stratify", "'rare' (1 row)", "split.stratify=false")
 
 
-def test_a_model_that_cannot_do_the_task(cli, tmp_path):
-    result = cli("train", "data=diabetes", "model=logistic_regression", "hydra.run.dir=run")
+def test_a_model_that_cannot_do_the_task(coupler_cli, tmp_path):
+    result = coupler_cli("train", "data=diabetes", "model=logistic_regression", "hydra.run.dir=run")
     check_refused(result, tmp_path, "cannot do a regression task", "linear_regression")
 
 
-def test_a_metric_that_does_not_fit_the_task(cli, tmp_path):
-    result = cli("train", "metrics=[rmse]", "hydra.run.dir=run")
+def test_a_metric_that_does_not_fit_the_task(coupler_cli, tmp_path):
+    result = coupler_cli("train", "metrics=[rmse]", "hydra.run.dir=run")
     check_refused(result, tmp_path, "metrics='rmse'", "accuracy")
 
 
-def test_predict_input_missing_a_training_column(iris_run, cli, tmp_path, data_file):
+def test_predict_input_missing_a_training_column(iris_run, coupler_cli, tmp_path, data_file):
     path = data_file("sepal length (cm),sepal width (cm)\n5.1,3.5\n", "input.csv")
-    result = cli("predict", str(iris_run), str(path), str(tmp_path / "out.csv"))
+    result = coupler_cli("predict", str(iris_run), str(path), str(tmp_path / "out.csv"))
     assert result.rc == 2 and "Traceback" not in result.err
     assert "lacks training column(s) ['petal length (cm)', 'petal width (cm)']" in result.err
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_evaluate_or_predict_on_something_that_is_not_a_run(cli, tmp_path):
+def test_evaluate_or_predict_on_something_that_is_not_a_run(coupler_cli, tmp_path):
     (tmp_path / "notarun").mkdir()
-    assert "is not a finished run" in cli("evaluate", str(tmp_path / "notarun")).err
-    assert "does not exist" in cli("predict", "nowhere", "a.csv", "b.csv").err
+    assert "is not a finished run" in coupler_cli("evaluate", str(tmp_path / "notarun")).err
+    assert "does not exist" in coupler_cli("predict", "nowhere", "a.csv", "b.csv").err
 
 
-def test_training_into_a_finished_run_is_refused_and_the_run_is_kept(iris_run, cli):
+def test_training_into_a_finished_run_is_refused_and_the_run_is_kept(iris_run, coupler_cli):
     before = (iris_run / "manifest.json").read_text()
-    result = cli("train", f"hydra.run.dir={iris_run}")
+    result = coupler_cli("train", f"hydra.run.dir={iris_run}")
     assert result.rc == 2 and "already holds a finished run" in result.err
     assert (iris_run / "manifest.json").read_text() == before
+
+
+def test_an_unknown_top_level_key_or_a_deleted_group(coupler_cli, tmp_path):
+    check_refused(coupler_cli("train", "sed=3", "hydra.run.dir=run"), tmp_path, "'sed' is not a Coupler setting")
+    check_refused(coupler_cli("train", "~data", "hydra.run.dir=run"), tmp_path, "data=None", "data=NAME")
+
+
+def test_a_plugin_disabled_by_environment_is_named_when_its_component_is_asked_for(tmp_path):
+    from tests.conftest import coupler_process
+
+    result = coupler_process("train", "model=svm", cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "sklearn"})
+    assert result.rc == 2 and "unknown model 'svm'" in result.err
+    assert "disabled by COUPLER_DISABLE_PLUGINS" in result.err and "sklearn" in result.err

@@ -8,7 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.conftest import coupler_process, read_metrics
+from coupler.testing import read_metrics
+from tests.conftest import coupler_process
 
 HEAVY = ("torch", "lightning", "xgboost", "sklearn", "pandas")
 
@@ -23,14 +24,14 @@ def test_help_and_plugins_import_no_heavy_library(args, tmp_path):
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
 
 
-def test_plugins_lists_each_plugin_with_distribution_version_components_and_status(cli):
-    result = cli("plugins", "--json")
+def test_plugins_lists_each_plugin_with_distribution_version_components_and_status(coupler_cli):
+    result = coupler_cli("plugins", "--json")
     plugins = {p["name"]: p for p in json.loads(result.out)}
     assert plugins["sklearn"]["distribution"] == "coupler-sklearn"
     assert plugins["sklearn"]["status"] == "ok" and plugins["sklearn"]["version"]
     assert "logistic_regression" in plugins["sklearn"]["components"]["model"]
     assert plugins["metrics"]["builtin"] and "roc_auc" in plugins["metrics"]["components"]["metric"]
-    table = cli("plugins").out
+    table = coupler_cli("plugins").out
     assert "sklearn" in table and "coupler-sklearn" in table and "logistic_regression" in table
 
 
@@ -49,8 +50,8 @@ def test_default_train_writes_a_complete_run_directory(iris_run):
     assert "model/model.skops" in manifest["files"] and manifest["classes"] == ["setosa", "versicolor", "virginica"]
 
 
-def test_train_prints_a_metrics_table(cli):
-    result = cli("train", "data=breast_cancer", "hydra.run.dir=run")
+def test_train_prints_a_metrics_table(coupler_cli):
+    result = coupler_cli("train", "data=breast_cancer", "hydra.run.dir=run")
     assert result.rc == 0, result.err
     header, *rows = result.out.split("run directory")[0].strip().splitlines()
     assert header.split() == ["metric", "val", "test"]
@@ -58,15 +59,15 @@ def test_train_prints_a_metrics_table(cli):
     assert float(accuracy[1]) == pytest.approx(read_metrics("run")["test"]["accuracy"], abs=1e-4)
 
 
-def test_breast_cancer_logistic_regression_matches_scikit_learns_figure(cli):
+def test_breast_cancer_logistic_regression_matches_scikit_learns_figure(coupler_cli):
     # scikit-learn's figure is about 0.97; the 57-row test split moves by 0.0175 per error, and seeds 0-9
     # gave 0.947-1.0 (mean 0.965), so 0.94 is the floor that catches a broken pipeline without flaking.
-    assert cli("train", "data=breast_cancer", "model=logistic_regression", "hydra.run.dir=run").rc == 0
+    assert coupler_cli("train", "data=breast_cancer", "model=logistic_regression", "hydra.run.dir=run").rc == 0
     assert read_metrics("run")["test"]["accuracy"] >= 0.94
 
 
-def test_multirun_trains_each_model_in_its_own_directory(cli, tmp_path):
-    result = cli("train", "-m", "model=logistic_regression,knn", "hydra.sweep.dir=sweep")
+def test_multirun_trains_each_model_in_its_own_directory(coupler_cli, tmp_path):
+    result = coupler_cli("train", "-m", "model=logistic_regression,knn", "hydra.sweep.dir=sweep")
     assert result.rc == 0, result.err
     for number, model in enumerate(["logistic_regression", "knn"]):
         config = (tmp_path / "sweep" / str(number) / "config.yaml").read_text()
@@ -74,43 +75,43 @@ def test_multirun_trains_each_model_in_its_own_directory(cli, tmp_path):
         assert read_metrics(tmp_path / "sweep" / str(number))["test"]["accuracy"] > 0.8
 
 
-def test_metrics_selects_other_metrics(cli):
-    assert cli("train", "metrics=[accuracy,f1_weighted]", "hydra.run.dir=run").rc == 0
+def test_metrics_selects_other_metrics(coupler_cli):
+    assert coupler_cli("train", "metrics=[accuracy,f1_weighted]", "hydra.run.dir=run").rc == 0
     assert set(read_metrics("run")["test"]) == {"accuracy", "f1_weighted"}
 
 
-def test_regression_defaults_to_regression_metrics(cli):
-    assert cli("train", "data=diabetes", "model=ridge", "hydra.run.dir=run").rc == 0
+def test_regression_defaults_to_regression_metrics(coupler_cli):
+    assert coupler_cli("train", "data=diabetes", "model=ridge", "hydra.run.dir=run").rc == 0
     metrics = read_metrics("run")
     assert set(metrics["test"]) == {"rmse", "mae", "r2", "mse"}
     assert metrics["test"]["rmse"] == pytest.approx(metrics["test"]["mse"] ** 0.5)
 
 
-def test_evaluate_reproduces_the_runs_numbers(iris_run, cli):
-    result = cli("evaluate", str(iris_run), "--json")
+def test_evaluate_reproduces_the_runs_numbers(iris_run, coupler_cli):
+    result = coupler_cli("evaluate", str(iris_run), "--json")
     assert result.rc == 0, result.err
     assert json.loads(result.out) == read_metrics(iris_run)
 
 
-def test_evaluate_on_other_data_measures_every_row(iris_run, cli, tmp_path):
+def test_evaluate_on_other_data_measures_every_row(iris_run, coupler_cli, tmp_path):
     from sklearn.datasets import load_iris
 
     bunch = load_iris(as_frame=True)
     frame = bunch.data.assign(species=[bunch.target_names[t] for t in bunch.target])
     frame.to_csv(tmp_path / "iris.csv", index=False)
-    result = cli("evaluate", str(iris_run), "data=csv", f"data.path={tmp_path / 'iris.csv'}", "data.target=species",
+    result = coupler_cli("evaluate", str(iris_run), "data=csv", f"data.path={tmp_path / 'iris.csv'}", "data.target=species",
                  "--json")
     assert result.rc == 0, result.err
     assert json.loads(result.out)["data"]["accuracy"] > 0.9
 
 
-def test_predict_gives_the_runs_own_predictions(iris_run, cli, tmp_path):
+def test_predict_gives_the_runs_own_predictions(iris_run, coupler_cli, tmp_path):
     from sklearn.datasets import load_iris
 
     expected = pd.read_csv(iris_run / "predictions_test.csv", index_col=0)
     rows = load_iris(as_frame=True).data.loc[expected.index]
     rows.to_csv(tmp_path / "input.csv", index=False)
-    result = cli("predict", str(iris_run), str(tmp_path / "input.csv"), str(tmp_path / "out.csv"))
+    result = coupler_cli("predict", str(iris_run), str(tmp_path / "input.csv"), str(tmp_path / "out.csv"))
     assert result.rc == 0, result.err
     predicted = pd.read_csv(tmp_path / "out.csv")
     assert list(predicted["prediction"]) == list(expected["prediction"])
@@ -118,13 +119,13 @@ def test_predict_gives_the_runs_own_predictions(iris_run, cli, tmp_path):
     assert proba and (predicted[proba].to_numpy() == expected[proba].to_numpy()).all()
 
 
-def test_evaluate_refuses_a_run_whose_files_changed(iris_run, cli, tmp_path):
+def test_evaluate_refuses_a_run_whose_files_changed(iris_run, coupler_cli, tmp_path):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(iris_run, copy)
     (copy / "preprocessor.json").write_text((copy / "preprocessor.json").read_text().replace("median", "mean"))
-    result = cli("evaluate", str(copy))
+    result = coupler_cli("evaluate", str(copy))
     assert result.rc == 2 and "preprocessor.json changed since the run finished" in result.err
 
 
@@ -133,7 +134,7 @@ def test_plugins_disable_by_environment_is_never_imported(tmp_path):
     sklearn = [p for p in json.loads(result.out) if p["name"] == "sklearn"][0]
     assert sklearn["status"] == "disabled" and sklearn["components"] == {}
     result = coupler_process("train", "hydra.run.dir=run", cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "sklearn"})
-    assert result.rc == 2 and "model=logistic_regression: no model is registered" in result.err
+    assert result.rc == 2 and "model=logistic_regression" in result.err and "(plugin: sklearn)" not in result.err
 
 
 def test_plugins_disable_config_key_disables_a_loaded_plugin(tmp_path):
@@ -141,3 +142,28 @@ def test_plugins_disable_config_key_disables_a_loaded_plugin(tmp_path):
     assert result.rc == 2
     assert "provided by plugin 'sklearn', which is disabled" in result.err
     assert not (tmp_path / "run").exists()
+
+
+def test_hydra_flags_with_values_pass_through(coupler_cli):
+    result = coupler_cli("train", "--cfg", "job", "model=knn")
+    assert result.rc == 0 and "name: knn" in result.out
+
+
+def test_train_help_lists_every_group_with_its_options_and_plugins(coupler_cli):
+    result = coupler_cli("train", "--help")
+    assert "model: " in result.out and "logistic_regression (sklearn)" in result.out
+    assert "data: " in result.out and "csv (datasets)" in result.out and "conf/" not in result.out
+
+
+def test_evaluate_finds_relative_data_paths_from_anywhere(coupler_cli, tmp_path, monkeypatch):
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine(as_frame=True)
+    (tmp_path / "project").mkdir()
+    bunch.frame.to_csv(tmp_path / "project" / "wine.csv", index=False)
+    monkeypatch.chdir(tmp_path / "project")
+    assert coupler_cli("train", "data=csv", "data.path=wine.csv", "data.target=target", "hydra.run.dir=run").rc == 0
+    monkeypatch.chdir(tmp_path)
+    result = coupler_cli("evaluate", "project/run", "--json")
+    assert result.rc == 0, result.err
+    assert json.loads(result.out) == read_metrics(tmp_path / "project" / "run")

@@ -169,3 +169,68 @@ def test_registered_optimizers_are_selectable_but_refused_by_a_model_that_uses_n
 def test_a_scheduler_hook_registers_like_the_others(manager):
     manager.load_object("sched", plugin(register_schedulers=lambda register: register("halving", lambda: None)))
     assert manager.get("scheduler", "halving").plugin == "sched"
+
+
+class CountingCallback:
+    def __init__(self, label="epochs"):
+        self.label, self.count = label, 0
+
+    @hookimpl
+    def on_epoch_end(self, run, epoch, metrics):
+        self.count += 1
+
+    @hookimpl
+    def on_run_end(self, run, metrics):
+        (run.directory / f"{self.label}.txt").write_text(str(self.count))
+
+
+class WeightsExporter:
+    def export(self, model, run, directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "weights.json"
+        path.write_text(json.dumps(model.W.tolist()))
+        return [path]
+
+
+def error_rate():
+    from coupler.components import Metric
+
+    return Metric("error_rate", lambda y, p, proba, k: float((y != p).mean()), ("binary", "multiclass"),
+                  greater_is_better=False)
+
+
+def two_moons(rows=300, noise=0.2):
+    from sklearn.datasets import make_moons
+
+    from coupler.dataset import Dataset
+
+    X, y = make_moons(n_samples=rows, noise=noise, random_state=0)
+    import pandas as pd
+
+    return Dataset(pd.DataFrame(X, columns=["x1", "x2"]), pd.Series(y, name="moon"), name="two_moons")
+
+
+def test_an_external_plugin_contributes_every_component_kind(manager, tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "data").mkdir(parents=True)
+    (conf / "data" / "noisy_moons.yaml").write_text("name: two_moons\nrows: 400\nnoise: 0.35\n")
+    (conf / "callbacks").mkdir()
+    (conf / "callbacks" / "counter.yaml").write_text("# @package callbacks.counter\nname: counter\nlabel: rounds\n")
+    info = manager.load_object("everything", plugin(
+        register_data_loaders=lambda register: register("two_moons", two_moons),
+        register_metrics=lambda register: register("error_rate", error_rate),
+        register_callbacks=lambda register: register("counter", CountingCallback),
+        register_exporters=lambda register: register("weights", WeightsExporter),
+        register_config_dirs=lambda register: register(conf),
+    ))
+    assert info.status == "ok", info.error
+    assert info.components == {"data": ["two_moons"], "metric": ["error_rate"], "callback": ["counter"],
+                               "exporter": ["weights"]}
+    config = compose(["data=noisy_moons", "model=softmax", "model.epochs=20", "metrics=[error_rate,accuracy]",
+                      "callbacks=[counter]", "exporters=[weights]"], manager)
+    assert config["data"] == {"name": "two_moons", "rows": 400, "noise": 0.35}
+    results = train(config, tmp_path / "run", manager)
+    assert results["test"]["error_rate"] == pytest.approx(1 - results["test"]["accuracy"])
+    assert (tmp_path / "run" / "rounds.txt").read_text() == "20"
+    assert len(json.loads((tmp_path / "run" / "exports" / "weights.json").read_text())) == 3
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["rows"]["train"] == 280

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import coupler_process, read_metrics
+from coupler.testing import read_metrics
+from tests.conftest import coupler_process
 
 PLUGINS = Path(__file__).parent / "plugins"
 

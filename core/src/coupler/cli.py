@@ -100,9 +100,12 @@ def train(overrides: list[str]) -> int:
     from coupler.config import PRIMARY, check_overrides, loosen, store_configs
     from coupler.plugin_manager import get_plugin_manager
 
+    from hydra._internal.utils import get_args_parser
+
     manager = get_plugin_manager()
     store_configs(manager)
-    check_overrides([o for o in overrides if not o.startswith("-")], manager)
+    # Hydra's own parser tells its flags (--cfg job, -m, --info searchpath) from the overrides
+    check_overrides(get_args_parser().parse_known_args(overrides)[0].overrides, manager)
 
     def job(cfg) -> dict:
         return _train_job(cfg, manager)
@@ -111,7 +114,7 @@ def train(overrides: list[str]) -> int:
     argv = sys.argv
     sys.argv = ["coupler-train", *loosen(overrides)]
     try:
-        hydra.main(version_base="1.3", config_path=None, config_name=PRIMARY)(job)()
+        hydra.main(version_base="1.3", config_path="conf", config_name=PRIMARY)(job)()
     finally:
         sys.argv = argv
     return 0
@@ -170,7 +173,7 @@ def compose(overrides: list[str], manager) -> dict:
 
     store_configs(manager)
     check_overrides(overrides, manager)
-    with initialize(version_base="1.3", config_path=None):
+    with initialize(version_base="1.3", config_path="conf"):
         return to_plain(hydra_compose(PRIMARY, overrides=loosen(overrides)))
 
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from coupler.plugin_manager import PluginManager
 
 PRIMARY = "coupler"
+#: Coupler's own config files (csv / parquet data, trainer presets, callbacks): Hydra's primary directory
+CORE_CONF = Path(__file__).parent / "conf"
 DEFAULTS = [
     {"data": "iris"},
     {"model": "logistic_regression"},
@@ -30,6 +32,8 @@ DEFAULTS = [
 ]
 #: config groups that are not component kinds
 SETTING_GROUPS = ("trainer",)
+#: the top-level keys of a composed config
+SETTINGS = {*GROUPS.values(), *SETTING_GROUPS, "task", "seed", "split", "preprocess", "plugins"}
 
 
 def primary_config(manager: PluginManager) -> dict:
@@ -47,24 +51,42 @@ def primary_config(manager: PluginManager) -> dict:
             "job_logging": {"handlers": {"console": {"stream": "ext://sys.stderr"}}},
             "hydra_logging": {"handlers": {"console": {"stream": "ext://sys.stderr"}}},
             "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"},
+            "help": {"app_name": "coupler train", "template": help_template(manager)},
             "sweep": {"dir": "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", "subdir": "${hydra.job.num}"},
         },
     }
 
 
+def help_template(manager: PluginManager) -> str:
+    """``coupler train --help``: every group's choices with their plugins (Hydra's own listing misses the
+    directories that plugins add to the search path), then the composed config and Hydra's flags."""
+    lines = ["coupler train [OVERRIDES...]: train and write one run directory (-m: one per combination).", "",
+             "== Config groups (group=option; option (plugin)) ==", ""]
+    for group in [*GROUPS.values(), *SETTING_GROUPS]:
+        options = group_options(manager, group)
+        listing = ", ".join(f"{name} ({plugin})" for name, plugin in sorted(options.items())) or "(none installed)"
+        lines.append(f"{group}{' (a list: ' + group + '=[a,b])' if group in LIST_GROUPS else ''}: {listing}")
+    lines += ["", "== Config ==", "Override anything in the config (model.params.C=0.5, split.test=0.2)", "",
+              "$CONFIG", "", "== Hydra flags ==", "$FLAGS_HELP"]
+    # Hydra's help template is an OmegaConf string: escape interpolation markers from option names
+    return "\n".join(lines).replace("${", "\\${")
+
+
 def file_options(manager: PluginManager, group: str) -> dict[str, str]:
-    """Options of ``group`` that config files provide: option -> plugin."""
+    """Options of ``group`` that config files provide: option -> plugin ("coupler" for the core's own)."""
     options: dict[str, str] = {}
-    for plugin, directory in manager.config_dirs():
+    for plugin, directory in [("coupler", str(CORE_CONF)), *manager.config_dirs()]:
         for path in sorted((Path(directory) / group).glob("*.yaml")):
             options.setdefault(path.stem, plugin)
     return options
 
 
 def group_options(manager: PluginManager, group: str) -> dict[str, str]:
-    """Every choice of ``group``: registered components and config files, each with its plugin."""
-    options = {c.name: c.plugin for c in manager.registry.components(KIND_OF_GROUP[group])} if group in KIND_OF_GROUP else {}
-    options.update(file_options(manager, group))
+    """Every choice of ``group``: config files and registered components, each with the plugin that provides
+    it (a component's own plugin, even when another plugin ships its config file)."""
+    options = file_options(manager, group)
+    if group in KIND_OF_GROUP:
+        options.update({c.name: c.plugin for c in manager.registry.components(KIND_OF_GROUP[group])})
     return options
 
 
@@ -101,6 +123,11 @@ def check_overrides(overrides: list[str], manager: PluginManager) -> None:
                 _refuse(manager, group, choice)
     for override in parsed:
         group = override.key_or_group
+        top = group.split(".", 1)[0].split("@", 1)[0]
+        if top not in SETTINGS and top != "hydra" and not override.is_add() and not override.is_force_add():
+            raise ConfigError(group, override.input_line.split("=", 1)[-1],
+                              f"a key under one of {', '.join(sorted(SETTINGS))} (or hydra.*); "
+                              f"{group!r} is not a Coupler setting")
         if override.is_delete() or (group not in GROUPS.values() and group not in SETTING_GROUPS):
             continue
         if override.is_sweep_override():

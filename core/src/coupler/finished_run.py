@@ -6,8 +6,10 @@ preprocessing from ``preprocessor.json``. Nothing is unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 from pathlib import Path
 
 from coupler.components import Split
@@ -20,6 +22,17 @@ from coupler.splitting import split_indices
 from coupler.training import encode_target
 
 log = logging.getLogger("coupler")
+
+
+@contextlib.contextmanager
+def working_directory(path: str | None):
+    previous = os.getcwd()
+    if path and Path(path).is_dir():
+        os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 class FinishedRun:
@@ -46,7 +59,12 @@ class FinishedRun:
         """The run's val and test metrics, recomputed from its own data; or, with ``data_config``, the
         metrics on every row of that data set (``{"data": {...}}``)."""
         config = data_config or self.config["data"]
-        dataset = self.manager.registry.get("data", config["name"]).build("data", config)
+        loader = self.manager.registry.get("data", config["name"])
+        if data_config is None:  # the run's own data: relative paths start where the run was trained
+            with working_directory(self.manifest.get("working_directory")):
+                dataset = loader.build("data", config)
+        else:
+            dataset = loader.build("data", config)
         y, _ = encode_target(dataset.y, self.task, self.classes)
         metrics = self.metrics()
         if data_config is not None:

@@ -87,6 +87,7 @@ class PluginManager:
         self.registry = Registry()
         self.plugins: dict[str, PluginInfo] = {}
         self.disabled = set(disabled)
+        self.registry.disabled_plugins = set(self.disabled)
         self.strict = strict
 
     # --- loading --------------------------------------------------------------------------------------
@@ -97,6 +98,10 @@ class PluginManager:
         for module_name in BUILTIN_PLUGINS:
             name = module_name.rsplit(".", 1)[-1]
             info = PluginInfo(name=name, distribution="coupler", version=__version__, builtin=True)
+            if name in self.disabled:
+                info.status = "disabled"
+                self.plugins[name] = info
+                continue
             self._load(info, lambda module_name=module_name: importlib.import_module(module_name))
 
     def load_entry_points(self) -> None:

@@ -81,15 +81,16 @@ class Preprocessor:
 
         self.check_columns(X)
         if input_format == "frame":
-            frame = {}
+            converted = {}  # only columns that need it: float columns pass through without a copy
             for column in self.columns:
                 if column in self.categorical:
                     categories = self.categorical[column]["categories"]
                     values = X[column].where(X[column].isna(), X[column].astype(str))
-                    frame[column] = pd.Categorical(values.where(values.isin(categories)), categories=categories)
-                else:
-                    frame[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
-            return pd.DataFrame(frame, index=X.index)
+                    converted[column] = pd.Categorical(values.where(values.isin(categories)), categories=categories)
+                elif not pd.api.types.is_float_dtype(X[column]):
+                    converted[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
+            frame = X[self.columns]
+            return frame.assign(**converted) if converted else frame
         if input_format != "matrix":
             raise ConfigError("Model.input_format", input_format, "matrix or frame")
         blocks = []

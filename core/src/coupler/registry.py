@@ -66,6 +66,8 @@ class Registry:
         self._components: dict[tuple[str, str], Component] = {}
         #: (kind, name) -> plugin, for components of plugins disabled after they were loaded
         self.disabled: dict[tuple[str, str], str] = {}
+        #: plugins disabled before loading (COUPLER_DISABLE_PLUGINS): their components are unknown
+        self.disabled_plugins: set[str] = set()
 
     def add(self, component: Component) -> None:
         if component.kind not in GROUPS:
@@ -102,12 +104,14 @@ class Registry:
         options = {c.name: c.plugin for c in self.components(kind)}
         options.update(extra_options or {})
         group = GROUPS[kind]
+        note = (f"\nPlugins disabled by COUPLER_DISABLE_PLUGINS, whose components are not listed: "
+                f"{', '.join(sorted(self.disabled_plugins))}." if self.disabled_plugins else "")
         if not options:
-            return f"{group}={name}: no {kind} is registered. Install a plugin that provides one."
+            return f"{group}={name}: no {kind} is registered. Install a plugin that provides one.{note}"
         listing = "\n".join(f"  {option:<28} (plugin: {plugin})" for option, plugin in sorted(options.items()))
         return (
             f"{group}={name}: unknown {kind} {name!r}.{did_you_mean(name, options)}\n"
-            f"Valid choices for {group}:\n{listing}"
+            f"Valid choices for {group}:\n{listing}{note}"
         )
 
     def components(self, kind: str | None = None) -> list[Component]:

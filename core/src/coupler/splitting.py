@@ -49,22 +49,32 @@ def split_indices(y: np.ndarray, *, classification: bool, val: float, test: floa
                 f"cannot stratify the split: class {listing} has fewer rows than the {n_splits} splits "
                 f"(train, val, test) need. Drop or merge the rare class, or set split.stratify=false."
             )
-    try:
-        rest, test_rows = _take(positions, y, test, seed, stratified)
-        train_rows, val_rows = _take(rest, y[rest], val / (1 - test) if val else 0.0, seed, stratified)
-    except ValueError as exc:
-        fix = " or set split.stratify=false" if stratified else ""
-        raise DataError(
-            f"cannot split {len(y)} rows into val={val}, test={test}: {exc}. Give more rows, change "
-            f"split.val / split.test{fix}."
-        ) from None
-    return SplitIndices(np.sort(train_rows), np.sort(val_rows), np.sort(test_rows))
+    n = len(y)
+    n_test, n_val = int(round(test * n)), int(round(val * n))
+    if n - n_test - n_val < 1 or (test > 0 and n_test == 0) or (val > 0 and n_val == 0):
+        raise DataError(f"cannot split {n} rows into val={val}, test={test}: every split needs rows. Give more "
+                        f"rows, or change split.val / split.test.")
+    rng = np.random.default_rng(seed)
+    if not stratified:
+        order = rng.permutation(n)
+        return SplitIndices(np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]),
+                            np.sort(order[:n_test]))
+    groups = [np.flatnonzero(y == label) for label in labels]
+    counts = np.array([len(g) for g in groups])
+    tests, vals = _allocate(counts, n_test), _allocate(counts, n_val)
+    parts: dict[str, list] = {"train": [], "val": [], "test": []}
+    for group, t, v in zip(groups, tests, vals):
+        t, v = min(t, len(group) - 1), min(v, max(len(group) - 1 - t, 0))  # each class keeps a training row
+        shuffled = rng.permutation(group)
+        parts["test"].append(shuffled[:t])
+        parts["val"].append(shuffled[t:t + v])
+        parts["train"].append(shuffled[t + v:])
+    return SplitIndices(*(np.sort(np.concatenate(parts[k])) for k in ("train", "val", "test")))
 
 
-def _take(positions: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratified: bool):
-    from sklearn.model_selection import train_test_split
-
-    if fraction == 0:
-        return positions, positions[:0]
-    return train_test_split(positions, test_size=fraction, random_state=seed, shuffle=True,
-                            stratify=y if stratified else None)
+def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` rows across classes in proportion to ``counts`` (largest remainders round up)."""
+    exact = counts * total / counts.sum()
+    share = np.floor(exact).astype(int)
+    share[np.argsort(-(exact - share), kind="stable")[: total - share.sum()]] += 1
+    return share

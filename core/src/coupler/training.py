@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import platform
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from coupler.components import Model, Split
+from coupler.config import SETTINGS
 from coupler.context import RunContext
 from coupler.dataset import Dataset, infer_task
 from coupler.errors import ConfigError, CouplerError
@@ -24,10 +26,6 @@ from coupler.run_directory import MANIFEST, atomic_write_text, checksums, write_
 from coupler.splitting import split_indices
 
 log = logging.getLogger("coupler")
-
-#: the top-level keys of a composed config
-SETTINGS = {"data", "model", "optimizer", "scheduler", "callbacks", "metrics", "exporters", "trainer", "task", "seed",
-            "split", "preprocess", "plugins"}
 
 
 def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray, list]:
@@ -86,6 +84,9 @@ def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
                           f"(a config file with a wrong '# @package' header puts its keys at the top)")
     if (run_dir / MANIFEST).exists():
         raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
+    for required in ("data", "model"):
+        if not config.get(required):
+            raise ConfigError(required, config.get(required), f"a {required} choice: {required}=NAME (see coupler plugins)")
     manager.disable(config.get("plugins", {}).get("disable") or [])
     registry = manager.registry
     seed = config.get("seed")
@@ -233,6 +234,7 @@ def _seal(run, config, manager, dataset, indices, input_format, model_component)
             "input_format": input_format,
         },
         "read_options": dataset.read_options,
+        "working_directory": os.getcwd(),
         "data_fingerprint": dataset.fingerprint(),
         "rows": {"train": len(indices.train), "val": len(indices.val), "test": len(indices.test)},
         "best_epoch": run.best_epoch,

@@ -9,36 +9,29 @@ import json
 import numpy as np
 import pytest
 
-from coupler.cli import compose
 from coupler.errors import CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
-from coupler.training import train
+from coupler.testing import train_run
 from coupler_sklearn.model import SklearnModel
 from coupler_sklearn.plugin import ESTIMATORS
 
 
-def run(tmp_path, *overrides):
-    manager = get_plugin_manager()
-    results = train(compose(list(overrides), manager), tmp_path / "run", manager)
-    return results, tmp_path / "run"
-
-
 @pytest.mark.parametrize("model", [m for m, (c, _, _) in ESTIMATORS.items() if c])
 def test_every_classifier_trains_and_reloads_with_the_same_numbers(model, tmp_path):
-    results, run_dir = run(tmp_path, "data=wine", f"model={model}")
+    results, run_dir = train_run(tmp_path, "data=wine", f"model={model}")
     assert results["test"]["accuracy"] > 0.8, results
     assert FinishedRun(run_dir, get_plugin_manager()).evaluate() == results
 
 
 @pytest.mark.parametrize("model", [m for m, (_, r, _) in ESTIMATORS.items() if r])
 def test_every_regressor_beats_the_mean_predictor(model, tmp_path):
-    results, _ = run(tmp_path, "data=diabetes", f"model={model}")
+    results, _ = train_run(tmp_path, "data=diabetes", f"model={model}")
     assert results["test"]["r2"] > 0, results  # R² of the mean predictor is 0
 
 
 def test_parameters_pass_through_to_the_estimator(tmp_path):
-    _, run_dir = run(tmp_path, "data=iris", "model=random_forest", "model.params.n_estimators=7",
+    _, run_dir = train_run(tmp_path, "data=iris", "model=random_forest", "model.params.n_estimators=7",
                      "model.params.max_depth=2")
     model = FinishedRun(run_dir, get_plugin_manager()).model.estimator
     assert (model.n_estimators, model.max_depth, len(model.estimators_)) == (7, 2, 7)
@@ -46,7 +39,7 @@ def test_parameters_pass_through_to_the_estimator(tmp_path):
 
 
 def test_any_scikit_learn_estimator_by_import_path(tmp_path):
-    results, run_dir = run(tmp_path, "data=breast_cancer", "model=sklearn",
+    results, run_dir = train_run(tmp_path, "data=breast_cancer", "model=sklearn",
                            "model.estimator=sklearn.ensemble.ExtraTreesClassifier", "model.params.n_estimators=50")
     assert results["test"]["accuracy"] > 0.9
     assert type(FinishedRun(run_dir, get_plugin_manager()).model.estimator).__name__ == "ExtraTreesClassifier"
@@ -69,7 +62,7 @@ def test_an_unknown_parameter_is_named_with_the_valid_ones():
 
 
 def test_models_are_saved_with_skops_not_pickle(tmp_path):
-    _, run_dir = run(tmp_path, "data=iris", "model=hist_gradient_boosting")
+    _, run_dir = train_run(tmp_path, "data=iris", "model=hist_gradient_boosting")
     files = sorted(p.name for p in (run_dir / "model").iterdir())
     assert files == ["model.skops"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -88,6 +81,6 @@ def test_loading_refuses_a_file_holding_untrusted_types(tmp_path):
 
 
 def test_classifiers_without_probabilities_skip_probability_metrics(tmp_path):
-    results, _ = run(tmp_path, "data=breast_cancer", "model=ridge")
+    results, _ = train_run(tmp_path, "data=breast_cancer", "model=ridge")
     assert "accuracy" in results["test"] and "roc_auc" not in results["test"]
     assert np.isfinite(results["test"]["f1_macro"])

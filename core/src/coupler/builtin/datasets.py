@@ -122,8 +122,3 @@ def register_data_loaders(register):
         register(name, bundled_loader(name, function), description=f"scikit-learn's {description}")
     register("csv", load_csv, description="a CSV file: data.path=FILE data.target=COLUMN")
     register("parquet", load_parquet, description="a Parquet file: data.path=FILE data.target=COLUMN")
-
-
-@hookimpl
-def register_config_dirs(register):
-    register(Path(__file__).parent.parent / "conf")

@@ -1,0 +1,70 @@
+"""Test helpers for Coupler and its plugins, loaded by pytest through the ``pytest11`` entry point.
+
+Fixtures:
+
+- ``coupler_cli``: run the ``coupler`` command in-process, in a temporary working directory::
+
+      def test_trains(coupler_cli):
+          result = coupler_cli("train", "model=mymodel", "hydra.run.dir=run")
+          assert result.rc == 0, result.err
+
+Functions:
+
+- ``train_run(directory, *overrides)``: compose the overrides and train in-process; returns
+  ``(metrics, run_dir)``.
+- ``read_metrics(run_dir)``: a finished run's ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class CliResult:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.startswith("coupler: error:")]
+
+
+@pytest.fixture
+def coupler_cli(capsys, tmp_path, monkeypatch):
+    """``coupler_cli("train", "model=knn")`` runs the CLI in-process with the working directory in
+    ``tmp_path`` and returns a ``CliResult`` (exit code, stdout, stderr)."""
+    from coupler.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            rc = main(list(args))
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(rc, captured.out, captured.err)
+
+    return run
+
+
+def train_run(directory: Path, *overrides: str, name: str = "run") -> tuple[dict, Path]:
+    """Train ``overrides`` in-process into ``directory / name``; return the metrics and the run directory."""
+    from coupler.cli import compose
+    from coupler.plugin_manager import get_plugin_manager
+    from coupler.training import train
+
+    manager = get_plugin_manager()
+    run_dir = Path(directory) / name
+    return train(compose(list(overrides), manager), run_dir, manager), run_dir
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
