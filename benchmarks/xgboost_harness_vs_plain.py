@@ -1,0 +1,103 @@
+"""Benchmark: XGBoost through ``coupler train`` against a plain pandas + XGBoost script doing the same work.
+
+Both read the same generated CSV (default 200,000 rows x 50 features, binary target), split it 70/20/10,
+train XGBoost (hist, max_depth 6, eta 0.1, 200 rounds, seed 0) watching the validation split each round,
+and measure accuracy, ROC AUC and log loss on the validation and test splits. Each run is its own process;
+wall time and peak resident memory (``os.wait4``) are taken per process, the two alternate, and the median
+of ``--repeats`` runs is reported with the ratios harness / plain.
+
+Targets: time <= 1.10x, peak memory <= 1.25x.
+
+    .venv/bin/python benchmarks/xgboost_harness_vs_plain.py [--rows 200000] [--features 50] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROUNDS = 200
+PARAMS = {"max_depth": 6, "eta": 0.1, "tree_method": "hist", "seed": 0}
+
+PLAIN = r'''
+import sys
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+path, rounds = sys.argv[1], int(sys.argv[2])
+params = {"objective": "binary:logistic", **PARAMS}
+frame = pd.read_csv(path)
+X, y = frame.drop(columns="target"), frame["target"].to_numpy()
+order = np.random.default_rng(0).permutation(len(frame))
+n_test, n_val = len(frame) // 10, len(frame) // 5
+test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+dtrain = xgb.DMatrix(X.iloc[train], label=y[train])
+dval = xgb.DMatrix(X.iloc[val], label=y[val])
+booster = xgb.train(params, dtrain, num_boost_round=rounds, evals=[(dval, "val")], verbose_eval=False)
+for name, rows, d in (("val", val, dval), ("test", test, xgb.DMatrix(X.iloc[test]))):
+    p = booster.predict(d)
+    print(name, accuracy_score(y[rows], p > 0.5), roc_auc_score(y[rows], p), log_loss(y[rows], p))
+'''.replace("PARAMS", repr(PARAMS))
+
+
+def generate(path: Path, rows: int, features: int) -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=rows, n_features=features, n_informative=features // 2,
+                               n_redundant=features // 5, flip_y=0.05, random_state=0)
+    frame = pd.DataFrame(X.astype(np.float32), columns=[f"f{i}" for i in range(features)])
+    frame["target"] = y
+    frame.to_csv(path, index=False)
+
+
+def measure(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{proc.stderr.read().decode()}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="coupler-bench-"))
+    data = work / "table.csv"
+    generate(data, args.rows, args.features)
+    print(f"table: {data} ({args.rows} rows x {args.features} features, {data.stat().st_size / 2**20:.0f} MiB)")
+    (work / "plain.py").write_text(PLAIN)
+    coupler = [sys.executable, "-m", "coupler.cli", "train", "data=csv", f"data.path={data}", "data.target=target",
+               "model=xgboost", f"model.num_boost_round={ROUNDS}", "metrics=[accuracy,roc_auc,log_loss]",
+               *(f"model.params.{k}={v}" for k, v in PARAMS.items() if k != "seed"), "seed=0"]
+    runs = {"harness": [], "plain": []}
+    for i in range(args.repeats):
+        runs["plain"].append(measure([sys.executable, str(work / "plain.py"), str(data), str(ROUNDS)], work))
+        runs["harness"].append(measure([*coupler, f"hydra.run.dir={work / f'run{i}'}"], work))
+    median = {k: (statistics.median(w for w, _ in v), statistics.median(m for _, m in v)) for k, v in runs.items()}
+    print(f"{'':10} {'wall s':>8} {'peak MiB':>9}   (median of {args.repeats})")
+    for name, (wall, peak) in median.items():
+        print(f"{name:10} {wall:8.2f} {peak:9.0f}")
+    time_ratio = median["harness"][0] / median["plain"][0]
+    memory_ratio = median["harness"][1] / median["plain"][1]
+    print(f"ratio      {time_ratio:8.3f}x {memory_ratio:8.3f}x   targets: time <= 1.10x, memory <= 1.25x")
+    print("all runs (wall s, peak MiB):", {k: [(round(w, 2), round(m)) for w, m in v] for k, v in runs.items()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""``XGBoostModel``: XGBoost's native training behind Coupler's ``Model`` contract.
+
+- The objective follows the task (``binary:logistic``, ``multi:softprob``, ``reg:squarederror``); every other
+  key of ``params`` goes to ``xgboost.train`` untouched, checked first by a tiny fit: an unknown key is an
+  error naming it, an ill-typed one an error with XGBoost's reason.
+- Categorical columns arrive as pandas ``category`` columns and use XGBoost's native categorical support;
+  missing values stay missing.
+- After every boosting round the run's ``on_epoch_end`` fires with the validation metrics (``val_loss`` is
+  the first eval metric, and each eval metric also comes as ``val_NAME``); an early-stopping callback stops
+  the training, and the best round is the one kept.
+- Saved in XGBoost's own UBJSON format, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xgboost as xgb
+
+from coupler.components import Model, Split
+from coupler.errors import CouplerError, did_you_mean
+
+FILE = "model.ubj"
+OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
+#: names XGBoost accepts that its saved config spells differently
+ALIASES = {"learning_rate": "eta", "min_split_loss": "gamma", "reg_lambda": "lambda", "reg_alpha": "alpha",
+           "random_state": "seed", "n_jobs": "nthread"}
+#: keys that belong to the harness, not to params
+RESERVED = {"objective": "the task sets it (task=...)", "num_class": "the data set it",
+            "num_boost_round": "set model.num_boost_round", "n_estimators": "set model.num_boost_round"}
+
+
+class XGBoostModel(Model):
+    input_format = "frame"
+
+    def __init__(self, task: str, seed: int, params: dict, num_boost_round: int = 500):
+        if not isinstance(num_boost_round, int) or num_boost_round < 1:
+            raise CouplerError(f"model.num_boost_round={num_boost_round!r}: give a whole number of at least 1.")
+        for key, why in RESERVED.items():
+            if key in params:
+                raise CouplerError(f"model.params.{key} cannot be set: {why}.")
+        self.task, self.num_boost_round = task, num_boost_round
+        self.params = {"seed": seed, **params, "objective": OBJECTIVES[task]}
+        self.booster: xgb.Booster | None = None
+        self._matrices: dict[int, tuple[object, xgb.DMatrix]] = {}
+        self._predictions: dict[int, tuple[object, np.ndarray]] = {}
+        self._check_params(params)
+
+    # --- parameters -----------------------------------------------------------------------------------
+
+    def _check_params(self, params: dict) -> None:
+        """Fit one round on four rows, so that a bad parameter fails now, clearly, and not after the data."""
+        X = np.array([[0.0], [1.0], [0.0], [1.0]])
+        y = np.array([0, 1, 2, 1] if self.task == "multiclass" else [0, 1, 0, 1], dtype=float)
+        probe = {**self.params, **self._task_params(3 if self.task == "multiclass" else 2), "device": "cpu"}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                booster = xgb.train(probe, xgb.DMatrix(X, label=y), num_boost_round=1)
+            except xgb.core.XGBoostError as exc:
+                reason = str(exc).splitlines()[0].split(": ", 1)[-1]
+                raise CouplerError(f"model.params: {reason}") from None
+        unused = [w for w in caught if "are not used" in str(w.message)]
+        if unused:
+            text = str(unused[0].message)
+            names = text[text.index("{") + 1:text.index("}")].replace('"', "").split(",")
+            valid = sorted(set(_leaf_keys(json.loads(booster.save_config()))) | set(ALIASES))
+            name = names[0].strip()
+            raise CouplerError(
+                f"model.params.{name}: XGBoost has no parameter {name!r}.{did_you_mean(name, valid)} "
+                f"Valid parameters: {', '.join(valid)}."
+            )
+
+    def _task_params(self, n_classes: int) -> dict:
+        return {"num_class": n_classes} if self.task == "multiclass" else {}
+
+    # --- training -------------------------------------------------------------------------------------
+
+    def fit(self, train: Split, val: Split | None, run) -> None:
+        n_classes = len(run.classes) if run.classes else int(train.y.max()) + 1
+        params = {**self.params, **self._task_params(n_classes)}
+        dtrain = self._dmatrix(train.X, train.y)
+        evals = [(self._dmatrix(val.X, val.y), "val")] if val is not None else []
+        callbacks = [_RoundEvents(run)] if evals else []
+        self.booster = xgb.train(params, dtrain, num_boost_round=self.num_boost_round, evals=evals,
+                                 callbacks=callbacks, verbose_eval=False)
+        if run.best_epoch is not None:  # an early-stopping callback chose a round: keep the model up to it
+            self.booster = self.booster[: run.best_epoch + 1]
+
+    def _dmatrix(self, X, y=None) -> xgb.DMatrix:
+        """One DMatrix per input: the validation matrix built for training serves its predictions too."""
+        hit = self._matrices.get(id(X))
+        if hit is None or hit[0] is not X:
+            hit = (X, xgb.DMatrix(X, label=y, enable_categorical=True))
+            self._matrices[id(X)] = hit  # holding X keeps its id from being reused
+        return hit[1]
+
+    # --- prediction -----------------------------------------------------------------------------------
+
+    def _raw(self, X) -> np.ndarray:
+        """Predictions for ``X``, computed once however often ``predict`` and ``predict_proba`` ask."""
+        hit = self._predictions.get(id(X))
+        if hit is None or hit[0] is not X:
+            hit = (X, self.booster.predict(self._dmatrix(X)))
+            self._predictions = {id(X): hit}
+            self._matrices = {k: v for k, v in self._matrices.items() if v[0] is X}  # free the others
+        return hit[1]
+
+    def predict(self, X) -> np.ndarray:
+        raw = self._raw(X)
+        if self.task == "regression":
+            return raw
+        if self.task == "binary":
+            return (raw > 0.5).astype(np.int64)
+        return raw.argmax(axis=1)
+
+    @property
+    def supports_proba(self) -> bool:
+        return self.task != "regression"
+
+    def predict_proba(self, X):
+        raw = self._raw(X)
+        if self.task == "binary":
+            return np.column_stack([1 - raw, raw])
+        return raw if self.task == "multiclass" else None
+
+    def feature_importances(self) -> dict[str, float]:
+        """Total gain of each feature over the kept rounds."""
+        return self.booster.get_score(importance_type="total_gain")
+
+    # --- artifacts ------------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        self.booster.save_model(Path(directory) / FILE)
+
+    def load(self, directory: Path) -> None:
+        self.booster = xgb.Booster()
+        self.booster.load_model(Path(directory) / FILE)
+        self._matrices, self._predictions = {}, {}
+
+
+class _RoundEvents(xgb.callback.TrainingCallback):
+    """Fires the run's ``on_epoch_end`` after each round and stops when an observer asks."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def after_iteration(self, model, epoch: int, evals_log) -> bool:
+        scores = {f"val_{name}": values[-1] for name, values in evals_log.get("val", {}).items()}
+        if scores:
+            scores = {"val_loss": next(iter(scores.values())), **scores}
+        return self.run.epoch_end(epoch, scores)
+
+
+def _leaf_keys(node) -> list[str]:
+    if isinstance(node, dict):
+        keys = []
+        for key, value in node.items():
+            keys += _leaf_keys(value) if isinstance(value, (dict, list)) else [key]
+        return keys
+    if isinstance(node, list):
+        return [k for item in node for k in _leaf_keys(item)]
+    return []

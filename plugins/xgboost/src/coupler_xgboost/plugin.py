@@ -1,0 +1,24 @@
+"""The ``xgboost`` plugin: registers ``model=xgboost``. Imports no xgboost until a run builds the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coupler import hookimpl
+
+
+def build_xgboost(task: str, seed: int, params: dict | None = None, num_boost_round: int = 500):
+    from coupler_xgboost.model import XGBoostModel
+
+    return XGBoostModel(task=task, seed=seed, params=params or {}, num_boost_round=num_boost_round)
+
+
+@hookimpl
+def register_models(register):
+    register("xgboost", build_xgboost,
+             description="XGBoost gradient boosting (native API; early stopping, native categoricals)")
+
+
+@hookimpl
+def register_config_dirs(register):
+    register(Path(__file__).parent / "conf")
