@@ -7,8 +7,8 @@ import sys
 
 import pandas as pd
 import pytest
-
 from coupler.testing import read_metrics
+
 from tests.conftest import coupler_process
 
 HEAVY = ("torch", "lightning", "xgboost", "sklearn", "pandas")

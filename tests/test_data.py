@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from coupler.builtin.datasets import BUNDLED, load_csv, load_parquet
 from coupler.dataset import infer_task
 from coupler.errors import ConfigError, DataError

@@ -6,7 +6,6 @@ import inspect
 from pathlib import Path
 
 import pytest
-
 from coupler import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from coupler.builtin.metrics import DEFAULTS
 from coupler.plugin_manager import get_plugin_manager
 

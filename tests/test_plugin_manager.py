@@ -5,7 +5,6 @@ from __future__ import annotations
 import types
 
 import pytest
-
 from coupler import hookimpl
 from coupler.errors import PluginError
 from coupler.plugin_manager import BUILTIN_PLUGINS, PluginManager

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from coupler import hookimpl
 from coupler.cli import compose
 from coupler.components import Model
@@ -15,6 +14,7 @@ from coupler.errors import ConfigError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import PluginManager
 from coupler.training import train
+
 from tests.test_plugin_manager import plugin
 
 
@@ -200,9 +200,8 @@ def error_rate():
 
 
 def two_moons(rows=300, noise=0.2):
-    from sklearn.datasets import make_moons
-
     from coupler.dataset import Dataset
+    from sklearn.datasets import make_moons
 
     X, y = make_moons(n_samples=rows, noise=noise, random_state=0)
     import pandas as pd

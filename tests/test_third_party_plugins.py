@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from coupler.testing import read_metrics
+
 from tests.conftest import coupler_process
 
 PLUGINS = Path(__file__).parent / "plugins"

@@ -96,11 +96,10 @@ def plugins(as_json: bool) -> int:
 def train(overrides: list[str]) -> int:
     """Hand the overrides to Hydra, which composes the config and runs (or sweeps) the job."""
     import hydra
+    from hydra._internal.utils import get_args_parser
 
     from coupler.config import PRIMARY, check_overrides, loosen, store_configs
     from coupler.plugin_manager import get_plugin_manager
-
-    from hydra._internal.utils import get_args_parser
 
     manager = get_plugin_manager()
     store_configs(manager)

@@ -37,7 +37,6 @@ def split_indices(y: np.ndarray, *, classification: bool, val: float, test: floa
     stratified = classification if stratify == "auto" else bool(stratify)
     if stratified and not classification:
         raise ConfigError("split.stratify", stratify, "auto or false for a regression task")
-    positions = np.arange(len(y))
     n_splits = 1 + (val > 0) + (test > 0)
     if stratified:
         labels, counts = np.unique(y, return_counts=True)

@@ -116,6 +116,8 @@ def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
 
 
 def _run(run: RunContext, config: dict, manager: PluginManager, data_component, model_component, exporters) -> dict:
+    import pandas as pd
+
     registry = manager.registry
     run_dir = run.directory
     run.hooks.on_run_start(run=run)
@@ -162,8 +164,6 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         measured = measure(model, splits[name].X, splits[name].y, metrics, len(run.classes))
         results[name] = measured.scalars
         for metric_name, array in measured.arrays.items():
-            import pandas as pd
-
             labels = run.classes or list(range(len(array)))
             frame = pd.DataFrame(array, index=[f"true_{c}" for c in labels], columns=[f"pred_{c}" for c in labels])
             write_csv(run_dir / f"{metric_name}_{name}.csv", frame)
@@ -172,7 +172,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
             write_csv(run_dir / "predictions_test.csv", predictions_frame(rows, measured, run.classes, splits[name].y))
         run.hooks.on_evaluate_end(run=run, split=name, metrics=measured.scalars)
 
-    _save(run, config, manager, dataset, model, preprocessor, results, indices, input_format, model_component)
+    _save(run, config, model, preprocessor, results)
     for key, exporter in exporters.items():
         paths = exporter.export(model, run, run_dir / "exports")
         run.hooks.on_export(run=run, exporter=key, paths=paths)
@@ -181,15 +181,14 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     return results
 
 
-def _save(run, config, manager, dataset, model, preprocessor, results, indices, input_format, model_component):
+def _save(run: RunContext, config: dict, model: Model, preprocessor: Preprocessor, results: dict) -> None:
+    import pandas as pd
     from omegaconf import OmegaConf
 
     run_dir = run.directory
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
     write_json(run_dir / "metrics.json", results)
     write_json(run_dir / "preprocessor.json", preprocessor.state())
-    import pandas as pd
-
     if run.history:
         write_csv(run_dir / "history.csv", pd.DataFrame(run.history).set_index("epoch"))
     importances = model.feature_importances() if hasattr(model, "feature_importances") else None

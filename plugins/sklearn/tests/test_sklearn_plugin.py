@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-
 from coupler.errors import CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager

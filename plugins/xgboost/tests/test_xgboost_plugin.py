@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost
-
 from coupler.errors import CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager

@@ -40,9 +40,8 @@ def _balanced_accuracy(y_true, y_pred, y_proba, n_classes):
 
 
 def _roc_auc(y_true, y_pred, y_proba, n_classes):
-    from sklearn.metrics import roc_auc_score
-
     import numpy as np
+    from sklearn.metrics import roc_auc_score
 
     if len(np.unique(y_true)) < 2:
         return float("nan")  # undefined on a split holding one class

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import skops.io
-from sklearn.base import BaseEstimator, is_classifier, is_regressor
-from sklearn.utils._param_validation import InvalidParameterError
-
 from coupler.components import Model, Split
 from coupler.errors import CouplerError, did_you_mean
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.utils._param_validation import InvalidParameterError
 
 #: Only estimators from these packages are built from a config: a config is data, not code to run.
 ALLOWED_PREFIXES = ("sklearn.",)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
-
 from coupler.components import Model, Split
 from coupler.errors import CouplerError, did_you_mean
 
