@@ -233,3 +233,9 @@ def test_an_external_plugin_contributes_every_component_kind(manager, tmp_path):
     assert (tmp_path / "run" / "rounds.txt").read_text() == "20"
     assert len(json.loads((tmp_path / "run" / "exports" / "weights.json").read_text())) == 3
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["rows"]["train"] == 280
+
+
+def test_an_epoch_callback_on_a_model_without_epochs_is_reported(manager, tmp_path, caplog):
+    config = compose(["data=wine", "model=logistic_regression", "callbacks=[early_stopping]"], manager)
+    train(config, tmp_path / "run", manager)
+    assert "callbacks ['early_stopping'] watch epochs, but model 'logistic_regression' reported none" in caplog.text

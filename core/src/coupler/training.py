@@ -109,13 +109,15 @@ def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
     try:
         for callback in callbacks:
             registered.append(manager.hooks.register(callback))
-        return _run(run, config, manager, data_component, model_component, exporters)
+        epoch_watchers = [key for key, callback in zip(callback_nodes, callbacks) if hasattr(callback, "on_epoch_end")]
+        return _run(run, config, manager, data_component, model_component, exporters, epoch_watchers)
     finally:
         for name in registered:
             manager.hooks.unregister(name=name)
 
 
-def _run(run: RunContext, config: dict, manager: PluginManager, data_component, model_component, exporters) -> dict:
+def _run(run: RunContext, config: dict, manager: PluginManager, data_component, model_component, exporters,
+         epoch_watchers: list[str]) -> dict:
     import pandas as pd
 
     registry = manager.registry
@@ -155,6 +157,9 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     run.hooks.on_fit_start(run=run, model=model)
     model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
     run.hooks.on_fit_end(run=run, model=model)
+    if epoch_watchers and not run.history:
+        log.warning("callbacks %s watch epochs, but model %r reported none (it trains in one step%s): they had "
+                    "no effect", epoch_watchers, model_component.name, "" if len(splits["val"]) else ", or split.val=0")
 
     results: dict[str, dict] = {}
     for name in ("val", "test"):
