@@ -95,7 +95,7 @@ def test_predict_input_missing_a_training_column(iris_run, coupler_cli, tmp_path
     path = data_file("sepal length (cm),sepal width (cm)\n5.1,3.5\n", "input.csv")
     result = coupler_cli("predict", str(iris_run), str(path), str(tmp_path / "out.csv"))
     assert result.rc == 2 and "Traceback" not in result.err
-    assert "lacks training column(s) ['petal length (cm)', 'petal width (cm)']" in result.err
+    assert "lacks 2 of the 4 training columns: ['petal length (cm)', 'petal width (cm)']" in result.err
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -114,7 +114,7 @@ def test_training_into_a_finished_run_is_refused_and_the_run_is_kept(iris_run, c
 
 def test_an_unknown_top_level_key_or_a_deleted_group(coupler_cli, tmp_path):
     check_refused(coupler_cli("train", "sed=3", "hydra.run.dir=run"), tmp_path, "'sed' is not a Coupler setting")
-    check_refused(coupler_cli("train", "~data", "hydra.run.dir=run"), tmp_path, "data=None", "data=NAME")
+    check_refused(coupler_cli("train", "~data", "hydra.run.dir=run"), tmp_path, "data=null", "data=NAME")
 
 
 def test_a_plugin_disabled_by_environment_is_named_when_its_component_is_asked_for(tmp_path):
@@ -123,3 +123,47 @@ def test_a_plugin_disabled_by_environment_is_named_when_its_component_is_asked_f
     result = coupler_process("train", "model=svm", cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "sklearn"})
     assert result.rc == 2 and "unknown model 'svm'" in result.err
     assert "disabled by COUPLER_DISABLE_PLUGINS" in result.err and "sklearn" in result.err
+
+
+def test_a_failed_run_never_deletes_a_directory_it_did_not_create(coupler_cli, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("precious")
+    result = coupler_cli("train", "data=csv", "data.path=nowhere.csv", "data.target=y", "hydra.run.dir=mine")
+    assert result.rc == 2 and (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
+    result = coupler_cli("train", "hydra.run.dir=mine")
+    assert result.rc == 2 and "is not empty (thesis.txt)" in result.err
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("split=0.5", "split=0.5 is not allowed: a group of settings (val, test, stratify)"),
+    ("plugins=foo", "plugins='foo' is not allowed"),
+    ("preprocess=standard", "preprocess.impute=..."),
+    ("preprocess.scaling=none", "preprocess has the keys impute, scale, encode"),
+    ("+split.foo=1", "split.foo='1' is not allowed: split has the keys val, test, stratify"),
+    ("seed=-1", "seed=-1 is not allowed: a whole number from 0 to 4294967295"),
+    ("seed=99999999999999", "seed=99999999999999"),
+    ("data=null", "data=null is not allowed"),
+    ("model=[knn,svm]", "-m model=knn,svm"),
+    ("model.params=abc", "model.params='abc' is not allowed: a mapping"),
+    ("split.stratify=maybe", "split.stratify='maybe' is not allowed: auto, true or false"),
+])
+def test_ill_shaped_settings_are_one_line_errors(coupler_cli, tmp_path, override, fragment):
+    check_refused(coupler_cli("train", override, "hydra.run.dir=run"), tmp_path, fragment)
+
+
+def test_data_file_mistakes_get_the_fix_in_the_message(coupler_cli, tmp_path, data_file):
+    path = data_file("a;b;label\n1;2;x\n3;4;y\n")
+    result = coupler_cli("train", "data=csv", f"data.path={path}", "data.target=label", "hydra.run.dir=run")
+    check_refused(result, tmp_path, "seems to use ';' between columns", "data.sep")
+    path = data_file("a,label\n1,caf\xe9\n", "latin.csv")
+    path.write_bytes("a,label\n1,caf\xe9\n2,th\xe9\n".encode("latin-1"))
+    result = coupler_cli("train", "data=csv", f"data.path={path}", "data.target=label", "hydra.run.dir=run")
+    check_refused(result, tmp_path, "not utf-8 text", "data.encoding=latin-1")
+    result = coupler_cli("train", "data=csv", f"data.path={path}", "data.target=label", "data.sep=;;;", "hydra.run.dir=run")
+    assert result.rc == 2 and "Traceback" not in result.err
+
+
+def test_estimators_with_required_arguments_are_refused(coupler_cli, tmp_path):
+    result = coupler_cli("train", "model=sklearn", "model.estimator=sklearn.pipeline.Pipeline", "hydra.run.dir=run")
+    check_refused(result, tmp_path, "cannot be built from a config")

@@ -167,3 +167,51 @@ def test_evaluate_finds_relative_data_paths_from_anywhere(coupler_cli, tmp_path,
     result = coupler_cli("evaluate", "project/run", "--json")
     assert result.rc == 0, result.err
     assert json.loads(result.out) == read_metrics(tmp_path / "project" / "run")
+
+
+def test_numeric_column_names_can_be_named_as_numbers(coupler_cli, tmp_path):
+    rows = "".join(f"{i % 5},{(i * 7) % 11},{'a' if i % 3 else 'b'}\n" for i in range(60))
+    (tmp_path / "n.csv").write_text("1,2,3\n" + rows)
+    assert coupler_cli("train", "data=csv", "data.path=n.csv", "data.target=3", "hydra.run.dir=run").rc == 0
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["features"]["columns"] == ["1", "2"]
+
+
+def test_a_multirun_goes_on_past_a_failed_job_and_reports_it(coupler_cli, tmp_path):
+    result = coupler_cli("train", "-m", "model=linear_regression,knn", "hydra.sweep.dir=sweep")
+    assert result.rc == 2
+    assert "1 job(s) of the multirun failed" in result.err and "cannot do a multiclass task" in result.err
+    assert not (tmp_path / "sweep" / "0").exists()
+    assert (tmp_path / "sweep" / "1" / "manifest.json").is_file()
+
+
+def test_evaluate_data_keys_change_the_runs_own_data_choice(coupler_cli, tmp_path):
+    from sklearn.datasets import load_wine
+
+    load_wine(as_frame=True).frame.to_csv(tmp_path / "wine.csv", index=False)
+    assert coupler_cli("train", "data=csv", "data.path=wine.csv", "data.target=target", "hydra.run.dir=run").rc == 0
+    load_wine(as_frame=True).frame.iloc[:40].to_csv(tmp_path / "part.csv", index=False)
+    result = coupler_cli("evaluate", "run", "data.path=part.csv", "--json")
+    assert result.rc == 0, result.err
+    assert set(json.loads(result.out)) == {"data"}
+
+
+def test_predict_replaces_earlier_prediction_columns_and_writes_parquet(iris_run, coupler_cli, tmp_path):
+    from sklearn.datasets import load_iris
+
+    load_iris(as_frame=True).data.iloc[:10].to_csv(tmp_path / "in.csv", index=False)
+    assert coupler_cli("predict", str(iris_run), "in.csv", "once.csv").rc == 0
+    result = coupler_cli("predict", str(iris_run), "once.csv", "twice.parquet")
+    assert result.rc == 0 and "are replaced" in result.err
+    twice = pd.read_parquet(tmp_path / "twice.parquet")
+    assert list(twice.columns).count("prediction") == 1 and len(twice) == 10
+    assert "is a directory" in coupler_cli("predict", str(iris_run), "in.csv", str(tmp_path)).err
+
+
+def test_values_that_are_not_numbers_are_counted_in_a_warning(iris_run, coupler_cli, tmp_path):
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).data.iloc[:5].astype(object)
+    frame.iloc[:3, 0] = "abc"
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    result = coupler_cli("predict", str(iris_run), "in.csv", "out.csv")
+    assert result.rc == 0 and "3 value(s) are not numbers (e.g. 'abc')" in result.err

@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     commands.add_parser(
-        "train", help="train: coupler train [hydra overrides...] (see `coupler train --help`)", add_help=False,
+        "train", help="train with Hydra overrides (coupler train --help lists every choice)", add_help=False,
     )
 
     evaluate = commands.add_parser("evaluate", help="recompute a finished run's metrics, or on other data")
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="coupler: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="coupler: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
     from coupler.errors import CouplerError
 
     try:
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             return evaluate(args.run_dir, args.overrides, args.json)
         if args.command == "predict":
             return predict(args.run_dir, args.input, args.output)
-        _parser().print_help()
-        return 0
+        _parser().print_help(sys.stderr)
+        return EXIT_USAGE
     except CouplerError as exc:
         print(f"coupler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -99,47 +99,69 @@ def train(overrides: list[str]) -> int:
     from hydra._internal.utils import get_args_parser
 
     from coupler.config import PRIMARY, check_overrides, loosen, store_configs
+    from coupler.errors import CouplerError
     from coupler.plugin_manager import get_plugin_manager
 
     manager = get_plugin_manager()
     store_configs(manager)
     # Hydra's own parser tells its flags (--cfg job, -m, --info searchpath) from the overrides
     check_overrides(get_args_parser().parse_known_args(overrides)[0].overrides, manager)
+    failures: list[tuple[str, str]] = []
 
-    def job(cfg) -> dict:
-        return _train_job(cfg, manager)
+    def job(cfg) -> dict | None:
+        return _train_job(cfg, manager, failures)
 
     job.__module__ = __name__
     argv = sys.argv
     sys.argv = ["coupler-train", *loosen(overrides)]
     try:
         hydra.main(version_base="1.3", config_path="conf", config_name=PRIMARY)(job)()
+    except OSError as exc:  # Hydra could not create the run directory
+        raise CouplerError(f"cannot create the run directory: {exc}. Choose another hydra.run.dir.") from None
     finally:
         sys.argv = argv
+    if failures:
+        listing = "\n".join(f"  {directory}: {error}" for directory, error in failures)
+        print(f"coupler: error: {len(failures)} job(s) of the multirun failed:\n{listing}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
-def _train_job(cfg, manager) -> dict:
+def _train_job(cfg, manager, failures: list) -> dict | None:
     import shutil
 
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from coupler.config import to_plain
     from coupler.errors import CouplerError
     from coupler.evaluation import format_table
-    from coupler.run_directory import MANIFEST
+    from coupler.run_directory import MANIFEST, atomic_write_text
     from coupler.training import train as run_training
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+    sweeping = hydra_config.mode == RunMode.MULTIRUN
+    # Hydra made the directory and opened the log in it; anything else there is not this run's to touch.
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name != f"{hydra_config.job.name}.log")
     try:
+        if MANIFEST in foreign:
+            raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
+        if foreign:
+            raise CouplerError(f"{run_dir} is not empty ({', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); "
+                               f"a run needs a new or empty directory (hydra.run.dir=...).")
+        atomic_write_text(run_dir / "overrides.yaml", "".join(f"- {o}\n" for o in hydra_config.overrides.task))
         results = run_training(to_plain(cfg), run_dir, manager)
     except BaseException as exc:
-        if not (run_dir / MANIFEST).exists():  # never leave a half-written run behind
+        if not foreign:  # the directory is this run's own: never leave it half-written
             shutil.rmtree(run_dir, ignore_errors=True)
-        if isinstance(exc, CouplerError):
-            print(f"coupler: error: {exc}", file=sys.stderr)
-            raise SystemExit(EXIT_USAGE) from None
-        raise
+        if not isinstance(exc, CouplerError):
+            raise
+        print(f"coupler: error: {exc}", file=sys.stderr)
+        if sweeping:  # the other jobs of the sweep still run; the failures are listed at the end
+            failures.append((str(run_dir), str(exc).splitlines()[0]))
+            return None
+        raise SystemExit(EXIT_USAGE) from None
     print(format_table(results))
     print(f"run directory: {run_dir}")
     return results
@@ -152,13 +174,20 @@ def evaluate(run_dir: Path, overrides: list[str], as_json: bool) -> int:
     from coupler.plugin_manager import get_plugin_manager
 
     manager = get_plugin_manager()
+    run = FinishedRun(run_dir, manager)
     data_config = None
     if overrides:
         bad = [o for o in overrides if not o.lstrip("+~").startswith("data")]
         if bad:
             raise CouplerError(f"evaluate takes data overrides only (data=..., data.KEY=...), not {bad}")
-        data_config = compose(overrides, manager)["data"]
-    results = FinishedRun(run_dir, manager).evaluate(data_config)
+        if any(o.startswith("data=") for o in overrides):
+            data_config = compose(overrides, manager)["data"]
+        else:  # data.KEY=... changes the run's own data config
+            from omegaconf import OmegaConf
+
+            changes = OmegaConf.from_dotlist([o.lstrip("+") for o in overrides])
+            data_config = OmegaConf.to_container(OmegaConf.merge({"data": run.config["data"]}, changes))["data"]
+    results = run.evaluate(data_config)
     print(json.dumps(results, indent=2) if as_json else format_table(results))
     return 0
 

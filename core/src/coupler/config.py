@@ -34,6 +34,8 @@ DEFAULTS = [
 SETTING_GROUPS = ("trainer",)
 #: the top-level keys of a composed config
 SETTINGS = {*GROUPS.values(), *SETTING_GROUPS, "task", "seed", "split", "preprocess", "plugins"}
+#: the keys of the core's own settings nodes
+SETTING_KEYS = {"split": ("val", "test", "stratify"), "preprocess": ("impute", "scale", "encode"), "plugins": ("disable",)}
 
 
 def primary_config(manager: PluginManager) -> dict:
@@ -47,6 +49,9 @@ def primary_config(manager: PluginManager) -> dict:
         "hydra": {
             "searchpath": [f"file://{d}" for _, d in manager.config_dirs()],
             "job": {"name": "train", "chdir": False},
+            # Hydra writes nothing into the run directory before the job checks it (the run keeps its
+            # own config.yaml and overrides.yaml)
+            "output_subdir": None,
             # logs go to stderr, so that stdout holds only what a command prints (the metrics table)
             "job_logging": {"handlers": {"console": {"stream": "ext://sys.stderr"}}},
             "hydra_logging": {"handlers": {"console": {"stream": "ext://sys.stderr"}}},
@@ -83,11 +88,32 @@ def file_options(manager: PluginManager, group: str) -> dict[str, str]:
 
 def group_options(manager: PluginManager, group: str) -> dict[str, str]:
     """Every choice of ``group``: config files and registered components, each with the plugin that provides
-    it (a component's own plugin, even when another plugin ships its config file)."""
+    it. A file names its component (``name: ...``): the option is that component's plugin's, and a file
+    whose component is not registered (its plugin is missing or disabled) offers no choice."""
     options = file_options(manager, group)
-    if group in KIND_OF_GROUP:
-        options.update({c.name: c.plugin for c in manager.registry.components(KIND_OF_GROUP[group])})
+    if group not in KIND_OF_GROUP:
+        return options
+    kind = KIND_OF_GROUP[group]
+    registered = {c.name: c.plugin for c in manager.registry.components(kind)}
+    for option in list(options):
+        component = _named_component(manager, group, option) or option
+        if component in registered:
+            options[option] = registered[component]
+        else:
+            del options[option]
+    options.update(registered)
     return options
+
+
+def _named_component(manager: PluginManager, group: str, option: str) -> str | None:
+    import re
+
+    for _, directory in [("coupler", str(CORE_CONF)), *manager.config_dirs()]:
+        path = Path(directory) / group / f"{option}.yaml"
+        if path.is_file():
+            match = re.search(r"^name:\s*([\w.-]+)", path.read_text(), re.MULTILINE)
+            return match.group(1) if match else None
+    return None
 
 
 def store_configs(manager: PluginManager) -> None:
@@ -106,15 +132,49 @@ def store_configs(manager: PluginManager) -> None:
                         provider=component.plugin)
 
 
+def check_settings(config: dict) -> None:
+    """The shape and type of the core's settings, so that a bad value is a one-line error naming the key."""
+    unknown = sorted(set(config) - SETTINGS)
+    if unknown:
+        raise ConfigError(unknown[0], config[unknown[0]], f"top-level keys are {', '.join(sorted(SETTINGS))} "
+                          f"(a config file with a wrong '# @package' header puts its keys at the top)")
+    for key, allowed in SETTING_KEYS.items():
+        node = config.get(key)
+        if not isinstance(node, dict):
+            raise ConfigError(key, node, f"a group of settings ({', '.join(allowed)}): set one as {key}.{allowed[0]}=...")
+        for name in node:
+            if name not in allowed:
+                raise ConfigError(f"{key}.{name}", node[name], f"{key} has the keys {', '.join(allowed)}")
+    seed = config.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError("seed", seed, "a whole number from 0 to 4294967295")
+    for required in ("data", "model"):
+        if not isinstance(config.get(required), dict) or not config[required].get("name"):
+            raise ConfigError(required, config.get(required), f"a {required} choice: {required}=NAME (see coupler plugins)")
+    for group in GROUPS.values():
+        node = config.get(group)
+        if node is None:
+            continue
+        nodes = node.values() if group in LIST_GROUPS and isinstance(node, dict) else [node]
+        if not all(isinstance(n, dict) for n in nodes):
+            raise ConfigError(group, node, f"a choice from the {group} group ({group}=NAME"
+                              f"{', or a list: ' + group + '=[a,b]' if group in LIST_GROUPS else ''})")
+
+
 def check_overrides(overrides: list[str], manager: PluginManager) -> None:
     """Reject a ``group=choice`` override whose choice does not exist, before Hydra composes anything,
     with the list of valid choices, the plugin of each, and the closest one."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as exc:  # Hydra's own grammar errors read well; keep its text
-        raise ConfigError("override", " ".join(overrides), str(exc).splitlines()[0]) from None
+    parser = OverridesParser.create()
+    parsed = []
+    for line in overrides:
+        try:
+            parsed += parser.parse_overrides([line])
+        except Exception as exc:  # Hydra's grammar error, for this override alone
+            reason = str(exc).splitlines()[0]
+            raise ConfigError("override", line, f"{reason}. Quote values holding special characters, "
+                                                f"e.g. 'data.sep=\";\"'") from None
     overridden = {o.key_or_group for o in parsed}
     for default in DEFAULTS:  # a default whose plugin is missing or disabled fails here too, not in Hydra
         if isinstance(default, dict):
@@ -124,16 +184,24 @@ def check_overrides(overrides: list[str], manager: PluginManager) -> None:
     for override in parsed:
         group = override.key_or_group
         top = group.split(".", 1)[0].split("@", 1)[0]
+        value_text = override.input_line.split("=", 1)[-1]
         if top not in SETTINGS and top != "hydra" and not override.is_add() and not override.is_force_add():
-            raise ConfigError(group, override.input_line.split("=", 1)[-1],
-                              f"a key under one of {', '.join(sorted(SETTINGS))} (or hydra.*); "
-                              f"{group!r} is not a Coupler setting")
+            raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(SETTINGS))} (or hydra.*); "
+                                                 f"{group!r} is not a Coupler setting")
+        parts = group.split(".")
+        if top in SETTING_KEYS and len(parts) > 1 and parts[1] not in SETTING_KEYS[top]:
+            raise ConfigError(group, value_text, f"{top} has the keys {', '.join(SETTING_KEYS[top])}")
         if override.is_delete() or (group not in GROUPS.values() and group not in SETTING_GROUPS):
             continue
         if override.is_sweep_override():
             choices = list(override.sweep_string_iterator())
         else:
             value = override.value()
+            if isinstance(value, list) and group not in LIST_GROUPS:
+                raise ConfigError(group, value, f"one choice; to train with each of several, sweep them: "
+                                                f"-m {group}={','.join(map(str, value))}")
+            if value is None and group in ("data", "model"):
+                raise ConfigError(group, None, f"a {group} choice: {group}=NAME (see coupler plugins)")
             choices = value if isinstance(value, list) else [value]
         options = group_options(manager, group)
         for choice in choices:

@@ -73,7 +73,8 @@ def infer_task(y: pd.Series, requested: str = "auto") -> str:
         if n_classes < 2:
             raise DataError(f"task={requested} needs at least two classes; the target has {n_classes}.")
         if requested == "binary" and n_classes != 2:
-            raise DataError(f"task=binary needs two classes; the target has {n_classes}. Use task=multiclass.")
+            fix = "task=multiclass" if n_classes <= MAX_INFERRED_CLASSES else "task=regression or task=auto"
+            raise DataError(f"task=binary needs two classes; the target has {n_classes} distinct values. Use {fix}.")
         return requested
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     if numeric:

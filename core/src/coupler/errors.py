@@ -18,7 +18,8 @@ class ConfigError(CouplerError):
     """A config key holds a value that is not allowed."""
 
     def __init__(self, key: str, value: object, allowed: str):
-        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
+        shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+        super().__init__(f"{key}={shown} is not allowed: {allowed}")
         self.key, self.value, self.allowed = key, value, allowed
 
 

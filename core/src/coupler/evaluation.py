@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from coupler.components import Metric, Model
-from coupler.errors import ConfigError
+from coupler.errors import ConfigError, CouplerError
 from coupler.registry import Registry
 
 
@@ -60,6 +60,9 @@ def measure(model: Model, X, y: np.ndarray | None, metrics: list[Metric], n_clas
     """Predict ``X`` once and compute every metric against ``y``. NaN (undefined) becomes None."""
     prediction = np.asarray(model.predict(X))
     proba = model.predict_proba(X) if model.supports_proba else None
+    if proba is not None and np.shape(proba) != (len(prediction), n_classes):
+        raise CouplerError(f"the model's predict_proba gave shape {np.shape(proba)}; a {n_classes}-class task needs "
+                           f"({len(prediction)}, {n_classes}), one column per class (0 for a class it never saw).")
     result = Measured(prediction=prediction, proba=None if proba is None else np.asarray(proba))
     for metric in metrics:
         value = metric(y, prediction, result.proba, n_classes)

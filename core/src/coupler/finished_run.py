@@ -17,7 +17,7 @@ from coupler.errors import DataError
 from coupler.evaluation import measure, predictions_frame, select_metrics
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
-from coupler.run_directory import atomic_write_text, read_manifest
+from coupler.run_directory import atomic_write_bytes, atomic_write_text, read_manifest
 from coupler.splitting import split_indices
 from coupler.training import encode_target
 
@@ -89,7 +89,8 @@ class FinishedRun:
 
         input_path = Path(input_path)
         if not input_path.is_file():
-            raise DataError(f"input file {str(input_path)!r} does not exist.")
+            what = "is a directory" if input_path.is_dir() else "does not exist"
+            raise DataError(f"input file {str(input_path)!r} {what}; give a CSV or Parquet file.")
         try:
             if input_path.suffix == ".parquet":
                 frame = pd.read_parquet(input_path)
@@ -102,9 +103,23 @@ class FinishedRun:
             raise DataError(f"cannot read {str(input_path)!r}: {type(exc).__name__}: {exc}") from None
         if len(frame) == 0:
             raise DataError(f"input file {str(input_path)!r} has no rows.")
+        output_path = Path(output_path)
+        if output_path.is_dir():
+            raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
         self.preprocessor.check_columns(frame)
         X = self.preprocessor.transform(frame, self.input_format)
         measured = measure(self.model, X, None, [], len(self.classes))
-        output = pd.concat([frame, predictions_frame(frame.index, measured, self.classes)], axis=1)
-        atomic_write_text(Path(output_path), output.to_csv(index=False))
+        predictions = predictions_frame(frame.index, measured, self.classes)
+        replaced = [c for c in predictions.columns if c in frame.columns]
+        if replaced:
+            log.warning("the input's columns %s are replaced by this prediction's", replaced)
+        output = pd.concat([frame.drop(columns=replaced), predictions], axis=1)
+        if output_path.suffix == ".parquet":
+            import io
+
+            buffer = io.BytesIO()
+            output.to_parquet(buffer, index=False)
+            atomic_write_bytes(output_path, buffer.getvalue())
+        else:
+            atomic_write_text(output_path, output.to_csv(index=False))
         return len(frame)

@@ -177,18 +177,16 @@ class PluginManager:
         self._report(info)
 
     def _report(self, info: PluginInfo) -> None:
-        message = (
-            f"plugin {info.name!r} ({info.distribution} {info.version}) failed to load and is skipped: {info.error}"
-        )
+        source = f"plugin {info.name!r} ({info.distribution} {info.version})"
         if self.strict:
-            raise PluginError(message + f" ({STRICT_ENV} is set)")
-        log.warning(message)
+            raise PluginError(f"{source} failed to load: {info.error} ({STRICT_ENV} is set, so this is an error)")
+        log.warning("%s failed to load and is skipped: %s", source, info.error)
 
     # --- after loading --------------------------------------------------------------------------------
 
     def disable(self, names: Iterable[str]) -> None:
         """Disable loaded plugins (the ``plugins.disable`` config key): their components become unusable."""
-        for name in names:
+        for name in [names] if isinstance(names, str) else names:
             info = self.plugins.get(name)
             if info is None:
                 raise PluginError(
@@ -221,4 +219,7 @@ def get_plugin_manager() -> PluginManager:
     )
     manager.load_builtins()
     manager.load_entry_points()
+    for name in sorted(manager.disabled - set(manager.plugins)):
+        log.warning("%s names %r, which is not an installed plugin; installed: %s", DISABLE_ENV, name,
+                    ", ".join(sorted(manager.plugins)))
     return manager

@@ -6,11 +6,14 @@ The fitted state is plain JSON (``state()`` / ``from_state()``), saved in the ru
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from coupler.errors import ConfigError, DataError
+
+log = logging.getLogger("coupler.data")
 
 IMPUTE = ("median", "mean", "zero")
 SCALE = ("standard", "minmax", "none")
@@ -72,9 +75,9 @@ class Preprocessor:
     def check_columns(self, X) -> None:
         missing = [c for c in self.columns if c not in X.columns]
         if missing:
-            raise DataError(
-                f"the input lacks training column(s) {missing}; the model was trained on {self.columns}."
-            )
+            shown = f"{missing[:10]}{f' and {len(missing) - 10} more' if len(missing) > 10 else ''}"
+            raise DataError(f"the input lacks {len(missing)} of the {len(self.columns)} training columns: {shown}. "
+                            f"Its columns are {list(X.columns)[:10]}{' ...' if len(X.columns) > 10 else ''}.")
 
     def transform(self, X, input_format: str = "matrix"):
         import pandas as pd
@@ -88,7 +91,7 @@ class Preprocessor:
                     values = X[column].where(X[column].isna(), X[column].astype(str))
                     converted[column] = pd.Categorical(values.where(values.isin(categories)), categories=categories)
                 elif not pd.api.types.is_float_dtype(X[column]):
-                    converted[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
+                    converted[column] = _numbers(X[column], column)
             frame = X[self.columns]
             return frame.assign(**converted) if converted else frame
         if input_format != "matrix":
@@ -108,7 +111,7 @@ class Preprocessor:
                     blocks.append(onehot)
             else:
                 spec = self.numeric[column]
-                values = pd.to_numeric(X[column], errors="coerce").to_numpy(dtype=float)
+                values = _numbers(X[column], column).to_numpy()
                 values = np.where(np.isnan(values), spec["fill"], values)
                 blocks.append(((values - spec["offset"]) / spec["scale"])[:, None])
         return np.hstack(blocks) if blocks else np.empty((len(X), 0))
@@ -135,3 +138,15 @@ class Preprocessor:
         self = cls(state["impute"], state["scale"], state["encode"])
         self.columns, self.numeric, self.categorical = state["columns"], state["numeric"], state["categorical"]
         return self
+
+
+def _numbers(values, column: str):
+    """A numeric column as floats; values that are not numbers become missing, with a warning and a count."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    lost = int((numbers.isna() & values.notna()).sum())
+    if lost:
+        example = values[numbers.isna() & values.notna()].iloc[0]
+        log.warning("column %r: %d value(s) are not numbers (e.g. %r) and are treated as missing", column, lost, example)
+    return numbers

@@ -81,7 +81,8 @@ class Registry:
             other = self._components[key].plugin
             raise DuplicateComponentError(
                 f"{component.kind} {component.name!r} is registered by two plugins: {other!r} and "
-                f"{component.plugin!r}. Uninstall or disable one of them (COUPLER_DISABLE_PLUGINS={component.plugin})."
+                f"{component.plugin!r}. Uninstall or disable one of them (COUPLER_DISABLE_PLUGINS={other} or "
+                f"COUPLER_DISABLE_PLUGINS={component.plugin})."
             )
         self._components[key] = component
 

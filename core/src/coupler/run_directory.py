@@ -4,6 +4,7 @@ Layout::
 
     RUN_DIR/
       config.yaml          the resolved config
+      overrides.yaml       the command-line overrides that composed it
       metrics.json         {"val": {name: number}, "test": {name: number}}
       history.csv          per-epoch metrics, for iterative engines
       confusion_matrix_{val,test}.csv, predictions_test.csv
@@ -29,7 +30,7 @@ from typing import Any
 from coupler.errors import CouplerError
 
 MANIFEST = "manifest.json"
-#: files that change after the run finished, or belong to Hydra: not checksummed
+#: files that change after the run finished: not checksummed
 UNSEALED = {MANIFEST, "train.log"}
 
 
@@ -77,12 +78,12 @@ def sha256(path: Path) -> str:
 
 
 def checksums(run_dir: Path) -> dict[str, str]:
-    """sha256 of every file of the run, by path relative to it (Hydra's ``.hydra/`` and the log excluded)."""
+    """sha256 of every file of the run, by path relative to it (the log excluded)."""
     run_dir = Path(run_dir)
     files = {}
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir).as_posix()
-        if path.is_file() and relative not in UNSEALED and not relative.startswith(".hydra/"):
+        if path.is_file() and relative not in UNSEALED:
             files[relative] = sha256(path)
     return files
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from coupler.components import Model, Split
-from coupler.config import SETTINGS
+from coupler.config import check_settings
 from coupler.context import RunContext
 from coupler.dataset import Dataset, infer_task
 from coupler.errors import ConfigError, CouplerError
@@ -78,20 +78,12 @@ def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
     Raises ``CouplerError`` for anything the user can fix; the caller removes the half-written directory.
     """
     run_dir = Path(run_dir)
-    unknown = sorted(set(config) - SETTINGS)
-    if unknown:
-        raise ConfigError(unknown[0], config[unknown[0]], f"top-level keys are {', '.join(sorted(SETTINGS))} "
-                          f"(a config file with a wrong '# @package' header puts its keys at the top)")
+    check_settings(config)
     if (run_dir / MANIFEST).exists():
-        raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
-    for required in ("data", "model"):
-        if not config.get(required):
-            raise ConfigError(required, config.get(required), f"a {required} choice: {required}=NAME (see coupler plugins)")
-    manager.disable(config.get("plugins", {}).get("disable") or [])
+        raise CouplerError(f"{run_dir} already holds a finished run; choose another directory.")
+    manager.disable(config["plugins"].get("disable") or [])
     registry = manager.registry
-    seed = config.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError("seed", seed, "an integer")
+    seed = config["seed"]
 
     # Resolve every component by name before any work, so that a typo fails in milliseconds.
     data_component = registry.get("data", config["data"]["name"])

@@ -25,8 +25,9 @@ def test_every_classifier_trains_and_reloads_with_the_same_numbers(model, tmp_pa
 
 @pytest.mark.parametrize("model", [m for m, (_, r, _) in ESTIMATORS.items() if r])
 def test_every_regressor_beats_the_mean_predictor(model, tmp_path):
-    results, _ = train_run(tmp_path, "data=diabetes", f"model={model}")
+    results, run_dir = train_run(tmp_path, "data=diabetes", f"model={model}")
     assert results["test"]["r2"] > 0, results  # R² of the mean predictor is 0
+    assert FinishedRun(run_dir, get_plugin_manager()).evaluate() == results, "reloaded numbers are exact"
 
 
 def test_parameters_pass_through_to_the_estimator(tmp_path):
@@ -63,7 +64,7 @@ def test_an_unknown_parameter_is_named_with_the_valid_ones():
 def test_models_are_saved_with_skops_not_pickle(tmp_path):
     _, run_dir = train_run(tmp_path, "data=iris", "model=hist_gradient_boosting")
     files = sorted(p.name for p in (run_dir / "model").iterdir())
-    assert files == ["model.skops"]
+    assert files == ["classes.json", "model.skops"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["libraries"]["skops"] and manifest["libraries"]["scikit-learn"]
 
@@ -83,3 +84,19 @@ def test_classifiers_without_probabilities_skip_probability_metrics(tmp_path):
     results, _ = train_run(tmp_path, "data=breast_cancer", "model=ridge")
     assert "accuracy" in results["test"] and "roc_auc" not in results["test"]
     assert np.isfinite(results["test"]["f1_macro"])
+
+
+def test_a_class_absent_from_training_gets_probability_zero(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "label": ["a"] * 29 + ["b"] * 29 + ["rare", "rare"]})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    results, run_dir = train_run(tmp_path, "data=csv", f"data.path={tmp_path / 'd.csv'}", "data.target=label",
+                                 "split.stratify=false", "split.test=0.2", "split.val=0.1", "seed=6")
+    finished = FinishedRun(run_dir, get_plugin_manager())
+    assert finished.model.estimator.classes_.tolist() == [0, 1], "seed 6 leaves both 'rare' rows out of training"
+    assert "log_loss" in results["test"]
+    assert finished.evaluate() == results
+    predictions = pd.read_csv(run_dir / "predictions_test.csv")
+    assert {"proba_a", "proba_b", "proba_rare"} <= set(predictions.columns)

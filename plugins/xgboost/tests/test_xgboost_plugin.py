@@ -117,10 +117,12 @@ def test_early_stopping_keeps_the_best_round_and_every_round_fires_an_event(tmp_
 
 
 def test_early_stopping_can_monitor_any_eval_metric_in_max_mode(tmp_path):
-    _, run_dir = train_run(tmp_path, "data=breast_cancer", "model=xgboost", "++model.params.eval_metric=auc",
+    _, run_dir = train_run(tmp_path, "data=breast_cancer", "model=xgboost", "model.params.eval_metric=auc",
                      "callbacks=[early_stopping]", "callbacks.early_stopping.monitor=val_auc",
                      "callbacks.early_stopping.mode=max", "callbacks.early_stopping.patience=5")
     history = pd.read_csv(run_dir / "history.csv")
+    assert list(history.columns) == ["epoch", "val_loss", "val_auc", "val_logloss"], "val_loss stays the loss"
+    assert (history["val_loss"] == history["val_logloss"]).all()
     assert history["val_auc"].idxmax() == json.loads((run_dir / "manifest.json").read_text())["best_epoch"]
 
 

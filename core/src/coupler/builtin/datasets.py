@@ -39,12 +39,13 @@ def bundled_loader(name: str, function: str):
 
 
 def _as_list(value, key: str) -> list[str] | None:
+    """A column name or a list of them; numbers count as names (a CSV header "2" is read as the name "2")."""
     if value is None:
         return None
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [str(value)]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        return [str(v) for v in value]
     raise DataError(f"{key} must be a column name or a list of column names, not {value!r}.")
 
 
@@ -64,9 +65,16 @@ def table(frame, *, name: str, target: str, features=None, categorical=None, rea
 
     if target is None:
         raise DataError(f"data.target is required: name the column to predict; columns are {list(frame.columns)}.")
+    if isinstance(target, (list, dict)) or isinstance(target, bool):
+        raise DataError(f"data.target={target}: name one column; columns are {list(frame.columns)}.")
+    target = str(target)
     if target not in frame.columns:
-        raise DataError(f"data.target={target}: no such column.{did_you_mean(target, frame.columns)} "
-                        f"Columns are {list(frame.columns)}.")
+        hint = ""
+        if len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";\t|"):
+            found = next(sep for sep in ";\t|" if sep in str(frame.columns[0]))
+            hint = f" The file seems to use {found!r} between columns: set data.sep (quoted: 'data.sep=\"{found}\"')."
+        raise DataError(f"data.target={target}: no such column.{did_you_mean(target, map(str, frame.columns))} "
+                        f"Columns are {list(frame.columns)}.{hint}")
     features = _as_list(features, "data.features")
     categorical = _as_list(categorical, "data.categorical") or []
     if features is None:
@@ -87,17 +95,26 @@ def table(frame, *, name: str, target: str, features=None, categorical=None, rea
     return Dataset(X, frame[target], name=name, categorical=categorical, read_options=read_options or {})
 
 
-def load_csv(path=None, target=None, features=None, categorical=None, na_values=None, sep=",") -> Dataset:
+def load_csv(path=None, target=None, features=None, categorical=None, na_values=None, sep=",",
+             encoding="utf-8") -> Dataset:
     import pandas as pd
 
     file = _check_path(path)
-    options = {"sep": sep, "na_values": list(na_values if na_values is not None else NA_VALUES),
+    if not isinstance(sep, str) or not sep:
+        raise DataError(f"data.sep={sep!r}: give the character between columns, e.g. ',' or ';'.")
+    options = {"sep": sep, "encoding": encoding,
+               "na_values": _as_list(na_values, "data.na_values") if na_values is not None else list(NA_VALUES),
                "dtype": {c: str for c in _as_list(categorical, "data.categorical") or []}}
     try:
         frame = pd.read_csv(file, **options)
     except pd.errors.EmptyDataError:
         raise DataError(f"data.path={path}: the file is empty; it needs a header row and rows of data.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"data.path={path}: the file is not {encoding} text ({exc.reason} at byte {exc.start}); "
+                        f"set its encoding, e.g. data.encoding=latin-1.") from None
+    except LookupError:
+        raise DataError(f"data.encoding={encoding}: no such text encoding (try utf-8, latin-1, cp1252).") from None
+    except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"data.path={path}: not a readable CSV file ({exc}). Check data.sep={sep!r}.") from None
     return table(frame, name=f"csv:{file.name}", target=target, features=features, categorical=categorical,
                  read_options=options)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,8 @@ ALLOWED_PREFIXES = ("sklearn.",)
 #: Types a saved model may contain; anything else in a .skops file is refused at load.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
 FILE = "model.skops"
+#: the task's class count, which the estimator does not know when a class was absent from training
+CLASSES_FILE = "classes.json"
 
 
 def import_estimator(path: str) -> type:
@@ -34,13 +38,32 @@ def import_estimator(path: str) -> type:
     return cls
 
 
+@contextlib.contextmanager
+def _single_thread(estimator):
+    """Predict on one thread: parallel prediction sums trees in any order, so the last digits of a
+    random forest's output would differ between the run and ``coupler evaluate``."""
+    n_jobs = estimator.get_params(deep=False).get("n_jobs")
+    if n_jobs in (None, 1):
+        yield
+        return
+    estimator.set_params(n_jobs=1)
+    try:
+        yield
+    finally:
+        estimator.set_params(n_jobs=n_jobs)
+
+
 class SklearnModel(Model):
     input_format = "matrix"
 
     def __init__(self, estimator: str, params: dict, task: str, seed: int):
         cls = import_estimator(estimator)
         self.task, self.path = task, estimator
-        probe = cls()
+        try:
+            probe = cls()
+        except TypeError as exc:
+            raise CouplerError(f"model.estimator={estimator} cannot be built from a config: {exc}. Wrap it in a "
+                               f"plugin of your own.") from None
         if task == "regression" and not is_regressor(probe):
             raise CouplerError(f"model.estimator={estimator} is not a regressor, and the task is regression.")
         if task != "regression" and not is_classifier(probe):
@@ -65,6 +88,7 @@ class SklearnModel(Model):
 
     def fit(self, train: Split, val: Split | None, run) -> None:
         self.feature_names = run.feature_names
+        self.n_classes = len(run.classes)
         try:
             self.estimator.fit(train.X, train.y)
         except ValueError as exc:  # a parameter combination the estimator rejects
@@ -72,14 +96,24 @@ class SklearnModel(Model):
                                f"{self.estimator.get_params(deep=False)}: {exc}") from None
 
     def predict(self, X) -> np.ndarray:
-        return self.estimator.predict(X)
+        with _single_thread(self.estimator):
+            return self.estimator.predict(X)
 
     @property
     def supports_proba(self) -> bool:
         return self.task != "regression" and hasattr(self.estimator, "predict_proba")
 
     def predict_proba(self, X):
-        return self.estimator.predict_proba(X) if self.supports_proba else None
+        if not self.supports_proba:
+            return None
+        with _single_thread(self.estimator):
+            proba = self.estimator.predict_proba(X)
+        if proba.shape[1] == self.n_classes:
+            return proba
+        # a class absent from the training rows gets no column from scikit-learn: give it probability 0
+        full = np.zeros((len(proba), self.n_classes))
+        full[:, self.estimator.classes_.astype(int)] = proba
+        return full
 
     def feature_importances(self) -> dict[str, float] | None:
         """Impurity importances of tree ensembles, or |coefficient| of linear models (summed over classes)."""
@@ -93,6 +127,7 @@ class SklearnModel(Model):
 
     def save(self, directory: Path) -> None:
         skops.io.dump(self.estimator, Path(directory) / FILE)
+        (Path(directory) / CLASSES_FILE).write_text(json.dumps({"n_classes": self.n_classes}))
 
     def load(self, directory: Path) -> None:
         path = Path(directory) / FILE
@@ -102,3 +137,4 @@ class SklearnModel(Model):
             raise CouplerError(f"{path} holds types outside scikit-learn, NumPy and SciPy ({refused}); "
                                f"refusing to load it.")
         self.estimator = skops.io.load(path, trusted=untrusted)
+        self.n_classes = json.loads((Path(directory) / CLASSES_FILE).read_text())["n_classes"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupler import hookimpl
+from coupler.components import check_params
 from coupler.errors import CouplerError
 
 #: model name -> (classifier, regressor, description); None where the model has no such variant
@@ -33,7 +34,7 @@ def named_factory(name: str, classifier: str | None, regressor: str | None):
         if path is None:
             fitting = sorted(n for n, (c, r, _) in ESTIMATORS.items() if (r if task == "regression" else c))
             raise CouplerError(f"model={name} cannot do a {task} task; models that can: {', '.join(fitting)}.")
-        return SklearnModel(path, params or {}, task=task, seed=seed)
+        return SklearnModel(path, check_params(params), task=task, seed=seed)
 
     build.__name__ = f"build_{name}"
     return build
@@ -46,7 +47,7 @@ def build_any(task: str, seed: int, estimator: str | None = None, params: dict |
     if not estimator:
         raise CouplerError("model.estimator is required with model=sklearn, e.g. "
                            "model.estimator=sklearn.ensemble.ExtraTreesClassifier")
-    return SklearnModel(estimator, params or {}, task=task, seed=seed)
+    return SklearnModel(estimator, check_params(params), task=task, seed=seed)
 
 
 @hookimpl

@@ -5,9 +5,9 @@
   error naming it, an ill-typed one an error with XGBoost's reason.
 - Categorical columns arrive as pandas ``category`` columns and use XGBoost's native categorical support;
   missing values stay missing.
-- After every boosting round the run's ``on_epoch_end`` fires with the validation metrics (``val_loss`` is
-  the first eval metric, and each eval metric also comes as ``val_NAME``); an early-stopping callback stops
-  the training, and the best round is the one kept.
+- After every boosting round the run's ``on_epoch_end`` fires with the validation metrics: ``val_loss`` (the
+  task's loss: logloss, mlogloss or rmse, always evaluated) and ``val_NAME`` for each eval metric; an
+  early-stopping callback stops the training, and the best round is the one kept.
 - Saved in XGBoost's own UBJSON format, never pickle.
 """
 
@@ -24,6 +24,8 @@ from coupler.errors import CouplerError, did_you_mean
 
 FILE = "model.ubj"
 OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
+#: the task's loss: always evaluated, and reported each round as ``val_loss``
+LOSSES = {"binary": "logloss", "multiclass": "mlogloss", "regression": "rmse"}
 #: names XGBoost accepts that its saved config spells differently
 ALIASES = {"learning_rate": "eta", "min_split_loss": "gamma", "reg_lambda": "lambda", "reg_alpha": "alpha",
            "random_state": "seed", "n_jobs": "nthread"}
@@ -43,6 +45,9 @@ class XGBoostModel(Model):
                 raise CouplerError(f"model.params.{key} cannot be set: {why}.")
         self.task, self.num_boost_round = task, num_boost_round
         self.params = {"seed": seed, **params, "objective": OBJECTIVES[task]}
+        asked = params.get("eval_metric") or []
+        asked = [asked] if isinstance(asked, str) else list(asked)
+        self.params["eval_metric"] = [*asked, *([LOSSES[task]] if LOSSES[task] not in asked else [])]
         self.booster: xgb.Booster | None = None
         self._matrices: dict[int, tuple[object, xgb.DMatrix]] = {}
         self._predictions: dict[int, tuple[object, np.ndarray]] = {}
@@ -83,7 +88,7 @@ class XGBoostModel(Model):
         params = {**self.params, **self._task_params(n_classes)}
         dtrain = self._dmatrix(train.X, train.y)
         evals = [(self._dmatrix(val.X, val.y), "val")] if val is not None else []
-        callbacks = [_RoundEvents(run)] if evals else []
+        callbacks = [_RoundEvents(run, LOSSES[self.task])] if evals else []
         self.booster = xgb.train(params, dtrain, num_boost_round=self.num_boost_round, evals=evals,
                                  callbacks=callbacks, verbose_eval=False)
         if run.best_epoch is not None:  # an early-stopping callback chose a round: keep the model up to it
@@ -144,15 +149,13 @@ class XGBoostModel(Model):
 class _RoundEvents(xgb.callback.TrainingCallback):
     """Fires the run's ``on_epoch_end`` after each round and stops when an observer asks."""
 
-    def __init__(self, run):
+    def __init__(self, run, loss: str):
         super().__init__()
-        self.run = run
+        self.run, self.loss = run, loss
 
     def after_iteration(self, model, epoch: int, evals_log) -> bool:
         scores = {f"val_{name}": values[-1] for name, values in evals_log.get("val", {}).items()}
-        if scores:
-            scores = {"val_loss": next(iter(scores.values())), **scores}
-        return self.run.epoch_end(epoch, scores)
+        return self.run.epoch_end(epoch, {"val_loss": scores[f"val_{self.loss}"], **scores})
 
 
 def _leaf_keys(node) -> list[str]:

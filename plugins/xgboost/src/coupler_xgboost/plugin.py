@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupler import hookimpl
+from coupler.components import check_params
 
 
 def build_xgboost(task: str, seed: int, params: dict | None = None, num_boost_round: int = 500):
     from coupler_xgboost.model import XGBoostModel
 
-    return XGBoostModel(task=task, seed=seed, params=params or {}, num_boost_round=num_boost_round)
+    return XGBoostModel(task=task, seed=seed, params=check_params(params), num_boost_round=num_boost_round)
 
 
 @hookimpl
