@@ -215,3 +215,8 @@ def test_values_that_are_not_numbers_are_counted_in_a_warning(iris_run, coupler_
     frame.to_csv(tmp_path / "in.csv", index=False)
     result = coupler_cli("predict", str(iris_run), "in.csv", "out.csv")
     assert result.rc == 0 and "3 value(s) are not numbers (e.g. 'abc')" in result.err
+
+
+def test_evaluating_a_run_whose_plugin_is_missing_names_the_distribution(iris_run, tmp_path):
+    result = coupler_process("evaluate", str(iris_run), cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "sklearn"})
+    assert result.rc == 2 and "pip install coupler-sklearn==0.1.0" in result.err

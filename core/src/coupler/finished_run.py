@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from coupler.components import Split
-from coupler.errors import DataError
+from coupler.errors import CouplerError, DataError
 from coupler.evaluation import measure, predictions_frame, select_metrics
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
@@ -46,8 +46,15 @@ class FinishedRun:
         self.task = self.manifest["task"]
         self.classes = self.manifest["classes"]
         self.preprocessor = Preprocessor.from_state(json.loads((self.directory / "preprocessor.json").read_text()))
-        name = self.manifest["components"]["model"]["name"]
-        component = manager.registry.get("model", name)
+        recorded = self.manifest["components"]["model"]
+        try:
+            component = manager.registry.get("model", recorded["name"])
+        except CouplerError:
+            raise CouplerError(
+                f"run {str(self.directory)!r} was trained with model {recorded['name']!r} of plugin "
+                f"{recorded['plugin']!r} ({recorded['distribution']} {recorded['version']}), which is not installed "
+                f"or is disabled here: pip install {recorded['distribution']}=={recorded['version']}"
+            ) from None
         self.model = component.build("model", self.config["model"], task=self.task, seed=self.manifest["seed"])
         self.model.load(self.directory / "model")
         self.input_format = self.manifest["features"]["input_format"]
