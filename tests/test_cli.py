@@ -220,3 +220,17 @@ def test_values_that_are_not_numbers_are_counted_in_a_warning(iris_run, coupler_
 def test_evaluating_a_run_whose_plugin_is_missing_names_the_distribution(iris_run, tmp_path):
     result = coupler_process("evaluate", str(iris_run), cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "sklearn"})
     assert result.rc == 2 and "pip install coupler-sklearn==0.1.0" in result.err
+
+
+def test_plugins_disable_holds_for_one_job_of_a_multirun_only(coupler_cli, tmp_path):
+    result = coupler_cli("train", "-m", "model=logistic_regression", "plugins.disable=[sklearn],[]",
+                         "hydra.sweep.dir=sweep")
+    assert result.rc == 2 and "1 job(s) of the multirun failed" in result.err
+    assert not (tmp_path / "sweep" / "0").exists() and (tmp_path / "sweep" / "1" / "manifest.json").is_file()
+
+
+def test_choices_of_a_disabled_builtin_are_not_offered(tmp_path):
+    result = coupler_process("train", "data=csv", cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "datasets"})
+    assert result.rc == 2 and "no data is registered" in result.err and "csv " not in result.err
+    helped = coupler_process("train", "--help", cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "datasets"})
+    assert helped.rc == 2 and "data=iris" in helped.err and "disabled by COUPLER_DISABLE_PLUGINS" in helped.err

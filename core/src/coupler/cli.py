@@ -116,7 +116,7 @@ def train(overrides: list[str]) -> int:
     sys.argv = ["coupler-train", *loosen(overrides)]
     try:
         hydra.main(version_base="1.3", config_path="conf", config_name=PRIMARY)(job)()
-    except OSError as exc:  # Hydra could not create the run directory
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:  # Hydra could not make the run directory
         raise CouplerError(f"cannot create the run directory: {exc}. Choose another hydra.run.dir.") from None
     finally:
         sys.argv = argv
@@ -143,7 +143,9 @@ def _train_job(cfg, manager, failures: list) -> dict | None:
     run_dir = Path(hydra_config.runtime.output_dir)
     sweeping = hydra_config.mode == RunMode.MULTIRUN
     # Hydra made the directory and opened the log in it; anything else there is not this run's to touch.
-    foreign = sorted(p.name for p in run_dir.iterdir() if p.name != f"{hydra_config.job.name}.log")
+    log_file = run_dir / f"{hydra_config.job.name}.log"
+    new_log = not log_file.exists() or log_file.stat().st_size == 0
+    foreign = sorted(p.name for p in run_dir.iterdir() if p != log_file)
     try:
         if MANIFEST in foreign:
             raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
@@ -155,6 +157,8 @@ def _train_job(cfg, manager, failures: list) -> dict | None:
     except BaseException as exc:
         if not foreign:  # the directory is this run's own: never leave it half-written
             shutil.rmtree(run_dir, ignore_errors=True)
+        elif new_log:  # someone else's directory: take back only the log Hydra opened in it
+            log_file.unlink(missing_ok=True)
         if not isinstance(exc, CouplerError):
             raise
         print(f"coupler: error: {exc}", file=sys.stderr)

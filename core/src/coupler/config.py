@@ -215,7 +215,7 @@ def _refuse(manager: PluginManager, group: str, choice) -> None:
         kind = KIND_OF_GROUP[group]
         if (kind, choice) in manager.registry.disabled:
             manager.registry.get(kind, choice)  # raises, naming the disabled plugin
-        raise UnknownComponentError(manager.registry.unknown_message(kind, str(choice), file_options(manager, group)))
+        raise UnknownComponentError(manager.registry.unknown_message(kind, str(choice), group_options(manager, group)))
     raise ConfigError(group, choice, f"one of {', '.join(sorted(group_options(manager, group)))}")
 
 

@@ -11,6 +11,7 @@ Built-in components come from the modules in ``BUILTIN_PLUGINS``, registered thr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -197,6 +198,26 @@ class PluginManager:
                 self.registry.remove_plugin(name, disabled=True)
                 self.hooks.unregister(name=name)
                 info.status = "disabled"
+
+    @contextlib.contextmanager
+    def disabled_for_run(self, names: Iterable[str]):
+        """``disable(names)`` for the length of one run, then everything as it was (the next job of a
+        multirun, or the next in-process run, sees every plugin again)."""
+        names = [names] if isinstance(names, str) else list(names)
+        components = dict(self.registry._components)
+        disabled = dict(self.registry.disabled)
+        statuses = {name: info.status for name, info in self.plugins.items()}
+        objects = {name: self.hooks.get_plugin(name) for name in names if name in self.plugins}
+        self.disable(names)
+        try:
+            yield
+        finally:
+            self.registry._components, self.registry.disabled = components, disabled
+            for name, status in statuses.items():
+                self.plugins[name].status = status
+            for name, plugin in objects.items():
+                if plugin is not None and self.hooks.get_plugin(name) is None:
+                    self.hooks.register(plugin, name=name)
 
     def config_dirs(self) -> list[tuple[str, str]]:
         """(plugin, directory) for every config directory of a working plugin, built-ins first."""

@@ -81,7 +81,11 @@ def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
     check_settings(config)
     if (run_dir / MANIFEST).exists():
         raise CouplerError(f"{run_dir} already holds a finished run; choose another directory.")
-    manager.disable(config["plugins"].get("disable") or [])
+    with manager.disabled_for_run(config["plugins"].get("disable") or []):
+        return _resolve_and_run(config, run_dir, manager)
+
+
+def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dict:
     registry = manager.registry
     seed = config["seed"]
 

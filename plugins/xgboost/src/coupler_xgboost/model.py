@@ -71,7 +71,8 @@ class XGBoostModel(Model):
         if unused:
             text = str(unused[0].message)
             names = text[text.index("{") + 1:text.index("}")].replace('"', "").split(",")
-            valid = sorted(set(_leaf_keys(json.loads(booster.save_config()))) | set(ALIASES))
+            internal = {"name", "num_feature", "num_target", "boost_from_average", *RESERVED}
+            valid = sorted((set(_leaf_keys(json.loads(booster.save_config()))) | set(ALIASES)) - internal)
             name = names[0].strip()
             raise CouplerError(
                 f"model.params.{name}: XGBoost has no parameter {name!r}.{did_you_mean(name, valid)} "
