@@ -23,7 +23,11 @@ def test_there_are_registration_and_lifecycle_hooks():
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_has_a_docstring_with_params_and_return(hook):
     doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
-    assert "Called" in doc or "run" in doc, f"{hook}: say when it is called"
+    if hook.startswith("register_"):
+        assert "Called once, when plugins are loaded." in doc, f"{hook}: say when it is called"
+    else:
+        first = doc.splitlines()[0] if doc else ""
+        assert hook.startswith("on_") and first.endswith(".") and len(first) > 20, f"{hook}: say when it fires"
     assert ":return:" in doc
     for parameter in inspect.signature(getattr(hookspecs, hook)).parameters:
         assert f":param {parameter}:" in doc, f"{hook}: document {parameter}"

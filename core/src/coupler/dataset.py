@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from coupler.components import TASKS
-from coupler.errors import ConfigError, DataError
+from coupler.errors import ConfigError, CouplerError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
 
 #: An integer target with at most this many distinct values is taken as classification.
@@ -85,3 +86,27 @@ def infer_task(y: pd.Series, requested: str = "auto") -> str:
     if n_classes < 2:
         raise DataError(f"the target has a single value ({y.dropna().iloc[0]!r}); nothing to learn.")
     return "binary" if n_classes == 2 else "multiclass"
+
+
+def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray, list]:
+    """Class codes 0..K-1 and the class labels (sorted) for classification; floats for regression.
+    With ``classes`` given (a trained run's), a label outside them is an error."""
+    import numpy as np
+    import pandas as pd
+
+    if task == "regression":
+        return pd.to_numeric(y).to_numpy(dtype=float), []
+    labels = [_python(v) for v in pd.unique(y)]
+    if classes is None:
+        classes = sorted(labels, key=lambda v: (str(type(v)), v))
+    unknown = [v for v in labels if v not in classes]
+    if unknown:
+        raise CouplerError(f"the target holds label(s) {unknown[:10]} the model was not trained on; "
+                           f"its classes are {classes}.")
+    lookup = {label: code for code, label in enumerate(classes)}
+    return np.array([lookup[_python(v)] for v in y], dtype=np.int64), classes
+
+
+def _python(value):
+    """A NumPy scalar as the Python value it holds (labels are saved to JSON and compared with ==)."""
+    return value.item() if hasattr(value, "item") else value

@@ -13,13 +13,13 @@ import os
 from pathlib import Path
 
 from coupler.components import Split
+from coupler.dataset import encode_target
 from coupler.errors import CouplerError, DataError
 from coupler.evaluation import measure, predictions_frame, select_metrics
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
 from coupler.run_directory import atomic_write_bytes, atomic_write_text, read_manifest
-from coupler.splitting import split_indices
-from coupler.training import encode_target
+from coupler.splitting import split_rows
 
 log = logging.getLogger("coupler")
 
@@ -67,10 +67,8 @@ class FinishedRun:
         metrics on every row of that data set (``{"data": {...}}``)."""
         config = data_config or self.config["data"]
         loader = self.manager.registry.get("data", config["name"])
-        if data_config is None:  # the run's own data: relative paths start where the run was trained
-            with working_directory(self.manifest.get("working_directory")):
-                dataset = loader.build("data", config)
-        else:
+        # the run's own data: relative paths start where the run was trained; other data: from here
+        with working_directory(self.manifest.get("working_directory") if data_config is None else None):
             dataset = loader.build("data", config)
         y, _ = encode_target(dataset.y, self.task, self.classes)
         metrics = self.metrics()
@@ -79,10 +77,7 @@ class FinishedRun:
             return {"data": measure(self.model, X, y, metrics, len(self.classes)).scalars}
         if dataset.fingerprint() != self.manifest["data_fingerprint"]:
             log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
-        split = self.config["split"]
-        indices = split_indices(y, classification=self.task != "regression", val=split["val"],
-                                test=split["test"], stratify=split["stratify"], seed=self.manifest["seed"],
-                                class_names=self.classes)
+        indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes)
         results = {}
         for name, rows in (("val", indices.val), ("test", indices.test)):
             part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])

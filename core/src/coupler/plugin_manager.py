@@ -204,15 +204,14 @@ class PluginManager:
         """``disable(names)`` for the length of one run, then everything as it was (the next job of a
         multirun, or the next in-process run, sees every plugin again)."""
         names = [names] if isinstance(names, str) else list(names)
-        components = dict(self.registry._components)
-        disabled = dict(self.registry.disabled)
+        registered = self.registry.snapshot()
         statuses = {name: info.status for name, info in self.plugins.items()}
         objects = {name: self.hooks.get_plugin(name) for name in names if name in self.plugins}
         self.disable(names)
         try:
             yield
         finally:
-            self.registry._components, self.registry.disabled = components, disabled
+            self.registry.restore(registered)
             for name, status in statuses.items():
                 self.plugins[name].status = status
             for name, plugin in objects.items():

@@ -115,6 +115,13 @@ class Registry:
             f"Valid choices for {group}:\n{listing}{note}"
         )
 
+    def snapshot(self) -> tuple:
+        """What ``restore`` puts back: the components and the record of disabled ones."""
+        return dict(self._components), dict(self.disabled)
+
+    def restore(self, snapshot: tuple) -> None:
+        self._components, self.disabled = dict(snapshot[0]), dict(snapshot[1])
+
     def components(self, kind: str | None = None) -> list[Component]:
         return [c for c in self._components.values() if kind is None or c.kind == kind]
 

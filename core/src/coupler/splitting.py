@@ -71,6 +71,12 @@ def split_indices(y: np.ndarray, *, classification: bool, val: float, test: floa
     return SplitIndices(*(np.sort(np.concatenate(parts[k])) for k in ("train", "val", "test")))
 
 
+def split_rows(y: np.ndarray, task: str, settings: dict, seed: int, class_names: list | None = None) -> SplitIndices:
+    """``split_indices`` for a task and the config's ``split`` settings: what a run and its reload both use."""
+    return split_indices(y, classification=task != "regression", val=settings["val"], test=settings["test"],
+                         stratify=settings["stratify"], seed=seed, class_names=class_names)
+
+
 def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
     """Split ``total`` rows across classes in proportion to ``counts`` (largest remainders round up)."""
     exact = counts * total / counts.sum()

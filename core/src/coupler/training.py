@@ -12,38 +12,18 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 from coupler.components import Model, Split
 from coupler.config import check_settings
 from coupler.context import RunContext
-from coupler.dataset import Dataset, infer_task
+from coupler.dataset import Dataset, encode_target, infer_task
 from coupler.errors import ConfigError, CouplerError
 from coupler.evaluation import measure, predictions_frame, select_metrics
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
 from coupler.run_directory import MANIFEST, atomic_write_text, checksums, write_csv, write_json
-from coupler.splitting import split_indices
+from coupler.splitting import split_rows
 
 log = logging.getLogger("coupler")
-
-
-def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray, list]:
-    """Class codes 0..K-1 and the class labels (sorted) for classification; floats for regression.
-    With ``classes`` given (a trained run's), a label outside them is an error."""
-    import pandas as pd
-
-    if task == "regression":
-        return pd.to_numeric(y).to_numpy(dtype=float), []
-    labels = [v.item() if hasattr(v, "item") else v for v in pd.unique(y)]
-    if classes is None:
-        classes = sorted(labels, key=lambda v: (str(type(v)), v))
-    unknown = [v for v in labels if v not in classes]
-    if unknown:
-        raise CouplerError(f"the target holds label(s) {unknown[:10]} the model was not trained on; "
-                           f"its classes are {classes}.")
-    lookup = {label: code for code, label in enumerate(classes)}
-    return np.array([lookup[v.item() if hasattr(v, "item") else v] for v in y], dtype=np.int64), classes
 
 
 def distribution_versions(distribution: str) -> dict[str, str]:
@@ -125,9 +105,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         raise CouplerError(f"data loader {data_component.name!r} returned {type(dataset).__name__}, not a Dataset")
     task = run.task = infer_task(dataset.y, config["task"])
     y, run.classes = encode_target(dataset.y, task)
-    split = config["split"]
-    indices = split_indices(y, classification=task != "regression", val=split["val"], test=split["test"],
-                            stratify=split["stratify"], seed=run.seed, class_names=run.classes)
+    indices = split_rows(y, task, config["split"], run.seed, run.classes)
 
     model = model_component.build("model", config["model"], task=task, seed=run.seed)
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
