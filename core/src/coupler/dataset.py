@@ -103,8 +103,11 @@ def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray
     if unknown:
         raise CouplerError(f"the target holds label(s) {unknown[:10]} the model was not trained on; "
                            f"its classes are {classes}.")
+    # code each distinct label once, then spread the codes over the rows without a Python loop per row
     lookup = {label: code for code, label in enumerate(classes)}
-    return np.array([lookup[_python(v)] for v in y], dtype=np.int64), classes
+    distinct = pd.unique(y)
+    positions = pd.Index(distinct).get_indexer(y)
+    return np.array([lookup[_python(v)] for v in distinct], dtype=np.int64)[positions], classes
 
 
 def _python(value):

@@ -39,18 +39,30 @@ class Preprocessor:
         self.numeric: dict[str, dict[str, float]] = {}
         self.categorical: dict[str, dict[str, Any]] = {}
         self.columns: list[str] = []
+        self.input_format = "matrix"
 
     # --- fitting --------------------------------------------------------------------------------------
 
-    def fit(self, X, categorical: list[str]) -> Preprocessor:
+    def fit(self, X, categorical: list[str], input_format: str = "matrix") -> Preprocessor:
+        """Learn from the training rows ``X``. For ``input_format="frame"`` only the categories are learned:
+        a frame keeps missing values and unscaled numbers, so imputation and scaling statistics would go unused."""
         import pandas as pd
 
         self.columns = list(X.columns)
+        self.input_format = input_format
         for column in self.columns:
             if column in categorical:
                 values = X[column].dropna().astype(str)
                 fill = values.mode().iloc[0] if len(values) else ""
                 self.categorical[column] = {"fill": fill, "categories": sorted(set(values) | {fill})}
+                continue
+            if input_format == "frame":
+                if X[column].isna().all() or not (pd.api.types.is_float_dtype(X[column])
+                                                   or pd.to_numeric(X[column], errors="coerce").notna().any()):
+                    raise DataError(
+                        f"feature column {column!r} has no numeric value in the training split; name it in "
+                        f"data.categorical if it holds categories, or drop it with data.features."
+                    )
                 continue
             values = pd.to_numeric(X[column], errors="coerce").to_numpy(dtype=float)
             if np.isnan(values).all():
@@ -96,6 +108,8 @@ class Preprocessor:
             return frame.assign(**converted) if converted else frame
         if input_format != "matrix":
             raise ConfigError("Model.input_format", input_format, "matrix or frame")
+        if self.input_format != "matrix":
+            raise ValueError("this preprocessor was fitted for frame input; fit it with input_format='matrix'")
         blocks = []
         for column in self.columns:
             if column in self.categorical:
@@ -131,12 +145,13 @@ class Preprocessor:
 
     def state(self) -> dict:
         return {"impute": self.impute, "scale": self.scale, "encode": self.encode, "columns": self.columns,
-                "numeric": self.numeric, "categorical": self.categorical}
+                "input_format": self.input_format, "numeric": self.numeric, "categorical": self.categorical}
 
     @classmethod
     def from_state(cls, state: dict) -> Preprocessor:
         self = cls(state["impute"], state["scale"], state["encode"])
         self.columns, self.numeric, self.categorical = state["columns"], state["numeric"], state["categorical"]
+        self.input_format = state.get("input_format", "matrix")
         return self
 
 
