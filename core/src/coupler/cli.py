@@ -104,6 +104,8 @@ def train(overrides: list[str]) -> int:
 
     manager = get_plugin_manager()
     store_configs(manager)
+    if any(o.split("=", 1)[0].lstrip("+") == "resume" for o in overrides):
+        overrides = _resume_overrides(overrides)
     # Hydra's own parser tells its flags (--cfg job, -m, --info searchpath) from the overrides
     check_overrides(get_args_parser().parse_known_args(overrides)[0].overrides, manager)
     failures: list[tuple[str, str]] = []
@@ -127,6 +129,46 @@ def train(overrides: list[str]) -> int:
     return 0
 
 
+def _resume_overrides(overrides: list[str]) -> list[str]:
+    """``resume=RUN_DIR``: the interrupted run's own overrides, its directory, and the checkpoint to continue."""
+    import yaml
+
+    from coupler.errors import CouplerError
+    from coupler.run_directory import MANIFEST
+
+    values = [o.split("=", 1)[1] if "=" in o else "" for o in overrides if o.split("=", 1)[0].lstrip("+") == "resume"]
+    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+") != "resume"]
+    if len(values) != 1 or not values[0]:
+        raise CouplerError("resume=RUN_DIR takes one run directory.")
+    if others:
+        raise CouplerError(f"resume={values[0]} continues the run with its own config; drop the other arguments "
+                           f"{others}, or start a new run without resume=.")
+    directory = Path(values[0]).resolve()
+    if not directory.is_dir():
+        raise CouplerError(f"resume={values[0]}: no such directory.")
+    if (directory / MANIFEST).exists():
+        raise CouplerError(f"resume={values[0]}: this run finished; there is nothing to resume "
+                           f"(start a new run, or evaluate it with coupler evaluate {values[0]}).")
+    if not (directory / "checkpoints" / "last.ckpt").is_file() or not (directory / "overrides.yaml").is_file():
+        raise CouplerError(f"resume={values[0]}: the directory holds no checkpoints/last.ckpt to continue from. "
+                           f"Engines that checkpoint (the torch engine, with trainer.resumable=true) write one after "
+                           f"each epoch; a run killed before its first epoch ended must start again.")
+    saved = yaml.safe_load((directory / "overrides.yaml").read_text()) or []
+    return [*saved, f"resume={directory}", f"hydra.run.dir={directory}"]
+
+
+def _prepare_resume(run_dir: Path, log_file: Path) -> None:
+    """Clear what the interrupted run left besides its checkpoints, its overrides and its log."""
+    import shutil
+
+    for path in run_dir.iterdir():
+        if path.name == "checkpoints":
+            for stale in path.glob(".*.tmp"):  # a checkpoint being written when the run was killed
+                stale.unlink()
+        elif path != log_file and path.name != "overrides.yaml":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def _train_job(cfg, manager, failures: list) -> dict | None:
     import shutil
 
@@ -146,16 +188,23 @@ def _train_job(cfg, manager, failures: list) -> dict | None:
     log_file = run_dir / f"{hydra_config.job.name}.log"
     new_log = not log_file.exists() or log_file.stat().st_size == 0
     foreign = sorted(p.name for p in run_dir.iterdir() if p != log_file)
+    resuming = cfg.get("resume") is not None
     try:
         if MANIFEST in foreign:
             raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
-        if foreign:
+        if resuming:
+            _prepare_resume(run_dir, log_file)
+        elif foreign:
             raise CouplerError(f"{run_dir} is not empty ({', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); "
                                f"a run needs a new or empty directory (hydra.run.dir=...).")
-        atomic_write_text(run_dir / "overrides.yaml", "".join(f"- {o}\n" for o in hydra_config.overrides.task))
+        else:
+            atomic_write_text(run_dir / "overrides.yaml", "".join(f"- {o}\n" for o in hydra_config.overrides.task))
         results = run_training(to_plain(cfg), run_dir, manager)
     except BaseException as exc:
-        if not foreign:  # the directory is this run's own: never leave it half-written
+        resumable = (run_dir / "checkpoints" / "last.ckpt").is_file()
+        if resumable:  # an interrupted run that can go on: keep it, and say how
+            print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
+        elif not foreign:  # the directory is this run's own: never leave it half-written
             shutil.rmtree(run_dir, ignore_errors=True)
         elif new_log:  # someone else's directory: take back only the log Hydra opened in it
             log_file.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ DEFAULTS = [
 #: config groups that are not component kinds
 SETTING_GROUPS = ("trainer",)
 #: the top-level keys of a composed config
-SETTINGS = {*GROUPS.values(), *SETTING_GROUPS, "task", "seed", "split", "preprocess", "plugins"}
+SETTINGS = {*GROUPS.values(), *SETTING_GROUPS, "task", "seed", "split", "preprocess", "plugins", "resume"}
 #: the keys of the core's own settings nodes
 SETTING_KEYS = {"split": ("val", "test", "stratify"), "preprocess": ("impute", "scale", "encode"), "plugins": ("disable",)}
 
@@ -46,6 +46,7 @@ def primary_config(manager: PluginManager) -> dict:
         "split": {"val": 0.2, "test": 0.1, "stratify": "auto"},
         "preprocess": {"impute": "median", "scale": "standard", "encode": "onehot"},
         "plugins": {"disable": []},
+        "resume": None,
         "hydra": {
             "searchpath": [f"file://{d}" for _, d in manager.config_dirs()],
             "job": {"name": "train", "chdir": False},
@@ -145,6 +146,9 @@ def check_settings(config: dict) -> None:
         for name in node:
             if name not in allowed:
                 raise ConfigError(f"{key}.{name}", node[name], f"{key} has the keys {', '.join(allowed)}")
+    resume = config.get("resume")
+    if resume is not None and not isinstance(resume, str):
+        raise ConfigError("resume", resume, "the directory of an interrupted run: resume=RUN_DIR")
     seed = config.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise ConfigError("seed", seed, "a whole number from 0 to 4294967295")

@@ -13,6 +13,8 @@ class RunContext:
     """One run: its resolved config (plain containers), its directory, and what it learned so far.
 
     Engines call ``epoch_end`` after each epoch; observers (plugins, callbacks) may set ``should_stop``.
+    A callback that keeps state across epochs may offer ``state_dict()`` / ``load_state_dict(state)``: an
+    engine that checkpoints stores it, and restores it when the run is resumed.
     """
 
     config: dict
@@ -27,6 +29,13 @@ class RunContext:
     #: set by an early-stopping callback: the epoch whose model is kept, and its monitored value
     best_epoch: int | None = None
     best_score: float | None = None
+    #: the run's callbacks by config key (engines act on the ones they know, e.g. checkpointing)
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    #: for a model that ``uses_optimizer``: what the ``optimizer`` and ``scheduler`` factories built
+    optimizer: Any = None
+    scheduler: Any = None
+    #: ``resume=RUN_DIR``: the checkpoint an engine continues from (``RUN_DIR/checkpoints/last.ckpt``)
+    resume_from: Path | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("coupler.run"))
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:

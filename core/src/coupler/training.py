@@ -73,14 +73,17 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     data_component = registry.get("data", config["data"]["name"])
     model_component = registry.get("model", config["model"]["name"])
     for kind in ("optimizer", "scheduler"):
-        if config.get(kind):
+        if config.get(kind) and config[kind].get("name"):
             registry.get(kind, config[kind]["name"])
     callback_nodes = config.get("callbacks") or {}
     exporter_nodes = config.get("exporters") or {}
     callbacks = [registry.get("callback", n.get("name", k)).build(f"callbacks.{k}", n) for k, n in callback_nodes.items()]
     exporters = {k: registry.get("exporter", n.get("name", k)).build(f"exporters.{k}", n) for k, n in exporter_nodes.items()}
 
-    run = RunContext(config=config, directory=run_dir, hooks=manager.hooks.hook, seed=seed)
+    run = RunContext(config=config, directory=run_dir, hooks=manager.hooks.hook, seed=seed,
+                     callbacks=dict(zip(callback_nodes, callbacks)))
+    if config.get("resume"):
+        run.resume_from = Path(config["resume"]) / "checkpoints" / "last.ckpt"
     registered = []
     try:
         for callback in callbacks:
@@ -111,17 +114,14 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
         raise CouplerError(f"model {model_component.name!r}: its factory returned {type(model).__name__}, "
                            f"which lacks fit / predict / save / load")
-    for kind in ("optimizer", "scheduler"):
-        if config.get(kind) and not getattr(model, "uses_optimizer", False):
-            raise ConfigError(kind, config[kind]["name"],
-                              f"nothing: model {model_component.name!r} does not use an {kind}; remove {kind}=...")
+    _optimizer_and_scheduler(run, config, model, model_component.name, registry)
     metrics = select_metrics(config.get("metrics"), task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
              len(y), dataset.X.shape[1], task, len(indices.train), len(indices.val), len(indices.test))
 
     preprocess = config.get("preprocess") or {}
-    preprocessor = Preprocessor(**preprocess).fit(dataset.X.iloc[indices.train], dataset.categorical)
     input_format = getattr(model, "input_format", "matrix")
+    preprocessor = Preprocessor(**preprocess).fit(dataset.X.iloc[indices.train], dataset.categorical, input_format)
     splits = {
         name: Split(preprocessor.transform(dataset.X.iloc[rows], input_format), y[rows])
         for name, rows in (("train", indices.train), ("val", indices.val), ("test", indices.test))
@@ -158,6 +158,32 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     _seal(run, config, manager, dataset, indices, input_format, model_component)
     run.hooks.on_run_end(run=run, metrics=results)
     return results
+
+
+def _optimizer_and_scheduler(run: RunContext, config: dict, model, model_name: str, registry) -> None:
+    """Build the optimizer and scheduler for a model that uses them (``Model.uses_optimizer``). A model's
+    ``default_optimizer`` / ``default_scheduler`` (config nodes) fill in what the config leaves out, and the
+    run's config.yaml records them."""
+    if not getattr(model, "uses_optimizer", False):
+        for kind in ("optimizer", "scheduler"):
+            if config.get(kind):
+                raise ConfigError(kind, config[kind].get("name", config[kind]),
+                                  f"nothing: model {model_name!r} does not use an {kind}; remove {kind}=...")
+        return
+    for kind in ("optimizer", "scheduler"):
+        node, default = config.get(kind) or {}, getattr(model, f"default_{kind}", None) or {}
+        if not node.get("name"):  # nothing chosen, or only keys set (optimizer.lr=0.01): on the model's default
+            if node and not default:
+                raise ConfigError(kind, node, f"a choice before its keys: {kind}=NAME {kind}.KEY=VALUE")
+            if node and any(k not in default for k in node):
+                raise ConfigError(kind, node, f"keys of the default {kind} {default['name']!r} "
+                                  f"({', '.join(k for k in default if k != 'name')}), or {kind}=NAME first")
+            config[kind] = {**default, **node} if default else None
+        node = config.get(kind)
+        if node:
+            setattr(run, kind, registry.get(kind, node["name"]).build(kind, node))
+    if run.optimizer is None:
+        raise ConfigError("optimizer", None, f"an optimizer for model {model_name!r}: optimizer=NAME (see coupler plugins)")
 
 
 def _save(run: RunContext, config: dict, model: Model, preprocessor: Preprocessor, results: dict) -> None:

@@ -31,6 +31,12 @@ class EarlyStopping:
             return not math.isnan(value)
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
+    def state_dict(self) -> dict:
+        return {"wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.wait = state["wait"]
+
     @hookimpl
     def on_epoch_end(self, run, epoch, metrics):
         if self.monitor not in metrics:

@@ -1,0 +1,393 @@
+"""``TorchModel``: the torch engine behind Coupler's ``Model`` contract, with Lightning underneath.
+
+A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_inputs, n_outputs)`` (and
+``architecture()``, the keyword arguments that rebuild it). The engine does the rest:
+
+- **Data feeding.** In-memory splits become tensors once; an epoch takes one seeded permutation and then
+  slices contiguous batches (``TensorBatches``): no per-sample fetch, no collation.
+- **Optimizer and scheduler** come from the ``optimizer`` / ``scheduler`` components the run selected
+  (``run.optimizer``, ``run.scheduler``), built by the core from the registries.
+- **Epoch events.** After each training epoch the validation split is scored in one pass, and
+  ``run.epoch_end`` fires with ``train_loss``, ``val_loss`` and ``val_accuracy`` (classification) or
+  ``val_rmse`` (regression); an early-stopping observer stops training, and the best epoch's weights are kept.
+- **Checkpoints** are written atomically (temporary file, then rename): ``checkpoints/last.ckpt`` after every
+  epoch while the run is in progress (``trainer.resumable``), ``best.ckpt`` / kept ``last.ckpt`` with
+  ``callbacks=[checkpoint]``. ``coupler train resume=RUN_DIR`` continues from ``last.ckpt``; each epoch's
+  random streams (order, dropout, augmentation) are seeded from (seed, epoch), so a resumed run ends with the
+  same numbers as an uninterrupted one.
+- **Artifacts:** ``weights.safetensors`` and ``network.json`` (the architecture and the target scaling),
+  never a pickled module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from coupler.components import Model, Split
+from coupler.errors import ConfigError, CouplerError
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+WEIGHTS = "weights.safetensors"
+NETWORK = "network.json"
+CHECKPOINTS = "checkpoints"
+#: the trainer keys this engine reads (the ``trainer`` config group)
+TRAINER_KEYS = ("max_epochs", "accelerator", "devices", "precision", "deterministic", "gradient_clip_val",
+                "strategy", "progress_bar", "resumable")
+#: the optimizer and scheduler a run gets when it names none (recorded in the run's config.yaml);
+#: scheduler=none keeps the rate constant
+DEFAULT_OPTIMIZER = {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "weight_decay": 0.0}
+DEFAULT_SCHEDULER = {"name": "cosine", "min_lr": 0.0}
+
+for _name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False ..." is not news on every run
+    logging.getLogger(_name).setLevel(logging.WARNING)
+# Lightning 2.6 calls a torch.utils._pytree API that torch 2.13 deprecates; nothing a user can act on
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+
+
+class TensorBatches:
+    """Batches of in-memory tensors by slicing: per epoch one seeded permutation, then contiguous slices.
+
+    ``epoch()`` gives the current epoch, so the order of epoch N is the same in a resumed run.
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool, seed: int = 0,
+                 epoch=lambda: 0):
+        self.X, self.y, self.batch_size, self.shuffle, self.seed, self.epoch = X, y, batch_size, shuffle, seed, epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.y) / self.batch_size)
+
+    def __iter__(self):
+        X, y = self.X, self.y
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch()))
+            order = torch.randperm(len(y), generator=generator)
+            X, y = X[order], y[order]
+        for start in range(0, len(y), self.batch_size):
+            yield X[start:start + self.batch_size], y[start:start + self.batch_size]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63 - 1)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file in the same directory, flushed, then renamed into place."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+
+
+class TorchModel(Model):
+    """Subclass with ``build_network`` and ``architecture``; see the module docstring for what the engine does."""
+
+    input_format = "matrix"
+    uses_optimizer = True
+    default_optimizer = DEFAULT_OPTIMIZER
+    default_scheduler = DEFAULT_SCHEDULER
+    #: what the plugin's ``display name`` is in messages
+    kind = "torch model"
+
+    def __init__(self, task: str, seed: int, batch_size: int = 64):
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError("model.batch_size", batch_size, "a whole number of at least 1")
+        self.task, self.seed, self.batch_size = task, seed, batch_size
+        self.network: torch.nn.Module | None = None
+        self.n_inputs = self.n_outputs = 0
+        self.target_scale = (0.0, 1.0)  # regression targets are standardized for training
+        self._cache: tuple[Any, np.ndarray] | None = None
+
+    # --- what a subclass provides ----------------------------------------------------------------------
+
+    def build_network(self, n_inputs: int, n_outputs: int) -> torch.nn.Module:
+        """The network: takes a float tensor (batch, n_inputs), returns (batch, n_outputs)."""
+        raise NotImplementedError
+
+    def architecture(self) -> dict:
+        """The keyword arguments that define the network (saved in ``network.json``)."""
+        return {}
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Augment a training batch (train split only); the default leaves it as it is."""
+        return x
+
+    # --- training --------------------------------------------------------------------------------------
+
+    def fit(self, train: Split, val: Split | None, run) -> None:
+        trainer_config = _trainer_config(run.config.get("trainer") or {})
+        classification = self.task != "regression"
+        self.n_inputs = int(train.X.shape[1])
+        self.n_outputs = len(run.classes) if classification else 1
+        if not classification:
+            mean, std = float(np.mean(train.y)), float(np.std(train.y))
+            self.target_scale = (mean, std if std > 0 else 1.0)
+        torch.manual_seed(self.seed)
+        self.network = self.build_network(self.n_inputs, self.n_outputs)
+
+        X_train, y_train = self._tensors(train)
+        epochs = trainer_config["max_epochs"]
+        batches = TensorBatches(X_train, y_train, self.batch_size, shuffle=True, seed=self.seed,
+                                epoch=lambda: trainer.current_epoch)
+        module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches))
+        events = _RunEvents(self, run, val, trainer_config["resumable"])
+        trainer = pl.Trainer(
+            max_epochs=epochs, accelerator=trainer_config["accelerator"], devices=trainer_config["devices"],
+            precision=trainer_config["precision"], deterministic=trainer_config["deterministic"],
+            gradient_clip_val=trainer_config["gradient_clip_val"], strategy=trainer_config["strategy"],
+            enable_progress_bar=trainer_config["progress_bar"], logger=False, enable_checkpointing=False,
+            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1,
+            plugins=[AtomicCheckpointIO()], default_root_dir=str(run.directory), callbacks=[events],
+        )
+        resume = getattr(run, "resume_from", None)
+        trainer.fit(module, train_dataloaders=batches, ckpt_path=str(resume) if resume else None)
+        if run.best_epoch is not None and events.best_state is not None:
+            self.network.load_state_dict(events.best_state)
+        self.network.cpu().eval()
+        self._cache = None
+        events.finish()
+
+    def _tensors(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        X = torch.as_tensor(np.asarray(split.X, dtype=np.float32))
+        if self.task == "regression":
+            mean, std = self.target_scale
+            y = torch.as_tensor((np.asarray(split.y, dtype=np.float64) - mean) / std, dtype=torch.float32)
+        else:
+            y = torch.as_tensor(np.asarray(split.y), dtype=torch.long)
+        return X, y
+
+    def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "regression":
+            return torch.nn.functional.mse_loss(outputs.squeeze(-1), y)
+        return torch.nn.functional.cross_entropy(outputs, y)
+
+    def outputs(self, X, device=None, context=None) -> torch.Tensor:
+        """The network's outputs for every row of ``X``, in batches, without gradients (float32, on the CPU)."""
+        X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
+        network = self.network
+        was_training = network.training
+        network.eval()
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, len(X), 4096):
+                batch = X[start:start + 4096]
+                if device is not None:
+                    batch = batch.to(device)
+                if context is not None:
+                    with context():
+                        chunks.append(network(batch).float().cpu())
+                else:
+                    chunks.append(network(batch).float().cpu())
+        network.train(was_training)
+        return torch.cat(chunks) if chunks else torch.empty((0, self.n_outputs))
+
+    def epoch_metrics(self, split: Split, device=None, context=None) -> dict[str, float]:
+        """``val_loss`` and ``val_accuracy`` (classification) or ``val_rmse`` (regression, in target units)."""
+        X, y = self._tensors(split)
+        outputs = self.outputs(X, device, context)
+        metrics = {"val_loss": float(self.loss(outputs, y))}
+        if self.task == "regression":
+            metrics["val_rmse"] = float(torch.sqrt(torch.mean((outputs.squeeze(-1) - y) ** 2))) * self.target_scale[1]
+        else:
+            metrics["val_accuracy"] = float((outputs.argmax(dim=1) == y).float().mean())
+        return metrics
+
+    # --- prediction ------------------------------------------------------------------------------------
+
+    def _predictions(self, X) -> np.ndarray:
+        if self._cache is None or self._cache[0] is not X:
+            outputs = self.outputs(X)
+            if self.task == "regression":
+                mean, std = self.target_scale
+                values = outputs.squeeze(-1).double().numpy() * std + mean
+            else:
+                values = torch.softmax(outputs.double(), dim=1).numpy()
+            self._cache = (X, values)
+        return self._cache[1]
+
+    def predict(self, X) -> np.ndarray:
+        values = self._predictions(X)
+        return values if self.task == "regression" else values.argmax(axis=1)
+
+    @property
+    def supports_proba(self) -> bool:
+        return self.task != "regression"
+
+    def predict_proba(self, X):
+        return None if self.task == "regression" else self._predictions(X)
+
+    # --- artifacts -------------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+        save_file(state, str(Path(directory) / WEIGHTS))
+        (Path(directory) / NETWORK).write_text(json.dumps({
+            "format": 1, "model": type(self).__name__, "architecture": self.architecture(),
+            "n_inputs": self.n_inputs, "n_outputs": self.n_outputs, "task": self.task,
+            "target_scale": list(self.target_scale),
+        }, indent=2))
+
+    def load(self, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        saved = json.loads((Path(directory) / NETWORK).read_text())
+        if saved["architecture"] != self.architecture():
+            raise CouplerError(f"{directory}: the saved network was built with {saved['architecture']}, "
+                               f"but the run's config builds {self.architecture()}; the config was changed.")
+        self.n_inputs, self.n_outputs = saved["n_inputs"], saved["n_outputs"]
+        self.target_scale = tuple(saved["target_scale"])
+        self.network = self.build_network(self.n_inputs, self.n_outputs)
+        self.network.load_state_dict(load_file(str(Path(directory) / WEIGHTS)))
+        self.network.eval()
+        self._cache = None
+
+
+def _trainer_config(node: dict) -> dict:
+    """The trainer keys with their defaults, checked."""
+    config = {"max_epochs": 100, "accelerator": "auto", "devices": "auto", "precision": "32-true",
+              "deterministic": False, "gradient_clip_val": None, "strategy": "auto", "progress_bar": "auto",
+              "resumable": True}
+    config.update({k: v for k, v in node.items() if k in TRAINER_KEYS})
+    epochs = config["max_epochs"]
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ConfigError("trainer.max_epochs", epochs, "a whole number of at least 1")
+    clip = config["gradient_clip_val"]
+    if clip is not None and (not isinstance(clip, (int, float)) or isinstance(clip, bool) or clip <= 0):
+        raise ConfigError("trainer.gradient_clip_val", clip, "null (no clipping) or a number > 0")
+    for key in ("deterministic", "resumable"):
+        if not isinstance(config[key], bool):
+            raise ConfigError(f"trainer.{key}", config[key], "true or false")
+    bar = config["progress_bar"]
+    if bar not in ("auto", True, False):
+        raise ConfigError("trainer.progress_bar", bar, "auto (on a terminal only), true or false")
+    config["progress_bar"] = sys.stderr.isatty() if bar == "auto" else bar
+    precisions = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true", "64")
+    if str(config["precision"]) not in precisions:
+        raise ConfigError("trainer.precision", config["precision"], ", ".join(precisions))
+    config["precision"] = str(config["precision"])
+    return config
+
+
+class _Module(pl.LightningModule):
+    """The Lightning side of a ``TorchModel``: loss, training step, optimizer and scheduler."""
+
+    def __init__(self, model: TorchModel, run, epochs: int, steps_per_epoch: int):
+        super().__init__()
+        self.network = model.network
+        self.model, self.run, self.epochs, self.steps_per_epoch = model, run, epochs, steps_per_epoch
+        self.loss_sum = torch.zeros(())
+        self.batches = 0
+
+    def forward(self, x):
+        return self.network(x)
+
+    def training_step(self, batch, batch_index):
+        x, y = batch
+        loss = self.model.loss(self.network(self.model.augment(x)), y)
+        self.loss_sum = self.loss_sum.to(loss.device) + loss.detach()  # no .item(): no sync on every step
+        self.batches += 1
+        return loss
+
+    def configure_optimizers(self):
+        make_optimizer = self.run.optimizer
+        optimizer = make_optimizer(self.parameters())
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise CouplerError(f"optimizer {self.run.config['optimizer']['name']!r}: its factory's callable returned "
+                               f"{type(optimizer).__name__}, not a torch.optim.Optimizer")
+        make_scheduler = self.run.scheduler
+        scheduler = make_scheduler(optimizer, epochs=self.epochs, steps_per_epoch=self.steps_per_epoch) \
+            if make_scheduler is not None else None
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class _RunEvents(pl.Callback):
+    """Seeds each epoch, scores the validation split, fires ``run.epoch_end``, keeps the best weights,
+    writes checkpoints, and carries the run's progress inside them for a resume."""
+
+    def __init__(self, model: TorchModel, run, val: Split | None, resumable: bool):
+        from coupler_torch.callbacks import Checkpoint, LearningRateMonitor
+
+        self.model, self.run, self.val = model, run, val
+        callbacks = list((getattr(run, "callbacks", None) or {}).values())
+        self.checkpoint = next((c for c in callbacks if isinstance(c, Checkpoint)), None)
+        self.lr_monitor = any(isinstance(c, LearningRateMonitor) for c in callbacks)
+        self.directory = Path(run.directory) / CHECKPOINTS
+        self.keep_last = resumable or bool(self.checkpoint and self.checkpoint.save_last)
+        self.best_state: dict | None = None
+
+    def on_train_epoch_start(self, trainer, module):
+        torch.manual_seed(_epoch_seed(self.model.seed, trainer.current_epoch))  # dropout, augmentation
+        module.loss_sum, module.batches = torch.zeros(()), 0
+        # the rate the epoch starts with (Lightning steps an epoch scheduler before on_train_epoch_end)
+        self.rates = [float(group["lr"]) for group in trainer.optimizers[0].param_groups]
+
+    def on_train_epoch_end(self, trainer, module):
+        epoch = trainer.current_epoch
+        metrics = {"train_loss": float(module.loss_sum) / max(module.batches, 1)}
+        if self.val is not None:
+            metrics.update(self.model.epoch_metrics(self.val, module.device, trainer.precision_plugin.forward_context))
+        if self.lr_monitor:
+            metrics.update({"lr" if i == 0 else f"lr_{i}": rate for i, rate in enumerate(self.rates)})
+        for key, value in metrics.items():  # for the progress bar and a plateau scheduler's monitor
+            module.log(key, value, prog_bar=key in ("train_loss", "val_loss"), logger=False)
+        if self.run.epoch_end(epoch, metrics):
+            trainer.should_stop = True
+        if self.run.best_epoch == epoch:
+            self.best_state = {k: v.detach().cpu().clone() for k, v in module.network.state_dict().items()}
+        checkpoint = self.checkpoint
+        if checkpoint is not None and checkpoint.save_best:
+            if checkpoint.monitor not in metrics:
+                raise ConfigError("callbacks.checkpoint.monitor", checkpoint.monitor,
+                                  f"one of the epoch metrics: {', '.join(sorted(metrics))}")
+            if checkpoint.improved(metrics[checkpoint.monitor]):
+                checkpoint.best = metrics[checkpoint.monitor]
+                trainer.save_checkpoint(self.directory / "best.ckpt")
+        if self.keep_last:
+            trainer.save_checkpoint(self.directory / "last.ckpt")
+
+    def finish(self) -> None:
+        """After training: the in-progress ``last.ckpt`` goes unless ``callbacks.checkpoint.save_last`` keeps it."""
+        if not (self.checkpoint and self.checkpoint.save_last):
+            (self.directory / "last.ckpt").unlink(missing_ok=True)
+            if self.directory.is_dir() and not any(self.directory.iterdir()):
+                self.directory.rmdir()
+
+    # Lightning stores this in every checkpoint and hands it back on resume.
+    def state_dict(self) -> dict:
+        run = self.run
+        return {"history": run.history, "best_epoch": run.best_epoch, "best_score": run.best_score,
+                "best_state": self.best_state,
+                "callbacks": {key: callback.state_dict() for key, callback in (run.callbacks or {}).items()
+                              if hasattr(callback, "state_dict")}}
+
+    def load_state_dict(self, state: dict) -> None:
+        run = self.run
+        run.history[:] = state["history"]
+        run.best_epoch, run.best_score, self.best_state = state["best_epoch"], state["best_score"], state["best_state"]
+        for key, callback_state in state["callbacks"].items():
+            callback = (run.callbacks or {}).get(key)
+            if callback is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(callback_state)

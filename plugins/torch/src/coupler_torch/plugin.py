@@ -1,0 +1,36 @@
+"""The ``torch`` plugin: optimizers, schedulers and the engine's callbacks. Imports no torch.
+
+Neural models (``coupler-cnn``, ``coupler-rnn``, ...) subclass ``coupler_torch.engine.TorchModel``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coupler import hookimpl
+
+from coupler_torch.callbacks import CALLBACKS
+from coupler_torch.optimizers import OPTIMIZERS, SCHEDULERS
+
+
+@hookimpl
+def register_optimizers(register):
+    for name, (factory, description) in OPTIMIZERS.items():
+        register(name, factory, description=description)
+
+
+@hookimpl
+def register_schedulers(register):
+    for name, (factory, description) in SCHEDULERS.items():
+        register(name, factory, description=description)
+
+
+@hookimpl
+def register_callbacks(register):
+    for name, (factory, description) in CALLBACKS.items():
+        register(name, factory, description=description)
+
+
+@hookimpl
+def register_config_dirs(register):
+    register(Path(__file__).parent / "conf")

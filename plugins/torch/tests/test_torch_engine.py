@@ -1,0 +1,272 @@
+"""The torch engine through real runs of a small network: optimizers and schedulers from the registries,
+early stopping and checkpoints, tensor batching, trainer settings, safetensors artifacts."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+from coupler import hookimpl
+from coupler.cli import compose
+from coupler.errors import ConfigError, CouplerError
+from coupler.finished_run import FinishedRun
+from coupler.plugin_manager import PluginManager
+from coupler.training import train
+from coupler_torch.engine import TensorBatches, TorchModel
+from coupler_torch.optimizers import OPTIMIZERS
+
+
+class MLP(TorchModel):
+    """A two-layer perceptron: the smallest real model on the engine."""
+
+    def __init__(self, task, seed, hidden: int = 32, batch_size: int = 32):
+        super().__init__(task, seed, batch_size)
+        self.hidden = hidden
+
+    def architecture(self) -> dict:
+        return {"hidden": self.hidden}
+
+    def build_network(self, n_inputs, n_outputs):
+        return torch.nn.Sequential(torch.nn.Linear(n_inputs, self.hidden), torch.nn.ReLU(), torch.nn.Dropout(0.1),
+                                   torch.nn.Linear(self.hidden, n_outputs))
+
+
+class SignDescent(torch.optim.Optimizer):
+    """A third party's optimizer: steps by the sign of the gradient, and counts its steps."""
+
+    steps = 0
+
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, {"lr": lr})
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        SignDescent.steps += 1
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.data.add_(torch.sign(p.grad), alpha=-group["lr"])
+        return loss
+
+
+class ThirdParty:
+    @hookimpl
+    def register_models(self, register):
+        register("mlp", MLP)
+
+    @hookimpl
+    def register_optimizers(self, register):
+        register("sign_descent", lambda lr=0.01: (lambda params: SignDescent(params, lr=lr)))
+
+
+@pytest.fixture(scope="module")
+def manager():
+    pm = PluginManager()
+    pm.load_builtins()
+    pm.load_entry_points()
+    pm.load_object("third_party", ThirdParty())
+    return pm
+
+
+def run(manager, tmp_path, *overrides, name="run"):
+    config = compose(["model=mlp", "trainer.max_epochs=5", *overrides], manager)
+    return train(config, tmp_path / name, manager), tmp_path / name
+
+
+def history(run_dir):
+    import pandas as pd
+
+    return pd.read_csv(run_dir / "history.csv")
+
+
+# --- optimizers and schedulers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_registered_optimizer_builds_and_steps(name):
+    factory = OPTIMIZERS[name][0]()
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = factory([weight])
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    (weight ** 2).sum().backward()
+    optimizer.step()
+    assert not torch.equal(weight.detach(), torch.ones(3)), f"{name} did not move the weights"
+
+
+def test_sgd_takes_momentum_and_nesterov_from_its_config(manager, tmp_path):
+    config = compose(["model=mlp", "optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0.8"], manager)
+    make = manager.registry.get("optimizer", "sgd").build("optimizer", config["optimizer"])
+    optimizer = make([torch.nn.Parameter(torch.ones(1))])
+    assert optimizer.defaults["nesterov"] is True and optimizer.defaults["momentum"] == 0.8
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimizer.lr=-1", "optimizer.lr=-1"),
+    ("optimizer.nesterov=true", "Nesterov needs momentum"),
+    ("optimizer.betas=[0.9]", "optimizer.betas"),
+])
+def test_a_bad_optimizer_value_names_the_key_and_what_is_allowed(manager, tmp_path, override, message):
+    optimizer = "optimizer=sgd" if "nesterov" in override else "optimizer=adam"
+    extra = ["optimizer.momentum=0"] if "nesterov" in override else []
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        run(manager, tmp_path, optimizer, override, *extra)
+
+
+def test_a_run_without_an_optimizer_gets_the_engine_default_and_records_it(manager, tmp_path):
+    _, run_dir = run(manager, tmp_path, "data=iris", "trainer.max_epochs=2")
+    saved = (run_dir / "config.yaml").read_text()
+    assert "optimizer:\n  name: adam" in saved and "scheduler:\n  name: cosine" in saved
+
+
+@pytest.mark.parametrize("scheduler, check", [
+    ("cosine", lambda lr: lr[-1] < lr[0] / 5),
+    ("step", lambda lr: lr[0] == lr[1] and lr[2] == pytest.approx(lr[0] * 0.5)),
+    ("onecycle", lambda lr: max(lr) > lr[0] and lr[-1] < max(lr)),
+    ("none", lambda lr: len(set(lr)) == 1),
+])
+def test_schedulers_shape_the_learning_rate_recorded_by_lr_monitor(manager, tmp_path, scheduler, check):
+    extra = {"step": ["scheduler.step_size=2", "scheduler.gamma=0.5"], "onecycle": ["scheduler.max_lr=0.05"]}
+    _, run_dir = run(manager, tmp_path, "data=iris", f"scheduler={scheduler}", *extra.get(scheduler, []),
+                     "callbacks=[lr_monitor]", "trainer.max_epochs=6")
+    lr = history(run_dir)["lr"].tolist()
+    assert len(lr) == 6 and check(lr), lr
+
+
+def test_plateau_lowers_the_rate_when_the_monitored_metric_stalls(manager, tmp_path):
+    _, run_dir = run(manager, tmp_path, "data=iris", "scheduler=plateau", "scheduler.patience=0", "scheduler.factor=0.5",
+                     "scheduler.monitor=train_loss", "scheduler.mode=max", "callbacks=[lr_monitor]", "trainer.max_epochs=4")
+    lr = history(run_dir)["lr"].tolist()
+    assert lr[-1] < lr[0], "train_loss falls, so in mode=max it stalls and the rate must drop"
+
+
+def test_a_third_party_optimizer_registers_and_trains(manager, tmp_path):
+    SignDescent.steps = 0
+    results, run_dir = run(manager, tmp_path, "data=iris", "optimizer=sign_descent", "optimizer.lr=0.005",
+                           "scheduler=none", "trainer.max_epochs=20")
+    assert SignDescent.steps == 20 * 4  # 105 training rows in batches of 32
+    assert results["test"]["accuracy"] >= 0.8
+
+
+# --- epochs, early stopping, checkpoints --------------------------------------------------------------------
+
+
+def test_each_epoch_reports_train_and_validation_metrics(manager, tmp_path):
+    _, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=3")
+    frame = history(run_dir)
+    assert list(frame.columns) == ["epoch", "train_loss", "val_loss", "val_accuracy"]
+    assert frame["epoch"].tolist() == [0, 1, 2]
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(manager, tmp_path):
+    results, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=300", "scheduler=none",
+                           "optimizer.lr=0.05", "callbacks=[early_stopping]", "callbacks.early_stopping.patience=3")
+    frame = history(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(frame) < 300
+    best = manifest["best_epoch"]
+    assert best == len(frame) - 1 - 3
+    assert frame["val_loss"][best] == frame["val_loss"].min()
+    # the kept weights are the best epoch's: the validation loss measured now is that epoch's
+    assert results["val"]["log_loss"] == pytest.approx(frame["val_loss"][best], rel=1e-3, abs=1e-6)
+
+
+def test_checkpoint_callback_keeps_best_and_last_loadable_with_weights_only(manager, tmp_path):
+    _, run_dir = run(manager, tmp_path, "data=wine", "callbacks=[checkpoint]", "trainer.max_epochs=4")
+    for name in ("best.ckpt", "last.ckpt"):
+        checkpoint = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+        assert "state_dict" in checkpoint and "optimizer_states" in checkpoint
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 3
+    assert not list((run_dir / "checkpoints").glob(".*")), "a temporary checkpoint file was left behind"
+
+
+def test_without_the_checkpoint_callback_no_checkpoint_outlives_the_run(manager, tmp_path):
+    _, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=2")
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_a_checkpoint_monitor_the_engine_does_not_report_is_named(manager, tmp_path):
+    with pytest.raises(ConfigError, match="callbacks.checkpoint.monitor='val_auc'.*val_accuracy"):
+        run(manager, tmp_path, "data=wine", "callbacks=[checkpoint]", "callbacks.checkpoint.monitor=val_auc")
+
+
+# --- data feeding ---------------------------------------------------------------------------------------------
+
+
+def test_tensor_batches_cover_every_row_once_in_a_seeded_order_per_epoch():
+    X, y = torch.arange(10.0)[:, None], torch.arange(10)
+    epoch = types.SimpleNamespace(value=0)
+    batches = TensorBatches(X, y, 4, shuffle=True, seed=1, epoch=lambda: epoch.value)
+    first = [b[1].tolist() for b in batches]
+    assert len(batches) == 3 and [len(b) for b in first] == [4, 4, 2]
+    assert sorted(sum(first, [])) == list(range(10))
+    assert [b[1].tolist() for b in batches] == first, "the same epoch must give the same order"
+    epoch.value = 1
+    assert [b[1].tolist() for b in batches] != first, "another epoch must give another order"
+    assert all(torch.equal(bx[:, 0].long(), by) for bx, by in batches), "rows and labels must stay paired"
+
+
+# --- trainer settings -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.max_epochs=0", "trainer.max_epochs=0"),
+    ("trainer.precision=8-bit", "trainer.precision='8-bit'.*bf16-mixed"),
+    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
+    ("trainer.progress_bar=sometimes", "trainer.progress_bar"),
+])
+def test_a_bad_trainer_value_is_a_clear_error(manager, tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run(manager, tmp_path, "data=iris", override)
+
+
+def test_trainer_settings_reach_lightning(manager, tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+
+    seen = {}
+    original = pl.Trainer.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "__init__", spy)
+    run(manager, tmp_path, "data=iris", "trainer.max_epochs=2", "trainer.gradient_clip_val=0.5",
+        "trainer.deterministic=true", "trainer.precision=bf16-mixed", "trainer.accelerator=cpu")
+    assert seen["gradient_clip_val"] == 0.5 and seen["deterministic"] is True
+    assert seen["precision"] == "bf16-mixed" and seen["accelerator"] == "cpu" and seen["max_epochs"] == 2
+    assert seen["enable_progress_bar"] is False, "no progress bar when stderr is not a terminal"
+
+
+# --- tasks, artifacts ----------------------------------------------------------------------------------------
+
+
+def test_regression_beats_the_mean_predictor(manager, tmp_path):
+    results, _ = run(manager, tmp_path, "data=diabetes", "trainer.max_epochs=60", "optimizer.lr=0.01")
+    from sklearn.datasets import load_diabetes
+
+    y = load_diabetes().target
+    assert results["test"]["rmse"] < 0.9 * np.std(y)
+
+
+def test_artifacts_are_safetensors_and_json_and_reproduce_the_run(manager, tmp_path):
+    results, run_dir = run(manager, tmp_path, "data=wine")
+    assert sorted(p.name for p in (run_dir / "model").iterdir()) == ["network.json", "weights.safetensors"]
+    network = json.loads((run_dir / "model" / "network.json").read_text())
+    assert network["architecture"] == {"hidden": 32} and network["n_inputs"] == 13 and network["n_outputs"] == 3
+    assert FinishedRun(run_dir, manager).evaluate() == results
+
+
+def test_a_changed_architecture_is_refused_on_reload(manager, tmp_path):
+    _, run_dir = run(manager, tmp_path, "data=iris", "trainer.max_epochs=1")
+    model = MLP("multiclass", 0, hidden=8)
+    with pytest.raises(CouplerError, match="config was changed"):
+        model.load(run_dir / "model")
+
+
+def test_seeded_runs_are_identical(manager, tmp_path):
+    first, _ = run(manager, tmp_path, "data=wine", name="a")
+    second, _ = run(manager, tmp_path, "data=wine", name="b")
+    assert first == second
