@@ -1,0 +1,1 @@
+"""A convolutional network for Coupler (``model=cnn``), on the ``coupler-torch`` engine."""

@@ -1,0 +1,132 @@
+"""``CNN``: convolution blocks, global average pooling and a linear classifier (or regressor), on the
+torch engine. Rows of pixels (``matrix`` input) are reshaped to ``input_shape`` inside the network, so the
+engine feeds it like any other model; augmentation runs on training batches only, with torch ops."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from coupler.errors import ConfigError
+from coupler_torch.engine import TorchModel
+from torch import nn
+
+AUGMENT_DEFAULTS = {"flip": False, "crop": 1, "rotation": 10, "noise": 0.0}
+
+
+def _whole(key: str, value, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(key, value, f"a whole number of at least {low}")
+    return value
+
+
+def _fraction(key: str, value, high: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= high:
+        raise ConfigError(key, value, f"a number from 0 to {high}")
+    return float(value)
+
+
+class Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class CNN(TorchModel):
+    def __init__(self, task: str, seed: int, depth: int = 2, width: int = 32, kernel_size: int = 3,
+                 batch_norm: bool = True, dropout: float = 0.25, input_shape=None, batch_size: int = 64,
+                 augment: dict | None = None):
+        super().__init__(task, seed, batch_size)
+        self.depth = _whole("model.depth", depth, 1)
+        self.width = _whole("model.width", width, 1)
+        self.kernel_size = _whole("model.kernel_size", kernel_size, 1)
+        if self.kernel_size % 2 == 0:
+            raise ConfigError("model.kernel_size", kernel_size, "an odd number (3, 5, ...): padding keeps the size")
+        if not isinstance(batch_norm, bool):
+            raise ConfigError("model.batch_norm", batch_norm, "true or false")
+        self.batch_norm = batch_norm
+        self.dropout = _fraction("model.dropout", dropout, 0.95)
+        if input_shape is not None:
+            if (not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)):
+                raise ConfigError("model.input_shape", input_shape, "null or [channels, height, width], e.g. [1,8,8]")
+            input_shape = [int(v) for v in input_shape]
+        self.input_shape = input_shape
+        augment = {} if augment is None else augment
+        if not isinstance(augment, dict):
+            raise ConfigError("model.augment", augment, f"a mapping with the keys {', '.join(AUGMENT_DEFAULTS)}")
+        unknown = sorted(set(augment) - set(AUGMENT_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"model.augment.{unknown[0]}", augment[unknown[0]],
+                              f"nothing: augment has the keys {', '.join(AUGMENT_DEFAULTS)}")
+        augment = {**AUGMENT_DEFAULTS, **augment}
+        if not isinstance(augment["flip"], bool):
+            raise ConfigError("model.augment.flip", augment["flip"], "true or false")
+        self.augmentation = {"flip": augment["flip"], "crop": _whole("model.augment.crop", augment["crop"], 0),
+                             "rotation": _fraction("model.augment.rotation", augment["rotation"], 180),
+                             "noise": _fraction("model.augment.noise", augment["noise"], 10)}
+
+    def architecture(self) -> dict:
+        return {"depth": self.depth, "width": self.width, "kernel_size": self.kernel_size,
+                "batch_norm": self.batch_norm, "dropout": self.dropout, "input_shape": self.input_shape}
+
+    def shape(self, n_inputs: int) -> tuple[int, int, int]:
+        """``input_shape``, or one square channel when it is null."""
+        if self.input_shape is not None:
+            if math.prod(self.input_shape) != n_inputs:
+                raise ConfigError("model.input_shape", self.input_shape,
+                                  f"a shape of {n_inputs} values (the data has {n_inputs} features)")
+            return tuple(self.input_shape)
+        side = math.isqrt(n_inputs)
+        if side * side != n_inputs:
+            raise ConfigError("model.input_shape", None, f"[channels, height, width] multiplying to {n_inputs}: "
+                              f"{n_inputs} features are not a square image")
+        return (1, side, side)
+
+    def build_network(self, n_inputs: int, n_outputs: int) -> nn.Module:
+        channels, height, width = self.shape(n_inputs)
+        self.image_shape = (channels, height, width)
+        layers: list[nn.Module] = [Reshape((channels, height, width))]
+        size = min(height, width)
+        for block in range(self.depth):
+            out = self.width * 2**block
+            for _ in range(2):
+                layers.append(nn.Conv2d(channels, out, self.kernel_size, padding=self.kernel_size // 2,
+                                        bias=not self.batch_norm))
+                if self.batch_norm:
+                    layers.append(nn.BatchNorm2d(out))
+                layers.append(nn.ReLU(inplace=True))
+                channels = out
+            if size >= 4:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(self.dropout), nn.Linear(channels, n_outputs)]
+        return nn.Sequential(*layers)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Random flips, shifts, rotations and noise for a training batch of flattened images."""
+        options = self.augmentation
+        if not (options["flip"] or options["crop"] or options["rotation"] or options["noise"]):
+            return x
+        channels, height, width = self.image_shape
+        images = x.reshape(x.shape[0], channels, height, width)
+        n = images.shape[0]
+        if options["flip"]:
+            flip = torch.rand(n, device=x.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        if options["crop"] or options["rotation"]:
+            angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(options["rotation"])
+            shift = torch.randint(-options["crop"], options["crop"] + 1, (n, 2), device=x.device).to(images.dtype)
+            cos, sin = torch.cos(angle).to(images.dtype), torch.sin(angle).to(images.dtype)
+            theta = torch.stack([
+                torch.stack([cos, -sin, shift[:, 0] * 2 / width], dim=1),
+                torch.stack([sin, cos, shift[:, 1] * 2 / height], dim=1),
+            ], dim=1)
+            grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+            images = nn.functional.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+        if options["noise"]:
+            images = images + torch.randn_like(images) * options["noise"]
+        return images.reshape(x.shape)

@@ -1,0 +1,25 @@
+"""The ``cnn`` plugin: registers ``model=cnn`` and ``data=image_folder``. Imports no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coupler import hookimpl
+
+
+def build_cnn(task: str, seed: int, depth: int = 2, width: int = 32, kernel_size: int = 3, batch_norm: bool = True,
+              dropout: float = 0.25, input_shape=None, batch_size: int = 64, augment: dict | None = None):
+    from coupler_cnn.model import CNN
+
+    return CNN(task=task, seed=seed, depth=depth, width=width, kernel_size=kernel_size, batch_norm=batch_norm,
+               dropout=dropout, input_shape=input_shape, batch_size=batch_size, augment=augment)
+
+
+@hookimpl
+def register_models(register):
+    register("cnn", build_cnn, description="a convolutional network (torch engine; depth, width, batch norm, augmentation)")
+
+
+@hookimpl
+def register_config_dirs(register):
+    register(Path(__file__).parent / "conf")

@@ -1,0 +1,143 @@
+"""The CNN through real runs: digits accuracy, reload, resume after a SIGKILL, augmentation, bad settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from coupler.errors import ConfigError
+from coupler.finished_run import FinishedRun
+from coupler.plugin_manager import get_plugin_manager
+from coupler.testing import read_metrics, train_run
+from coupler_cnn.model import CNN
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """``coupler train data=digits model=cnn`` with every default."""
+    directory = tmp_path_factory.mktemp("digits")
+    result = subprocess.run([sys.executable, "-m", "coupler.cli", "train", "data=digits", "model=cnn",
+                             f"hydra.run.dir={directory / 'run'}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return directory / "run", result
+
+
+def test_digits_reaches_the_promised_test_accuracy(digits_run):
+    run_dir, result = digits_run
+    assert read_metrics(run_dir)["test"]["accuracy"] >= 0.98
+    assert "Epoch" not in result.stderr, "no progress bar when stderr is not a terminal"
+
+
+def test_digits_run_saves_safetensors_and_reproduces_on_reload(digits_run, tmp_path):
+    run_dir, _ = digits_run
+    assert sorted(p.name for p in (run_dir / "model").iterdir()) == ["network.json", "weights.safetensors"]
+    assert FinishedRun(run_dir, get_plugin_manager()).evaluate() == read_metrics(run_dir)
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame.drop(columns="target").head(20)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    written = FinishedRun(run_dir, get_plugin_manager()).predict(tmp_path / "rows.csv", tmp_path / "out.csv")
+    assert written == 20
+
+
+def _coupler(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_final_metrics(tmp_path):
+    settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=10"]
+    whole = _coupler(*settings, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+
+    killed = _coupler(*settings, f"hydra.run.dir={tmp_path / 'killed'}")
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if last.exists() and torch.load(last, weights_only=True)["epoch"] >= 3:
+            break
+        assert killed.poll() is None, "the run finished before it could be killed; give it more epochs"
+        time.sleep(0.02)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    checkpoint = torch.load(last, weights_only=True)  # whole, never half written
+    assert 3 <= checkpoint["epoch"] < 9
+    assert not (tmp_path / "killed" / "manifest.json").exists()
+
+    resumed = _coupler(f"resume={tmp_path / 'killed'}")
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert read_metrics(tmp_path / "killed") == read_metrics(tmp_path / "whole")
+    assert (tmp_path / "killed" / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
+    assert not (tmp_path / "killed" / "checkpoints").exists(), "the in-progress checkpoint goes when the run ends"
+    assert f"resume: {tmp_path / 'killed'}" in (tmp_path / "killed" / "config.yaml").read_text()
+
+
+def test_resume_refuses_a_finished_run_and_a_directory_without_checkpoints(coupler_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = coupler_cli("train", f"resume={tmp_path / 'empty'}")
+    assert result.rc == 2 and "no checkpoints/last.ckpt" in result.err
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "manifest.json").write_text("{}")
+    result = coupler_cli("train", f"resume={tmp_path / 'done'}")
+    assert result.rc == 2 and "this run finished" in result.err
+    result = coupler_cli("train", f"resume={tmp_path / 'empty'}", "model=cnn")
+    assert result.rc == 2 and "drop the other arguments" in result.err
+
+
+# --- augmentation ---------------------------------------------------------------------------------------------
+
+
+def _model(**augment) -> CNN:
+    model = CNN("multiclass", 0, augment={"flip": False, "crop": 0, "rotation": 0, "noise": 0.0, **augment})
+    model.build_network(64, 10)
+    return model
+
+
+def test_augmentation_keeps_the_shape_and_changes_the_batch():
+    x = torch.randn(32, 64)
+    for options in ({"crop": 1}, {"rotation": 15}, {"noise": 0.1}, {"flip": True}):
+        out = _model(**options).augment(x)
+        assert out.shape == x.shape and not torch.equal(out, x), options
+
+
+def test_a_flip_mirrors_some_images_and_leaves_the_others():
+    x = torch.randn(64, 64)
+    out = _model(flip=True).augment(x)
+    images, flipped = x.reshape(64, 8, 8), out.reshape(64, 8, 8)
+    same = [torch.equal(a, b) for a, b in zip(images, flipped)]
+    mirrored = [torch.equal(a.flip(-1), b) for a, b in zip(images, flipped)]
+    assert all(s or m for s, m in zip(same, mirrored)) and any(same) and any(mirrored)
+
+
+def test_with_augmentation_off_the_batch_is_untouched():
+    x = torch.randn(8, 64)
+    assert torch.equal(_model().augment(x), x)
+
+
+# --- bad settings ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data=digits", "model.kernel_size=4"], "model.kernel_size=4"),
+    (["data=digits", "model.input_shape=[1,4,4]"], "a shape of 64 values"),
+    (["data=wine"], "13 features are not a square image"),
+    (["data=digits", "+model.augment.blur=1"], "model.augment.blur"),
+    (["data=digits", "model.dropout=2"], "model.dropout=2"),
+])
+def test_a_bad_setting_names_the_key(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        train_run(tmp_path, "model=cnn", "trainer.max_epochs=1", *overrides)
+
+
+def test_an_explicit_input_shape_is_used(tmp_path):
+    results, run_dir = train_run(tmp_path, "data=digits", "model=cnn", "model.input_shape=[1,8,8]", "model.width=4",
+                                 "trainer.max_epochs=1")
+    assert json.loads((Path(run_dir) / "model" / "network.json").read_text())["architecture"]["input_shape"] == [1, 8, 8]
