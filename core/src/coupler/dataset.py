@@ -22,6 +22,10 @@ class Dataset:
 
     ``read_options`` are the keyword arguments of ``pandas.read_csv`` that read a file of the same shape
     (``coupler predict`` uses them for its input).
+
+    ``files=True``: the features are paths of files the model reads itself, lazily (an image folder); they
+    reach the model as a DataFrame, unpreprocessed (input format ``files``), and only a model whose
+    ``reads_files`` is true can train on them.
     """
 
     X: pd.DataFrame
@@ -30,6 +34,7 @@ class Dataset:
     categorical: list[str] = field(default_factory=list)
     task: str | None = None
     read_options: dict = field(default_factory=dict)
+    files: bool = False
 
     def __post_init__(self) -> None:
         if len(self.X) == 0:

@@ -28,6 +28,7 @@ class Preprocessor:
     unseen in training encodes as all zeros (ordinal: -1).
     ``frame``: a DataFrame of float numeric columns (missing values kept) and ``category`` columns whose
     categories are the training ones (unseen values become missing), for models that handle both natively.
+    ``files``: the columns as they are (paths of files the model reads itself); nothing is learned.
     """
 
     def __init__(self, impute: str = "median", scale: str = "standard", encode: str = "onehot"):
@@ -50,6 +51,8 @@ class Preprocessor:
 
         self.columns = list(X.columns)
         self.input_format = input_format
+        if input_format == "files":
+            return self
         for column in self.columns:
             if column in categorical:
                 values = X[column].dropna().astype(str)
@@ -95,6 +98,8 @@ class Preprocessor:
         import pandas as pd
 
         self.check_columns(X)
+        if input_format == "files":
+            return X[self.columns]
         if input_format == "frame":
             converted = {}  # only columns that need it: float columns pass through without a copy
             for column in self.columns:
@@ -107,7 +112,7 @@ class Preprocessor:
             frame = X[self.columns]
             return frame.assign(**converted) if converted else frame
         if input_format != "matrix":
-            raise ConfigError("Model.input_format", input_format, "matrix or frame")
+            raise ConfigError("Model.input_format", input_format, "matrix, frame or files")
         if self.input_format != "matrix":
             raise ValueError("this preprocessor was fitted for frame input; fit it with input_format='matrix'")
         blocks = []
@@ -131,7 +136,7 @@ class Preprocessor:
         return np.hstack(blocks) if blocks else np.empty((len(X), 0))
 
     def feature_names(self, input_format: str = "matrix") -> list[str]:
-        if input_format == "frame" or self.encode == "ordinal":
+        if input_format in ("frame", "files") or self.encode == "ordinal":
             return list(self.columns)
         names = []
         for column in self.columns:

@@ -121,6 +121,11 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
 
     preprocess = config.get("preprocess") or {}
     input_format = getattr(model, "input_format", "matrix")
+    if dataset.files:
+        if not getattr(model, "reads_files", False):
+            raise ConfigError("model", model_component.name, f"a model that reads files (e.g. model=cnn): data "
+                              f"{dataset.name!r} holds paths of files, which {model_component.name!r} cannot read")
+        input_format = "files"
     preprocessor = Preprocessor(**preprocess).fit(dataset.X.iloc[indices.train], dataset.categorical, input_format)
     splits = {
         name: Split(preprocessor.transform(dataset.X.iloc[rows], input_format), y[rows])

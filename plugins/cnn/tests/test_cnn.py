@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from coupler.errors import ConfigError
+from coupler.errors import ConfigError, CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
 from coupler.testing import read_metrics, train_run
@@ -141,3 +141,63 @@ def test_an_explicit_input_shape_is_used(tmp_path):
     results, run_dir = train_run(tmp_path, "data=digits", "model=cnn", "model.input_shape=[1,8,8]", "model.width=4",
                                  "trainer.max_epochs=1")
     assert json.loads((Path(run_dir) / "model" / "network.json").read_text())["architecture"]["input_shape"] == [1, 8, 8]
+
+
+# --- image folders --------------------------------------------------------------------------------------------
+
+
+def _stripes(directory: Path, per_class: int = 40) -> Path:
+    """Two classes a CNN must look at pixels to tell apart: horizontal and vertical stripes, in colour."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, axis in (("horizontal", 0), ("vertical", 1)):
+        (directory / label).mkdir(parents=True)
+        for i in range(per_class):
+            period = int(rng.integers(2, 5))
+            wave = (np.arange(20) // period) % 2
+            pattern = np.repeat(wave[:, None], 20, axis=1) if axis == 0 else np.repeat(wave[None, :], 20, axis=0)
+            colour = rng.integers(60, 255, size=3)
+            pixels = (pattern[:, :, None] * colour + rng.integers(0, 40, size=(20, 20, 3))).clip(0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(directory / label / f"{i}.png")
+    return directory
+
+
+def test_an_image_folder_trains_through_a_dataloader_with_workers_and_predicts_paths(tmp_path, monkeypatch):
+    from torch.utils.data import DataLoader
+
+    workers = []
+    original = DataLoader.__init__
+
+    def spy(self, *args, **kwargs):
+        workers.append(kwargs.get("num_workers"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataLoader, "__init__", spy)
+    folder = _stripes(tmp_path / "images")
+    results, run_dir = train_run(tmp_path, "data=image_folder", f"data.path={folder}", "model=cnn", "model.width=8",
+                                 "model.batch_size=8", "model.input_shape=[3,16,16]", "trainer.max_epochs=15",
+                                 "split.val=0.25", "split.test=0.25")
+    assert workers and set(workers) == {2}, "image files are read by a DataLoader with the configured workers"
+    assert results["test"]["accuracy"] >= 0.9
+    assert json.loads((Path(run_dir) / "manifest.json").read_text())["features"]["input_format"] == "files"
+    import pandas as pd
+
+    paths = sorted(str(p) for p in folder.rglob("*.png"))[:6]
+    pd.DataFrame({"path": paths}).to_csv(tmp_path / "paths.csv", index=False)
+    manager = get_plugin_manager()
+    assert FinishedRun(run_dir, manager).predict(tmp_path / "paths.csv", tmp_path / "out.csv") == 6
+    assert FinishedRun(run_dir, manager).evaluate() == results
+
+
+def test_an_image_folder_without_class_folders_is_a_clear_error(tmp_path):
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(CouplerError, match="one subfolder per class"):
+        train_run(tmp_path, "data=image_folder", f"data.path={tmp_path / 'flat'}", "model=cnn")
+
+
+def test_a_model_that_cannot_read_files_is_refused_on_an_image_folder(tmp_path):
+    folder = _stripes(tmp_path / "images", per_class=3)
+    with pytest.raises(ConfigError, match="a model that reads files"):
+        train_run(tmp_path, "data=image_folder", f"data.path={folder}", "model=logistic_regression")

@@ -1,6 +1,8 @@
 """``CNN``: convolution blocks, global average pooling and a linear classifier (or regressor), on the
 torch engine. Rows of pixels (``matrix`` input) are reshaped to ``input_shape`` inside the network, so the
-engine feeds it like any other model; augmentation runs on training batches only, with torch ops."""
+engine feeds it like any other model; augmentation runs on training batches only, with torch ops.
+An image folder (``files`` input: a DataFrame of paths) is read lazily by a ``DataLoader`` with
+``num_workers`` workers, each image resized to ``input_shape`` (default 3x32x32)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from coupler_torch.engine import TorchModel
 from torch import nn
 
 AUGMENT_DEFAULTS = {"flip": False, "crop": 1, "rotation": 10, "noise": 0.0}
+#: the image shape of an image folder when model.input_shape is null
+FILE_SHAPE = (3, 32, 32)
 
 
 def _whole(key: str, value, low: int) -> int:
@@ -36,10 +40,13 @@ class Reshape(nn.Module):
 
 
 class CNN(TorchModel):
+    reads_files = True
+
     def __init__(self, task: str, seed: int, depth: int = 2, width: int = 32, kernel_size: int = 3,
                  batch_norm: bool = True, dropout: float = 0.25, input_shape=None, batch_size: int = 64,
-                 augment: dict | None = None):
+                 augment: dict | None = None, num_workers: int = 2):
         super().__init__(task, seed, batch_size)
+        self.num_workers = _whole("model.num_workers", num_workers, 0)
         self.depth = _whole("model.depth", depth, 1)
         self.width = _whole("model.width", width, 1)
         self.kernel_size = _whole("model.kernel_size", kernel_size, 1)
@@ -81,10 +88,49 @@ class CNN(TorchModel):
                                   f"a shape of {n_inputs} values (the data has {n_inputs} features)")
             return tuple(self.input_shape)
         side = math.isqrt(n_inputs)
+        if side * side == n_inputs:
+            return (1, side, side)
+        if n_inputs == math.prod(FILE_SHAPE):  # an image folder read at the default size
+            return FILE_SHAPE
         if side * side != n_inputs:
             raise ConfigError("model.input_shape", None, f"[channels, height, width] multiplying to {n_inputs}: "
                               f"{n_inputs} features are not a square image")
         return (1, side, side)
+
+    # --- image folders: paths read by a DataLoader with workers ---------------------------------------------
+
+    def _files(self, X) -> bool:
+        return hasattr(X, "columns") and "path" in X.columns
+
+    def input_size(self, X) -> int:
+        if self._files(X):
+            return math.prod(self.input_shape or FILE_SHAPE)
+        return super().input_size(X)
+
+    def _loader(self, paths, targets, sampler=None):
+        """A ``DataLoader`` whose workers live as long as it does (not respawned every epoch)."""
+        from torch.utils.data import DataLoader
+
+        from coupler_cnn.image_folder import ImageFiles
+
+        dataset = ImageFiles(paths, targets, self.shape(self.n_inputs))
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def training_batches(self, split, epoch):
+        if not self._files(split.X):
+            return super().training_batches(split, epoch)
+        return self._loader(split.X["path"].tolist(), self._targets(split.y),
+                            sampler=_EpochOrder(len(split.X), self.seed, epoch))
+
+    def input_batches(self, X):
+        if not self._files(X):
+            yield from super().input_batches(X)
+            return
+        cached = getattr(self, "_scoring", None)
+        if cached is None or cached[0] is not X:  # the validation split is scored every epoch: keep its workers
+            self._scoring = cached = (X, self._loader(X["path"].tolist(), None))
+        yield from cached[1]
 
     def build_network(self, n_inputs: int, n_outputs: int) -> nn.Module:
         channels, height, width = self.shape(n_inputs)
@@ -130,3 +176,19 @@ class CNN(TorchModel):
         if options["noise"]:
             images = images + torch.randn_like(images) * options["noise"]
         return images.reshape(x.shape)
+
+
+class _EpochOrder(torch.utils.data.Sampler):
+    """Row order of an epoch, seeded from (seed, epoch) like in-memory data, so a resumed run reads alike."""
+
+    def __init__(self, n: int, seed: int, epoch):
+        self.n, self.seed, self.epoch = n, seed, epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        from coupler_torch.engine import _epoch_seed
+
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch()))
+        return iter(torch.randperm(self.n, generator=generator).tolist())

@@ -133,12 +133,29 @@ class TorchModel(Model):
         """Augment a training batch (train split only); the default leaves it as it is."""
         return x
 
+    # --- data feeding: in-memory tensors by default; a model that reads files overrides these ------------
+
+    def input_size(self, X) -> int:
+        """The width of one input row (``n_inputs`` of ``build_network``)."""
+        return int(X.shape[1])
+
+    def training_batches(self, split: Split, epoch):
+        """An iterable of ``(x, y)`` training batches, re-iterated each epoch in a (seed, ``epoch()``) order."""
+        X = torch.as_tensor(np.asarray(split.X, dtype=np.float32))
+        return TensorBatches(X, self._targets(split.y), self.batch_size, shuffle=True, seed=self.seed, epoch=epoch)
+
+    def input_batches(self, X):
+        """Batches of inputs for scoring, in row order."""
+        X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
+        for start in range(0, len(X), 4096):
+            yield X[start:start + 4096]
+
     # --- training --------------------------------------------------------------------------------------
 
     def fit(self, train: Split, val: Split | None, run) -> None:
         trainer_config = _trainer_config(run.config.get("trainer") or {})
         classification = self.task != "regression"
-        self.n_inputs = int(train.X.shape[1])
+        self.n_inputs = self.input_size(train.X)
         self.n_outputs = len(run.classes) if classification else 1
         if not classification:
             mean, std = float(np.mean(train.y)), float(np.std(train.y))
@@ -146,10 +163,8 @@ class TorchModel(Model):
         torch.manual_seed(self.seed)
         self.network = self.build_network(self.n_inputs, self.n_outputs)
 
-        X_train, y_train = self._tensors(train)
         epochs = trainer_config["max_epochs"]
-        batches = TensorBatches(X_train, y_train, self.batch_size, shuffle=True, seed=self.seed,
-                                epoch=lambda: trainer.current_epoch)
+        batches = self.training_batches(train, epoch=lambda: trainer.current_epoch)
         module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches))
         events = _RunEvents(self, run, val, trainer_config["resumable"])
         trainer = pl.Trainer(
@@ -168,14 +183,11 @@ class TorchModel(Model):
         self._cache = None
         events.finish()
 
-    def _tensors(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
-        X = torch.as_tensor(np.asarray(split.X, dtype=np.float32))
+    def _targets(self, y) -> torch.Tensor:
         if self.task == "regression":
             mean, std = self.target_scale
-            y = torch.as_tensor((np.asarray(split.y, dtype=np.float64) - mean) / std, dtype=torch.float32)
-        else:
-            y = torch.as_tensor(np.asarray(split.y), dtype=torch.long)
-        return X, y
+            return torch.as_tensor((np.asarray(y, dtype=np.float64) - mean) / std, dtype=torch.float32)
+        return torch.as_tensor(np.asarray(y), dtype=torch.long)
 
     def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "regression":
@@ -184,14 +196,12 @@ class TorchModel(Model):
 
     def outputs(self, X, device=None, context=None) -> torch.Tensor:
         """The network's outputs for every row of ``X``, in batches, without gradients (float32, on the CPU)."""
-        X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
         network = self.network
         was_training = network.training
         network.eval()
         chunks = []
         with torch.no_grad():
-            for start in range(0, len(X), 4096):
-                batch = X[start:start + 4096]
+            for batch in self.input_batches(X):
                 if device is not None:
                     batch = batch.to(device)
                 if context is not None:
@@ -204,8 +214,8 @@ class TorchModel(Model):
 
     def epoch_metrics(self, split: Split, device=None, context=None) -> dict[str, float]:
         """``val_loss`` and ``val_accuracy`` (classification) or ``val_rmse`` (regression, in target units)."""
-        X, y = self._tensors(split)
-        outputs = self.outputs(X, device, context)
+        y = self._targets(split.y)
+        outputs = self.outputs(split.X, device, context)
         metrics = {"val_loss": float(self.loss(outputs, y))}
         if self.task == "regression":
             metrics["val_rmse"] = float(torch.sqrt(torch.mean((outputs.squeeze(-1) - y) ** 2))) * self.target_scale[1]
