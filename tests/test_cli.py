@@ -230,7 +230,8 @@ def test_plugins_disable_holds_for_one_job_of_a_multirun_only(coupler_cli, tmp_p
 
 
 def test_choices_of_a_disabled_builtin_are_not_offered(tmp_path):
-    result = coupler_process("train", "data=csv", cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "datasets"})
+    disabled = {"COUPLER_DISABLE_PLUGINS": "datasets,cnn"}  # cnn registers data=image_folder
+    result = coupler_process("train", "data=csv", cwd=tmp_path, env=disabled)
     assert result.rc == 2 and "no data is registered" in result.err and "csv " not in result.err
-    helped = coupler_process("train", "--help", cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "datasets"})
+    helped = coupler_process("train", "--help", cwd=tmp_path, env=disabled)
     assert helped.rc == 2 and "data=iris" in helped.err and "disabled by COUPLER_DISABLE_PLUGINS" in helped.err
