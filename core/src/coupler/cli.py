@@ -104,7 +104,7 @@ def train(overrides: list[str]) -> int:
 
     manager = get_plugin_manager()
     store_configs(manager)
-    if any(o.split("=", 1)[0].lstrip("+") == "resume" for o in overrides):
+    if any(map(_is_resume, overrides)):
         overrides = _resume_overrides(overrides)
     # Hydra's own parser tells its flags (--cfg job, -m, --info searchpath) from the overrides
     check_overrides(get_args_parser().parse_known_args(overrides)[0].overrides, manager)
@@ -129,6 +129,10 @@ def train(overrides: list[str]) -> int:
     return 0
 
 
+def _is_resume(override: str) -> bool:
+    return override.split("=", 1)[0].lstrip("+") == "resume"
+
+
 def _resume_overrides(overrides: list[str]) -> list[str]:
     """``resume=RUN_DIR``: the interrupted run's own overrides, its directory, and the checkpoint to continue."""
     import yaml
@@ -136,8 +140,8 @@ def _resume_overrides(overrides: list[str]) -> list[str]:
     from coupler.errors import CouplerError
     from coupler.run_directory import MANIFEST
 
-    values = [o.split("=", 1)[1] if "=" in o else "" for o in overrides if o.split("=", 1)[0].lstrip("+") == "resume"]
-    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+") != "resume"]
+    values = [o.split("=", 1)[1] if "=" in o else "" for o in overrides if _is_resume(o)]
+    others = [o for o in overrides if not _is_resume(o)]
     if len(values) != 1 or not values[0]:
         raise CouplerError("resume=RUN_DIR takes one run directory.")
     if others:

@@ -45,8 +45,8 @@ class Preprocessor:
     # --- fitting --------------------------------------------------------------------------------------
 
     def fit(self, X, categorical: list[str], input_format: str = "matrix") -> Preprocessor:
-        """Learn from the training rows ``X``. For ``input_format="frame"`` only the categories are learned:
-        a frame keeps missing values and unscaled numbers, so imputation and scaling statistics would go unused."""
+        """Learn from the training rows ``X``. For ``input_format="frame"`` only the categories are learned (a
+        frame keeps missing values and unscaled numbers); for ``"files"`` nothing is."""
         import pandas as pd
 
         self.columns = list(X.columns)
@@ -59,20 +59,17 @@ class Preprocessor:
                 fill = values.mode().iloc[0] if len(values) else ""
                 self.categorical[column] = {"fill": fill, "categories": sorted(set(values) | {fill})}
                 continue
-            if input_format == "frame":
-                if X[column].isna().all() or not (pd.api.types.is_float_dtype(X[column])
-                                                   or pd.to_numeric(X[column], errors="coerce").notna().any()):
-                    raise DataError(
-                        f"feature column {column!r} has no numeric value in the training split; name it in "
-                        f"data.categorical if it holds categories, or drop it with data.features."
-                    )
-                continue
-            values = pd.to_numeric(X[column], errors="coerce").to_numpy(dtype=float)
-            if np.isnan(values).all():
+            series = X[column]
+            # a float column needs no conversion to tell whether it holds a number
+            values = series if pd.api.types.is_float_dtype(series) else pd.to_numeric(series, errors="coerce")
+            if not values.notna().any():
                 raise DataError(
                     f"feature column {column!r} has no numeric value in the training split; name it in "
                     f"data.categorical if it holds categories, or drop it with data.features."
                 )
+            if input_format == "frame":
+                continue
+            values = values.to_numpy(dtype=float)
             fill = {"median": np.nanmedian, "mean": np.nanmean, "zero": lambda v: 0.0}[self.impute](values)
             filled = np.where(np.isnan(values), fill, values)
             if self.scale == "standard":
@@ -114,7 +111,8 @@ class Preprocessor:
         if input_format != "matrix":
             raise ConfigError("Model.input_format", input_format, "matrix, frame or files")
         if self.input_format != "matrix":
-            raise ValueError("this preprocessor was fitted for frame input; fit it with input_format='matrix'")
+            raise ValueError(f"this preprocessor was fitted for {self.input_format} input; fit it with "
+                             f"input_format='matrix'")
         blocks = []
         for column in self.columns:
             if column in self.categorical:

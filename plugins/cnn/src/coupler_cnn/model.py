@@ -81,7 +81,7 @@ class CNN(TorchModel):
                 "batch_norm": self.batch_norm, "dropout": self.dropout, "input_shape": self.input_shape}
 
     def shape(self, n_inputs: int) -> tuple[int, int, int]:
-        """``input_shape``, or one square channel when it is null."""
+        """``input_shape``; when it is null, one square channel, or 3x32x32 for an image folder."""
         if self.input_shape is not None:
             if math.prod(self.input_shape) != n_inputs:
                 raise ConfigError("model.input_shape", self.input_shape,
@@ -92,10 +92,8 @@ class CNN(TorchModel):
             return (1, side, side)
         if n_inputs == math.prod(FILE_SHAPE):  # an image folder read at the default size
             return FILE_SHAPE
-        if side * side != n_inputs:
-            raise ConfigError("model.input_shape", None, f"[channels, height, width] multiplying to {n_inputs}: "
+        raise ConfigError("model.input_shape", None, f"[channels, height, width] multiplying to {n_inputs}: "
                               f"{n_inputs} features are not a square image")
-        return (1, side, side)
 
     # --- image folders: paths read by a DataLoader with workers ---------------------------------------------
 

@@ -107,8 +107,6 @@ class TorchModel(Model):
     uses_optimizer = True
     default_optimizer = DEFAULT_OPTIMIZER
     default_scheduler = DEFAULT_SCHEDULER
-    #: what the plugin's ``display name`` is in messages
-    kind = "torch model"
 
     def __init__(self, task: str, seed: int, batch_size: int = 64):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -212,10 +210,10 @@ class TorchModel(Model):
         network.train(was_training)
         return torch.cat(chunks) if chunks else torch.empty((0, self.n_outputs))
 
-    def epoch_metrics(self, split: Split, device=None, context=None) -> dict[str, float]:
-        """``val_loss`` and ``val_accuracy`` (classification) or ``val_rmse`` (regression, in target units)."""
-        y = self._targets(split.y)
-        outputs = self.outputs(split.X, device, context)
+    def epoch_metrics(self, X, y: torch.Tensor, device=None, context=None) -> dict[str, float]:
+        """``val_loss`` and ``val_accuracy`` (classification) or ``val_rmse`` (regression, in target units) for
+        inputs ``X`` and targets ``y`` (as ``_targets`` makes them)."""
+        outputs = self.outputs(X, device, context)
         metrics = {"val_loss": float(self.loss(outputs, y))}
         if self.task == "regression":
             metrics["val_rmse"] = float(torch.sqrt(torch.mean((outputs.squeeze(-1) - y) ** 2))) * self.target_scale[1]
@@ -347,6 +345,9 @@ class _RunEvents(pl.Callback):
         self.directory = Path(run.directory) / CHECKPOINTS
         self.keep_last = resumable or bool(self.checkpoint and self.checkpoint.save_last)
         self.best_state: dict | None = None
+        if val is not None:  # converted once, scored every epoch (a DataFrame of paths stays as it is)
+            self.val_X = torch.as_tensor(val.X, dtype=torch.float32) if isinstance(val.X, np.ndarray) else val.X
+            self.val_y = model._targets(val.y)
 
     def on_train_epoch_start(self, trainer, module):
         torch.manual_seed(_epoch_seed(self.model.seed, trainer.current_epoch))  # dropout, augmentation
@@ -358,11 +359,14 @@ class _RunEvents(pl.Callback):
         epoch = trainer.current_epoch
         metrics = {"train_loss": float(module.loss_sum) / max(module.batches, 1)}
         if self.val is not None:
-            metrics.update(self.model.epoch_metrics(self.val, module.device, trainer.precision_plugin.forward_context))
+            metrics.update(self.model.epoch_metrics(self.val_X, self.val_y, module.device,
+                                                    trainer.precision_plugin.forward_context))
         if self.lr_monitor:
             metrics.update({"lr" if i == 0 else f"lr_{i}": rate for i, rate in enumerate(self.rates)})
-        for key, value in metrics.items():  # for the progress bar and a plateau scheduler's monitor
-            module.log(key, value, prog_bar=key in ("train_loss", "val_loss"), logger=False)
+        # Lightning's log only feeds the progress bar and a plateau scheduler's monitor; its first call is slow
+        if trainer.progress_bar_callback is not None or any(c.monitor for c in trainer.lr_scheduler_configs):
+            for key, value in metrics.items():
+                module.log(key, value, prog_bar=key in ("train_loss", "val_loss"), logger=False)
         if self.run.epoch_end(epoch, metrics):
             trainer.should_stop = True
         if self.run.best_epoch == epoch:
