@@ -156,7 +156,7 @@ def _resume_overrides(overrides: list[str]) -> list[str]:
     if not (directory / "checkpoints" / "last.ckpt").is_file() or not (directory / "overrides.yaml").is_file():
         raise CouplerError(f"resume={values[0]}: the directory holds no checkpoints/last.ckpt to continue from. "
                            f"Engines that checkpoint (the torch engine, with trainer.resumable=true) write one after "
-                           f"each epoch; a run killed before its first epoch ended must start again.")
+                           f"the first epoch; a run killed before its first epoch ended must start again.")
     saved = yaml.safe_load((directory / "overrides.yaml").read_text()) or []
     return [*saved, f"resume={directory}", f"hydra.run.dir={directory}"]
 

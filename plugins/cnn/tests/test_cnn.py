@@ -53,7 +53,7 @@ def _coupler(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def test_a_run_killed_mid_training_resumes_to_the_same_final_metrics(tmp_path):
-    settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=10"]
+    settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=10", "trainer.resume_interval=0"]
     whole = _coupler(*settings, f"hydra.run.dir={tmp_path / 'whole'}")
     assert whole.wait(timeout=600) == 0, whole.stderr.read()
 

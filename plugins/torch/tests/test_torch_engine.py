@@ -103,8 +103,20 @@ def test_sgd_takes_momentum_and_nesterov_from_its_config(manager, tmp_path):
     assert optimizer.defaults["nesterov"] is True and optimizer.defaults["momentum"] == 0.8
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_fused_auto_takes_torchs_fused_kernel_for_float_parameters_and_false_turns_it_off(manager, name):
+    registration = manager.registry.get("optimizer", name)
+    weight = torch.nn.Parameter(torch.ones(3))
+    assert registration.build("optimizer", {"name": name})([weight]).defaults["fused"] is True
+    assert not registration.build("optimizer", {"name": name, "fused": False})([weight]).defaults["fused"]
+    # a parameter torch has no fused kernel for (here a float on the 'meta' device) gets torch's default
+    meta = torch.nn.Parameter(torch.ones(3, device="meta"))
+    assert not registration.build("optimizer", {"name": name})([meta]).defaults["fused"]
+
+
 @pytest.mark.parametrize("override, message", [
     ("optimizer.lr=-1", "optimizer.lr=-1"),
+    ("optimizer.fused=maybe", "optimizer.fused='maybe'.*auto"),
     ("optimizer.nesterov=true", "Nesterov needs momentum"),
     ("optimizer.betas=[0.9]", "optimizer.betas"),
 ])
@@ -182,6 +194,22 @@ def test_checkpoint_callback_keeps_best_and_last_loadable_with_weights_only(mana
     assert not list((run_dir / "checkpoints").glob(".*")), "a temporary checkpoint file was left behind"
 
 
+@pytest.mark.parametrize(("interval", "written"), [(0, [0, 1, 2, 3]), (3600, [0])])
+def test_the_resume_checkpoint_is_written_after_the_first_epoch_then_once_per_interval(manager, tmp_path, monkeypatch,
+                                                                                       interval, written):
+    import lightning.pytorch as pl
+
+    epochs, save = [], pl.Trainer.save_checkpoint
+
+    def spy(trainer, path, *args, **kwargs):
+        epochs.append(trainer.current_epoch)
+        return save(trainer, path, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "save_checkpoint", spy)
+    run(manager, tmp_path, "data=wine", "trainer.max_epochs=4", f"trainer.resume_interval={interval}")
+    assert epochs == written
+
+
 def test_without_the_checkpoint_callback_no_checkpoint_outlives_the_run(manager, tmp_path):
     _, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=2")
     assert not (run_dir / "checkpoints").exists()
@@ -216,10 +244,19 @@ def test_tensor_batches_cover_every_row_once_in_a_seeded_order_per_epoch():
     ("trainer.precision=8-bit", "trainer.precision='8-bit'.*bf16-mixed"),
     ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
     ("trainer.progress_bar=sometimes", "trainer.progress_bar"),
+    ("trainer.resume_interval=-1", "trainer.resume_interval=-1.*seconds"),
 ])
 def test_a_bad_trainer_value_is_a_clear_error(manager, tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         run(manager, tmp_path, "data=iris", override)
+
+
+def test_clipping_under_mixed_precision_takes_the_unfused_kernel_and_refuses_a_forced_fused_one(manager, tmp_path):
+    settings = ["data=iris", "trainer.max_epochs=1", "trainer.gradient_clip_val=0.5", "trainer.precision=bf16-mixed",
+                "trainer.accelerator=cpu"]
+    run(manager, tmp_path, *settings)  # fused: auto
+    with pytest.raises(ConfigError, match="trainer.gradient_clip_val=0.5.*optimizer.fused=false"):
+        run(manager, tmp_path, *settings, "optimizer.fused=true", name="forced")
 
 
 def test_trainer_settings_reach_lightning(manager, tmp_path, monkeypatch):

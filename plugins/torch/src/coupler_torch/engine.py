@@ -10,9 +10,11 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
 - **Epoch events.** After each training epoch the validation split is scored in one pass, and
   ``run.epoch_end`` fires with ``train_loss``, ``val_loss`` and ``val_accuracy`` (classification) or
   ``val_rmse`` (regression); an early-stopping observer stops training, and the best epoch's weights are kept.
-- **Checkpoints** are written atomically (temporary file, then rename): ``checkpoints/last.ckpt`` after every
-  epoch while the run is in progress (``trainer.resumable``), ``best.ckpt`` / kept ``last.ckpt`` with
-  ``callbacks=[checkpoint]``. ``coupler train resume=RUN_DIR`` continues from ``last.ckpt``; each epoch's
+- **Checkpoints** are written atomically (temporary file, then rename). While the run is in progress
+  (``trainer.resumable``), ``checkpoints/last.ckpt`` is written after the first epoch and then after each epoch
+  that ends ``trainer.resume_interval`` seconds (default 30; 0: every epoch) after the previous write, so its
+  cost stays small however short the epochs are; ``best.ckpt`` / a kept ``last.ckpt`` (written every epoch)
+  with ``callbacks=[checkpoint]``. ``coupler train resume=RUN_DIR`` continues from ``last.ckpt``; each epoch's
   random streams (order, dropout, augmentation) are seeded from (seed, epoch), so a resumed run ends with the
   same numbers as an uninterrupted one.
 - **Artifacts:** ``weights.safetensors`` and ``network.json`` (the architecture and the target scaling),
@@ -27,6 +29,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,10 +46,10 @@ NETWORK = "network.json"
 CHECKPOINTS = "checkpoints"
 #: the trainer keys this engine reads (the ``trainer`` config group)
 TRAINER_KEYS = ("max_epochs", "accelerator", "devices", "precision", "deterministic", "gradient_clip_val",
-                "strategy", "progress_bar", "resumable")
+                "strategy", "progress_bar", "resumable", "resume_interval")
 #: the optimizer and scheduler a run gets when it names none (recorded in the run's config.yaml);
 #: scheduler=none keeps the rate constant
-DEFAULT_OPTIMIZER = {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "weight_decay": 0.0}
+DEFAULT_OPTIMIZER = {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "weight_decay": 0.0, "fused": "auto"}
 DEFAULT_SCHEDULER = {"name": "cosine", "min_lr": 0.0}
 
 for _name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False ..." is not news on every run
@@ -163,8 +166,11 @@ class TorchModel(Model):
 
         epochs = trainer_config["max_epochs"]
         batches = self.training_batches(train, epoch=lambda: trainer.current_epoch)
-        module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches))
-        events = _RunEvents(self, run, val, trainer_config["resumable"])
+        # Lightning cannot clip the gradients of an optimizer that unscales them itself (a fused one) under
+        # mixed precision
+        clips_mixed = trainer_config["gradient_clip_val"] is not None and trainer_config["precision"].endswith("-mixed")
+        module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches), fused_allowed=not clips_mixed)
+        events = _RunEvents(self, run, val, trainer_config["resumable"], trainer_config["resume_interval"])
         trainer = pl.Trainer(
             max_epochs=epochs, accelerator=trainer_config["accelerator"], devices=trainer_config["devices"],
             precision=trainer_config["precision"], deterministic=trainer_config["deterministic"],
@@ -277,7 +283,7 @@ def _trainer_config(node: dict) -> dict:
     """The trainer keys with their defaults, checked."""
     config = {"max_epochs": 100, "accelerator": "auto", "devices": "auto", "precision": "32-true",
               "deterministic": False, "gradient_clip_val": None, "strategy": "auto", "progress_bar": "auto",
-              "resumable": True}
+              "resumable": True, "resume_interval": 30}
     config.update({k: v for k, v in node.items() if k in TRAINER_KEYS})
     epochs = config["max_epochs"]
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -288,6 +294,10 @@ def _trainer_config(node: dict) -> dict:
     for key in ("deterministic", "resumable"):
         if not isinstance(config[key], bool):
             raise ConfigError(f"trainer.{key}", config[key], "true or false")
+    interval = config["resume_interval"]
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval < 0:
+        raise ConfigError("trainer.resume_interval", interval,
+                          "a number of seconds >= 0 between writes of checkpoints/last.ckpt (0: after every epoch)")
     bar = config["progress_bar"]
     if bar not in ("auto", True, False):
         raise ConfigError("trainer.progress_bar", bar, "auto (on a terminal only), true or false")
@@ -302,12 +312,24 @@ def _trainer_config(node: dict) -> dict:
 class _Module(pl.LightningModule):
     """The Lightning side of a ``TorchModel``: loss, training step, optimizer and scheduler."""
 
-    def __init__(self, model: TorchModel, run, epochs: int, steps_per_epoch: int):
+    def __init__(self, model: TorchModel, run, epochs: int, steps_per_epoch: int, fused_allowed: bool = True):
         super().__init__()
         self.network = model.network
         self.model, self.run, self.epochs, self.steps_per_epoch = model, run, epochs, steps_per_epoch
+        self.fused_allowed = fused_allowed
         self.loss_sum = torch.zeros(())
         self.batches = 0
+
+    # Lightning sets _current_fx_name around each of the ~45 hook calls of a training step; torch's
+    # Module.__setattr__ (isinstance checks against Parameter, Module and buffers) made that a few percent of a
+    # small network's epoch. These names never hold a parameter, module or buffer.
+    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "loss_sum", "batches"})
+
+    def __setattr__(self, name, value):
+        if name in self._PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x):
         return self.network(x)
@@ -320,11 +342,19 @@ class _Module(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        make_optimizer = self.run.optimizer
+        from coupler_torch.optimizers import OptimizerFactory
+
+        make_optimizer, name = self.run.optimizer, self.run.config["optimizer"]["name"]
+        if not self.fused_allowed and isinstance(make_optimizer, OptimizerFactory):
+            make_optimizer = make_optimizer.unfused()
         optimizer = make_optimizer(self.parameters())
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise CouplerError(f"optimizer {self.run.config['optimizer']['name']!r}: its factory's callable returned "
+            raise CouplerError(f"optimizer {name!r}: its factory's callable returned "
                                f"{type(optimizer).__name__}, not a torch.optim.Optimizer")
+        if not self.fused_allowed and getattr(optimizer, "_step_supports_amp_scaling", False):
+            raise ConfigError("trainer.gradient_clip_val", self.trainer.gradient_clip_val,
+                              f"null with a fused optimizer under precision={self.trainer.precision}: Lightning cannot "
+                              f"clip the gradients it unscales itself (or set optimizer.fused=false)")
         make_scheduler = self.run.scheduler
         scheduler = make_scheduler(optimizer, epochs=self.epochs, steps_per_epoch=self.steps_per_epoch) \
             if make_scheduler is not None else None
@@ -335,7 +365,7 @@ class _RunEvents(pl.Callback):
     """Seeds each epoch, scores the validation split, fires ``run.epoch_end``, keeps the best weights,
     writes checkpoints, and carries the run's progress inside them for a resume."""
 
-    def __init__(self, model: TorchModel, run, val: Split | None, resumable: bool):
+    def __init__(self, model: TorchModel, run, val: Split | None, resumable: bool, resume_interval: float = 0):
         from coupler_torch.callbacks import Checkpoint, LearningRateMonitor
 
         self.model, self.run, self.val = model, run, val
@@ -343,7 +373,8 @@ class _RunEvents(pl.Callback):
         self.checkpoint = next((c for c in callbacks if isinstance(c, Checkpoint)), None)
         self.lr_monitor = any(isinstance(c, LearningRateMonitor) for c in callbacks)
         self.directory = Path(run.directory) / CHECKPOINTS
-        self.keep_last = resumable or bool(self.checkpoint and self.checkpoint.save_last)
+        self.resumable, self.resume_interval = resumable, resume_interval
+        self.last_written: float | None = None  # time.monotonic() of the last write of last.ckpt
         self.best_state: dict | None = None
         if val is not None:  # converted once, scored every epoch (a DataFrame of paths stays as it is)
             self.val_X = torch.as_tensor(val.X, dtype=torch.float32) if isinstance(val.X, np.ndarray) else val.X
@@ -379,8 +410,17 @@ class _RunEvents(pl.Callback):
             if checkpoint.improved(metrics[checkpoint.monitor]):
                 checkpoint.best = metrics[checkpoint.monitor]
                 trainer.save_checkpoint(self.directory / "best.ckpt")
-        if self.keep_last:
+        if self._last_due():
             trainer.save_checkpoint(self.directory / "last.ckpt")
+            self.last_written = time.monotonic()
+
+    def _last_due(self) -> bool:
+        """Whether this epoch writes last.ckpt: every epoch when callbacks.checkpoint keeps it; for a resume, the
+        first epoch and then once trainer.resume_interval seconds have passed since the previous write."""
+        if self.checkpoint is not None and self.checkpoint.save_last:
+            return True
+        return self.resumable and (self.last_written is None
+                                   or time.monotonic() - self.last_written >= self.resume_interval)
 
     def finish(self) -> None:
         """After training: the in-progress ``last.ckpt`` goes unless ``callbacks.checkpoint.save_last`` keeps it."""

@@ -30,22 +30,51 @@ def _betas(key: str, value) -> tuple[float, float]:
     return tuple(_number(key, v, 0.0, high=0.999999) for v in value)
 
 
-class OptimizerFactory:
-    """``make(parameters)`` for one ``torch.optim`` class; the checked keyword arguments are kept in ``kwargs``."""
+def _fused(value) -> bool | str:
+    if value not in ("auto", True, False):
+        raise ConfigError("optimizer.fused", value,
+                          "auto (torch's fused kernel where it supports the parameters), true or false")
+    return value
 
-    def __init__(self, name: str, cls_name: str, kwargs: dict):
-        self.name, self.cls_name, self.kwargs = name, cls_name, kwargs
+
+#: the devices torch's fused optimizer kernels run on
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+class OptimizerFactory:
+    """``make(parameters)`` for one ``torch.optim`` class; the checked keyword arguments are kept in ``kwargs``.
+
+    ``fused="auto"`` asks torch for its fused kernel (one kernel updates every parameter: Adam's step is about
+    4x faster on a CPU than torch's default per-tensor loop) when every parameter is a floating-point tensor
+    on a CPU or CUDA device, and for torch's default otherwise; ``True`` / ``False`` force it on / off.
+    """
+
+    def __init__(self, name: str, cls_name: str, kwargs: dict, fused: bool | str | None = None):
+        self.name, self.cls_name, self.kwargs, self.fused = name, cls_name, kwargs, fused
 
     def __call__(self, parameters):
         import torch
 
-        return getattr(torch.optim, self.cls_name)(parameters, **self.kwargs)
+        kwargs = dict(self.kwargs)
+        if self.fused == "auto":
+            parameters = list(parameters)
+            if parameters and all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in parameters):
+                kwargs["fused"] = True
+        elif self.fused is not None:
+            kwargs["fused"] = self.fused
+        return getattr(torch.optim, self.cls_name)(parameters, **kwargs)
+
+    def unfused(self) -> OptimizerFactory:
+        """This factory with ``fused="auto"`` resolved to torch's default kernel (for mixed-precision clipping);
+        an explicit ``fused=True`` stays, for the engine to refuse by name."""
+        return OptimizerFactory(self.name, self.cls_name, self.kwargs, None) if self.fused == "auto" else self
 
     def __repr__(self) -> str:
         return f"{self.cls_name}({', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
 
 
-def sgd(lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0):
+def sgd(lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0,
+        fused: bool | str = "auto"):
     key = "optimizer"
     kwargs = {"lr": _number(f"{key}.lr", lr, above=True), "momentum": _number(f"{key}.momentum", momentum),
               "weight_decay": _number(f"{key}.weight_decay", weight_decay)}
@@ -53,19 +82,21 @@ def sgd(lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False, weight_
         raise ConfigError(f"{key}.nesterov", nesterov, "true or false")
     if nesterov and kwargs["momentum"] == 0:
         raise ConfigError(f"{key}.nesterov", nesterov, "false when optimizer.momentum=0 (Nesterov needs momentum)")
-    return OptimizerFactory("sgd", "SGD", {**kwargs, "nesterov": nesterov})
+    return OptimizerFactory("sgd", "SGD", {**kwargs, "nesterov": nesterov}, _fused(fused))
 
 
-def adam(lr: float = 0.001, betas=(0.9, 0.999), weight_decay: float = 0.0):
+def adam(lr: float = 0.001, betas=(0.9, 0.999), weight_decay: float = 0.0, fused: bool | str = "auto"):
     return OptimizerFactory("adam", "Adam", {"lr": _number("optimizer.lr", lr, above=True),
                                              "betas": _betas("optimizer.betas", betas),
-                                             "weight_decay": _number("optimizer.weight_decay", weight_decay)})
+                                             "weight_decay": _number("optimizer.weight_decay", weight_decay)},
+                            _fused(fused))
 
 
-def adamw(lr: float = 0.001, betas=(0.9, 0.999), weight_decay: float = 0.01):
+def adamw(lr: float = 0.001, betas=(0.9, 0.999), weight_decay: float = 0.01, fused: bool | str = "auto"):
     return OptimizerFactory("adamw", "AdamW", {"lr": _number("optimizer.lr", lr, above=True),
                                                "betas": _betas("optimizer.betas", betas),
-                                               "weight_decay": _number("optimizer.weight_decay", weight_decay)})
+                                               "weight_decay": _number("optimizer.weight_decay", weight_decay)},
+                            _fused(fused))
 
 
 def rmsprop(lr: float = 0.001, alpha: float = 0.99, momentum: float = 0.0, weight_decay: float = 0.0):
