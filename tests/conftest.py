@@ -30,3 +30,6 @@ def iris_run(tmp_path_factory) -> Path:
     return cwd / "run"
 
 
+
+# tests/plugins/* are distributions the tests install with pip; their own tests run there (test_third_party_plugins)
+collect_ignore_glob = ["plugins/*"]

@@ -7,6 +7,8 @@ never leak into the environment the other tests run in."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +62,28 @@ def test_the_installed_model_trains_evaluates_and_predicts_while_the_broken_plug
 def test_strict_mode_fails_on_the_broken_plugin(site, tmp_path):
     result = coupler_process("plugins", cwd=tmp_path, env={"PYTHONPATH": str(site), "COUPLER_STRICT_PLUGINS": "1"})
     assert result.rc == 2 and "COUPLER_STRICT_PLUGINS is set" in result.err and "Traceback" not in result.err
+
+
+def test_the_third_party_plugins_own_tests_run_the_conformance_kit_green(site, tmp_path):
+    # a copy, as a plugin author runs them: outside this repository's pytest configuration
+    tests = shutil.copytree(PLUGINS / "coupler-nearest-centroid" / "tests", tmp_path / "tests")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+
+
+def test_a_plugin_outside_coupler_plugins_only_is_listed_as_blocked_and_never_imported(site, tmp_path):
+    env = {"PYTHONPATH": str(site), "COUPLER_PLUGINS_ONLY": "sklearn"}
+    listed = {p["name"]: p for p in json.loads(coupler_process("plugins", "--json", cwd=tmp_path, env=env).out)}
+    assert listed["nearest_centroid"]["status"] == "blocked" and listed["broken"]["status"] == "blocked"
+    assert listed["sklearn"]["status"] == "ok" and listed["datasets"]["status"] == "ok", "built-ins always load"
+    probe = ("import sys; from coupler.plugin_manager import get_plugin_manager; get_plugin_manager(); "
+             "print(sorted(m for m in sys.modules if m.startswith(('coupler_nearest', 'coupler_broken'))))")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+    refused = coupler_process("train", "model=nearest_centroid", "hydra.run.dir=run", cwd=tmp_path, env=env)
+    assert refused.rc == 2
+    assert "Plugins not allowed by COUPLER_PLUGINS_ONLY, whose components are not listed: broken, cnn, nearest_centroid" \
+        in refused.err

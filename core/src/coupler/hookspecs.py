@@ -23,6 +23,15 @@ config selects. Their return values are ignored. ``run`` is the ``coupler.contex
 
 None of the hooks is ``firstresult``: registration collects from every plugin, and lifecycle events are
 broadcast to every observer.
+
+**The plugin API version.** ``API_VERSION`` versions this surface: the hooks below, the component contracts
+they name (``coupler.components``, ``coupler.dataset.Dataset``, ``coupler.context.RunContext``) and the
+engine contracts of the optimizer and scheduler kinds. A plugin module declares the range it supports as a
+PEP 440 specifier, ``COUPLER_API = ">=1.0,<2"``; the plugin manager skips a plugin whose range excludes
+``API_VERSION``, and says which versions it needs. The **major** number goes up when a change can break a
+plugin: a hook removed or renamed, an argument removed or changed in meaning, a contract method or attribute
+that plugins implement changed, a required one added. The **minor** number goes up for additions a plugin
+may ignore: a new hook, a new optional argument, attribute or method, a new ``RunContext`` field.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ from __future__ import annotations
 import pluggy
 
 PROJECT = "coupler"
+#: The plugin API this core provides (see "The plugin API version" above).
+API_VERSION = "1.0"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

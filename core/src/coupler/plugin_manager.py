@@ -6,6 +6,12 @@ hook implementations or calling its registration hooks raises, the plugin is rep
 distribution, version, error), whatever it had registered is rolled back, and every other plugin works.
 Set ``COUPLER_STRICT_PLUGINS=1`` to turn such a failure into an error (for CI).
 
+A plugin module declares the plugin API versions it supports (``COUPLER_API = ">=1.0,<2"``, see
+``coupler.hookspecs``); one whose range excludes this core's ``API_VERSION`` is skipped as ``incompatible``,
+with the versions it needs. ``COUPLER_PLUGINS_ONLY=a,b`` allows only the named entry-point plugins: any other
+is listed as ``blocked`` and never imported. ``COUPLER_DISABLE_PLUGINS=a,b`` skips the named ones (built-ins
+too).
+
 Built-in components come from the modules in ``BUILTIN_PLUGINS``, registered through the same hooks.
 """
 
@@ -38,6 +44,7 @@ BUILTIN_PLUGINS = (
     "coupler.builtin.exporters",
 )
 DISABLE_ENV = "COUPLER_DISABLE_PLUGINS"
+ONLY_ENV = "COUPLER_PLUGINS_ONLY"
 STRICT_ENV = "COUPLER_STRICT_PLUGINS"
 
 #: registration hook name -> component kind
@@ -58,7 +65,7 @@ class PluginInfo:
     distribution: str
     version: str
     builtin: bool = False
-    status: str = "ok"  # ok | failed | disabled
+    status: str = "ok"  # ok | failed | incompatible | disabled | blocked
     error: str | None = None
     components: dict[str, list[str]] = field(default_factory=dict)
     config_dirs: list[str] = field(default_factory=list)
@@ -82,7 +89,7 @@ def _names(value: str | None) -> set[str]:
 class PluginManager:
     """The pluggy manager, the registry it fills, and what happened to each plugin."""
 
-    def __init__(self, disabled: Iterable[str] = (), strict: bool = False):
+    def __init__(self, disabled: Iterable[str] = (), strict: bool = False, only: Iterable[str] | None = None):
         self.hooks = pluggy.PluginManager(hookspecs.PROJECT)
         self.hooks.add_hookspecs(hookspecs)
         self.registry = Registry()
@@ -90,6 +97,8 @@ class PluginManager:
         self.disabled = set(disabled)
         self.registry.disabled_plugins = set(self.disabled)
         self.strict = strict
+        #: the entry-point plugins allowed to load (COUPLER_PLUGINS_ONLY); None allows every one
+        self.only = None if only is None else set(only)
 
     # --- loading --------------------------------------------------------------------------------------
 
@@ -119,8 +128,10 @@ class PluginManager:
                 )
                 self._report(info)
                 continue
-            if ep.name in self.disabled:
-                info.status = "disabled"
+            if ep.name in self.disabled or (self.only is not None and ep.name not in self.only):
+                info.status = "disabled" if ep.name in self.disabled else "blocked"
+                if info.status == "blocked":
+                    self.registry.blocked_plugins.add(ep.name)
                 self.plugins[ep.name] = info
                 continue
             self._load(info, ep.load)
@@ -135,6 +146,11 @@ class PluginManager:
         self.plugins[info.name] = info
         try:
             plugin = load()
+            needs = _incompatibility(plugin)
+            if needs:
+                info.status, info.error = "incompatible", needs
+                self._report(info)
+                return
             self.hooks.register(plugin, name=info.name)
         except Exception as exc:  # a broken plugin must never take the host down
             self._fail(info, exc)
@@ -179,9 +195,10 @@ class PluginManager:
 
     def _report(self, info: PluginInfo) -> None:
         source = f"plugin {info.name!r} ({info.distribution} {info.version})"
+        what = "is incompatible" if info.status == "incompatible" else "failed to load"
         if self.strict:
-            raise PluginError(f"{source} failed to load: {info.error} ({STRICT_ENV} is set, so this is an error)")
-        log.warning("%s failed to load and is skipped: %s", source, info.error)
+            raise PluginError(f"{source} {what}: {info.error} ({STRICT_ENV} is set, so this is an error)")
+        log.warning("%s %s and is skipped: %s", source, what, info.error)
 
     # --- after loading --------------------------------------------------------------------------------
 
@@ -230,16 +247,37 @@ class PluginManager:
 
 
 
+def _incompatibility(plugin: object) -> str | None:
+    """Why ``plugin`` cannot run on this core's plugin API (its ``COUPLER_API`` range excludes it), or None."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    declared = getattr(plugin, "COUPLER_API", None)
+    if declared is None:
+        return None  # undeclared: taken as compatible (the conformance kit asks for a declaration)
+    try:
+        supported = SpecifierSet(str(declared))
+    except InvalidSpecifier:
+        return (f"its COUPLER_API={declared!r} is not a version range; write it like \">={hookspecs.API_VERSION},"
+                f"<{int(hookspecs.API_VERSION.split('.')[0]) + 1}\"")
+    if supported.contains(hookspecs.API_VERSION, prereleases=True):
+        return None
+    return (f"it needs Coupler plugin API {declared}, and this Coupler provides API {hookspecs.API_VERSION}; "
+            f"install a release of the plugin made for API {hookspecs.API_VERSION}, or a Coupler that provides {declared}")
+
+
 @functools.cache
 def get_plugin_manager() -> PluginManager:
     """The process's plugin manager, loaded on first use (built-ins, then entry points)."""
+    only = os.environ.get(ONLY_ENV)
     manager = PluginManager(
         disabled=_names(os.environ.get(DISABLE_ENV)),
         strict=os.environ.get(STRICT_ENV, "") not in ("", "0", "false", "no"),
+        only=None if only is None else _names(only),
     )
     manager.load_builtins()
     manager.load_entry_points()
-    for name in sorted(manager.disabled - set(manager.plugins)):
-        log.warning("%s names %r, which is not an installed plugin; installed: %s", DISABLE_ENV, name,
-                    ", ".join(sorted(manager.plugins)))
+    for variable, names in ((DISABLE_ENV, manager.disabled), (ONLY_ENV, manager.only or set())):
+        for name in sorted(names - set(manager.plugins)):
+            log.warning("%s names %r, which is not an installed plugin; installed: %s", variable, name,
+                        ", ".join(sorted(manager.plugins)))
     return manager

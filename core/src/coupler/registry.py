@@ -68,6 +68,8 @@ class Registry:
         self.disabled: dict[tuple[str, str], str] = {}
         #: plugins disabled before loading (COUPLER_DISABLE_PLUGINS): their components are unknown
         self.disabled_plugins: set[str] = set()
+        #: plugins not allowed by COUPLER_PLUGINS_ONLY (never imported): their components are unknown
+        self.blocked_plugins: set[str] = set()
 
     def add(self, component: Component) -> None:
         if component.kind not in GROUPS:
@@ -107,6 +109,9 @@ class Registry:
         group = GROUPS[kind]
         note = (f"\nPlugins disabled by COUPLER_DISABLE_PLUGINS, whose components are not listed: "
                 f"{', '.join(sorted(self.disabled_plugins))}." if self.disabled_plugins else "")
+        if self.blocked_plugins:
+            note += (f"\nPlugins not allowed by COUPLER_PLUGINS_ONLY, whose components are not listed: "
+                     f"{', '.join(sorted(self.blocked_plugins))}.")
         if not options:
             return f"{group}={name}: no {kind} is registered. Install a plugin that provides one.{note}"
         listing = "\n".join(f"  {option:<28} (plugin: {plugin})" for option, plugin in sorted(options.items()))

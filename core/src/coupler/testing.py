@@ -10,6 +10,19 @@ Fixtures:
 
 Functions:
 
+- ``check_plugin(name, overrides=None)``: the conformance kit (``coupler.conformance``): checks every component
+  the plugin registers against its kind's contract and raises ``ConformanceError`` naming each broken rule,
+  the component and the fix::
+
+      def test_my_plugin_conforms():
+          check_plugin("my_plugin")
+
+- ``plugin_checks(name, overrides=None)``: the same checks one by one, for one pytest test per rule::
+
+      @pytest.mark.parametrize("check", plugin_checks("my_plugin"), ids=str)
+      def test_conformance(check):
+          check()
+
 - ``train_run(directory, *overrides)``: compose the overrides and train in-process; returns
   ``(metrics, run_dir)``.
 - ``read_metrics(run_dir)``: a finished run's ``metrics.json``.
@@ -22,6 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from coupler.conformance import ConformanceError, check_plugin, plugin_checks
+
+__all__ = ["CliResult", "ConformanceError", "check_plugin", "coupler_cli", "plugin_checks", "read_metrics", "train_run"]
 
 
 @dataclass

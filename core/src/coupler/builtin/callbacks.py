@@ -8,6 +8,8 @@ import math
 from coupler.errors import ConfigError
 from coupler.hookspecs import hookimpl
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.

@@ -9,6 +9,8 @@ from coupler.dataset import Dataset
 from coupler.errors import DataError, did_you_mean
 from coupler.hookspecs import hookimpl
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 log = logging.getLogger("coupler.data")
 
 #: name -> (scikit-learn loader, description)

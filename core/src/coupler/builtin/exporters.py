@@ -9,6 +9,8 @@ from coupler.components import Exporter
 from coupler.hookspecs import hookimpl
 from coupler.run_directory import atomic_write_text
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 
 class ModelCard(Exporter):
     def export(self, model, run, directory: Path) -> list[Path]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from coupler.components import Metric
 from coupler.hookspecs import hookimpl
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 CLASSIFICATION = ("binary", "multiclass")
 REGRESSION = ("regression",)
 

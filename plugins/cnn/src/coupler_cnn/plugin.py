@@ -6,6 +6,8 @@ from pathlib import Path
 
 from coupler import hookimpl
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 
 def build_cnn(task: str, seed: int, depth: int = 2, width: int = 32, kernel_size: int = 3, batch_norm: bool = True,
               dropout: float = 0.25, input_shape=None, batch_size: int = 64, augment: dict | None = None,

@@ -12,6 +12,8 @@ from coupler import hookimpl
 from coupler.components import check_params
 from coupler.errors import CouplerError
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 #: model name -> (classifier, regressor, description); None where the model has no such variant
 ESTIMATORS = {
     "logistic_regression": ("sklearn.linear_model.LogisticRegression", None, "logistic regression (classification)"),

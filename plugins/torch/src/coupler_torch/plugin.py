@@ -12,6 +12,8 @@ from coupler import hookimpl
 from coupler_torch.callbacks import CALLBACKS
 from coupler_torch.optimizers import OPTIMIZERS, SCHEDULERS
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 
 @hookimpl
 def register_optimizers(register):

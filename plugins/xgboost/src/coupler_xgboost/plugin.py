@@ -7,6 +7,8 @@ from pathlib import Path
 from coupler import hookimpl
 from coupler.components import check_params
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 
 def build_xgboost(task: str, seed: int, params: dict | None = None, num_boost_round: int = 500):
     from coupler_xgboost.model import XGBoostModel

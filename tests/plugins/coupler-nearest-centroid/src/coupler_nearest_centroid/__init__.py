@@ -10,6 +10,8 @@ from coupler import hookimpl
 from coupler.components import Model
 from coupler.errors import CouplerError
 
+COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
 
 class NearestCentroid(Model):
     def __init__(self, task, seed, metric="euclidean"):

@@ -1,0 +1,830 @@
+"""The conformance kit: checks every component a plugin registers against the contract of its kind.
+
+Like scikit-learn's ``check_estimator``, it tells a plugin author exactly what is wrong: each failure names
+the component, the rule it breaks, what happened, and the fix. Use it from a plugin's own tests::
+
+    from coupler.testing import check_plugin
+
+    def test_my_plugin_conforms():
+        check_plugin("my_plugin")          # raises ConformanceError listing every broken rule
+
+or one pytest test per check::
+
+    @pytest.mark.parametrize("check", plugin_checks("my_plugin"), ids=str)
+    def test_conformance(check):
+        check()
+
+What is checked, per kind (a check that cannot run, e.g. a data loader whose config needs a path, is
+skipped with the reason; pass the missing values with ``overrides={"COMPONENT": ["data.path=..."]}``):
+
+- every component: its name (lowercase letters, digits, ``_``) and description; its config composes
+  (``group=NAME``) with ``name: NAME``; its factory builds from that config and returns the kind's type.
+- the plugin: it loaded, it declares the plugin API range it supports (``COUPLER_API``), and each config file
+  it contributes belongs to a registered component.
+- ``model``: for each task it accepts (its factory raises ``CouplerError`` for a task it refuses), a real run
+  on a generated data set of that task (14 numeric columns and one categorical, 200 rows) trains, is saved,
+  reloads, and reproduces the run's metrics and test predictions; predictions are class codes (or
+  numbers), probabilities are rows summing to 1.
+- ``data``: the ``Dataset`` has rows, distinct string column names, a usable target, and loads the same
+  twice.
+- ``optimizer``: ``make(parameters)`` returns a ``torch.optim.Optimizer`` that moves the weights of a
+  quadratic downhill, and whose ``state_dict`` loads into a fresh one (a resumed run needs it).
+- ``scheduler``: ``make(optimizer, epochs=, steps_per_epoch=)`` returns ``None`` or Lightning's scheduler
+  dict, which steps and round-trips its ``state_dict``.
+- ``callback``: its hook implementations name real lifecycle hooks, each of them is called during a run with
+  the kit's iterative model, and a ``state_dict`` holds plain containers (checkpoints load with
+  ``weights_only=True``).
+- ``metric``: a ``Metric`` for known tasks, whose value on known inputs is a finite number, the same twice,
+  leaves its inputs alone, and scores perfect predictions at least as well as poor ones; exact expected
+  values with ``metric_cases``.
+- ``exporter``: in a run, ``export`` returns the files it wrote, inside the directory it was given, not
+  empty, readable in their format (JSON, CSV, YAML, text), and ``load(paths)`` reads them back when the
+  exporter has one.
+
+Heavy libraries (NumPy, pandas, Hydra, torch) are imported when a check runs, never at import time: pytest
+loads ``coupler.testing`` in every session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from coupler.errors import CouplerError
+from coupler.hookspecs import hookimpl
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+KIT_PLUGIN = "conformance_kit"
+#: the kit's generated data sets, one per task, and its own iterative model (for callbacks and exporters)
+KIT_DATA = {"binary": "conformance_binary", "multiclass": "conformance_multiclass",
+            "regression": "conformance_regression"}
+KIT_MODEL = "conformance_iterative"
+KIT_ROWS = 200
+#: what every kit run adds, so that engines with epochs stay quick
+KIT_RUN_OVERRIDES = ("trainer.max_epochs=3", "trainer.progress_bar=false")
+
+
+@dataclass
+class Failure:
+    """One broken rule: which component, which rule, what happened, and how to fix it."""
+
+    component: str
+    rule: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.component} breaks the rule '{self.rule}': {self.problem}\n    fix: {self.fix}"
+
+
+class ConformanceError(AssertionError):
+    """A plugin's components break their contracts; ``failures`` lists each broken rule."""
+
+    def __init__(self, failures: list[Failure]):
+        self.failures = failures
+        listing = "\n".join(f"{i}. {failure}" for i, failure in enumerate(failures, 1))
+        super().__init__(f"{len(failures)} conformance rule(s) broken:\n{listing}")
+
+
+class Skipped(Exception):
+    """A check that cannot run here (the reason says what it needs)."""
+
+
+class _Broken(Exception):
+    def __init__(self, problem: str, fix: str):
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
+
+
+def _fail(problem: str, fix: str):
+    raise _Broken(problem, fix)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of a traceback outside the kit and the core: usually the plugin's own line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = Path(__file__).parent
+    outside = [f for f in frames if not Path(f.filename).is_relative_to(own)]
+    frame = (outside or frames or [None])[-1]
+    return f" (at {frame.filename}:{frame.lineno})" if frame else ""
+
+
+@contextlib.contextmanager
+def _step(doing: str, fix: str) -> Iterator[None]:
+    """Turn an exception raised while ``doing`` into a failure with ``fix``."""
+    try:
+        yield
+    except (_Broken, Skipped):
+        raise
+    except Exception as exc:
+        _fail(f"{doing} raised {type(exc).__name__}: {exc}{_where(exc)}", fix)
+
+
+@dataclass
+class Check:
+    """One rule for one component. ``check()`` raises ``ConformanceError`` when the rule is broken, and skips
+    (``pytest.skip`` under pytest) when it cannot run; ``str(check)`` is a test id."""
+
+    plugin: str
+    kind: str
+    name: str
+    rule: str
+    body: Callable[[Path], None]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}:{self.rule.replace(' ', '_')}"
+
+    @property
+    def component(self) -> str:
+        if self.kind == "plugin":
+            return f"plugin {self.plugin!r}"
+        return f"{self.kind} {self.name!r} (plugin {self.plugin!r})"
+
+    def run(self) -> Failure | str | None:
+        """None when the rule holds, a ``Failure`` when it is broken, the reason (a string) when skipped."""
+        directory = Path(tempfile.mkdtemp(prefix="coupler-conformance-"))
+        try:
+            self.body(directory)
+        except Skipped as exc:
+            return str(exc)
+        except _Broken as exc:
+            return Failure(self.component, self.rule, exc.problem, exc.fix)
+        except Exception as exc:  # a step without a _step: still the plugin's problem, with where it happened
+            return Failure(self.component, self.rule, f"{type(exc).__name__}: {exc}{_where(exc)}",
+                           "see the error; the rule's contract is in coupler.conformance")
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        return None
+
+    def __call__(self) -> None:
+        outcome = self.run()
+        if isinstance(outcome, Failure):
+            raise ConformanceError([outcome])
+        if isinstance(outcome, str) and "pytest" in sys.modules:
+            import pytest
+
+            pytest.skip(outcome)
+
+
+def check_plugin(plugin: str, *, overrides: dict[str, Sequence[str]] | None = None, manager=None,
+                 metric_cases: dict[str, list[dict]] | None = None) -> list[str]:
+    """Run every check of ``plugin`` (its entry-point name); return the ids of the checks that passed or were
+    skipped (skips say why), or raise ``ConformanceError`` listing every broken rule.
+
+    ``overrides``: Hydra overrides per component name, for values its config cannot default
+    (``{"image_folder": ["data.path=/tmp/images"], "cnn": ["model.width=8"]}``).
+    ``manager``: a ``coupler.plugin_manager.PluginManager`` holding the plugin (default: a fresh one with the
+    built-ins and every installed entry point). ``metric_cases``: exact values per metric, as dicts with
+    ``y_true``, ``y_pred``, ``y_proba`` (or None), ``n_classes`` and ``expected``.
+    """
+    failures, done = [], []
+    for check in plugin_checks(plugin, overrides=overrides, manager=manager, metric_cases=metric_cases):
+        outcome = check.run()
+        if isinstance(outcome, Failure):
+            failures.append(outcome)
+        else:
+            done.append(f"{check} (skipped: {outcome})" if outcome else str(check))
+    if failures:
+        raise ConformanceError(failures)
+    return done
+
+
+def plugin_checks(plugin: str, *, overrides: dict[str, Sequence[str]] | None = None, manager=None,
+                  metric_cases: dict[str, list[dict]] | None = None) -> list[Check]:
+    """The checks of ``plugin``, one ``Check`` per rule and component (see ``check_plugin``)."""
+    kit = _Kit(plugin, manager, overrides or {}, metric_cases or {})
+    return kit.checks()
+
+
+# --- the kit -------------------------------------------------------------------------------------------------
+
+
+class _Kit:
+    def __init__(self, plugin: str, manager, overrides: dict, metric_cases: dict):
+        from coupler.plugin_manager import PluginManager
+
+        if manager is None:
+            manager = PluginManager()
+            manager.load_builtins()
+            manager.load_entry_points()
+        if KIT_PLUGIN not in manager.plugins:
+            manager.load_object(KIT_PLUGIN, _KitPlugin(), distribution="coupler (conformance kit)")
+        self.plugin, self.manager, self.overrides, self.metric_cases = plugin, manager, overrides, metric_cases
+
+    def checks(self) -> list[Check]:
+        info = self.manager.plugins.get(self.plugin)
+        checks = [Check(self.plugin, "plugin", self.plugin, "loads", self.check_loads)]
+        if info is None or info.status != "ok":
+            return checks
+        checks.append(Check(self.plugin, "plugin", self.plugin, "declares its API range", self.check_api))
+        checks.append(Check(self.plugin, "plugin", self.plugin, "config files belong to components",
+                            self.check_config_files))
+        kinds = {"model": self.model_checks, "data": self.data_checks, "optimizer": self.optimizer_checks,
+                 "scheduler": self.scheduler_checks, "callback": self.callback_checks,
+                 "metric": self.metric_checks, "exporter": self.exporter_checks}
+        for kind, names in info.components.items():
+            for name in sorted(names):
+                checks.append(self.check(kind, name, "name and description", self.check_name))
+                checks.append(self.check(kind, name, "config composes", self.check_config))
+                checks.append(self.check(kind, name, "factory builds", self.check_builds))
+                checks.extend(kinds[kind](name))
+        return checks
+
+    def check(self, kind: str, name: str, rule: str, method) -> Check:
+        return Check(self.plugin, kind, name, rule, lambda directory: method(kind, name, directory))
+
+    # --- the plugin ---
+
+    def check_loads(self, directory: Path) -> None:
+        info = self.manager.plugins.get(self.plugin)
+        if info is None:
+            installed = ", ".join(sorted(n for n in self.manager.plugins if n != KIT_PLUGIN))
+            _fail(f"no plugin named {self.plugin!r} is installed (installed: {installed})",
+                  "pip install your distribution (pip install -e .), and name the plugin as its entry point in "
+                  "[project.entry-points.coupler] NAME = \"module\"")
+        if info.status != "ok":
+            _fail(f"it is {info.status}: {info.error or 'disabled by COUPLER_DISABLE_PLUGINS or COUPLER_PLUGINS_ONLY'}",
+                  "make the module import and its register_* hooks run without error (the message says where)")
+        if not any(info.components.values()):
+            _fail("it registers no component", "call register(name, factory, description=...) in a register_* hook")
+
+    def check_api(self, directory: Path) -> None:
+        from coupler.hookspecs import API_VERSION
+
+        declared = getattr(self.manager.hooks.get_plugin(self.plugin), "COUPLER_API", None)
+        if declared is None:
+            _fail("its module does not say which plugin API versions it supports",
+                  f"add COUPLER_API = \">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}\" to the plugin module "
+                  f"(the one its entry point names)")
+
+    def check_config_files(self, directory: Path) -> None:
+        from coupler.registry import KIND_OF_GROUP
+
+        info = self.manager.plugins[self.plugin]
+        for config_dir in info.config_dirs:
+            for path in sorted(Path(config_dir).glob("*/*.yaml")):
+                kind = KIND_OF_GROUP.get(path.parent.name)
+                if kind is None:
+                    continue  # a group of the plugin's own (Hydra allows any)
+                if path.stem not in self.manager.registry.names(kind):
+                    _fail(f"{path} configures {kind} {path.stem!r}, which no plugin registers",
+                          f"register a {kind} named {path.stem!r}, or rename or remove the file")
+
+    # --- every component ---
+
+    def component_overrides(self, name: str) -> list[str]:
+        return list(self.overrides.get(name, ()))
+
+    def check_name(self, kind: str, name: str, directory: Path) -> None:
+        if not NAME_PATTERN.match(name):
+            _fail(f"the name {name!r} is not lowercase letters, digits and underscores",
+                  "register it as e.g. 'my_model': users type it on the command line (model=my_model)")
+        component = self.manager.registry.get(kind, name)
+        if not component.description.strip():
+            _fail("it has no description", "register(name, factory, description='one line') : coupler plugins "
+                                           "shows it")
+
+    def compose(self, overrides: list[str], name: str | None = None) -> dict:
+        from coupler.cli import compose
+        from coupler.errors import ConfigError
+
+        try:
+            return compose(overrides, self.manager)
+        except ConfigError as exc:
+            if exc.value != "???":
+                raise
+            raise Skipped(f"{exc.key} has no default; give the kit one with "
+                          f"overrides={{{name!r}: ['{exc.key}=...']}}") from None
+
+    def config_node(self, kind: str, name: str) -> dict:
+        from coupler.registry import GROUPS, LIST_GROUPS
+
+        group = GROUPS[kind]
+        selection = f"{group}=[{name}]" if group in LIST_GROUPS else f"{group}={name}"
+        with _step(f"composing {selection}", f"make {group}/{name}.yaml valid YAML whose keys are the factory's "
+                                              f"parameters, in a directory given to register_config_dirs"):
+            config = self.compose([selection, *self.component_overrides(name)], name)
+        node = config[group][name] if group in LIST_GROUPS else config[group]
+        if node.get("name") != name:
+            _fail(f"{selection} composes to a node whose name is {node.get('name')!r}",
+                  f"start {group}/{name}.yaml with 'name: {name}'")
+        return node
+
+    def check_config(self, kind: str, name: str, directory: Path) -> None:
+        self.config_node(kind, name)
+
+    def build(self, kind: str, name: str):
+        from coupler.registry import GROUPS
+
+        node = self.config_node(kind, name)
+        component = self.manager.registry.get(kind, name)
+        fix = ("make the factory accept every key of its config file (and task, seed for a model), and raise "
+               "coupler.errors.ConfigError(key, value, allowed) for a bad value")
+        if kind != "model":
+            with _step(f"calling the factory with the config of {name!r}", fix):
+                return component.build(GROUPS[kind], node)
+        refusals = []
+        for task in KIT_DATA:  # a model may refuse a task it cannot do, with a CouplerError
+            try:
+                return component.build("model", node, task=task, seed=0)
+            except CouplerError as exc:
+                refusals.append(f"{task}: {exc}")
+            except Exception as exc:
+                _fail(f"calling the factory for task={task} raised {type(exc).__name__}: {exc}{_where(exc)}", fix)
+        _fail(f"the factory refuses every task ({'; '.join(refusals)})", fix)
+
+    def check_builds(self, kind: str, name: str, directory: Path) -> None:
+        from coupler.components import Exporter, Metric, Model
+        from coupler.dataset import Dataset
+
+        built = self.build(kind, name)
+        expected = {
+            "model": (lambda o: isinstance(o, Model) or all(hasattr(o, m) for m in ("fit", "predict", "save", "load")),
+                      "a coupler.components.Model (fit, predict, save, load)"),
+            "data": (lambda o: isinstance(o, Dataset), "a coupler.dataset.Dataset"),
+            "optimizer": (callable, "a callable make(parameters) -> torch.optim.Optimizer"),
+            "scheduler": (callable, "a callable make(optimizer, epochs=, steps_per_epoch=)"),
+            "callback": (lambda o: o is not None, "an object with lifecycle hook implementations"),
+            "metric": (lambda o: isinstance(o, Metric), "a coupler.components.Metric"),
+            "exporter": (lambda o: isinstance(o, Exporter) or hasattr(o, "export"),
+                         "a coupler.components.Exporter (export(model, run, directory) -> paths)"),
+        }
+        accepts, what = expected[kind]
+        if not accepts(built):
+            _fail(f"the factory returned {type(built).__name__}", f"return {what}")
+
+    # --- models ---
+
+    def model_checks(self, name: str) -> list[Check]:
+        return [Check(self.plugin, "model", name, f"round trip {task}",
+                      lambda directory, task=task: self.check_model_round_trip(name, task, directory))
+                for task in KIT_DATA]
+
+    def run(self, overrides: list[str], directory: Path, doing: str, fix: str) -> tuple[dict, Path]:
+        from coupler.training import train
+
+        config = self.compose([*overrides, *KIT_RUN_OVERRIDES])
+        run_dir = directory / "run"
+        with _step(doing, fix):
+            return train(config, run_dir, self.manager), run_dir
+
+    def check_model_round_trip(self, name: str, task: str, directory: Path) -> None:
+        import numpy as np
+        import pandas as pd
+
+        from coupler.finished_run import FinishedRun
+
+        node = self.config_node("model", name)
+        component = self.manager.registry.get("model", name)
+        try:
+            component.build("model", node, task=task, seed=0)
+        except CouplerError as exc:
+            raise Skipped(f"the model refuses the {task} task: {exc}") from None
+        except Exception as exc:
+            _fail(f"building it for task={task} raised {type(exc).__name__}: {exc}{_where(exc)}",
+                  "raise coupler.errors.CouplerError naming the task when the model cannot do it")
+        results, run_dir = self.run(
+            [f"data={KIT_DATA[task]}", f"model={name}", *self.component_overrides(name)], directory,
+            f"training it on the kit's {task} data (coupler train data={KIT_DATA[task]} model={name})",
+            "fit(train, val, run) must train on train.X (the model's input_format) and train.y (class codes 0..K-1, "
+            "or floats for regression); save(directory) must write its state there")
+        for split in ("val", "test"):
+            bad = {k: v for k, v in results[split].items() if not math.isfinite(v)}
+            if bad:
+                _fail(f"the {split} metrics are not finite: {bad}", "predict finite numbers, and finite probabilities")
+        with _step("reloading the run (coupler evaluate)", "load(directory) must restore what save(directory) wrote "
+                                                           "into a model freshly built by the factory"):
+            finished = FinishedRun(run_dir, self.manager)
+            again = finished.evaluate()
+        if again != results:
+            _fail(f"the reloaded model measures {again}, the run measured {results}",
+                  "save every fitted attribute in save() and restore it in load(), losslessly (JSON floats, "
+                  "safetensors, the library's own format)")
+        test = pd.read_csv(run_dir / "predictions_test.csv")
+        rows = test["row"] if "row" in test else test.iloc[:, 0]
+        dataset = self.manager.registry.get("data", KIT_DATA[task]).build("data", {})
+        X = finished.preprocessor.transform(dataset.X.loc[rows.to_numpy()], finished.input_format)
+        model = finished.model
+        with _step("predict on the reloaded model", "predict(X) must accept the input_format it declares"):
+            predicted = np.asarray(model.predict(X))
+        n = len(rows)
+        if predicted.shape != (n,):
+            _fail(f"predict returned shape {predicted.shape} for {n} rows", f"return one value per row: shape ({n},)")
+        if task != "regression":
+            k = len(finished.classes)
+            if not np.all(np.isin(predicted, np.arange(k))):
+                _fail(f"predict returned {sorted(set(predicted.tolist()))[:10]}, not class codes 0..{k - 1}",
+                      "return class codes 0..K-1 (the order of run.classes), not the labels")
+            if getattr(model, "supports_proba", False):
+                with _step("predict_proba", "predict_proba(X) must accept what predict accepts"):
+                    proba = np.asarray(model.predict_proba(X), dtype=float)
+                if proba.shape != (n, k) or not np.allclose(proba.sum(axis=1), 1, atol=1e-5) or (proba < 0).any():
+                    _fail(f"predict_proba returned shape {proba.shape} whose rows do not all sum to 1",
+                          f"return probabilities, shape (rows, {k}), each row summing to 1; or supports_proba=False")
+        if not np.array_equal(predicted, np.asarray(model.predict(X))):
+            _fail("predict gave other values for the same rows the second time", "make predict deterministic")
+
+    # --- data ---
+
+    def data_checks(self, name: str) -> list[Check]:
+        return [self.check("data", name, "loads a usable table", self.check_data)]
+
+    def check_data(self, kind: str, name: str, directory: Path) -> None:
+        from coupler.dataset import infer_task
+
+        dataset = self.build("data", name)
+        if len(dataset.X) != len(dataset.y):
+            _fail(f"X has {len(dataset.X)} rows and y {len(dataset.y)}", "give one target value per row")
+        columns = list(dataset.X.columns)
+        if len(set(columns)) != len(columns) or not all(isinstance(c, str) for c in columns):
+            _fail(f"the columns are not distinct strings: {columns[:10]}", "name every feature column with a "
+                                                                           "distinct string")
+        with _step("inferring the task from the target", "give a target with at least two values"):
+            infer_task(dataset.y)
+        if dataset.files:
+            missing = [p for p in dataset.X.iloc[:, 0].head(20) if not Path(str(p)).exists()]
+            if missing:
+                _fail(f"files=True but these paths do not exist: {missing[:3]}", "give the paths of existing files")
+        if self.build("data", name).fingerprint() != dataset.fingerprint():
+            _fail("two loads of the same config gave different data",
+                  "seed any randomness (runs, splits and reloads depend on the same rows)")
+
+    # --- optimizers and schedulers ---
+
+    def optimizer_checks(self, name: str) -> list[Check]:
+        return [self.check("optimizer", name, "steps downhill", self.check_optimizer)]
+
+    def check_optimizer(self, kind: str, name: str, directory: Path) -> None:
+        torch = _torch()
+        make = self.build("optimizer", name)
+        weight = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+        with _step("make([weight])", "make(parameters) must build an optimizer over the parameters it is given"):
+            optimizer = make([weight])
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            _fail(f"make(parameters) returned {type(optimizer).__name__}", "return a torch.optim.Optimizer")
+        before = float((weight.detach() ** 2).sum())
+        for _ in range(3):
+            optimizer.zero_grad()
+            (weight ** 2).sum().backward()
+            with _step("optimizer.step()", "step() must update the parameters from their gradients"):
+                optimizer.step()
+        after = float((weight.detach() ** 2).sum())
+        if not after < before:
+            _fail(f"three steps on sum(w**2) went from {before:.4g} to {after:.4g}",
+                  "step against the gradient (check the sign and that the learning rate is used)")
+        with _step("loading the optimizer's state_dict into a fresh one",
+                   "state_dict() / load_state_dict() must round-trip (torch.optim.Optimizer's do)"):
+            make([torch.nn.Parameter(weight.detach().clone())]).load_state_dict(optimizer.state_dict())
+
+    def scheduler_checks(self, name: str) -> list[Check]:
+        return [self.check("scheduler", name, "schedules", self.check_scheduler)]
+
+    def check_scheduler(self, kind: str, name: str, directory: Path) -> None:
+        torch = _torch()
+        make = self.build("scheduler", name)
+        weight = torch.nn.Parameter(torch.ones(2))
+        optimizer = torch.optim.SGD([weight], lr=0.1)
+        with _step("make(optimizer, epochs=10, steps_per_epoch=5)", "accept the optimizer and the keyword "
+                                                                    "arguments epochs and steps_per_epoch"):
+            made = make(optimizer, epochs=10, steps_per_epoch=5)
+        if made is None:
+            return
+        if not isinstance(made, dict) or "scheduler" not in made:
+            _fail(f"make returned {type(made).__name__}",
+                  "return None (a constant rate) or {'scheduler': ..., 'interval': 'epoch' or 'step'}")
+        if made.get("interval", "epoch") not in ("epoch", "step"):
+            _fail(f"interval={made['interval']!r}", "set 'interval' to 'epoch' or 'step'")
+        scheduler = made["scheduler"]
+        for _ in range(3):
+            optimizer.step()
+            with _step("scheduler.step()", "the scheduler must step (a monitored one with a metric value)"):
+                scheduler.step(1.0) if "monitor" in made else scheduler.step()
+        rate = optimizer.param_groups[0]["lr"]
+        if not (isinstance(rate, float) and math.isfinite(rate) and rate >= 0):
+            _fail(f"after three steps the learning rate is {rate!r}", "keep the rate a finite number >= 0")
+        with _step("the scheduler's state_dict round trip", "state_dict() / load_state_dict() must round-trip"):
+            scheduler.load_state_dict(scheduler.state_dict())
+
+    # --- callbacks ---
+
+    def callback_checks(self, name: str) -> list[Check]:
+        return [self.check("callback", name, "hooks are lifecycle hooks", self.check_callback_hooks),
+                self.check("callback", name, "receives events", self.check_callback_events)]
+
+    def check_callback_hooks(self, kind: str, name: str, directory: Path) -> None:
+        import pluggy
+
+        from coupler import hookspecs
+        from coupler.errors import did_you_mean
+
+        callback = self.build("callback", name)
+        lifecycle = _lifecycle_hooks()
+        for attribute in dir(callback):
+            if not attribute.startswith("on_") or not callable(getattr(callback, attribute)):
+                continue
+            if attribute not in lifecycle:
+                _fail(f"it has a method {attribute!r}, which is no lifecycle hook.{did_you_mean(attribute, lifecycle)}",
+                      f"name hook implementations after the hooks: {', '.join(lifecycle)}")
+            if attribute not in _implemented_hooks(callback):
+                _fail(f"its method {attribute!r} is not marked as a hook implementation, so it is never called",
+                      "decorate it with @coupler.hookimpl")
+        manager = pluggy.PluginManager(hookspecs.PROJECT)
+        manager.add_hookspecs(hookspecs)
+        with _step("registering it with Coupler's hook specifications",
+                   "give each hook method only argument names the hook passes (see coupler.hookspecs)"):
+            manager.register(callback)
+            manager.check_pending()
+        state = getattr(callback, "state_dict", None)
+        if callable(state):
+            with _step("state_dict()", "state_dict() must return the callback's state"):
+                value = state()
+            if not _plain(value):
+                _fail(f"state_dict() returned {value!r}, which is not plain containers",
+                      "return dicts, lists, strings, numbers, booleans, None (or tensors): checkpoints load with "
+                      "torch.load(weights_only=True)")
+            with _step("load_state_dict(state_dict())", "load_state_dict must accept what state_dict returns"):
+                callback.load_state_dict(value)
+
+    def check_callback_events(self, kind: str, name: str, directory: Path) -> None:
+        wanted = _implemented_hooks(self.build("callback", name))
+        named = {id(self.manager.hooks.get_plugin(n)) for n in self.manager.plugins}
+        fired: set[str] = set()
+        received: set[str] = set()
+
+        def before(hook_name, implementations, kwargs):
+            fired.add(hook_name)
+            # the run registers its callbacks without a plugin name of their own
+            if any(id(impl.plugin) not in named for impl in implementations):
+                received.add(hook_name)
+
+        undo = self.manager.hooks.add_hookcall_monitoring(before, lambda *args: None)
+        try:
+            self.run([f"data={KIT_DATA['binary']}", f"model={KIT_MODEL}", f"callbacks=[{name}]",
+                      *self.component_overrides(name)], directory,
+                     f"a run with callbacks=[{name}] and the kit's iterative model",
+                     "the callback's hooks must not raise during a normal run")
+        finally:
+            undo()
+        missed = sorted((wanted & fired) - received)
+        if missed:
+            _fail(f"its hooks {missed} were not called in a run that fired them",
+                  "return the object whose methods carry @coupler.hookimpl from the factory")
+
+    # --- metrics ---
+
+    def metric_checks(self, name: str) -> list[Check]:
+        return [self.check("metric", name, "values on known inputs", self.check_metric)]
+
+    def check_metric(self, kind: str, name: str, directory: Path) -> None:
+        import numpy as np
+
+        from coupler.components import TASKS
+
+        metric = self.build("metric", name)
+        unknown = [t for t in metric.tasks if t not in TASKS]
+        if unknown or not metric.tasks:
+            _fail(f"its tasks are {list(metric.tasks)}", f"give tasks from {', '.join(TASKS)}")
+        for task in metric.tasks:
+            cases = _metric_inputs(task)
+            if metric.needs_proba and task == "regression":
+                _fail("needs_proba=True for the regression task", "regressors have no probabilities: drop the task")
+            values = {}
+            for quality, (y_true, y_pred, y_proba, k) in cases.items():
+                copies = [None if a is None else a.copy() for a in (y_true, y_pred, y_proba)]
+                with _step(f"computing it on {quality} {task} predictions",
+                           "fn(y_true, y_pred, y_proba, n_classes) must accept class codes (or floats) and "
+                           "probabilities of shape (rows, n_classes)"):
+                    value = metric(y_true, y_pred, y_proba, k)
+                    twice = metric(y_true, y_pred, y_proba, k)
+                if any(c is not None and not np.array_equal(c, a) for c, a in zip(copies, (y_true, y_pred, y_proba))):
+                    _fail("it changed its input arrays", "work on copies")
+                array = np.asarray(value, dtype=float)
+                if not np.all(np.isfinite(array)):
+                    _fail(f"on {quality} {task} predictions it returned {value!r}", "return a finite number")
+                if not np.array_equal(array, np.asarray(twice, dtype=float)):
+                    _fail("two calls on the same inputs gave different values", "make it deterministic")
+                values[quality] = array
+            if values["perfect"].ndim == 0:
+                perfect, poor = float(values["perfect"]), float(values["poor"])
+                if (perfect < poor) if metric.greater_is_better else (perfect > poor):
+                    _fail(f"on {task} data perfect predictions score {perfect:.4g} and poor ones {poor:.4g}, with "
+                          f"greater_is_better={metric.greater_is_better}",
+                          "fix the formula, or set greater_is_better to match it (early stopping and sweeps read it)")
+        for case in self.metric_cases.get(name, []):
+            value = metric(np.asarray(case["y_true"]), np.asarray(case["y_pred"]),
+                           None if case.get("y_proba") is None else np.asarray(case["y_proba"]), case.get("n_classes", 0))
+            if not np.allclose(np.asarray(value, dtype=float), case["expected"], rtol=1e-6, atol=1e-9):
+                _fail(f"on the given case {case} it returned {value!r}", "compare its formula with the expected value")
+
+    # --- exporters ---
+
+    def exporter_checks(self, name: str) -> list[Check]:
+        return [self.check("exporter", name, "output reloads", self.check_exporter)]
+
+    def check_exporter(self, kind: str, name: str, directory: Path) -> None:
+        exporter = self.build("exporter", name)
+        written: list = []
+
+        def spy(hook_name, implementations, kwargs):
+            if hook_name == "on_export" and kwargs.get("exporter") == name:
+                written.extend(kwargs.get("paths") or [])
+
+        undo = self.manager.hooks.add_hookcall_monitoring(spy, lambda *args: None)
+        try:
+            _, run_dir = self.run([f"data={KIT_DATA['multiclass']}", f"model={KIT_MODEL}", f"exporters=[{name}]",
+                                   *self.component_overrides(name)], directory,
+                                  f"a run with exporters=[{name}] and the kit's iterative model",
+                                  "export(model, run, directory) must write into directory and return the paths")
+        finally:
+            undo()
+        if not isinstance(written, list) or not written:
+            _fail("export returned no paths", "return the list of files written (pathlib.Path)")
+        exports = (run_dir / "exports").resolve()
+        for path in map(Path, written):
+            if not path.resolve().is_relative_to(exports):
+                _fail(f"it wrote {path}, outside the directory it was given ({exports})", "write inside directory")
+            if not path.is_file() or path.stat().st_size == 0:
+                _fail(f"{path.name} is missing or empty", "write the file completely before returning its path")
+            with _step(f"reading {path.name} back", "write valid files of the format the extension says"):
+                _read_back(path)
+        load = getattr(exporter, "load", None)
+        if callable(load):
+            with _step("load(paths)", "load(paths) must read back what export wrote"):
+                load([Path(p) for p in written])
+
+
+def _lifecycle_hooks() -> list[str]:
+    from coupler import hookspecs
+
+    return [n for n in dir(hookspecs) if n.startswith("on_")]
+
+
+def _implemented_hooks(plugin) -> set[str]:
+    """The names of ``plugin``'s methods marked with ``@coupler.hookimpl``."""
+    from coupler.hookspecs import PROJECT
+
+    return {n for n in dir(plugin) if getattr(getattr(plugin, n, None), f"{PROJECT}_impl", None) is not None}
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        _fail("torch is not installed", "pip install torch (optimizers and schedulers are torch components)")
+    return torch
+
+
+def _plain(value) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, int)) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return type(value).__module__.startswith("torch") and type(value).__name__ == "Tensor"
+
+
+def _read_back(path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        json.loads(path.read_text())
+    elif suffix == ".csv":
+        import pandas as pd
+
+        pd.read_csv(path)
+    elif suffix in (".yaml", ".yml"):
+        import yaml
+
+        yaml.safe_load(path.read_text())
+    elif suffix in (".md", ".txt"):
+        path.read_text(encoding="utf-8")
+
+
+def _metric_inputs(task: str) -> dict:
+    """Perfect and poor predictions of one task: (y_true, y_pred, y_proba, n_classes)."""
+    import numpy as np
+
+    if task == "regression":
+        y = np.linspace(-2.0, 3.0, 12)
+        return {"perfect": (y, y.copy(), None, 0), "poor": (y, y[::-1].copy() + 0.5, None, 0)}
+    k = 2 if task == "binary" else 3
+    y = np.arange(12) % k
+    poor = (y + 1) % k
+    poor[::3] = y[::3]
+
+    def proba(pred, confidence):
+        p = np.full((len(pred), k), (1 - confidence) / (k - 1))
+        p[np.arange(len(pred)), pred] = confidence
+        return p
+
+    return {"perfect": (y, y.copy(), proba(y, 0.9), k), "poor": (y, poor, proba(poor, 0.6), k)}
+
+
+# --- what the kit registers: generated data and an iterative model -------------------------------------------
+
+
+def _kit_table(task: str):
+    """200 rows: 14 numeric columns and one categorical column, a target that depends on them (seeded)."""
+    import numpy as np
+    import pandas as pd
+
+    from coupler.dataset import Dataset
+
+    rng = np.random.default_rng(7)
+    numbers = rng.normal(size=(KIT_ROWS, 14))
+    colour = rng.choice(["red", "blue"], size=KIT_ROWS)
+    signal = numbers[:, 0] + 0.8 * numbers[:, 1] - 0.5 * numbers[:, 2] + np.where(colour == "red", 0.7, -0.7)
+    frame = pd.DataFrame(numbers, columns=[f"x{i:02d}" for i in range(14)])
+    frame["colour"] = pd.Categorical(colour)
+    if task == "regression":
+        target = pd.Series(signal * 10 + rng.normal(scale=1.0, size=KIT_ROWS), name="target")
+    elif task == "binary":
+        target = pd.Series(np.where(signal > 0, "yes", "no"), name="target")
+    else:
+        target = pd.Series(np.digitize(signal, np.quantile(signal, [1 / 3, 2 / 3])), name="target")
+    return Dataset(frame, target, name=KIT_DATA[task], categorical=["colour"], task=task)
+
+
+class _IterativeModel:
+    """Softmax (or linear) regression by gradient descent, one ``run.epoch_end`` per epoch: the kit's engine
+    for runs that test callbacks and exporters."""
+
+    input_format = "matrix"
+
+    def __init__(self, task: str, seed: int, lr: float = 0.1):
+        self.task, self.seed, self.lr = task, seed, lr
+        self.weights = None
+
+    def _scores(self, X):
+        import numpy as np
+
+        return np.asarray(X, dtype=float) @ self.weights[:-1] + self.weights[-1]
+
+    def fit(self, train, val, run) -> None:
+        import numpy as np
+
+        X = np.asarray(train.X, dtype=float)
+        classes = len(run.classes) if self.task != "regression" else 1
+        target = np.eye(classes)[train.y] if self.task != "regression" else train.y[:, None]
+        self.weights = np.zeros((X.shape[1] + 1, classes))
+        epochs = (run.config.get("trainer") or {}).get("max_epochs", 3)
+        for epoch in range(epochs):
+            outputs = self._outputs(X)
+            gradient = (outputs - target) / len(X)
+            self.weights[:-1] -= self.lr * X.T @ gradient
+            self.weights[-1] -= self.lr * gradient.sum(axis=0)
+            metrics = {"train_loss": float(np.mean((outputs - target) ** 2))}
+            if val is not None:
+                metrics["val_loss"] = float(np.mean((self._outputs(val.X) - (
+                    np.eye(classes)[val.y] if self.task != "regression" else val.y[:, None])) ** 2))
+            if run.epoch_end(epoch, metrics):
+                break
+
+    def _outputs(self, X):
+        import numpy as np
+
+        scores = self._scores(X)
+        if self.task == "regression":
+            return scores
+        scores = scores - scores.max(axis=1, keepdims=True)
+        exp = np.exp(scores)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    @property
+    def supports_proba(self) -> bool:
+        return self.task != "regression"
+
+    def predict(self, X):
+        outputs = self._outputs(X)
+        return outputs[:, 0] if self.task == "regression" else outputs.argmax(axis=1)
+
+    def predict_proba(self, X):
+        return None if self.task == "regression" else self._outputs(X)
+
+    def save(self, directory: Path) -> None:
+        (Path(directory) / "weights.json").write_text(json.dumps(self.weights.tolist()))
+
+    def load(self, directory: Path) -> None:
+        import numpy as np
+
+        self.weights = np.array(json.loads((Path(directory) / "weights.json").read_text()))
+
+
+class _KitPlugin:
+    @hookimpl
+    def register_data_loaders(self, register):
+        for task, name in KIT_DATA.items():
+            register(name, lambda task=task: _kit_table(task), description=f"the conformance kit's {task} table")
+
+    @hookimpl
+    def register_models(self, register):
+        register(KIT_MODEL, _IterativeModel, description="the conformance kit's gradient-descent model")

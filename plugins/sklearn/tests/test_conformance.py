@@ -1,0 +1,8 @@
+"""The sklearn plugin passes Coupler's conformance kit: every model, each task it accepts, round trips."""
+
+from coupler.testing import check_plugin
+
+
+def test_the_sklearn_plugin_conforms():
+    # model=sklearn takes any estimator by import path; the kit trains it with a decision tree
+    check_plugin("sklearn", overrides={"sklearn": ["model.estimator=sklearn.tree.DecisionTreeClassifier"]})

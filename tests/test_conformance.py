@@ -1,0 +1,218 @@
+"""The conformance kit (``coupler.testing.check_plugin``): the built-in plugins pass it, and a sloppy plugin gets
+one failure per broken rule, each naming the component, the rule and the fix. Plugin API ranges: an
+incompatible plugin is skipped and says which versions it needs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from coupler import hookimpl, hookspecs
+from coupler.components import Exporter, Metric, Model
+from coupler.conformance import Check, ConformanceError, check_plugin, plugin_checks
+from coupler.errors import CouplerError, PluginError
+from coupler.plugin_manager import PluginManager
+
+
+def test_the_builtin_plugins_conform(tmp_path):
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    frame.to_parquet(tmp_path / "wine.parquet")
+    table = {"csv": [f"data.path={tmp_path / 'wine.csv'}", "data.target=target"],
+             "parquet": [f"data.path={tmp_path / 'wine.parquet'}", "data.target=target"]}
+    for plugin in ("datasets", "metrics", "callbacks", "exporters"):
+        passed = check_plugin(plugin, overrides=table)
+        assert not [check for check in passed if "skipped" in check], passed
+
+
+def test_checks_are_one_per_rule_with_test_ids():
+    checks = plugin_checks("callbacks")
+    assert all(isinstance(check, Check) for check in checks)
+    assert {str(check) for check in checks} >= {"plugin:callbacks:loads", "callback:early_stopping:receives_events",
+                                                "callback:early_stopping:config_composes"}
+    for check in checks:
+        check()
+
+
+# --- a sloppy plugin: every component breaks one rule -------------------------------------------------------------
+
+
+class Forgetful(Model):
+    """Fits a mean, saves nothing: a reloaded run cannot predict."""
+
+    def __init__(self, task, seed):
+        if task != "regression":
+            raise CouplerError(f"model=forgetful cannot do a {task} task")
+        self.mean = None
+
+    def fit(self, train, val, run):
+        self.mean = float(train.y.mean())
+
+    def predict(self, X):
+        import numpy as np
+
+        return np.full(len(X), self.mean)
+
+    def save(self, directory):
+        (Path(directory) / "nothing.txt").write_text("")
+
+    def load(self, directory):
+        pass
+
+
+class Typo:
+    @hookimpl
+    def on_epoch_ended(self, run, epoch, metrics):
+        pass
+
+
+class Undecorated:
+    def on_epoch_end(self, run, epoch, metrics):
+        pass
+
+
+class Uphill(torch.optim.Optimizer):
+    def __init__(self, params):
+        super().__init__(params, {"lr": 0.1})
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.data.add_(p.grad, alpha=group["lr"])  # the wrong sign
+
+
+class Outside(Exporter):
+    def export(self, model, run, directory):
+        path = Path(run.directory) / "beside.json"
+        path.write_text("{}")
+        return [path]
+
+
+class Sloppy:  # no COUPLER_API
+    @hookimpl
+    def register_models(self, register):
+        register("forgetful", Forgetful, description="a model that saves nothing")
+        register("BadName", Forgetful)
+
+    @hookimpl
+    def register_metrics(self, register):
+        from sklearn.metrics import accuracy_score
+
+        register("upside_down", lambda: Metric("upside_down", lambda t, p, pr, k: accuracy_score(t, p),
+                                               tasks=("binary",), greater_is_better=False),
+                 description="accuracy, marked as lower-is-better")
+
+    @hookimpl
+    def register_callbacks(self, register):
+        register("typo", Typo, description="a hook name with a typo")
+        register("undecorated", Undecorated, description="a hook without @hookimpl")
+
+    @hookimpl
+    def register_optimizers(self, register):
+        register("uphill", lambda: (lambda params: Uphill(params)), description="steps with the gradient")
+
+    @hookimpl
+    def register_exporters(self, register):
+        register("outside", Outside, description="writes beside its directory")
+
+
+@pytest.fixture(scope="module")
+def sloppy_failures() -> dict[tuple[str, str], str]:
+    manager = PluginManager()
+    manager.load_builtins()
+    manager.load_entry_points()
+    manager.load_object("sloppy", Sloppy())
+    with pytest.raises(ConformanceError) as raised:
+        check_plugin("sloppy", manager=manager)
+    assert str(raised.value).startswith(f"{len(raised.value.failures)} conformance rule(s) broken:")
+    return {(failure.component, failure.rule): str(failure) for failure in raised.value.failures}
+
+
+@pytest.mark.parametrize("component, rule, fragments", [
+    ("plugin 'sloppy'", "declares its API range", ["COUPLER_API = \">=1.0,<2\""]),
+    ("model 'BadName' (plugin 'sloppy')", "name and description", ["not lowercase letters", "model=my_model"]),
+    ("model 'forgetful' (plugin 'sloppy')", "round trip regression",
+     ["reloading the run (coupler evaluate) raised", "load(directory) must restore what save(directory) wrote"]),
+    ("metric 'upside_down' (plugin 'sloppy')", "values on known inputs",
+     ["perfect predictions score 1 and poor ones 0.3333", "greater_is_better=False", "set greater_is_better"]),
+    ("callback 'typo' (plugin 'sloppy')", "hooks are lifecycle hooks",
+     ["'on_epoch_ended', which is no lifecycle hook. Did you mean 'on_epoch_end'?"]),
+    ("callback 'undecorated' (plugin 'sloppy')", "hooks are lifecycle hooks",
+     ["'on_epoch_end' is not marked as a hook implementation", "@coupler.hookimpl"]),
+    ("optimizer 'uphill' (plugin 'sloppy')", "steps downhill", ["went from 14 to", "step against the gradient"]),
+    ("exporter 'outside' (plugin 'sloppy')", "output reloads", ["beside.json, outside the directory",
+                                                                "write inside directory"]),
+])
+def test_a_sloppy_plugin_gets_each_broken_rule_with_the_component_and_the_fix(sloppy_failures, component, rule,
+                                                                              fragments):
+    message = sloppy_failures.get((component, rule))
+    assert message is not None, f"no failure for {component} / {rule}; got {sorted(sloppy_failures)}"
+    assert "\n    fix: " in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_the_sloppy_plugins_model_refusing_a_task_is_a_skip_not_a_failure(sloppy_failures):
+    assert not [key for key in sloppy_failures if key[0].startswith("model 'forgetful'") and "binary" in key[1]]
+
+
+def test_a_plugin_that_is_not_installed_is_one_failure_listing_the_installed_ones():
+    with pytest.raises(ConformanceError, match=r"no plugin named 'nowhere' is installed \(installed: .*datasets"):
+        check_plugin("nowhere")
+
+
+# --- plugin API versions ---------------------------------------------------------------------------------------
+
+
+class Future:
+    COUPLER_API = ">=2.0"
+
+    @hookimpl
+    def register_models(self, register):
+        register("from_the_future", Forgetful, description="needs API 2")
+
+
+def test_an_incompatible_plugin_is_skipped_and_says_which_api_it_needs(caplog):
+    manager = PluginManager()
+    with caplog.at_level(logging.WARNING, logger="coupler"):
+        info = manager.load_object("future", Future())
+    assert info.status == "incompatible"
+    assert f"needs Coupler plugin API >=2.0, and this Coupler provides API {hookspecs.API_VERSION}" in info.error
+    assert "from_the_future" not in manager.registry.names("model")
+    assert "plugin 'future' ((in-process) ) is incompatible and is skipped" in caplog.text
+    strict = PluginManager(strict=True)
+    with pytest.raises(PluginError, match="is incompatible: it needs Coupler plugin API >=2.0"):
+        strict.load_object("future", Future())
+
+
+def test_a_range_that_is_no_version_range_fails_the_plugin_with_an_example():
+    class Garbled:
+        COUPLER_API = "version one"
+
+    info = PluginManager().load_object("garbled", Garbled())
+    assert info.status == "incompatible" and "is not a version range; write it like \">=1.0,<2\"" in info.error
+
+
+def test_a_compatible_range_loads():
+    class Current:
+        COUPLER_API = f">={hookspecs.API_VERSION},<{int(hookspecs.API_VERSION.split('.')[0]) + 1}"
+
+        @hookimpl
+        def register_models(self, register):
+            register("current", Forgetful, description="API 1")
+
+    manager = PluginManager()
+    assert manager.load_object("current", Current()).status == "ok"
+    assert "current" in manager.registry.names("model")
+
+
+def test_every_plugin_in_the_repository_declares_the_api_range_it_supports():
+    root = Path(__file__).parents[1]
+    modules = [*root.glob("core/src/coupler/builtin/[!_]*.py"), *root.glob("plugins/*/src/*/plugin.py"),
+               root / "tests/plugins/coupler-nearest-centroid/src/coupler_nearest_centroid/__init__.py"]
+    assert len(modules) == 9
+    assert not [str(m) for m in modules if "\nCOUPLER_API = " not in m.read_text()]
