@@ -61,6 +61,7 @@ def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
     check_settings(config)
     if (run_dir / MANIFEST).exists():
         raise CouplerError(f"{run_dir} already holds a finished run; choose another directory.")
+    run_dir.mkdir(parents=True, exist_ok=True)  # on_run_start promises it exists (Hydra makes it for the CLI)
     with manager.disabled_for_run(config["plugins"].get("disable") or []):
         return _resolve_and_run(config, run_dir, manager)
 

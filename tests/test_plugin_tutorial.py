@@ -1,0 +1,82 @@
+"""docs/plugins.md works as written: its ``file=`` blocks make two packages, which pip installs, which train,
+pass their own tests and the conformance kit. The packages go into a pip ``--target`` directory on
+PYTHONPATH, so they never leak into the environment of the other tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from coupler.testing import read_metrics
+
+from tests.conftest import coupler_process
+
+TUTORIAL = Path(__file__).parents[1] / "docs" / "plugins.md"
+BLOCK = re.compile(r"^```\w+ file=(\S+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def tutorial_files() -> dict[str, str]:
+    return {path: text for path, text in BLOCK.findall(TUTORIAL.read_text())}
+
+
+def test_the_tutorial_shows_both_packages_whole():
+    files = tutorial_files()
+    assert {p.split("/")[0] for p in files} == {"coupler-least-squares", "coupler-examples"}
+    for package in ("coupler-least-squares", "coupler-examples"):
+        assert f"{package}/pyproject.toml" in files
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    source = tmp_path_factory.mktemp("tutorial")
+    for path, text in tutorial_files().items():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_text(text)
+    target = tmp_path_factory.mktemp("site")
+    for package in ("coupler-least-squares", "coupler-examples"):
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--disable-pip-version-check", "--target", str(target), str(source / package)],
+                       check=True, capture_output=True, cwd=source)
+    shutil.copytree(source / "coupler-least-squares" / "tests", target.parent / "least_squares_tests")
+    return target
+
+
+def test_the_tutorials_plugins_are_listed_with_their_components(site, tmp_path):
+    listed = {p["name"]: p for p in json.loads(coupler_process("plugins", "--json", cwd=tmp_path,
+                                                               env={"PYTHONPATH": str(site)}).out)}
+    assert listed["least_squares"]["status"] == "ok"
+    assert listed["least_squares"]["components"] == {"model": ["least_squares"]}
+    assert listed["examples"]["components"] == {
+        "data": ["sine"], "optimizer": ["sign_descent"], "scheduler": ["halving"], "callback": ["epoch_log"],
+        "metric": ["max_error"], "exporter": ["summary"]}
+
+
+def test_the_tutorials_model_trains_and_its_own_tests_pass(site, tmp_path):
+    result = coupler_process("train", "data=diabetes", "model=least_squares", "model.alpha=0.1", "hydra.run.dir=run",
+                             cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    assert result.rc == 0, result.err
+    assert read_metrics(tmp_path / "run")["test"]["rmse"] < 70
+    tests = site.parent / "least_squares_tests"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 passed" in proc.stdout
+
+
+def test_the_example_of_each_kind_passes_the_conformance_kit_and_the_suggested_run_works(site, tmp_path):
+    probe = "from coupler.testing import check_plugin; print(len(check_plugin('examples')))"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = coupler_process("train", "data=sine", "model=least_squares", "callbacks=[epoch_log]",
+                             "metrics=[rmse,max_error]", "exporters=[summary]", "hydra.run.dir=run", cwd=tmp_path,
+                             env={"PYTHONPATH": str(site)})
+    assert result.rc == 0, result.err
+    assert set(read_metrics(tmp_path / "run")["test"]) == {"rmse", "max_error"}
+    assert json.loads((tmp_path / "run" / "exports" / "summary.json").read_text())["task"] == "regression"
