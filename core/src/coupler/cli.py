@@ -1,4 +1,4 @@
-"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``.
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 A ``CouplerError`` is printed as one line (``coupler: error: ...``) and exits 2, with no traceback.
@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                "  coupler train -m model=logistic_regression,svm  # multirun\n"
                "  coupler evaluate runs/DATE/TIME\n"
                "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
-               "  coupler plugins --json",
+               "  coupler plugins --json\n"
+               "  coupler new-plugin my_model --kind model         # a plugin package to start from",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"coupler {__version__}")
@@ -52,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir", type=Path, help="the run directory")
     predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns")
     predict.add_argument("output", type=Path, help="the CSV file to write")
+
+    new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
+    new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
+                                                         "then lower-case letters, digits or underscores")
+    new_plugin.add_argument("--kind", default="model", help="the component it provides: model (the default), data, "
+                                                            "callback, metric, exporter or optimizer")
+    new_plugin.add_argument("--directory", type=Path, default=Path("."),
+                            help="where to create coupler-NAME/ (default: the current directory)")
     return parser
 
 
@@ -70,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             return evaluate(args.run_dir, args.overrides, args.json)
         if args.command == "predict":
             return predict(args.run_dir, args.input, args.output)
+        if args.command == "new-plugin":
+            return new_plugin(args.name, args.kind, args.directory)
         _parser().print_help(sys.stderr)
         return EXIT_USAGE
     except CouplerError as exc:
@@ -85,7 +96,7 @@ def plugins(as_json: bool) -> int:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
         return 0
     for info in infos:
-        status = info.status if info.status != "failed" else f"failed: {info.error}"
+        status = f"{info.status}: {info.error}" if info.status in ("failed", "incompatible") else info.status
         source = f"{info.distribution} {info.version}" + (" (built in)" if info.builtin else "")
         print(f"{info.name:<14} {source:<34} {status}")
         for kind, names in info.components.items():
@@ -268,6 +279,18 @@ def predict(run_dir: Path, input_path: Path, output_path: Path) -> int:
 
     rows = FinishedRun(run_dir, get_plugin_manager()).predict(input_path, output_path)
     print(f"wrote {rows} predictions to {output_path}")
+    return 0
+
+
+def new_plugin(name: str, kind: str, directory: Path) -> int:
+    from coupler.scaffold import create
+
+    path = create(name, kind, directory)
+    print(f"created {path}: the {kind} plugin {name}. Next:\n"
+          f"  cd {path}\n"
+          f"  pip install -e '.[test]'\n"
+          f"  python -m pytest\n"
+          f"then see its README.md for how to use and publish it.")
     return 0
 
 

@@ -258,12 +258,12 @@ class _Kit:
             _fail("it registers no component", "call register(name, factory, description=...) in a register_* hook")
 
     def check_api(self, directory: Path) -> None:
-        from coupler.hookspecs import API_VERSION
+        from coupler.hookspecs import API_RANGE
 
         declared = getattr(self.manager.hooks.get_plugin(self.plugin), "COUPLER_API", None)
         if declared is None:
             _fail("its module does not say which plugin API versions it supports",
-                  f"add COUPLER_API = \">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}\" to the plugin module "
+                  f"add COUPLER_API = \"{API_RANGE}\" to the plugin module "
                   f"(the one its entry point names)")
 
     def check_config_files(self, directory: Path) -> None:

@@ -41,6 +41,8 @@ import pluggy
 PROJECT = "coupler"
 #: The plugin API this core provides (see "The plugin API version" above).
 API_VERSION = "1.0"
+#: The ``COUPLER_API`` a plugin written against this API declares: this version up to the next major one.
+API_RANGE = f">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

@@ -257,8 +257,7 @@ def _incompatibility(plugin: object) -> str | None:
     try:
         supported = SpecifierSet(str(declared))
     except InvalidSpecifier:
-        return (f"its COUPLER_API={declared!r} is not a version range; write it like \">={hookspecs.API_VERSION},"
-                f"<{int(hookspecs.API_VERSION.split('.')[0]) + 1}\"")
+        return f"its COUPLER_API={declared!r} is not a version range; write it like \"{hookspecs.API_RANGE}\""
     if supported.contains(hookspecs.API_VERSION, prereleases=True):
         return None
     return (f"it needs Coupler plugin API {declared}, and this Coupler provides API {hookspecs.API_VERSION}; "

@@ -1,0 +1,167 @@
+"""``coupler new-plugin``: a scaffolded package installs, registers its component, trains, and passes its own
+tests (Coupler's conformance kit among them); a bad name, kind or target is refused in one line.
+
+The packages are installed with pip into a target directory put on PYTHONPATH, as in
+``test_third_party_plugins.py``, so that the test's installs never leak into the environment the other tests
+run in."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from coupler.testing import read_metrics
+
+from tests.conftest import coupler_process
+
+#: kind -> the name each scaffolded plugin gets
+NAMES = {"model": "demo_linear", "data": "demo_table", "callback": "demo_events", "metric": "demo_abs_error",
+         "exporter": "demo_summary", "optimizer": "demo_sgd"}
+GROUPS = {"model": "model", "data": "data", "callback": "callbacks", "metric": "metrics", "exporter": "exporters",
+          "optimizer": "optimizer"}
+DEPENDENCIES = {"model": ["coupler", "numpy"], "data": ["coupler", "numpy", "pandas"], "callback": ["coupler"],
+                "metric": ["coupler", "numpy"], "exporter": ["coupler"], "optimizer": ["coupler", "torch"]}
+
+
+def package_dir(root: Path, kind: str) -> Path:
+    return root / f"coupler-{NAMES[kind].replace('_', '-')}"
+
+
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory) -> Path:
+    """One plugin of every kind, written by ``coupler new-plugin --directory`` into one folder."""
+    root = tmp_path_factory.mktemp("scaffolded")
+    for kind, name in NAMES.items():
+        result = coupler_process("new-plugin", name, "--kind", kind, "--directory", str(root), cwd=root.parent)
+        assert result.rc == 0, result.err
+        assert f"created {package_dir(root, kind)}" in result.out
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(scaffolded, tmp_path_factory) -> Path:
+    """The scaffolded packages, installed with pip (one call) into a directory of their own."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "--target", str(target),
+                    *(str(package_dir(scaffolded, kind)) for kind in NAMES)],
+                   check=True, capture_output=True, cwd=tmp_path_factory.getbasetemp())
+    return target
+
+
+@pytest.mark.parametrize("kind", list(NAMES))
+def test_each_kind_has_its_files_and_its_python_compiles(scaffolded, kind):
+    name, group = NAMES[kind], GROUPS[kind]
+    root = package_dir(scaffolded, kind)
+    package = root / "src" / f"coupler_{name}"
+    for path in ("README.md", "pyproject.toml", f"tests/test_{name}.py"):
+        assert (root / path).is_file(), path
+    for path in ("__init__.py", "plugin.py", f"{kind}.py", f"conf/{group}/{name}.yaml"):
+        assert (package / path).is_file(), path
+    for path in [*package.glob("*.py"), *root.glob("tests/*.py")]:
+        compile(path.read_text(), str(path), "exec")
+    node = yaml.safe_load((package / "conf" / group / f"{name}.yaml").read_text())
+    assert node["name"] == name and len(node) > 1, "the config node names the component and lists its parameters"
+    plugin = ast.parse((package / "plugin.py").read_text())
+    declared = {t.id: n.value.value for n in plugin.body if isinstance(n, ast.Assign) for t in n.targets}
+    assert declared.get("COUPLER_API") == ">=1.0,<2"
+    tests = (root / "tests" / f"test_{name}.py").read_text()
+    assert f'check_plugin("{name}")' in tests and "train_run(" in tests
+
+
+@pytest.mark.parametrize("kind", list(NAMES))
+def test_each_pyproject_declares_the_distribution_entry_point_and_package_data(scaffolded, kind):
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11 reads TOML")
+    name = NAMES[kind]
+    project = tomllib.loads((package_dir(scaffolded, kind) / "pyproject.toml").read_text())
+    assert project["project"]["name"] == f"coupler-{name.replace('_', '-')}"
+    assert project["project"]["version"] == "0.1.0"
+    assert project["project"]["dependencies"] == DEPENDENCIES[kind]
+    assert project["project"]["entry-points"]["coupler"] == {name: f"coupler_{name}.plugin"}
+    assert project["project"]["optional-dependencies"]["test"] == ["pytest"]
+    assert project["tool"]["setuptools"]["package-data"] == {f"coupler_{name}": ["conf/**/*.yaml"]}
+    assert project["build-system"]["build-backend"] == "setuptools.build_meta"
+
+
+def test_every_kind_is_listed_ok_by_coupler_plugins_which_imports_no_heavy_library(site, tmp_path):
+    result = coupler_process("plugins", "--json", cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    plugins = {p["name"]: p for p in json.loads(result.out)}
+    for kind, name in NAMES.items():
+        assert plugins[name] == {"name": name, "distribution": f"coupler-{name.replace('_', '-')}",
+                                 "version": "0.1.0", "builtin": False, "status": "ok", "error": None,
+                                 "components": {kind: [name]}}
+    code = ("import sys\nfrom coupler.cli import main\nmain(['plugins'])\n"
+            "print('HEAVY', [m for m in ('numpy', 'pandas', 'torch') if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(site)})
+    assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_model_plugin_trains_on_iris_in_a_fresh_interpreter(site, tmp_path):
+    name = NAMES["model"]
+    result = coupler_process("train", "data=iris", f"model={name}", "hydra.run.dir=run", cwd=tmp_path,
+                             env={"PYTHONPATH": str(site)})
+    assert result.rc == 0, result.err
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["test"]["accuracy"] > 0.8 and metrics["val"]["accuracy"] > 0.8
+    assert "roc_auc" in metrics["test"], "the model gives probabilities, so probability metrics are computed"
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["components"]["model"]["distribution"] == f"coupler-{name.replace('_', '-')}"
+
+
+def test_the_generated_packages_pass_their_own_tests(scaffolded, site):
+    """Each package's tests: Coupler's conformance kit (check_plugin) and its component's own behaviour."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+                           *(str(package_dir(scaffolded, kind) / "tests") for kind in NAMES)],
+                          capture_output=True, text=True, cwd=scaffolded, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(site)})
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    passed = {line.split("::")[-1] for line in proc.stdout.splitlines() if line.startswith("PASSED ")}
+    assert {"test_the_plugin_passes_couplers_conformance_kit", "test_it_classifies_iris",
+            "test_it_fits_a_regression"} <= passed, proc.stdout[-3000:]
+    conformance = [line for line in proc.stdout.splitlines()
+                   if line.startswith("PASSED ") and line.endswith("::test_the_plugin_passes_couplers_conformance_kit")]
+    assert len(conformance) == len(NAMES), proc.stdout[-3000:]
+
+
+def test_an_existing_target_is_refused_in_one_line(coupler_cli, tmp_path):
+    assert coupler_cli("new-plugin", "my_model").rc == 0
+    readme = (tmp_path / "coupler-my-model" / "README.md").read_text()
+    result = coupler_cli("new-plugin", "my_model", "--kind", "data")
+    assert result.rc == 2 and result.err.splitlines() == result.error_lines
+    assert result.error_lines == ["coupler: error: coupler-my-model already exists; remove it, or choose another "
+                                  "name or --directory."]
+    assert (tmp_path / "coupler-my-model" / "README.md").read_text() == readme
+    assert not (tmp_path / "coupler-my-model" / "src" / "coupler_my_model" / "data.py").exists()
+
+
+@pytest.mark.parametrize(("name", "allowed"), [("My-Model", "(e.g. my_model)"), ("2fast", "lower-case letter"),
+                                               ("", "lower-case letter")])
+def test_a_bad_name_is_refused_saying_what_is_allowed(coupler_cli, tmp_path, name, allowed):
+    result = coupler_cli("new-plugin", name)
+    assert result.rc == 2 and result.err.splitlines() == result.error_lines and len(result.error_lines) == 1
+    assert f"plugin name {name!r} is not allowed: use a lower-case letter, then lower-case letters, digits or " \
+           f"underscores" in result.err and allowed in result.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_kind_is_refused_listing_the_kinds(coupler_cli, tmp_path):
+    result = coupler_cli("new-plugin", "my_model", "--kind", "scheduler")
+    assert result.rc == 2 and result.error_lines == [
+        "coupler: error: --kind scheduler: unknown kind of plugin; kinds are model, data, callback, metric, "
+        "exporter, optimizer."]
+    assert result.err.splitlines() == result.error_lines and list(tmp_path.iterdir()) == []
+
+
+def test_the_scaffold_imports_no_heavy_library():
+    probe = ("import sys, coupler.scaffold; "
+             "print(sorted(m for m in ('numpy', 'pandas', 'hydra', 'omegaconf', 'torch') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
