@@ -231,6 +231,10 @@ def _train_job(cfg, manager, failures: list) -> dict | None:
             return None
         raise SystemExit(EXIT_USAGE) from None
     print(format_table(results))
+    if (run_dir / "baseline.json").is_file():  # the data set's reference predictions, measured alike
+        baseline = json.loads((run_dir / "baseline.json").read_text())
+        print(f"baseline ({baseline.pop('name')}):")
+        print(format_table(baseline))
     print(f"run directory: {run_dir}")
     return results
 

@@ -53,6 +53,11 @@ class Model:
     #: one-hot encoded, missing values imputed, numbers scaled) or "frame" (a pandas DataFrame whose
     #: categorical columns have the ``category`` dtype, missing values left for the model).
     input_format: str = "matrix"
+    #: Optional: the input formats the model takes, in order of preference, when it takes several; the run
+    #: picks the first the data can give (``matrix``/``frame`` for a table, ``files`` for paths of files,
+    #: ``tokens``/``text`` for text: token ids from the training rows' vocabulary, or the raw text) and tells
+    #: the model in ``run.input_format``. Without it: ``(input_format,)``.
+    input_formats: tuple[str, ...] | None = None
 
     def fit(self, train: Split, val: Split | None, run: RunContext) -> None:
         """Train on ``train``; ``val`` (None when the split is empty) may drive early stopping. Call

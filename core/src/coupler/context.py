@@ -36,6 +36,13 @@ class RunContext:
     scheduler: Any = None
     #: ``resume=RUN_DIR``: the checkpoint an engine continues from (``RUN_DIR/checkpoints/last.ckpt``)
     resume_from: Path | None = None
+    #: what ``fit`` receives: the model's input format the run chose (``matrix``, ``frame``, ``files``,
+    #: ``tokens`` or ``text``; see ``Model.input_formats``)
+    input_format: str = "matrix"
+    #: the shape of one row for sequence data: ``(steps, features)``; for token ids ``(length,)``; else None
+    sequence_shape: tuple | None = None
+    #: for token ids: the number of ids (padding 0 and unknown 1 included)
+    vocab_size: int | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("coupler.run"))
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:

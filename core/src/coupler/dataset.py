@@ -26,6 +26,21 @@ class Dataset:
     ``files=True``: the features are paths of files the model reads itself, lazily (an image folder); they
     reach the model as a DataFrame, unpreprocessed (input format ``files``), and only a model whose
     ``reads_files`` is true can train on them.
+
+    ``sequence=(steps, features)``: each row is a sequence, flattened step by step into ``steps * features``
+    numeric columns (step 0's features first). It is preprocessed as any matrix; the run tells the model the
+    shape (``RunContext.sequence_shape``).
+
+    ``ordered=True``: the rows are in time order, and the split keeps it: the earliest rows train, the next
+    validate, the latest test (no shuffling).
+
+    ``baseline``: a reference prediction for every row (a Series on ``y``'s index, in ``y``'s labels or units),
+    such as a naive forecast; the run measures it with the same metrics (``baseline.json``), named
+    ``baseline_name``.
+
+    ``text="COLUMN"``: the one feature column holds text. The core fits a ``coupler.tokenizer.Vocabulary`` with
+    the ``tokenizer`` settings (``level``, ``vocab_size``, ``length``, ``lowercase``) on the training rows; a
+    model reads token ids (input format ``tokens``) or the raw text (``text``).
     """
 
     X: pd.DataFrame
@@ -35,6 +50,12 @@ class Dataset:
     task: str | None = None
     read_options: dict = field(default_factory=dict)
     files: bool = False
+    sequence: tuple[int, int] | None = None
+    ordered: bool = False
+    baseline: pd.Series | None = None
+    baseline_name: str = "baseline"
+    text: str | None = None
+    tokenizer: dict | None = None
 
     def __post_init__(self) -> None:
         if len(self.X) == 0:
@@ -47,6 +68,21 @@ class Dataset:
                 f"data {self.name!r}: categorical column(s) {missing} are not feature columns; "
                 f"feature columns are {list(self.X.columns)}"
             )
+        if self.sequence is not None:
+            steps, features = self.sequence
+            if steps * features != self.X.shape[1]:
+                raise DataError(f"data {self.name!r}: sequence=({steps}, {features}) needs {steps * features} "
+                                f"columns; the table has {self.X.shape[1]}")
+            self.sequence = (int(steps), int(features))
+        if self.baseline is not None and len(self.baseline) != len(self.y):
+            raise DataError(f"data {self.name!r}: the baseline has {len(self.baseline)} values for {len(self.y)} rows")
+        if self.text is not None:
+            from coupler.tokenizer import check_settings
+
+            if list(self.X.columns) != [self.text]:
+                raise DataError(f"data {self.name!r}: a text data set has one feature column, the text "
+                                f"({self.text!r}); it has {list(self.X.columns)}")
+            self.tokenizer = check_settings(self.tokenizer or {})
 
     def fingerprint(self) -> str:
         """A hash of the table's contents, recorded with a run to tell whether data changed since."""

@@ -63,7 +63,13 @@ def measure(model: Model, X, y: np.ndarray | None, metrics: list[Metric], n_clas
     if proba is not None and np.shape(proba) != (len(prediction), n_classes):
         raise CouplerError(f"the model's predict_proba gave shape {np.shape(proba)}; a {n_classes}-class task needs "
                            f"({len(prediction)}, {n_classes}), one column per class (0 for a class it never saw).")
-    result = Measured(prediction=prediction, proba=None if proba is None else np.asarray(proba))
+    return score(y, prediction, None if proba is None else np.asarray(proba), metrics, n_classes)
+
+
+def score(y: np.ndarray | None, prediction: np.ndarray, proba: np.ndarray | None, metrics: list[Metric],
+          n_classes: int = 0) -> Measured:
+    """Every metric of ``prediction`` (and ``proba``) against ``y``. NaN (undefined) becomes None."""
+    result = Measured(prediction=prediction, proba=proba)
     for metric in metrics:
         value = metric(y, prediction, result.proba, n_classes)
         if np.ndim(value) == 0:

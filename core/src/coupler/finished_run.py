@@ -77,12 +77,31 @@ class FinishedRun:
             return {"data": measure(self.model, X, y, metrics, len(self.classes)).scalars}
         if dataset.fingerprint() != self.manifest["data_fingerprint"]:
             log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
-        indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes)
+        indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
+                             ordered=dataset.ordered)
         results = {}
         for name, rows in (("val", indices.val), ("test", indices.test)):
             part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])
             results[name] = measure(self.model, part.X, part.y, metrics, len(self.classes)).scalars if len(part) else {}
         return results
+
+    def _array_frame(self, path: Path):
+        """An ``.npy`` array, or the array ``X`` of an ``.npz`` (rows, ...), flattened into the training columns."""
+        import numpy as np
+        import pandas as pd
+
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            names = list(loaded.files)
+            if "X" not in names and len(names) != 1:
+                raise DataError(f"{str(path)!r} holds the arrays {names}; name the inputs X.")
+            loaded = loaded["X" if "X" in names else names[0]]
+        columns = self.preprocessor.columns
+        array = loaded.reshape(len(loaded), -1) if loaded.ndim > 1 else loaded[:, None]
+        if array.shape[1] != len(columns):
+            raise DataError(f"{str(path)!r} holds an array of shape {loaded.shape}: {array.shape[1]} values a row, and "
+                            f"the run was trained on {len(columns)} ({self.manifest['features'].get('sequence') or ''})")
+        return pd.DataFrame(array, columns=columns)
 
     def predict(self, input_path: Path, output_path: Path) -> int:
         """Predict every row of ``input_path`` (CSV or Parquet) into ``output_path`` (CSV): the input's
@@ -94,11 +113,15 @@ class FinishedRun:
             what = "is a directory" if input_path.is_dir() else "does not exist"
             raise DataError(f"input file {str(input_path)!r} {what}; give a CSV or Parquet file.")
         try:
-            if input_path.suffix == ".parquet":
+            if input_path.suffix in (".npy", ".npz"):
+                frame = self._array_frame(input_path)
+            elif input_path.suffix == ".parquet":
                 frame = pd.read_parquet(input_path)
             else:
                 options = dict(self.manifest.get("read_options") or {})
                 frame = pd.read_csv(input_path, **options)
+        except DataError:
+            raise
         except pd.errors.EmptyDataError:
             raise DataError(f"input file {str(input_path)!r} is empty.") from None
         except Exception as exc:

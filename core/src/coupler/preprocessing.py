@@ -29,6 +29,8 @@ class Preprocessor:
     ``frame``: a DataFrame of float numeric columns (missing values kept) and ``category`` columns whose
     categories are the training ones (unseen values become missing), for models that handle both natively.
     ``files``: the columns as they are (paths of files the model reads itself); nothing is learned.
+    ``tokens``: a text data set's token ids, an int64 array (rows, length), from a ``Vocabulary`` fitted on the
+    training rows. ``text``: the text column as it is (for a model with its own tokenizer).
     """
 
     def __init__(self, impute: str = "median", scale: str = "standard", encode: str = "onehot"):
@@ -41,17 +43,25 @@ class Preprocessor:
         self.categorical: dict[str, dict[str, Any]] = {}
         self.columns: list[str] = []
         self.input_format = "matrix"
+        self.vocabulary = None  # a coupler.tokenizer.Vocabulary, for input format "tokens"
 
     # --- fitting --------------------------------------------------------------------------------------
 
-    def fit(self, X, categorical: list[str], input_format: str = "matrix") -> Preprocessor:
+    def fit(self, X, categorical: list[str], input_format: str = "matrix", tokenizer: dict | None = None
+            ) -> Preprocessor:
         """Learn from the training rows ``X``. For ``input_format="frame"`` only the categories are learned (a
-        frame keeps missing values and unscaled numbers); for ``"files"`` nothing is."""
+        frame keeps missing values and unscaled numbers); for ``"files"`` and ``"text"`` nothing is; for
+        ``"tokens"`` the vocabulary of the one (text) column, with the ``tokenizer`` settings."""
         import pandas as pd
 
         self.columns = list(X.columns)
         self.input_format = input_format
-        if input_format == "files":
+        if input_format in ("files", "text"):
+            return self
+        if input_format == "tokens":
+            from coupler.tokenizer import Vocabulary
+
+            self.vocabulary = Vocabulary(**tokenizer).fit(X[self.columns[0]])
             return self
         for column in self.columns:
             if column in categorical:
@@ -95,8 +105,10 @@ class Preprocessor:
         import pandas as pd
 
         self.check_columns(X)
-        if input_format == "files":
+        if input_format in ("files", "text"):
             return X[self.columns]
+        if input_format == "tokens":
+            return self.vocabulary.encode(X[self.columns[0]])
         if input_format == "frame":
             converted = {}  # only columns that need it: float columns pass through without a copy
             for column in self.columns:
@@ -109,7 +121,7 @@ class Preprocessor:
             frame = X[self.columns]
             return frame.assign(**converted) if converted else frame
         if input_format != "matrix":
-            raise ConfigError("Model.input_format", input_format, "matrix, frame or files")
+            raise ConfigError("Model.input_format", input_format, "matrix, frame, files, tokens or text")
         if self.input_format != "matrix":
             raise ValueError(f"this preprocessor was fitted for {self.input_format} input; fit it with "
                              f"input_format='matrix'")
@@ -134,7 +146,9 @@ class Preprocessor:
         return np.hstack(blocks) if blocks else np.empty((len(X), 0))
 
     def feature_names(self, input_format: str = "matrix") -> list[str]:
-        if input_format in ("frame", "files") or self.encode == "ordinal":
+        if input_format == "tokens":
+            return [f"token_{i}" for i in range(self.vocabulary.length)]
+        if input_format in ("frame", "files", "text") or self.encode == "ordinal":
             return list(self.columns)
         names = []
         for column in self.columns:
@@ -147,14 +161,21 @@ class Preprocessor:
     # --- state ----------------------------------------------------------------------------------------
 
     def state(self) -> dict:
-        return {"impute": self.impute, "scale": self.scale, "encode": self.encode, "columns": self.columns,
-                "input_format": self.input_format, "numeric": self.numeric, "categorical": self.categorical}
+        state = {"impute": self.impute, "scale": self.scale, "encode": self.encode, "columns": self.columns,
+                 "input_format": self.input_format, "numeric": self.numeric, "categorical": self.categorical}
+        if self.vocabulary is not None:
+            state["vocabulary"] = self.vocabulary.state()
+        return state
 
     @classmethod
     def from_state(cls, state: dict) -> Preprocessor:
         self = cls(state["impute"], state["scale"], state["encode"])
         self.columns, self.numeric, self.categorical = state["columns"], state["numeric"], state["categorical"]
         self.input_format = state.get("input_format", "matrix")
+        if "vocabulary" in state:
+            from coupler.tokenizer import Vocabulary
+
+            self.vocabulary = Vocabulary.from_state(state["vocabulary"])
         return self
 
 

@@ -25,13 +25,22 @@ def check_fractions(val: float, test: float) -> None:
 
 
 def split_indices(y: np.ndarray, *, classification: bool, val: float, test: float, stratify: str | bool,
-                  seed: int, class_names: list | None = None) -> SplitIndices:
+                  seed: int, class_names: list | None = None, ordered: bool = False) -> SplitIndices:
     """Positions of the train, validation and test rows of ``y``.
 
     The test rows are drawn first (``test`` of all rows), then the validation rows (``val`` of all rows)
-    from the rest. ``stratify`` is ``auto`` (stratify classification), true or false.
+    from the rest. ``stratify`` is ``auto`` (stratify classification), true or false. ``ordered`` (rows in
+    time order): no drawing; the earliest rows train, the next validate, the latest test.
     """
     check_fractions(val, test)
+    if ordered:
+        n = len(y)
+        n_test, n_val = int(round(test * n)), int(round(val * n))
+        if n - n_test - n_val < 1 or (test > 0 and n_test == 0) or (val > 0 and n_val == 0):
+            raise DataError(f"cannot split {n} rows into val={val}, test={test}: every split needs rows.")
+        positions = np.arange(n)
+        n_train = n - n_val - n_test
+        return SplitIndices(positions[:n_train], positions[n_train:n_train + n_val], positions[n_train + n_val:])
     if stratify not in ("auto", True, False):
         raise ConfigError("split.stratify", stratify, "auto, true or false")
     stratified = classification if stratify == "auto" else bool(stratify)
@@ -71,10 +80,11 @@ def split_indices(y: np.ndarray, *, classification: bool, val: float, test: floa
     return SplitIndices(*(np.sort(np.concatenate(parts[k])) for k in ("train", "val", "test")))
 
 
-def split_rows(y: np.ndarray, task: str, settings: dict, seed: int, class_names: list | None = None) -> SplitIndices:
+def split_rows(y: np.ndarray, task: str, settings: dict, seed: int, class_names: list | None = None,
+               ordered: bool = False) -> SplitIndices:
     """``split_indices`` for a task and the config's ``split`` settings: what a run and its reload both use."""
     return split_indices(y, classification=task != "regression", val=settings["val"], test=settings["test"],
-                         stratify=settings["stratify"], seed=seed, class_names=class_names)
+                         stratify=settings["stratify"], seed=seed, class_names=class_names, ordered=ordered)
 
 
 def _allocate(counts: np.ndarray, total: int) -> np.ndarray:

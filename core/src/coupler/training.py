@@ -109,7 +109,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         raise CouplerError(f"data loader {data_component.name!r} returned {type(dataset).__name__}, not a Dataset")
     task = run.task = infer_task(dataset.y, config["task"])
     y, run.classes = encode_target(dataset.y, task)
-    indices = split_rows(y, task, config["split"], run.seed, run.classes)
+    indices = split_rows(y, task, config["split"], run.seed, run.classes, ordered=dataset.ordered)
 
     model = model_component.build("model", config["model"], task=task, seed=run.seed)
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
@@ -121,18 +121,18 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
              len(y), dataset.X.shape[1], task, len(indices.train), len(indices.val), len(indices.test))
 
     preprocess = config.get("preprocess") or {}
-    input_format = getattr(model, "input_format", "matrix")
-    if dataset.files:
-        if not getattr(model, "reads_files", False):
-            raise ConfigError("model", model_component.name, f"a model that reads files (e.g. model=cnn): data "
-                              f"{dataset.name!r} holds paths of files, which {model_component.name!r} cannot read")
-        input_format = "files"
-    preprocessor = Preprocessor(**preprocess).fit(dataset.X.iloc[indices.train], dataset.categorical, input_format)
+    input_format = run.input_format = choose_input_format(model, dataset, model_component.name)
+    preprocessor = Preprocessor(**preprocess).fit(dataset.X.iloc[indices.train], dataset.categorical, input_format,
+                                                  dataset.tokenizer)
     splits = {
         name: Split(preprocessor.transform(dataset.X.iloc[rows], input_format), y[rows])
         for name, rows in (("train", indices.train), ("val", indices.val), ("test", indices.test))
     }
     run.feature_names = preprocessor.feature_names(input_format)
+    if input_format == "tokens":
+        run.sequence_shape, run.vocab_size = (preprocessor.vocabulary.length,), preprocessor.vocabulary.size
+    else:
+        run.sequence_shape = dataset.sequence
 
     run.hooks.on_fit_start(run=run, model=model)
     model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
@@ -156,6 +156,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
             rows = dataset.X.index[indices.test]
             write_csv(run_dir / "predictions_test.csv", predictions_frame(rows, measured, run.classes, splits[name].y))
         run.hooks.on_evaluate_end(run=run, split=name, metrics=measured.scalars)
+    if dataset.baseline is not None:
+        write_json(run_dir / "baseline.json", measure_baseline(dataset, indices, task, run.classes, metrics))
 
     _save(run, config, model, preprocessor, results)
     for key, exporter in exporters.items():
@@ -164,6 +166,43 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     _seal(run, config, manager, dataset, indices, input_format, model_component)
     run.hooks.on_run_end(run=run, metrics=results)
     return results
+
+
+def choose_input_format(model, dataset: Dataset, model_name: str) -> str:
+    """What the model receives: the first of its ``input_formats`` that the data set can give.
+
+    Paths of files (``Dataset.files``) give ``files``; text (``Dataset.text``) gives ``tokens`` or ``text``;
+    any other table gives ``matrix`` or ``frame``. A model that takes none of them is refused by name."""
+    formats = tuple(getattr(model, "input_formats", None) or (getattr(model, "input_format", "matrix"),))
+    if getattr(model, "reads_files", False) and "files" not in formats:
+        formats += ("files",)
+    if dataset.files:
+        offered, what, example = ("files",), "paths of files", "model=cnn"
+    elif dataset.text is not None:
+        offered, what, example = ("tokens", "text"), "text", "model=transformer"
+    else:
+        offered, what, example = ("matrix", "frame"), "a table of features", "model=logistic_regression"
+    chosen = next((f for f in formats if f in offered), None)
+    if chosen is None:
+        raise ConfigError("model", model_name, f"a model that reads {what} (e.g. {example}): data {dataset.name!r} "
+                          f"holds {what}, and {model_name!r} reads {' or '.join(formats)}")
+    return chosen
+
+
+def measure_baseline(dataset: Dataset, indices, task: str, classes: list, metrics) -> dict:
+    """The run's metrics (those that need no probabilities) for the data set's reference predictions."""
+    from coupler.evaluation import score
+
+    measured = {"name": dataset.baseline_name}
+    chosen = [m for m in metrics if not m.needs_proba]
+    for name, rows in (("val", indices.val), ("test", indices.test)):
+        if not len(rows):
+            measured[name] = {}
+            continue
+        y, _ = encode_target(dataset.y.iloc[rows], task, classes)
+        predicted, _ = encode_target(dataset.baseline.iloc[rows], task, classes)
+        measured[name] = score(y, predicted, None, chosen, len(classes)).scalars
+    return measured
 
 
 def _optimizer_and_scheduler(run: RunContext, config: dict, model, model_name: str, registry) -> None:
@@ -242,6 +281,9 @@ def _seal(run, config, manager, dataset, indices, input_format, model_component)
             "target": str(dataset.y.name),
             "model_input": run.feature_names,
             "input_format": input_format,
+            "sequence": list(dataset.sequence) if dataset.sequence else None,
+            "text": dataset.text,
+            "ordered": dataset.ordered,
         },
         "read_options": dataset.read_options,
         "working_directory": os.getcwd(),
