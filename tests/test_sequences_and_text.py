@@ -11,6 +11,7 @@ import pytest
 from coupler import hookimpl
 from coupler.cli import compose
 from coupler.components import Model
+from coupler.conformance import check_plugin
 from coupler.dataset import Dataset
 from coupler.errors import ConfigError, DataError
 from coupler.finished_run import FinishedRun
@@ -75,6 +76,8 @@ class RawText(TokenCounts):
 
 
 class Plugin:
+    COUPLER_API = ">=1.0,<2"
+
     @hookimpl
     def register_data_loaders(self, register):
         register("walk", series, description="a random walk, windowed")
@@ -182,3 +185,10 @@ def test_bad_shapes_and_tokenizer_settings_are_named():
         Dataset(frame[["a"]], pd.Series([0, 1]), name="x", text="a", tokenizer={"level": "syllable"})
     with pytest.raises(DataError, match="a text data set has one feature column"):
         Dataset(frame, pd.Series([0, 1]), name="x", text="a")
+
+
+def test_the_conformance_kit_runs_text_models_on_text_and_skips_the_tables(manager):
+    done = check_plugin("shapes", manager=manager)
+    assert "model:token_counts:round_trip_text" in done and "model:raw_text:round_trip_text" in done
+    assert any(check.startswith("model:token_counts:round_trip_binary (skipped: the model reads tokens, no table")
+               for check in done)

@@ -24,7 +24,8 @@ skipped with the reason; pass the missing values with ``overrides={"COMPONENT": 
 - ``model``: for each task it accepts (its factory raises ``CouplerError`` for a task it refuses), a real run
   on a generated data set of that task (14 numeric columns and one categorical, 200 rows) trains, is saved,
   reloads, and reproduces the run's metrics and test predictions; predictions are class codes (or
-  numbers), probabilities are rows summing to 1.
+  numbers), probabilities are rows summing to 1. A model that reads text (input format ``tokens`` or
+  ``text``) does the same on a generated binary text set; a model that reads no table skips the tables.
 - ``data``: the ``Dataset`` has rows, distinct string column names, a usable target, and loads the same
   twice.
 - ``optimizer``: ``make(parameters)`` returns a ``torch.optim.Optimizer`` that moves the weights of a
@@ -67,6 +68,7 @@ KIT_PLUGIN = "conformance_kit"
 #: the kit's generated data sets, one per task, and its own iterative model (for callbacks and exporters)
 KIT_DATA = {"binary": "conformance_binary", "multiclass": "conformance_multiclass",
             "regression": "conformance_regression"}
+KIT_TEXT = "conformance_text"
 KIT_MODEL = "conformance_iterative"
 KIT_ROWS = 200
 #: what every kit run adds, so that engines with epochs stay quick
@@ -365,9 +367,12 @@ class _Kit:
     # --- models ---
 
     def model_checks(self, name: str) -> list[Check]:
-        return [Check(self.plugin, "model", name, f"round trip {task}",
-                      lambda directory, task=task: self.check_model_round_trip(name, task, directory))
-                for task in KIT_DATA]
+        checks = [Check(self.plugin, "model", name, f"round trip {task}",
+                        lambda directory, task=task: self.check_model_round_trip(name, task, directory))
+                  for task in KIT_DATA]
+        checks.append(Check(self.plugin, "model", name, "round trip text",
+                            lambda directory: self.check_model_round_trip(name, "binary", directory, text=True)))
+        return checks
 
     def run(self, overrides: list[str], directory: Path, doing: str, fix: str) -> tuple[dict, Path]:
         from coupler.training import train
@@ -377,7 +382,7 @@ class _Kit:
         with _step(doing, fix):
             return train(config, run_dir, self.manager), run_dir
 
-    def check_model_round_trip(self, name: str, task: str, directory: Path) -> None:
+    def check_model_round_trip(self, name: str, task: str, directory: Path, text: bool = False) -> None:
         import numpy as np
         import pandas as pd
 
@@ -386,15 +391,20 @@ class _Kit:
         node = self.config_node("model", name)
         component = self.manager.registry.get("model", name)
         try:
-            component.build("model", node, task=task, seed=0)
+            model = component.build("model", node, task=task, seed=0)
         except CouplerError as exc:
             raise Skipped(f"the model refuses the {task} task: {exc}") from None
         except Exception as exc:
             _fail(f"building it for task={task} raised {type(exc).__name__}: {exc}{_where(exc)}",
                   "raise coupler.errors.CouplerError naming the task when the model cannot do it")
+        formats = set(getattr(model, "input_formats", None) or (getattr(model, "input_format", "matrix"),))
+        wanted = {"tokens", "text"} if text else {"matrix", "frame"}
+        if not formats & wanted:
+            raise Skipped(f"the model reads {' or '.join(sorted(formats))}, no {'text' if text else 'table'}")
+        data = KIT_TEXT if text else KIT_DATA[task]
         results, run_dir = self.run(
-            [f"data={KIT_DATA[task]}", f"model={name}", *self.component_overrides(name)], directory,
-            f"training it on the kit's {task} data (coupler train data={KIT_DATA[task]} model={name})",
+            [f"data={data}", f"model={name}", *self.component_overrides(name)], directory,
+            f"training it on the kit's {'text' if text else task} data (coupler train data={data} model={name})",
             "fit(train, val, run) must train on train.X (the model's input_format) and train.y (class codes 0..K-1, "
             "or floats for regression); save(directory) must write its state there")
         for split in ("val", "test"):
@@ -411,7 +421,7 @@ class _Kit:
                   "safetensors, the library's own format)")
         test = pd.read_csv(run_dir / "predictions_test.csv")
         rows = test["row"] if "row" in test else test.iloc[:, 0]
-        dataset = self.manager.registry.get("data", KIT_DATA[task]).build("data", {})
+        dataset = self.manager.registry.get("data", data).build("data", {})
         X = finished.preprocessor.transform(dataset.X.loc[rows.to_numpy()], finished.input_format)
         model = finished.model
         with _step("predict on the reloaded model", "predict(X) must accept the input_format it declares"):
@@ -754,6 +764,26 @@ def _kit_table(task: str):
     return Dataset(frame, target, name=KIT_DATA[task], categorical=["colour"], task=task)
 
 
+def _kit_text():
+    """200 short reviews: positive or negative by the words they use, with neutral words and typos around."""
+    import numpy as np
+    import pandas as pd
+
+    from coupler.dataset import Dataset
+
+    rng = np.random.default_rng(11)
+    positive, negative = ["good", "great", "fine", "lovely"], ["bad", "awful", "poor", "dull"]
+    neutral = ["the", "film", "plot", "was", "acting", "and", "a", "very", "story"]
+    texts, labels = [], []
+    for i in range(KIT_ROWS):
+        label = i % 2
+        words = list(rng.choice(neutral, size=4)) + list(rng.choice(positive if label else negative, size=2))
+        texts.append(" ".join(rng.permutation(words)))
+        labels.append("positive" if label else "negative")
+    return Dataset(pd.DataFrame({"text": texts}), pd.Series(labels, name="label"), name=KIT_TEXT, text="text",
+                   tokenizer={"length": 8, "vocab_size": 64})
+
+
 class _IterativeModel:
     """Softmax (or linear) regression by gradient descent, one ``run.epoch_end`` per epoch: the kit's engine
     for runs that test callbacks and exporters."""
@@ -824,6 +854,7 @@ class _KitPlugin:
     def register_data_loaders(self, register):
         for task, name in KIT_DATA.items():
             register(name, lambda task=task: _kit_table(task), description=f"the conformance kit's {task} table")
+        register(KIT_TEXT, _kit_text, description="the conformance kit's binary text set")
 
     @hookimpl
     def register_models(self, register):
