@@ -214,5 +214,5 @@ def test_every_plugin_in_the_repository_declares_the_api_range_it_supports():
     root = Path(__file__).parents[1]
     modules = [*root.glob("core/src/coupler/builtin/[!_]*.py"), *root.glob("plugins/*/src/*/plugin.py"),
                root / "tests/plugins/coupler-nearest-centroid/src/coupler_nearest_centroid/__init__.py"]
-    assert len(modules) == 9
+    assert len(modules) >= 9
     assert not [str(m) for m in modules if "\nCOUPLER_API = " not in m.read_text()]

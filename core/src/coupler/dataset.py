@@ -32,7 +32,8 @@ class Dataset:
     shape (``RunContext.sequence_shape``).
 
     ``ordered=True``: the rows are in time order, and the split keeps it: the earliest rows train, the next
-    validate, the latest test (no shuffling).
+    validate, the latest test (no shuffling); ``gap`` rows are left out at each boundary (for windows whose
+    targets lie ahead of their inputs: no training target inside the validation span).
 
     ``baseline``: a reference prediction for every row (a Series on ``y``'s index, in ``y``'s labels or units),
     such as a naive forecast; the run measures it with the same metrics (``baseline.json``), named
@@ -52,6 +53,7 @@ class Dataset:
     files: bool = False
     sequence: tuple[int, int] | None = None
     ordered: bool = False
+    gap: int = 0
     baseline: pd.Series | None = None
     baseline_name: str = "baseline"
     text: str | None = None
@@ -74,6 +76,9 @@ class Dataset:
                 raise DataError(f"data {self.name!r}: sequence=({steps}, {features}) needs {steps * features} "
                                 f"columns; the table has {self.X.shape[1]}")
             self.sequence = (int(steps), int(features))
+        if not isinstance(self.gap, int) or isinstance(self.gap, bool) or self.gap < 0 or (self.gap and not self.ordered):
+            raise DataError(f"data {self.name!r}: gap={self.gap!r}; a gap is a whole number of rows >= 0, for ordered "
+                            f"rows only")
         if self.baseline is not None and len(self.baseline) != len(self.y):
             raise DataError(f"data {self.name!r}: the baseline has {len(self.baseline)} values for {len(self.y)} rows")
         if self.text is not None:

@@ -78,7 +78,7 @@ class FinishedRun:
         if dataset.fingerprint() != self.manifest["data_fingerprint"]:
             log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
         indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
-                             ordered=dataset.ordered)
+                             ordered=dataset.ordered, gap=dataset.gap)
         results = {}
         for name, rows in (("val", indices.val), ("test", indices.test)):
             part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])

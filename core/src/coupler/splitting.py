@@ -25,22 +25,26 @@ def check_fractions(val: float, test: float) -> None:
 
 
 def split_indices(y: np.ndarray, *, classification: bool, val: float, test: float, stratify: str | bool,
-                  seed: int, class_names: list | None = None, ordered: bool = False) -> SplitIndices:
+                  seed: int, class_names: list | None = None, ordered: bool = False, gap: int = 0) -> SplitIndices:
     """Positions of the train, validation and test rows of ``y``.
 
     The test rows are drawn first (``test`` of all rows), then the validation rows (``val`` of all rows)
     from the rest. ``stratify`` is ``auto`` (stratify classification), true or false. ``ordered`` (rows in
-    time order): no drawing; the earliest rows train, the next validate, the latest test.
+    time order): no drawing; the earliest rows train, the next validate, the latest test, and ``gap`` rows are
+    left out at each boundary between them (windows whose targets would reach into the next split).
     """
     check_fractions(val, test)
     if ordered:
         n = len(y)
         n_test, n_val = int(round(test * n)), int(round(val * n))
-        if n - n_test - n_val < 1 or (test > 0 and n_test == 0) or (val > 0 and n_val == 0):
-            raise DataError(f"cannot split {n} rows into val={val}, test={test}: every split needs rows.")
-        positions = np.arange(n)
-        n_train = n - n_val - n_test
-        return SplitIndices(positions[:n_train], positions[n_train:n_train + n_val], positions[n_train + n_val:])
+        n_train = n - n_val - n_test - gap * ((val > 0) + (test > 0))
+        if n_train < 1 or (test > 0 and n_test == 0) or (val > 0 and n_val == 0):
+            raise DataError(f"cannot split {n} rows into val={val}, test={test}"
+                            f"{f' with {gap} left out at each boundary' if gap else ''}: every split needs rows.")
+        val_start = n_train + (gap if val > 0 else 0)
+        test_start = val_start + n_val + (gap if test > 0 else 0)
+        return SplitIndices(np.arange(n_train), np.arange(val_start, val_start + n_val),
+                            np.arange(test_start, test_start + n_test))
     if stratify not in ("auto", True, False):
         raise ConfigError("split.stratify", stratify, "auto, true or false")
     stratified = classification if stratify == "auto" else bool(stratify)
@@ -81,10 +85,10 @@ def split_indices(y: np.ndarray, *, classification: bool, val: float, test: floa
 
 
 def split_rows(y: np.ndarray, task: str, settings: dict, seed: int, class_names: list | None = None,
-               ordered: bool = False) -> SplitIndices:
+               ordered: bool = False, gap: int = 0) -> SplitIndices:
     """``split_indices`` for a task and the config's ``split`` settings: what a run and its reload both use."""
     return split_indices(y, classification=task != "regression", val=settings["val"], test=settings["test"],
-                         stratify=settings["stratify"], seed=seed, class_names=class_names, ordered=ordered)
+                         stratify=settings["stratify"], seed=seed, class_names=class_names, ordered=ordered, gap=gap)
 
 
 def _allocate(counts: np.ndarray, total: int) -> np.ndarray:

@@ -109,7 +109,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         raise CouplerError(f"data loader {data_component.name!r} returned {type(dataset).__name__}, not a Dataset")
     task = run.task = infer_task(dataset.y, config["task"])
     y, run.classes = encode_target(dataset.y, task)
-    indices = split_rows(y, task, config["split"], run.seed, run.classes, ordered=dataset.ordered)
+    indices = split_rows(y, task, config["split"], run.seed, run.classes, ordered=dataset.ordered, gap=dataset.gap)
 
     model = model_component.build("model", config["model"], task=task, seed=run.seed)
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
@@ -284,6 +284,7 @@ def _seal(run, config, manager, dataset, indices, input_format, model_component)
             "sequence": list(dataset.sequence) if dataset.sequence else None,
             "text": dataset.text,
             "ordered": dataset.ordered,
+            "gap": dataset.gap,
         },
         "read_options": dataset.read_options,
         "working_directory": os.getcwd(),
