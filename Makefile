@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e ./core $(foreach p,$(PLUGINS),-e ./$(p)) pytest setuptools
+		-e ./core $(foreach p,$(PLUGINS),-e "./$(p)[test]") pytest setuptools
 	touch $(STAMP)
 
 demo: $(STAMP)

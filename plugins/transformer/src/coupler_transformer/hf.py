@@ -1,0 +1,203 @@
+"""``HFTransformer``: fine-tunes a pretrained Hugging Face encoder from a local directory, on the torch engine.
+
+Offline by construction: this module sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` before it imports
+``transformers``, and every load passes ``local_files_only=True``; a directory that lacks a file is an error,
+never a download.
+
+The model reads the raw text (input format ``text``) and tokenizes it with the pretrained model's own tokenizer
+(``model.max_length`` tokens). The engine's feeding hooks are overridden: a split is tokenized once into an int64
+tensor (rows, 2, length): input ids and attention mask, padded to the split's longest text; each batch is cut to
+its own longest text inside the network. On top of the encoder: masked mean pooling of the last hidden states,
+dropout and a linear head. Artifacts: the whole network (encoder and head) in ``weights.safetensors`` and
+``network.json`` with the pretrained model's config; ``load`` rebuilds the encoder from the config at
+``model.path`` (no pretrained weights are read twice) and restores the saved weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # never the hub: before transformers / huggingface_hub are imported
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import torch  # noqa: E402
+from coupler.errors import ConfigError  # noqa: E402
+from coupler_torch.engine import NETWORK, TensorBatches, TorchModel  # noqa: E402
+from torch import nn  # noqa: E402
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model")
+VALID = ("a directory holding a pretrained Hugging Face model: config.json, its weights (model.safetensors or "
+         "pytorch_model.bin) and its tokenizer files (tokenizer.json, or vocab.txt / tokenizer.model with "
+         "tokenizer_config.json), e.g. the directory save_pretrained() writes")
+#: the config fields that must agree between a saved run and the model directory it is reloaded with
+STRUCTURE = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+
+
+def check_model_directory(path) -> Path:
+    """``model.path`` as a Path, after checking it holds a config, weights and a tokenizer."""
+    if path is None or str(path).strip() == "":
+        raise ConfigError("model.path", path, VALID)
+    directory = Path(str(path)).expanduser()
+    if not directory.exists():
+        raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} does not exist")
+    if not directory.is_dir():
+        raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} is a file, not a directory")
+    if not (directory / "config.json").is_file():
+        raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} has no config.json")
+    if not any((directory / name).is_file() for name in WEIGHT_FILES):
+        raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} has no weights ({', '.join(WEIGHT_FILES)})")
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} has no tokenizer files "
+                                                   f"({', '.join(TOKENIZER_FILES)})")
+    return directory.resolve()
+
+
+class PretrainedClassifier(nn.Module):
+    """(batch, 2, length) int64 input ids and attention mask -> (batch, n_outputs)."""
+
+    def __init__(self, encoder: nn.Module, n_outputs: int, dropout: float, freeze: bool):
+        super().__init__()
+        self.encoder = encoder.train()  # from_pretrained returns it in eval mode; the engine trains it
+        if freeze:
+            for parameter in self.encoder.parameters():
+                parameter.requires_grad_(False)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.long()
+        mask = x[:, 1]
+        longest = max(int(mask.sum(dim=1).max()), 1)  # the batch's longest text: no attention on shared padding
+        ids, mask = x[:, 0, :longest], mask[:, :longest]
+        hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        keep = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+
+class HFTransformer(TorchModel):
+    """A local pretrained Hugging Face encoder, masked mean pooling and a linear head, fine-tuned by the engine."""
+
+    input_formats = ("text",)
+    input_format = "text"
+    default_optimizer = {"name": "adamw", "lr": 5e-5, "betas": [0.9, 0.999], "weight_decay": 0.01, "fused": "auto"}
+    default_scheduler = {"name": "cosine", "min_lr": 0.0}
+
+    def __init__(self, task: str, seed: int, path=None, max_length: int = 128, batch_size: int = 16,
+                 dropout: float = 0.1, freeze: bool = False):
+        super().__init__(task, seed, batch_size)
+        self.path = check_model_directory(path)
+        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
+            raise ConfigError("model.max_length", max_length, "a whole number of at least 2 (tokens a text keeps, "
+                                                              "special tokens included)")
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+            raise ConfigError("model.dropout", dropout, "a number from 0 to below 1")
+        if not isinstance(freeze, bool):
+            raise ConfigError("model.freeze", freeze, "true or false")
+        self.max_length, self.dropout, self.freeze = max_length, float(dropout), freeze
+        self._tokenizer = None
+        self._from_pretrained = True  # fit starts from the pretrained weights; load from the saved ones
+
+    def architecture(self) -> dict:
+        return {"max_length": self.max_length, "dropout": self.dropout, "freeze": self.freeze}
+
+    def _pretrained_config(self):
+        from transformers import AutoConfig
+
+        try:
+            return AutoConfig.from_pretrained(str(self.path), local_files_only=True)
+        except Exception as exc:
+            raise ConfigError("model.path", str(self.path), f"{VALID}; its config.json cannot be read: {exc}") from None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            except Exception as exc:
+                raise ConfigError("model.path", str(self.path), f"{VALID}; its tokenizer cannot be loaded: "
+                                                                f"{exc}") from None
+        return self._tokenizer
+
+    def build_network(self, n_inputs: int, n_outputs: int) -> nn.Module:
+        from transformers import AutoModel
+
+        config = self._pretrained_config()
+        try:
+            if self._from_pretrained:
+                encoder = AutoModel.from_pretrained(str(self.path), local_files_only=True)
+            else:
+                encoder = AutoModel.from_config(config)
+        except Exception as exc:
+            raise ConfigError("model.path", str(self.path), f"{VALID}; transformers cannot build a model from it: "
+                                                            f"{exc}") from None
+        return PretrainedClassifier(encoder, n_outputs, self.dropout, self.freeze)
+
+    # --- feeding: the model's own tokenizer ------------------------------------------------------------
+
+    def encode(self, X) -> torch.Tensor:
+        """Texts (a DataFrame whose one column is the text, or a sequence of strings) -> (rows, 2, length) int64."""
+        column = X.iloc[:, 0] if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2 else X
+        texts = ["" if t is None or t != t else str(t) for t in list(column)]
+        if not texts:
+            return torch.zeros((0, 2, 1), dtype=torch.long)
+        encoded = self.tokenizer(texts, padding="longest", truncation=True, max_length=self.max_length,
+                                 return_tensors="pt")
+        return torch.stack([encoded["input_ids"], encoded["attention_mask"]], dim=1).long()
+
+    def input_size(self, X) -> int:
+        return self.max_length
+
+    def training_batches(self, split, epoch):
+        return TensorBatches(self.encode(split.X), self._targets(split.y), self.batch_size, shuffle=True,
+                             seed=self.seed, epoch=epoch)
+
+    def input_batches(self, X):
+        if isinstance(X, torch.Tensor):  # already encoded
+            for start in range(0, len(X), 256):
+                yield X[start:start + 256]
+            return
+        for start in range(0, len(X), 256):
+            yield self.encode(X[start:start + 256] if not hasattr(X, "iloc") else X.iloc[start:start + 256])
+
+    # --- training: the pretrained weights ------------------------------------------------------------------
+
+    def fit(self, train, val, run) -> None:
+        self._from_pretrained = True
+        if val is not None and not isinstance(val.X, torch.Tensor):  # tokenized once, scored every epoch
+            from coupler.components import Split
+
+            val = Split(self.encode(val.X), val.y)
+        super().fit(train, val, run)
+
+    # --- artifacts ---------------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        super().save(directory)
+        file = Path(directory) / NETWORK
+        saved = json.loads(file.read_text())
+        saved["pretrained"] = {"path": str(self.path), "config": self._pretrained_config().to_diff_dict()}
+        file.write_text(json.dumps(saved, indent=2, default=str))
+
+    def load(self, directory: Path) -> None:
+        saved = json.loads((Path(directory) / NETWORK).read_text())
+        then = (saved.get("pretrained") or {}).get("config") or {}
+        now = self._pretrained_config().to_dict()
+        differ = [k for k in STRUCTURE if k in then and then.get(k) != now.get(k)]
+        if differ:
+            raise ConfigError("model.path", str(self.path), f"the directory of the model the run was trained from "
+                              f"({(saved.get('pretrained') or {}).get('path')}): this one differs in "
+                              f"{', '.join(f'{k}={now.get(k)!r} (trained: {then.get(k)!r})' for k in differ)}")
+        self._from_pretrained = False
+        try:
+            super().load(directory)
+        finally:
+            self._from_pretrained = True

@@ -1,0 +1,75 @@
+"""model=hf_transformer: fine-tuning the packaged all-MiniLM-L6-v2 from its local directory (offline), the loss
+falls, the run reloads to the same numbers, and model.path errors say what a valid directory holds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+
+import pandas as pd
+import pytest
+from coupler.errors import ConfigError
+from coupler.finished_run import FinishedRun
+from coupler.plugin_manager import get_plugin_manager
+from coupler.testing import read_metrics, train_run
+from coupler_transformer.hf import HFTransformer, check_model_directory
+from coupler_transformer.sample import write_sentiment_csv
+
+
+def test_fine_tuning_minilm_lowers_the_training_loss_and_reloads(minilm, tmp_path):
+    data = write_sentiment_csv(tmp_path / "reviews.csv", rows=60, seed=1, noise=0.0)
+    started = time.monotonic()
+    metrics, run_dir = train_run(tmp_path, "data=text_csv", f"data.path={data}", "model=hf_transformer",
+                                 f"model.path={minilm}", "model.max_length=24", "model.batch_size=8",
+                                 "optimizer.lr=0.0001", "trainer.max_epochs=3", "trainer.progress_bar=false")
+    elapsed = time.monotonic() - started
+    with open(run_dir / "history.csv") as file:
+        losses = [float(row["train_loss"]) for row in csv.DictReader(file)]
+    print(f"fine-tune: {elapsed:.1f}s, train_loss per epoch {losses}, metrics {metrics}")
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    saved = json.loads((run_dir / "model" / "network.json").read_text())
+    assert saved["pretrained"]["config"]["model_type"] == "bert"
+    assert sorted(p.name for p in (run_dir / "model").iterdir()) == ["network.json", "weights.safetensors"]
+    finished = FinishedRun(run_dir, get_plugin_manager())
+    assert finished.evaluate() == read_metrics(run_dir)
+    pd.DataFrame({"text": ["the film was wonderful.", "the plot was not good!"]}).to_csv(tmp_path / "t.csv",
+                                                                                       index=False)
+    assert finished.predict(tmp_path / "t.csv", tmp_path / "out.csv") == 2
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda tmp: None, "a directory holding a pretrained"),
+    (lambda tmp: tmp / "absent", "does not exist"),
+    (lambda tmp: (tmp / "file.txt").write_text("x") and tmp / "file.txt", "not a directory"),
+    (lambda tmp: tmp, "no config.json"),
+])
+def test_a_missing_or_wrong_model_path_is_a_config_error(tmp_path, make, fragment):
+    with pytest.raises(ConfigError, match=fragment) as caught:
+        HFTransformer(task="binary", seed=0, path=make(tmp_path))
+    assert "model.path" in str(caught.value) and "config.json" in str(caught.value)
+
+
+def test_a_directory_without_weights_or_tokenizer_is_refused(tmp_path, minilm):
+    (tmp_path / "config.json").write_text((minilm / "config.json").read_text())
+    with pytest.raises(ConfigError, match="no weights"):
+        check_model_directory(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ConfigError, match="no tokenizer"):
+        check_model_directory(tmp_path)
+
+
+def test_the_cli_names_model_path(coupler_cli, tmp_path):
+    data = write_sentiment_csv(tmp_path / "reviews.csv", rows=20)
+    result = coupler_cli("train", "data=text_csv", f"data.path={data}", "model=hf_transformer",
+                         f"model.path={tmp_path}", "hydra.run.dir=run")
+    assert result.rc != 0
+    assert "model.path" in result.err and "config.json" in result.err
+
+
+@pytest.mark.parametrize("key, value", [("max_length", 1), ("dropout", -0.1), ("freeze", "yes"), ("batch_size", 0)])
+def test_bad_settings_are_config_errors(minilm, key, value):
+    with pytest.raises(ConfigError, match=f"model.{key}"):
+        HFTransformer(task="binary", seed=0, path=minilm, **{key: value})

@@ -1,0 +1,174 @@
+"""model=transformer and data=text_csv through real runs: text accuracy on the generated reviews, the vocabulary
+fitted on the training rows only, evaluate/predict reproducing the run, numeric sequences, bad settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from coupler.errors import ConfigError, CouplerError, DataError
+from coupler.finished_run import FinishedRun
+from coupler.plugin_manager import get_plugin_manager
+from coupler.testing import read_metrics, train_run
+from coupler_transformer.model import Encoder, Transformer
+from coupler_transformer.sample import make_sentiment
+from coupler_transformer.text_csv import load_text_csv
+
+TEXT = ["data=text_csv", "data.length=16", "model=transformer", "trainer.max_epochs=20", "trainer.progress_bar=false"]
+#: the generated reviews for the accuracy run
+ROWS = 1000
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    from coupler_transformer.sample import write_sentiment_csv
+
+    directory = tmp_path_factory.mktemp("text")
+    csv = write_sentiment_csv(directory / "reviews.csv", rows=ROWS)
+    metrics, run_dir = train_run(directory, *TEXT, f"data.path={csv}")
+    return metrics, run_dir
+
+
+def test_text_classification_accuracy_on_the_generated_reviews(text_run):
+    metrics, run_dir = text_run
+    print("transformer on the generated reviews:", metrics)
+    # 3% of the labels are flipped; negation ("not bad") needs word order, not a bag of words
+    assert metrics["val"]["accuracy"] >= 0.85
+    assert metrics["test"]["accuracy"] >= 0.85
+    assert sorted(p.name for p in (run_dir / "model").iterdir()) == ["network.json", "weights.safetensors"]
+    saved = json.loads((run_dir / "model" / "network.json").read_text())
+    assert saved["inputs"]["kind"] == "tokens" and saved["inputs"]["steps"] == 16
+
+
+def test_a_word_only_in_the_test_split_maps_to_unknown(tmp_path):
+    frame = make_sentiment(200)
+    # the run's test rows are known once a first run has split; put a new word into one of them
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    _, first = train_run(tmp_path, *TEXT, "trainer.max_epochs=1", f"data.path={tmp_path / 'a.csv'}",
+                         "model.width=16", "model.heads=2", name="first")
+    test_rows = pd.read_csv(first / "predictions_test.csv").iloc[:, 0].to_numpy()
+    frame.loc[test_rows[0], "text"] = "qwertyword was great"
+    frame.to_csv(tmp_path / "b.csv", index=False)
+    _, second = train_run(tmp_path, *TEXT, "trainer.max_epochs=1", f"data.path={tmp_path / 'b.csv'}",
+                          "model.width=16", "model.heads=2", name="second")
+    assert set(pd.read_csv(second / "predictions_test.csv").iloc[:, 0]) == set(test_rows), "same split"
+    state = json.loads((second / "preprocessor.json").read_text())["vocabulary"]
+    assert "qwertyword" not in state["tokens"]
+    finished = FinishedRun(second, get_plugin_manager())
+    ids = finished.preprocessor.transform(frame.loc[[test_rows[0]], ["text"]], "tokens")
+    assert ids[0, 0] == 1 and ids[0, 1] >= 2
+
+
+def test_evaluate_and_predict_on_a_csv_of_texts_reproduce_the_run(text_run, tmp_path):
+    metrics, run_dir = text_run
+    manager = get_plugin_manager()
+    assert FinishedRun(run_dir, manager).evaluate() == read_metrics(run_dir)
+    test = pd.read_csv(run_dir / "predictions_test.csv")
+    row_column = "row" if "row" in test else test.columns[0]
+    frame = pd.read_csv(Path(FinishedRun(run_dir, manager).config["data"]["path"]))
+    frame.loc[test[row_column], ["text"]].to_csv(tmp_path / "texts.csv", index=False)
+    written = FinishedRun(run_dir, manager).predict(tmp_path / "texts.csv", tmp_path / "out.csv")
+    assert written == len(test)
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out["prediction"]) == list(test["prediction"])
+    proba = [c for c in out.columns if c.startswith("proba_")]
+    assert np.allclose(out[proba].to_numpy(), test[proba].to_numpy(), atol=1e-9)
+
+
+def test_the_cli_predicts_a_csv_of_texts(text_run, tmp_path, coupler_cli):
+    _, run_dir = text_run
+    pd.DataFrame({"text": ["the film was not bad.", "the plot was truly awful!", ""]}).to_csv(
+        tmp_path / "texts.csv", index=False)
+    result = coupler_cli("predict", str(run_dir), str(tmp_path / "texts.csv"), str(tmp_path / "out.csv"))
+    assert result.rc == 0, result.err
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 3
+
+
+def _sequence_loader(path=None):
+    """Sequences of 12 steps x 3 features: the class is whether feature 0 rises or falls over time."""
+    from coupler.dataset import Dataset
+
+    rng = np.random.default_rng(0)
+    n, steps, features = 300, 12, 3
+    label = rng.integers(0, 2, n)
+    trend = np.where(label == 1, 1.0, -1.0)[:, None] * np.linspace(-1, 1, steps)[None, :]
+    values = rng.normal(0, 0.6, (n, steps, features))
+    values[:, :, 0] += trend
+    X = pd.DataFrame(values.reshape(n, -1), columns=[f"s{t}_f{f}" for t in range(steps) for f in range(features)])
+    return Dataset(X=X, y=pd.Series(label, name="rises"), name="trend", sequence=(steps, features))
+
+
+def test_numeric_sequences_are_classified(tmp_path):
+    from coupler import hookimpl
+    from coupler.cli import compose
+    from coupler.training import train
+
+    class TrendPlugin:
+        @hookimpl
+        def register_data_loaders(self, register):
+            register("trend_sequences", _sequence_loader)
+
+    manager = get_plugin_manager()
+    manager.load_object("trend_tests", TrendPlugin(), distribution="tests")
+    config = compose(["data=trend_sequences", "model=transformer", "model.width=32", "trainer.max_epochs=15",
+                      "trainer.progress_bar=false"], manager)
+    run_dir = tmp_path / "run"
+    metrics = train(config, run_dir, manager)
+    print("transformer on the trend sequences:", metrics)
+    assert metrics["test"]["accuracy"] >= 0.9
+    saved = json.loads((run_dir / "model" / "network.json").read_text())["inputs"]
+    assert saved == {"kind": "matrix", "vocab_size": 0, "steps": 12, "features": 3}
+
+
+def test_padding_is_masked_and_left_out_of_the_pooling():
+    torch.manual_seed(0)
+    net = Encoder(kind="tokens", n_outputs=2, depth=2, heads=2, width=16, dropout=0.0, positional="learned",
+                  max_length=32, vocab_size=10).eval()
+    short = torch.tensor([[3, 4, 5, 0, 0]])
+    longer = torch.tensor([[3, 4, 5, 0, 0, 0, 0, 0, 0]])
+    with torch.no_grad():
+        assert torch.allclose(net(short), net(longer), atol=1e-5)
+        assert torch.isfinite(net(torch.zeros((2, 5), dtype=torch.long))).all(), "an empty text gives numbers"
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("width", 30, "multiple of model.heads"), ("heads", 0, "at least 1"), ("depth", 0, "from 1"),
+    ("dropout", 1.0, "below 1"), ("positional", "rotary", "sinusoidal or learned"), ("max_length", 0, "at least 1"),
+    ("batch_size", 0, "at least 1"), ("width", 7, "multiple"),
+])
+def test_bad_settings_are_config_errors(key, value, fragment):
+    settings = {"width": 32, "heads": 4, key: value}
+    with pytest.raises(ConfigError, match=fragment) as caught:
+        Transformer(task="binary", seed=0, **settings)
+    assert f"model.{key}" in str(caught.value)
+
+
+def test_max_length_shorter_than_the_texts_is_refused(reviews_csv, tmp_path):
+    with pytest.raises(ConfigError, match="model.max_length"):
+        train_run(tmp_path, *TEXT, f"data.path={reviews_csv}", "model.max_length=8")
+
+
+def test_text_csv_errors_name_the_file_and_column(tmp_path, reviews_csv):
+    with pytest.raises(DataError, match="no such file"):
+        load_text_csv(path=tmp_path / "missing.csv")
+    with pytest.raises(DataError, match="directory"):
+        load_text_csv(path=tmp_path)
+    with pytest.raises(ConfigError, match="data.path"):
+        load_text_csv(path=None)
+    with pytest.raises(DataError, match=r"data.text='review'.*columns are \['text', 'label'\]"):
+        load_text_csv(path=reviews_csv, text="review")
+    with pytest.raises(DataError, match="data.label='sentiment'"):
+        load_text_csv(path=reviews_csv, label="sentiment")
+    with pytest.raises(ConfigError, match="data.level"):
+        load_text_csv(path=reviews_csv, level="byte")
+    dataset = load_text_csv(path=reviews_csv, length=16)
+    assert dataset.text == "text" and dataset.tokenizer["length"] == 16 and len(dataset.X) == 600
+
+
+def test_a_text_model_is_refused_a_table_it_cannot_read_and_vice_versa(tmp_path, reviews_csv):
+    with pytest.raises(CouplerError, match="reads text"):
+        train_run(tmp_path, f"data.path={reviews_csv}", "data=text_csv", "model=random_forest")
