@@ -122,6 +122,14 @@ def test_numeric_sequences_are_classified(tmp_path):
     assert metrics["test"]["accuracy"] >= 0.9
     saved = json.loads((run_dir / "model" / "network.json").read_text())["inputs"]
     assert saved == {"kind": "matrix", "vocab_size": 0, "steps": 12, "features": 3}
+    finished = FinishedRun(run_dir, manager)
+    assert finished.evaluate() == metrics
+    # coupler predict on an array of sequences (rows, steps, features) gives the run's test predictions
+    expected = pd.read_csv(run_dir / "predictions_test.csv", index_col=0)
+    sequences = _sequence_loader().X.loc[expected.index].to_numpy().reshape(len(expected), 12, 3)
+    np.save(tmp_path / "sequences.npy", sequences)
+    assert finished.predict(tmp_path / "sequences.npy", tmp_path / "out.csv") == len(expected)
+    assert pd.read_csv(tmp_path / "out.csv")["prediction"].tolist() == expected["prediction"].tolist()
 
 
 def test_padding_is_masked_and_left_out_of_the_pooling():
