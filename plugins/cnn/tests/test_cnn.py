@@ -199,5 +199,5 @@ def test_an_image_folder_without_class_folders_is_a_clear_error(tmp_path):
 
 def test_a_model_that_cannot_read_files_is_refused_on_an_image_folder(tmp_path):
     folder = _stripes(tmp_path / "images", per_class=3)
-    with pytest.raises(ConfigError, match="a model that reads files"):
+    with pytest.raises(ConfigError, match="a model that reads paths of files"):
         train_run(tmp_path, "data=image_folder", f"data.path={folder}", "model=logistic_regression")
