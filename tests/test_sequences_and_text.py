@@ -132,14 +132,30 @@ def test_a_sequence_run_predicts_from_an_npy_of_sequences(manager, tmp_path):
 
 
 def test_text_becomes_token_ids_from_a_vocabulary_fitted_on_the_training_rows(manager, tmp_path):
-    results, run_dir = run(manager, tmp_path, "data=reviews", "model=token_counts")
+    seen = {}
+    original = TokenCounts.fit
+
+    def spy(self, train, val, run):
+        original(self, train, val, run)
+        seen.update(value=self.seen)
+
+    TokenCounts.fit = spy
+    try:
+        results, run_dir = run(manager, tmp_path, "data=reviews", "model=token_counts")
+    finally:
+        TokenCounts.fit = original
     assert results["test"]["accuracy"] == 1.0
     state = json.loads((run_dir / "preprocessor.json").read_text())
+    # what the run told the model: token ids (rows, 6) of int64, and the id count of the fitted vocabulary
+    assert seen["value"] == ("tokens", (6,), len(state["vocabulary"]["tokens"]) + 2, np.dtype("int64"))
     assert state["input_format"] == "tokens" and state["vocabulary"]["length"] == 6
     assert FinishedRun(run_dir, manager).evaluate() == results
     pd.DataFrame({"review": ["good plot", "bad"]}).to_csv(tmp_path / "texts.csv", index=False)
     FinishedRun(run_dir, manager).predict(tmp_path / "texts.csv", tmp_path / "out.csv")
     assert list(pd.read_csv(tmp_path / "out.csv")["prediction"]) == ["positive", "negative"]
+    np.save(tmp_path / "numbers.npy", np.zeros((2, 1)))
+    with pytest.raises(DataError, match="an array holds numbers only, and this run reads text"):
+        FinishedRun(run_dir, manager).predict(tmp_path / "numbers.npy", tmp_path / "out2.csv")
 
 
 def test_the_vocabulary_knows_only_what_it_was_fitted_on():

@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="predict every row of a CSV or Parquet file with a finished run")
     predict.add_argument("run_dir", type=Path, help="the run directory")
-    predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns")
+    predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns; for "
+                                                       "numeric features (sequences) also an .npy/.npz array")
     predict.add_argument("output", type=Path, help="the CSV file to write")
 
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")

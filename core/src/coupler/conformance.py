@@ -408,7 +408,7 @@ class _Kit:
             "fit(train, val, run) must train on train.X (the model's input_format) and train.y (class codes 0..K-1, "
             "or floats for regression); save(directory) must write its state there")
         for split in ("val", "test"):
-            bad = {k: v for k, v in results[split].items() if not math.isfinite(v)}
+            bad = {k: v for k, v in results[split].items() if v is not None and not math.isfinite(v)}
             if bad:
                 _fail(f"the {split} metrics are not finite: {bad}", "predict finite numbers, and finite probabilities")
         with _step("reloading the run (coupler evaluate)", "load(directory) must restore what save(directory) wrote "
@@ -656,7 +656,7 @@ class _Kit:
                                   "export(model, run, directory) must write into directory and return the paths")
         finally:
             undo()
-        if not isinstance(written, list) or not written:
+        if not written:
             _fail("export returned no paths", "return the list of files written (pathlib.Path)")
         exports = (run_dir / "exports").resolve()
         for path in map(Path, written):

@@ -90,21 +90,32 @@ class FinishedRun:
         import numpy as np
         import pandas as pd
 
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            names = list(loaded.files)
-            if "X" not in names and len(names) != 1:
-                raise DataError(f"{str(path)!r} holds the arrays {names}; name the inputs X.")
-            loaded = loaded["X" if "X" in names else names[0]]
+        features = self.manifest["features"]
+        others = [c for c, dtype in features["dtypes"].items() if not np.issubdtype(np.dtype(dtype), np.number)]
+        if features.get("text") or features.get("input_format") == "files" or others:
+            raise DataError(f"{str(path)!r}: an array holds numbers only, and this run reads "
+                            f"{'text' if features.get('text') else 'files' if not others else f'the columns {others}'}; "
+                            f"give a CSV or Parquet file with the training columns.")
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                names = list(archive.files)
+                if "X" not in names and len(names) != 1:
+                    raise DataError(f"{str(path)!r} holds the arrays {names}; name the inputs X.")
+                loaded = archive["X" if "X" in names else names[0]]
+        else:
+            loaded = np.load(path, allow_pickle=False)
         columns = self.preprocessor.columns
         array = loaded.reshape(len(loaded), -1) if loaded.ndim > 1 else loaded[:, None]
         if array.shape[1] != len(columns):
+            shape = features.get("sequence")
             raise DataError(f"{str(path)!r} holds an array of shape {loaded.shape}: {array.shape[1]} values a row, and "
-                            f"the run was trained on {len(columns)} ({self.manifest['features'].get('sequence') or ''})")
+                            f"the run was trained on {len(columns)}"
+                            f"{f' (sequences of {shape[0]} steps x {shape[1]} features)' if shape else ''}")
         return pd.DataFrame(array, columns=columns)
 
     def predict(self, input_path: Path, output_path: Path) -> int:
-        """Predict every row of ``input_path`` (CSV or Parquet) into ``output_path`` (CSV): the input's
+        """Predict every row of ``input_path`` (CSV or Parquet; ``.npy``/``.npz`` for a run on numeric features, e.g.
+        sequences) into ``output_path`` (CSV): the input's
         columns, ``prediction``, and ``proba_CLASS`` columns for a classifier. Returns the row count."""
         import pandas as pd
 

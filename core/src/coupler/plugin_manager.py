@@ -267,7 +267,7 @@ def _incompatibility(plugin: object) -> str | None:
 @functools.cache
 def get_plugin_manager() -> PluginManager:
     """The process's plugin manager, loaded on first use (built-ins, then entry points)."""
-    only = os.environ.get(ONLY_ENV)
+    only = os.environ.get(ONLY_ENV) or None  # set but empty: no allow-list, as COUPLER_DISABLE_PLUGINS= disables none
     manager = PluginManager(
         disabled=_names(os.environ.get(DISABLE_ENV)),
         strict=os.environ.get(STRICT_ENV, "") not in ("", "0", "false", "no"),

@@ -34,6 +34,11 @@ def split_indices(y: np.ndarray, *, classification: bool, val: float, test: floa
     left out at each boundary between them (windows whose targets would reach into the next split).
     """
     check_fractions(val, test)
+    if stratify not in ("auto", True, False):
+        raise ConfigError("split.stratify", stratify, "auto, true or false")
+    stratified = classification if stratify == "auto" else bool(stratify)
+    if stratified and not classification:
+        raise ConfigError("split.stratify", stratify, "auto or false for a regression task")
     if ordered:
         n = len(y)
         n_test, n_val = int(round(test * n)), int(round(val * n))
@@ -45,11 +50,6 @@ def split_indices(y: np.ndarray, *, classification: bool, val: float, test: floa
         test_start = val_start + n_val + (gap if test > 0 else 0)
         return SplitIndices(np.arange(n_train), np.arange(val_start, val_start + n_val),
                             np.arange(test_start, test_start + n_test))
-    if stratify not in ("auto", True, False):
-        raise ConfigError("split.stratify", stratify, "auto, true or false")
-    stratified = classification if stratify == "auto" else bool(stratify)
-    if stratified and not classification:
-        raise ConfigError("split.stratify", stratify, "auto or false for a regression task")
     n_splits = 1 + (val > 0) + (test > 0)
     if stratified:
         labels, counts = np.unique(y, return_counts=True)

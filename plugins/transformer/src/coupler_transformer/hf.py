@@ -122,6 +122,7 @@ class HFTransformer(TorchModel):
 
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+                self._tokenizer.padding_side = "right"  # the network cuts each batch at its longest text
             except Exception as exc:
                 raise ConfigError("model.path", str(self.path), f"{VALID}; its tokenizer cannot be loaded: "
                                                                 f"{exc}") from None

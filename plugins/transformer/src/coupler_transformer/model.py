@@ -55,7 +55,6 @@ class Encoder(nn.Module):
             self.embed = nn.Embedding(vocab_size, width, padding_idx=0)
         else:
             self.embed = nn.Linear(features, width)
-        self.scale = 1.0
         if positional == "learned":
             self.positions = nn.Parameter(torch.randn(max_length, width) * 0.02)
         else:
@@ -73,7 +72,7 @@ class Encoder(nn.Module):
             padding = ids == 0
             # a text with no token at all (empty) keeps its first position, so that attention has a key
             padding[:, 0] &= ~padding.all(dim=1)
-            h = self.embed(ids) * self.scale
+            h = self.embed(ids)
         else:
             h = self.embed(x.float().reshape(x.shape[0], self.steps, self.features))
             padding = None
