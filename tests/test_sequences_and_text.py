@@ -48,7 +48,7 @@ class TokenCounts(Model):
         self.weights = None
 
     def fit(self, train, val, run):
-        self.seen = (run.input_format, run.sequence_shape, run.vocab_size, train.X.dtype)
+        type(self).seen = (run.input_format, run.sequence_shape, run.vocab_size, train.X.dtype)  # what the run told it
         counts = np.zeros((run.vocab_size, len(run.classes)))
         for ids, label in zip(train.X, train.y):
             np.add.at(counts[:, label], ids[ids > 1], 1)
@@ -68,7 +68,7 @@ class RawText(TokenCounts):
     input_formats = ("text",)
 
     def fit(self, train, val, run):
-        self.seen = (run.input_format, list(train.X.columns), train.X.iloc[0, 0])
+        type(self).seen = (run.input_format, list(train.X.columns), train.X.iloc[0, 0])
         self.weights = np.zeros(1)
 
     def predict(self, X):
@@ -132,22 +132,11 @@ def test_a_sequence_run_predicts_from_an_npy_of_sequences(manager, tmp_path):
 
 
 def test_text_becomes_token_ids_from_a_vocabulary_fitted_on_the_training_rows(manager, tmp_path):
-    seen = {}
-    original = TokenCounts.fit
-
-    def spy(self, train, val, run):
-        original(self, train, val, run)
-        seen.update(value=self.seen)
-
-    TokenCounts.fit = spy
-    try:
-        results, run_dir = run(manager, tmp_path, "data=reviews", "model=token_counts")
-    finally:
-        TokenCounts.fit = original
+    results, run_dir = run(manager, tmp_path, "data=reviews", "model=token_counts")
     assert results["test"]["accuracy"] == 1.0
     state = json.loads((run_dir / "preprocessor.json").read_text())
     # what the run told the model: token ids (rows, 6) of int64, and the id count of the fitted vocabulary
-    assert seen["value"] == ("tokens", (6,), len(state["vocabulary"]["tokens"]) + 2, np.dtype("int64"))
+    assert TokenCounts.seen == ("tokens", (6,), len(state["vocabulary"]["tokens"]) + 2, np.dtype("int64"))
     assert state["input_format"] == "tokens" and state["vocabulary"]["length"] == 6
     assert FinishedRun(run_dir, manager).evaluate() == results
     pd.DataFrame({"review": ["good plot", "bad"]}).to_csv(tmp_path / "texts.csv", index=False)
@@ -169,19 +158,8 @@ def test_the_vocabulary_knows_only_what_it_was_fitted_on():
 
 
 def test_a_model_reading_raw_text_gets_the_column(manager, tmp_path):
-    seen = {}
-    original = RawText.fit
-
-    def spy(self, train, val, run):
-        original(self, train, val, run)
-        seen.update(value=self.seen)
-
-    RawText.fit = spy
-    try:
-        run(manager, tmp_path, "data=reviews", "model=raw_text")
-    finally:
-        RawText.fit = original
-    assert seen["value"][:2] == ("text", ["review"]) and isinstance(seen["value"][2], str)
+    run(manager, tmp_path, "data=reviews", "model=raw_text")
+    assert RawText.seen[:2] == ("text", ["review"]) and isinstance(RawText.seen[2], str)
 
 
 @pytest.mark.parametrize("data, model, message", [
