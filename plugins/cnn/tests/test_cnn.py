@@ -80,6 +80,31 @@ def test_a_run_killed_mid_training_resumes_to_the_same_final_metrics(tmp_path):
     assert f"resume: {tmp_path / 'killed'}" in (tmp_path / "killed" / "config.yaml").read_text()
 
 
+def test_a_run_resumed_from_a_checkpoint_older_than_its_last_epoch_replays_to_the_same_metrics(tmp_path):
+    # resume_interval=3600: last.ckpt holds epoch 0 only; the run is killed epochs later, and the resume replays them
+    settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=30", "trainer.resume_interval=3600"]
+    whole = _coupler(*settings, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+
+    killed = _coupler(*settings, f"hydra.run.dir={tmp_path / 'killed'}")
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and time.monotonic() < deadline:
+        assert killed.poll() is None, "the run finished before it could be killed"
+        time.sleep(0.02)
+    time.sleep(0.5)  # a few more epochs, which no checkpoint holds
+    assert killed.poll() is None, "the run finished before it could be killed; give it more epochs"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+
+    resumed = _coupler(f"resume={tmp_path / 'killed'}")
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert read_metrics(tmp_path / "killed") == read_metrics(tmp_path / "whole")
+    assert (tmp_path / "killed" / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
+
+
 def test_resume_refuses_a_finished_run_and_a_directory_without_checkpoints(coupler_cli, tmp_path):
     (tmp_path / "empty").mkdir()
     result = coupler_cli("train", f"resume={tmp_path / 'empty'}")
