@@ -259,6 +259,17 @@ def test_clipping_under_mixed_precision_takes_the_unfused_kernel_and_refuses_a_f
         run(manager, tmp_path, *settings, "optimizer.fused=true", name="forced")
 
 
+@pytest.mark.parametrize("precision, dtype", [("64-true", torch.float64), ("bf16-true", torch.bfloat16)])
+def test_a_true_precision_trains_validates_and_reloads_in_its_own_dtype(manager, tmp_path, precision, dtype):
+    # the weights are in `dtype`: validation and final measurement feed them inputs of that dtype, and the
+    # reloaded network keeps it, so that evaluate reproduces the run's numbers
+    results, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=2", f"trainer.precision={precision}")
+    finished = FinishedRun(run_dir, manager)
+    assert next(finished.model.network.parameters()).dtype == dtype
+    assert finished.evaluate() == results
+    assert np.isfinite(history(run_dir)["val_loss"]).all()
+
+
 def test_trainer_settings_reach_lightning(manager, tmp_path, monkeypatch):
     import lightning.pytorch as pl
 

@@ -203,11 +203,15 @@ class TorchModel(Model):
         network = self.network
         was_training = network.training
         network.eval()
+        # under a *-true precision (64-true, bf16-true) the weights are not float32: floating inputs follow them
+        dtype = next((p.dtype for p in network.parameters() if p.is_floating_point()), torch.float32)
         chunks = []
         with torch.no_grad():
             for batch in self.input_batches(X):
                 if device is not None:
                     batch = batch.to(device)
+                if batch.is_floating_point() and batch.dtype != dtype:
+                    batch = batch.to(dtype)
                 if context is not None:
                     with context():
                         chunks.append(network(batch).float().cpu())
@@ -274,7 +278,13 @@ class TorchModel(Model):
         self.n_inputs, self.n_outputs = saved["n_inputs"], saved["n_outputs"]
         self.target_scale = tuple(saved["target_scale"])
         self.network = self.build_network(self.n_inputs, self.n_outputs)
-        self.network.load_state_dict(load_file(str(Path(directory) / WEIGHTS)))
+        weights = load_file(str(Path(directory) / WEIGHTS))
+        # weights trained under a *-true precision (bf16-true, 64-true) keep their dtype, so that the reloaded
+        # network computes what the run measured
+        dtype = next((t.dtype for t in weights.values() if t.is_floating_point()), torch.float32)
+        if dtype != torch.float32:
+            self.network.to(dtype)
+        self.network.load_state_dict(weights)
         self.network.eval()
         self._cache = None
 
@@ -377,7 +387,10 @@ class _RunEvents(pl.Callback):
         self.last_written: float | None = None  # time.monotonic() of the last write of last.ckpt
         self.best_state: dict | None = None
         if val is not None:  # converted once, scored every epoch (a DataFrame of paths stays as it is)
-            self.val_X = torch.as_tensor(val.X, dtype=torch.float32) if isinstance(val.X, np.ndarray) else val.X
+            self.val_X = val.X
+            if isinstance(val.X, np.ndarray):  # integers (token ids) stay exact; anything else is float32
+                self.val_X = torch.as_tensor(val.X, dtype=torch.int64 if np.issubdtype(val.X.dtype, np.integer)
+                                             else torch.float32)
             self.val_y = model._targets(val.y)
 
     def on_train_epoch_start(self, trainer, module):

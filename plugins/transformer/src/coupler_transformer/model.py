@@ -68,13 +68,13 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "tokens":
-            ids = x.long()  # the engine scores the validation split as float32: ids < 2**24 are exact
+            ids = x.long()
             padding = ids == 0
             # a text with no token at all (empty) keeps its first position, so that attention has a key
             padding[:, 0] &= ~padding.all(dim=1)
             h = self.embed(ids)
         else:
-            h = self.embed(x.float().reshape(x.shape[0], self.steps, self.features))
+            h = self.embed(x.to(self.embed.weight.dtype).reshape(x.shape[0], self.steps, self.features))
             padding = None
         h = self.dropout(h + self.positions[: h.shape[1]])
         h = self.encoder(h, src_key_padding_mask=padding)
