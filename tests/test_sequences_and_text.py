@@ -157,6 +157,13 @@ def test_the_vocabulary_knows_only_what_it_was_fitted_on():
     assert Vocabulary.from_state(vocabulary.state()).encode(["the dog"]).tolist() == vocabulary.encode(["the dog"]).tolist()
 
 
+def test_missing_texts_of_every_kind_encode_as_empty():
+    # a Parquet string column holds pandas.NA, whose truth value is ambiguous; None and NaN come from CSVs
+    texts = pd.array(["the cat", None, pd.NA], dtype="string").tolist() + [float("nan"), None]
+    vocabulary = Vocabulary(length=2).fit(texts)
+    assert vocabulary.encode(texts).tolist() == [[3, 2], [0, 0], [0, 0], [0, 0], [0, 0]]  # ties: alphabetical
+
+
 def test_a_model_reading_raw_text_gets_the_column(manager, tmp_path):
     run(manager, tmp_path, "data=reviews", "model=raw_text")
     assert RawText.seen[:2] == ("text", ["review"]) and isinstance(RawText.seen[2], str)

@@ -55,8 +55,10 @@ class FinishedRun:
                 f"{recorded['plugin']!r} ({recorded['distribution']} {recorded['version']}), which is not installed "
                 f"or is disabled here: pip install {recorded['distribution']}=={recorded['version']}"
             ) from None
-        self.model = component.build("model", self.config["model"], task=self.task, seed=self.manifest["seed"])
-        self.model.load(self.directory / "model")
+        # relative paths in the model's config (a pretrained model's directory) start where the run was trained
+        with working_directory(self.manifest.get("working_directory")):
+            self.model = component.build("model", self.config["model"], task=self.task, seed=self.manifest["seed"])
+        self.model.load(self.directory.resolve() / "model")
         self.input_format = self.manifest["features"]["input_format"]
 
     def metrics(self):

@@ -35,6 +35,16 @@ def check_settings(settings: dict) -> dict:
     return settings
 
 
+def is_missing(text) -> bool:
+    """Whether a text cell is missing: None, NaN, NaT or pandas' NA (whose comparisons have no truth value)."""
+    if text is None:
+        return True
+    try:
+        return bool(text != text)
+    except TypeError:  # pandas.NA != pandas.NA is NA
+        return True
+
+
 class Vocabulary:
     def __init__(self, level: str = "word", vocab_size: int = 20000, length: int = 128, lowercase: bool = True):
         self.level, self.vocab_size, self.length, self.lowercase = level, vocab_size, length, lowercase
@@ -47,7 +57,7 @@ class Vocabulary:
         return len(self.tokens) + 2
 
     def split(self, text) -> list[str]:
-        text = "" if text is None or text != text else str(text)  # missing (None, NaN) is empty
+        text = "" if is_missing(text) else str(text)  # a missing text is empty
         if self.lowercase:
             text = text.lower()
         return WORD.findall(text) if self.level == "word" else list(text)

@@ -18,11 +18,12 @@ from coupler_transformer.hf import HFTransformer, check_model_directory
 from coupler_transformer.sample import write_sentiment_csv
 
 
-def test_fine_tuning_minilm_lowers_the_training_loss_and_reloads(minilm, tmp_path):
+def test_fine_tuning_minilm_lowers_the_training_loss_and_reloads(minilm, tmp_path, monkeypatch):
     data = write_sentiment_csv(tmp_path / "reviews.csv", rows=60, seed=1, noise=0.0)
     started = time.monotonic()
+    monkeypatch.chdir(minilm.parent)  # model.path relative to where the run was trained
     metrics, run_dir = train_run(tmp_path, "data=text_csv", f"data.path={data}", "model=hf_transformer",
-                                 f"model.path={minilm}", "model.max_length=24", "model.batch_size=8",
+                                 f"model.path={minilm.name}", "model.max_length=24", "model.batch_size=8",
                                  "optimizer.lr=0.0001", "trainer.max_epochs=3", "trainer.progress_bar=false")
     elapsed = time.monotonic() - started
     with open(run_dir / "history.csv") as file:
@@ -33,6 +34,7 @@ def test_fine_tuning_minilm_lowers_the_training_loss_and_reloads(minilm, tmp_pat
     saved = json.loads((run_dir / "model" / "network.json").read_text())
     assert saved["pretrained"]["config"]["model_type"] == "bert"
     assert sorted(p.name for p in (run_dir / "model").iterdir()) == ["network.json", "weights.safetensors"]
+    monkeypatch.chdir(tmp_path)  # evaluate and predict from elsewhere: the relative model.path still resolves
     finished = FinishedRun(run_dir, get_plugin_manager())
     assert finished.evaluate() == read_metrics(run_dir)
     pd.DataFrame({"text": ["the film was wonderful.", "the plot was not good!"]}).to_csv(tmp_path / "t.csv",
@@ -69,7 +71,18 @@ def test_the_cli_names_model_path(coupler_cli, tmp_path):
     assert "model.path" in result.err and "config.json" in result.err
 
 
-@pytest.mark.parametrize("key, value", [("max_length", 1), ("dropout", -0.1), ("freeze", "yes"), ("batch_size", 0)])
+@pytest.mark.parametrize("key, value", [("max_length", 1), ("max_length", 1000), ("dropout", -0.1), ("freeze", "yes"),
+                                        ("batch_size", 0)])
 def test_bad_settings_are_config_errors(minilm, key, value):
-    with pytest.raises(ConfigError, match=f"model.{key}"):
+    with pytest.raises(ConfigError, match=f"model.{key}") as caught:
         HFTransformer(task="binary", seed=0, path=minilm, **{key: value})
+    if value == 1000:  # longer than the pretrained model has positions for: refused before any text is read
+        assert "at most 512" in str(caught.value)
+
+
+def test_a_frozen_encoder_stays_in_eval_mode_while_the_head_trains(minilm):
+    network = HFTransformer(task="binary", seed=0, path=minilm, freeze=True).build_network(24, 2)
+    network.train()
+    assert network.training and network.head.training and network.dropout.training
+    assert not network.encoder.training, "a frozen encoder's dropout would add noise to fixed features"
+    assert not any(p.requires_grad for p in network.encoder.parameters())

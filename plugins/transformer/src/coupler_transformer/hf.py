@@ -1,8 +1,9 @@
 """``HFTransformer``: fine-tunes a pretrained Hugging Face encoder from a local directory, on the torch engine.
 
-Offline by construction: this module sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` before it imports
-``transformers``, and every load passes ``local_files_only=True``; a directory that lacks a file is an error,
-never a download.
+Offline by construction: every load passes ``local_files_only=True``, so a directory that lacks a file is an
+error, never a download. This module also sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1``; they take
+effect only where ``transformers`` was not imported before it (torchmetrics, which Lightning imports, imports it
+when it is installed), so ``local_files_only`` is the guarantee, the variables a second line.
 
 The model reads the raw text (input format ``text``) and tokenizes it with the pretrained model's own tokenizer
 (``model.max_length`` tokens). The engine's feeding hooks are overridden: a split is tokenized once into an int64
@@ -19,12 +20,13 @@ import json
 import os
 from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # never the hub: before transformers / huggingface_hub are imported
+os.environ["HF_HUB_OFFLINE"] = "1"  # never the hub (where transformers / huggingface_hub are not imported yet)
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
 from coupler.errors import ConfigError  # noqa: E402
+from coupler.tokenizer import is_missing  # noqa: E402
 from coupler_torch.engine import NETWORK, TensorBatches, TorchModel  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -67,8 +69,15 @@ class PretrainedClassifier(nn.Module):
         if freeze:
             for parameter in self.encoder.parameters():
                 parameter.requires_grad_(False)
+        self.freeze = freeze
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, n_outputs)
+
+    def train(self, mode: bool = True) -> PretrainedClassifier:
+        super().train(mode)
+        if self.freeze:  # a frozen encoder is a fixed feature extractor: no dropout noise in its features
+            self.encoder.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.long()
@@ -100,6 +109,10 @@ class HFTransformer(TorchModel):
             raise ConfigError("model.dropout", dropout, "a number from 0 to below 1")
         if not isinstance(freeze, bool):
             raise ConfigError("model.freeze", freeze, "true or false")
+        limit = getattr(self._pretrained_config(), "max_position_embeddings", None)
+        if isinstance(limit, int) and max_length > limit:
+            raise ConfigError("model.max_length", max_length, f"at most {limit}, the longest input the pretrained "
+                                                              f"model at {str(self.path)!r} has positions for")
         self.max_length, self.dropout, self.freeze = max_length, float(dropout), freeze
         self._tokenizer = None
         self._from_pretrained = True  # fit starts from the pretrained weights; load from the saved ones
@@ -147,7 +160,7 @@ class HFTransformer(TorchModel):
     def encode(self, X) -> torch.Tensor:
         """Texts (a DataFrame whose one column is the text, or a sequence of strings) -> (rows, 2, length) int64."""
         column = X.iloc[:, 0] if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2 else X
-        texts = ["" if t is None or t != t else str(t) for t in list(column)]
+        texts = ["" if is_missing(t) else str(t) for t in list(column)]
         if not texts:
             return torch.zeros((0, 2, 1), dtype=torch.long)
         encoded = self.tokenizer(texts, padding="longest", truncation=True, max_length=self.max_length,
