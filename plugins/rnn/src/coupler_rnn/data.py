@@ -68,6 +68,18 @@ def sequence_dataset(X: np.ndarray, y, name: str) -> Dataset:
         raise DataError(f"data {name!r}: X has {len(X)} samples but y has {len(y)} labels; they must match")
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise DataError(f"data {name!r}: X holds {X.dtype} values; it must hold real numbers")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        sample, step, feature = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"data {name!r}: X holds {int(bad.sum())} missing or infinite value(s), the first at sample "
+                        f"{sample}, step {step}, feature {feature}; fill or drop them first, so that every step is a "
+                        f"number")
+    if y.dtype == object:
+        y = y.astype(str) if all(isinstance(v, str) for v in y) else y
+    missing = np.array([v is None or (isinstance(v, float) and v != v) for v in y.tolist()])
+    if missing.any():
+        raise DataError(f"data {name!r}: y has {int(missing.sum())} missing label(s), the first at sample "
+                        f"{int(np.argmax(missing))}; drop those samples or give them a label")
     samples, steps, features = X.shape
     width = max(3, len(str(steps - 1)))
     columns = flat_columns(steps, [f"f{j}" for j in range(features)], prefix=lambda s: f"t{s:0{width}d}")
@@ -98,7 +110,11 @@ def load_sequences(path=None, target_path=None, rows: int = 600, steps: int = 30
                                 f"(samples x steps x features) and y (one label per sample)")
             if target_path is not None:
                 raise DataError(f"data.target_path={target_path}: a .npz carries its own y; leave target_path null")
-            X, y = loaded["X"], loaded["y"]
+            try:
+                X, y = loaded["X"], loaded["y"]
+            except ValueError as exc:  # an object array: Python objects, which are never unpickled
+                raise DataError(f"data.path={path}: {exc}. Save numbers and strings as plain arrays, e.g. "
+                                f"np.savez(path, X=X.astype(float), y=y.astype(str))") from None
     else:
         if target_path is None:
             raise DataError(f"data.path={path} is a .npy array of sequences; give the labels as data.target_path=y.npy "
@@ -109,8 +125,8 @@ def load_sequences(path=None, target_path=None, rows: int = 600, steps: int = 30
         except DataError:
             raise
         except Exception as exc:
-            raise DataError(f"data.target_path={target_path}: not a readable .npy file "
-                            f"({type(exc).__name__}: {exc})") from None
+            raise DataError(f"data.target_path={target_path}: not a readable .npy file ({type(exc).__name__}: "
+                            f"{exc}); save labels as a plain array, e.g. np.save(path, y.astype(str))") from None
         if isinstance(y, np.lib.npyio.NpzFile):
             raise DataError(f"data.target_path={target_path}: give a .npy array of labels, not a .npz")
     return sequence_dataset(np.asarray(X), y, Path(str(path)).stem)
@@ -181,10 +197,10 @@ def load_timeseries(path=None, columns=None, target=None, lookback: int = 24, ho
     if not pd.api.types.is_numeric_dtype(frame[target]) or pd.api.types.is_bool_dtype(frame[target]):
         raise DataError(f"data.target={target}: the column holds {frame[target].dtype}; forecasting needs numbers")
     used = list(dict.fromkeys([*columns, target]))
-    holes = [c for c in used if frame[c].isna().any()]
+    holes = [c for c in used if not np.isfinite(frame[c].to_numpy(dtype=np.float64)).all()]
     if holes:
-        raise DataError(f"data.path={path}: column(s) {holes} have missing values; fill them first (e.g. interpolate) "
-                        f"so that every window is complete")
+        raise DataError(f"data.path={path}: column(s) {holes} have missing or infinite values; fill them first "
+                        f"(e.g. interpolate) so that every window is complete")
     values = frame[columns].to_numpy(dtype=np.float64)
     series = frame[target].to_numpy(dtype=np.float64)
     n = len(frame) - lookback - horizon + 1  # window i: steps i .. i+lookback-1, target at i+lookback-1+horizon
