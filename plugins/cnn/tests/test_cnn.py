@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
 from coupler.testing import read_metrics, train_run
 from coupler_cnn.model import CNN
+from coupler_torch.testing import epoch_at_least, kill_and_resume
 
 
 @pytest.fixture(scope="module")
@@ -47,42 +46,9 @@ def test_digits_run_saves_safetensors_and_reproduces_on_reload(digits_run, tmp_p
     assert written == 20
 
 
-def _coupler(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
-
-
-def _kill_and_resume(tmp_path, settings: list[str], killable) -> dict:
-    """Train ``settings`` whole, and again until ``killable(last_ckpt_path)`` holds, then SIGKILL it and resume it;
-    the resumed run must end with the whole run's metrics and history. Returns the checkpoint it resumed from."""
-    whole = _coupler(*settings, f"hydra.run.dir={tmp_path / 'whole'}")
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()
-    killed = _coupler(*settings, f"hydra.run.dir={tmp_path / 'killed'}")
-    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not killable(last) and time.monotonic() < deadline:
-        assert killed.poll() is None, "the run finished before it could be killed; give it more epochs"
-        time.sleep(0.02)
-    assert killed.poll() is None, "the run finished before it could be killed; give it more epochs"
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.wait()
-    checkpoint = torch.load(last, weights_only=True)  # whole, never half written
-    assert not (tmp_path / "killed" / "manifest.json").exists()
-
-    resumed = _coupler(f"resume={tmp_path / 'killed'}")
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
-    assert read_metrics(tmp_path / "killed") == read_metrics(tmp_path / "whole")
-    assert (tmp_path / "killed" / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
-    assert not (tmp_path / "killed" / "checkpoints").exists(), "the in-progress checkpoint goes when the run ends"
-    assert f"resume: {tmp_path / 'killed'}" in (tmp_path / "killed" / "config.yaml").read_text()
-    return checkpoint
-
-
 def test_a_run_killed_mid_training_resumes_to_the_same_final_metrics(tmp_path):
     settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=10", "trainer.resume_interval=0"]
-    checkpoint = _kill_and_resume(tmp_path, settings,
-                                  lambda last: last.exists() and torch.load(last, weights_only=True)["epoch"] >= 3)
+    checkpoint = kill_and_resume(tmp_path, settings, epoch_at_least(3))
     assert 3 <= checkpoint["epoch"] < 9
 
 
@@ -96,7 +62,7 @@ def test_a_run_resumed_from_a_checkpoint_older_than_its_last_epoch_replays_to_th
             first_seen.append(time.monotonic())
         return bool(first_seen) and time.monotonic() - first_seen[0] > 0.5
 
-    assert _kill_and_resume(tmp_path, settings, a_few_epochs_after_the_checkpoint)["epoch"] == 0
+    assert kill_and_resume(tmp_path, settings, a_few_epochs_after_the_checkpoint)["epoch"] == 0
 
 
 def test_resume_refuses_a_finished_run_and_a_directory_without_checkpoints(coupler_cli, tmp_path):

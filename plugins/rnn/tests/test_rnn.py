@@ -1,5 +1,6 @@
 """LSTM / GRU through real runs: forecasting beats the naive last value, sequences are classified, runs reload
-and predict from .npy, the chronological split and its boundary gaps, the loaders' files and errors."""
+and predict from .npy, a forecast killed mid-training resumes to the same numbers, the chronological split and its
+boundary gaps, the loaders' files and errors."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from coupler.plugin_manager import get_plugin_manager
 from coupler.splitting import split_rows
 from coupler.testing import read_metrics, train_run
 from coupler_rnn.data import generate_sequences, load_sequences, load_timeseries
+from coupler_torch.testing import epoch_at_least, kill_and_resume
 
 FAST = ["trainer.progress_bar=false", "trainer.resumable=false"]
 
@@ -68,6 +70,17 @@ def test_a_run_reloads_to_the_same_numbers_and_predicts_from_npy(classify, tmp_p
 def test_the_forecast_run_reloads_to_the_same_numbers(forecast):
     _, run_dir = forecast
     assert FinishedRun(run_dir, get_plugin_manager()).evaluate() == read_metrics(run_dir)
+
+
+def test_a_forecast_killed_mid_training_resumes_to_the_same_metrics_and_baseline(tmp_path):
+    settings = ["data=timeseries", "model=lstm", "data.length=600", "model.hidden_size=16", "trainer.max_epochs=12",
+                "trainer.resume_interval=0"]
+    checkpoint = kill_and_resume(tmp_path, settings, epoch_at_least(4))
+    assert 4 <= checkpoint["epoch"] < 11
+    assert len((tmp_path / "whole" / "history.csv").read_text().splitlines()) == 1 + 12
+    baseline = json.loads((tmp_path / "killed" / "baseline.json").read_text())
+    assert baseline["name"] == "last value" and baseline["test"]["rmse"] > 0
+    assert baseline == json.loads((tmp_path / "whole" / "baseline.json").read_text())
 
 
 def test_the_split_is_chronological_with_a_gap_of_horizon_windows_at_each_boundary():
@@ -140,6 +153,29 @@ def test_npz_and_npy_loading_and_errors(tmp_path):
     (tmp_path / "junk.npy").write_text("not an array")
     with pytest.raises(DataError, match="not a readable"):
         load_sequences(path=str(tmp_path / "junk.npy"), target_path=str(tmp_path / "y.npy"))
+
+
+def test_missing_or_infinite_values_and_object_labels_are_refused_at_loading(tmp_path):
+    X = np.random.default_rng(0).normal(size=(12, 5, 2))
+    y = np.array(["a", "b", "c"] * 4)
+    holed = X.copy()
+    holed[3, 2, 1] = np.inf
+    np.savez(tmp_path / "inf.npz", X=holed, y=y)
+    with pytest.raises(DataError, match="1 missing or infinite value.*sample 3, step 2, feature 1"):
+        load_sequences(path=str(tmp_path / "inf.npz"))
+    unlabelled = np.arange(12.0) % 3
+    unlabelled[4] = np.nan
+    np.savez(tmp_path / "nan_y.npz", X=X, y=unlabelled)
+    with pytest.raises(DataError, match="1 missing label.*sample 4"):
+        load_sequences(path=str(tmp_path / "nan_y.npz"))
+    np.savez(tmp_path / "objects.npz", X=X, y=y.astype(object))  # what a DataFrame column's to_numpy() gives
+    with pytest.raises(DataError, match=r"y=y.astype\(str\)"):
+        load_sequences(path=str(tmp_path / "objects.npz"))
+    series = pd.DataFrame({"sales": np.arange(80.0), "price": np.arange(80.0) % 7})
+    series.loc[10, "price"] = np.inf
+    series.to_csv(tmp_path / "inf.csv", index=False)
+    with pytest.raises(DataError, match=r"\['price'\] have missing or infinite values"):
+        load_timeseries(path=str(tmp_path / "inf.csv"), target="sales")
 
 
 @pytest.mark.parametrize("override, key", [

@@ -1,5 +1,6 @@
 """model=transformer and data=text_csv through real runs: text accuracy on the generated reviews, the vocabulary
-fitted on the training rows only, evaluate/predict reproducing the run, numeric sequences, bad settings."""
+fitted on the training rows only, evaluate/predict reproducing the run, a text run killed mid-training resuming to
+the same numbers and vocabulary, numeric sequences, bad settings."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from coupler.errors import ConfigError, CouplerError, DataError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
 from coupler.testing import read_metrics, train_run
+from coupler_torch.testing import epoch_at_least, kill_and_resume
 from coupler_transformer.model import Encoder, Transformer
 from coupler_transformer.sample import make_sentiment
 from coupler_transformer.text_csv import load_text_csv
@@ -86,6 +88,24 @@ def test_the_cli_predicts_a_csv_of_texts(text_run, tmp_path, coupler_cli):
     result = coupler_cli("predict", str(run_dir), str(tmp_path / "texts.csv"), str(tmp_path / "out.csv"))
     assert result.rc == 0, result.err
     assert len(pd.read_csv(tmp_path / "out.csv")) == 3
+
+
+def test_a_text_run_killed_mid_training_resumes_to_the_same_metrics_and_vocabulary(reviews_csv, tmp_path,
+                                                                                   coupler_cli):
+    settings = ["data=text_csv", f"data.path={reviews_csv}", "data.length=16", "model=transformer", "model.width=16",
+                "model.heads=2", "trainer.max_epochs=12", "trainer.resume_interval=0"]
+    checkpoint = kill_and_resume(tmp_path, settings, epoch_at_least(4))
+    assert 4 <= checkpoint["epoch"] < 11
+    assert len((tmp_path / "whole" / "history.csv").read_text().splitlines()) == 1 + 12
+    vocabulary = json.loads((tmp_path / "killed" / "preprocessor.json").read_text())["vocabulary"]
+    assert "not" in vocabulary["tokens"]
+    assert (tmp_path / "killed" / "preprocessor.json").read_text() == (tmp_path / "whole" / "preprocessor.json").read_text()
+    # the finished, resumed run evaluates like the uninterrupted one
+    resumed, whole = coupler_cli("evaluate", str(tmp_path / "killed")), coupler_cli("evaluate", str(tmp_path / "whole"))
+    assert resumed.rc == 0 and whole.rc == 0, resumed.err + whole.err
+    assert "accuracy" in resumed.out and resumed.out == whole.out
+    as_json = coupler_cli("evaluate", str(tmp_path / "killed"), "--json")
+    assert as_json.rc == 0 and json.loads(as_json.out) == read_metrics(tmp_path / "whole")
 
 
 def _sequence_loader(path=None):
