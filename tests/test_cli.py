@@ -66,8 +66,10 @@ def test_breast_cancer_logistic_regression_matches_scikit_learns_figure(coupler_
     assert read_metrics("run")["test"]["accuracy"] >= 0.94
 
 
-def test_multirun_trains_each_model_in_its_own_directory(coupler_cli, tmp_path):
-    result = coupler_cli("train", "-m", "model=logistic_regression,knn", "hydra.sweep.dir=sweep")
+@pytest.mark.parametrize("flag", ["-m", "hydra.mode=MULTIRUN"])
+def test_multirun_trains_each_model_in_its_own_directory(coupler_cli, tmp_path, flag):
+    # the config is composed once per job: the mode comes from -m or a hydra.mode override, never a first compose
+    result = coupler_cli("train", flag, "model=logistic_regression,knn", "hydra.sweep.dir=sweep")
     assert result.rc == 0, result.err
     for number, model in enumerate(["logistic_regression", "knn"]):
         config = (tmp_path / "sweep" / str(number) / "config.yaml").read_text()
