@@ -95,6 +95,18 @@ def test_evaluate_reproduces_the_runs_numbers(iris_run, coupler_cli):
     assert json.loads(result.out) == read_metrics(iris_run)
 
 
+def test_a_reader_that_goes_away_ends_the_output_quietly(iris_run):
+    # coupler evaluate RUN | head: the pipe closes before the table is written; no traceback, no "Exception ignored"
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-m", "coupler.cli", "evaluate", str(iris_run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
 def test_evaluate_on_other_data_measures_every_row(iris_run, coupler_cli, tmp_path):
     from sklearn.datasets import load_iris
 

@@ -88,6 +88,19 @@ def main(argv: list[str] | None = None) -> int:
     except CouplerError as exc:
         print(f"coupler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (coupler evaluate RUN | head): stop quietly
+        _silence_stdout()
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush into the closed pipe is no traceback."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # an in-memory stdout (tests): nothing will be flushed
+        pass
 
 
 def plugins(as_json: bool) -> int:
