@@ -164,9 +164,11 @@ def test_missing_texts_of_every_kind_encode_as_empty():
     assert vocabulary.encode(texts).tolist() == [[3, 2], [0, 0], [0, 0], [0, 0], [0, 0]]  # ties: alphabetical
 
 
-def test_a_model_reading_raw_text_gets_the_column(manager, tmp_path):
+def test_a_model_reading_raw_text_gets_the_column(manager, tmp_path, caplog):
     run(manager, tmp_path, "data=reviews", "model=raw_text")
     assert RawText.seen[:2] == ("text", ["review"]) and isinstance(RawText.seen[2], str)
+    # the data set asked for length=6, which only the core's vocabulary would apply: the user is told
+    assert "own tokenizer: the data set's tokenizer settings length=6 are not used" in caplog.text
 
 
 @pytest.mark.parametrize("data, model, message", [

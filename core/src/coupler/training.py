@@ -122,6 +122,13 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
 
     preprocess = config.get("preprocess") or {}
     input_format = run.input_format = choose_input_format(model, dataset, model_component.name)
+    if input_format == "text" and dataset.tokenizer:
+        from coupler.tokenizer import check_settings
+
+        unused = {k: v for k, v in dataset.tokenizer.items() if check_settings({}).get(k) != v}
+        if unused:
+            log.warning("model %r reads the raw text with its own tokenizer: the data set's tokenizer settings %s "
+                        "are not used", model_component.name, ", ".join(f"{k}={v}" for k, v in unused.items()))
     preprocessor = Preprocessor(**preprocess).fit(dataset.X.iloc[indices.train], dataset.categorical, input_format,
                                                   dataset.tokenizer)
     splits = {
