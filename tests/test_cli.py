@@ -77,6 +77,16 @@ def test_multirun_trains_each_model_in_its_own_directory(coupler_cli, tmp_path, 
         assert read_metrics(tmp_path / "sweep" / str(number))["test"]["accuracy"] > 0.8
 
 
+def test_a_sweep_written_in_a_config_file_of_the_users_runs_as_a_multirun(coupler_cli, tmp_path):
+    # hydra.mode set in a file brought by --config-dir: Hydra's own reading of the mode applies
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "sweep.yaml").write_text(
+        "# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      model: logistic_regression,knn\n")
+    result = coupler_cli("train", "--config-dir", str(tmp_path / "mine"), "+experiment=sweep", "hydra.sweep.dir=sweep")
+    assert result.rc == 0, result.err
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+
+
 def test_metrics_selects_other_metrics(coupler_cli):
     assert coupler_cli("train", "metrics=[accuracy,f1_weighted]", "hydra.run.dir=run").rc == 0
     assert set(read_metrics("run")["test"]) == {"accuracy", "f1_weighted"}

@@ -156,20 +156,35 @@ def train(overrides: list[str]) -> int:
     return 0
 
 
+#: Hydra flags that bring config files Coupler does not know of (and which might set ``hydra.mode``)
+OTHER_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+
+
 @contextlib.contextmanager
 def _mode_from_the_command_line():
     """Compose the config once, not twice. Hydra 1.3 composes the whole config a first time only to read
-    ``hydra.mode`` (``Hydra.get_mode``), then again for the job: about 0.3 s of every run. Coupler's configs
-    never set ``hydra.mode``, so it can only come from an override (``hydra.mode=MULTIRUN``, or ``-m``, which
-    Hydra reads from its own flag); that is what ``get_mode`` answers here."""
+    ``hydra.mode`` (``Hydra.get_mode``), then again for the job: about 0.2 s of every run. Coupler's configs
+    and its plugins' never set ``hydra.mode`` (docs/plugins.md), so unless the command line brings other
+    config files (``--config-dir``, ``hydra.searchpath``, a ``+group=`` added from elsewhere) the mode is
+    what the overrides say: ``hydra.mode=MULTIRUN``, or ``-m``, which Hydra reads from its own flag. In any
+    other case, Hydra's own ``get_mode`` answers."""
     from hydra._internal.hydra import Hydra
     from hydra.types import RunMode
 
-    def get_mode(self, config_name, overrides):
-        given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == "hydra.mode" and "=" in o]
-        return RunMode[given[-1]] if given and given[-1] in RunMode.__members__ else None
-
     original = Hydra.get_mode
+    other_configs = any(arg.split("=", 1)[0] in OTHER_CONFIG_FLAGS for arg in sys.argv[1:])
+
+    def get_mode(self, config_name, overrides):
+        keys = [o.split("=", 1)[0] for o in overrides]
+        if other_configs or any(k.startswith(("hydra.searchpath", "+")) and not k.startswith("++") for k in keys):
+            return original(self, config_name, overrides)
+        given = [o.split("=", 1)[1] for o, k in zip(overrides, keys) if k.lstrip("~") == "hydra.mode" and "=" in o]
+        if not given:
+            return None
+        if given[-1] in RunMode.__members__:
+            return RunMode[given[-1]]
+        return original(self, config_name, overrides)  # RunMode.MULTIRUN, 2, a quoted value: Hydra parses it
+
     Hydra.get_mode = get_mode
     try:
         yield
