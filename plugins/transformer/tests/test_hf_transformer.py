@@ -82,6 +82,7 @@ def test_bad_settings_are_config_errors(minilm, key, value):
 
 def test_a_frozen_encoder_stays_in_eval_mode_while_the_head_trains(minilm):
     network = HFTransformer(task="binary", seed=0, path=minilm, freeze=True).build_network(24, 2)
+    assert not network.encoder.training, "frozen from the first batch on, before anything calls train()"
     network.train()
     assert network.training and network.head.training and network.dropout.training
     assert not network.encoder.training, "a frozen encoder's dropout would add noise to fixed features"

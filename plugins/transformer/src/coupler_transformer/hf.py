@@ -60,12 +60,26 @@ def check_model_directory(path) -> Path:
     return directory.resolve()
 
 
+def _longest_input(directory: Path, config) -> int | None:
+    """The most tokens the pretrained model takes: its position table, or less where its tokenizer says so
+    (RoBERTa's table has 514 rows for 512 tokens)."""
+    limits = [getattr(config, "max_position_embeddings", None)]
+    try:
+        limits.append(json.loads((directory / "tokenizer_config.json").read_text()).get("model_max_length"))
+    except (OSError, ValueError, AttributeError):
+        pass
+    limits = [n for n in limits if isinstance(n, int) and 0 < n < 1_000_000]  # tokenizers say 1e30 for "none"
+    return min(limits) if limits else None
+
+
 class PretrainedClassifier(nn.Module):
     """(batch, 2, length) int64 input ids and attention mask -> (batch, n_outputs)."""
 
     def __init__(self, encoder: nn.Module, n_outputs: int, dropout: float, freeze: bool):
         super().__init__()
-        self.encoder = encoder.train()  # from_pretrained returns it in eval mode; the engine trains it
+        # from_pretrained returns it in eval mode; the engine trains it, unless it is frozen (a fixed feature
+        # extractor: no dropout noise in its features, from the first batch on)
+        self.encoder = encoder.train(not freeze)
         if freeze:
             for parameter in self.encoder.parameters():
                 parameter.requires_grad_(False)
@@ -109,8 +123,8 @@ class HFTransformer(TorchModel):
             raise ConfigError("model.dropout", dropout, "a number from 0 to below 1")
         if not isinstance(freeze, bool):
             raise ConfigError("model.freeze", freeze, "true or false")
-        limit = getattr(self._pretrained_config(), "max_position_embeddings", None)
-        if isinstance(limit, int) and max_length > limit:
+        limit = _longest_input(self.path, self._pretrained_config())
+        if limit is not None and max_length > limit:
             raise ConfigError("model.max_length", max_length, f"at most {limit}, the longest input the pretrained "
                                                               f"model at {str(self.path)!r} has positions for")
         self.max_length, self.dropout, self.freeze = max_length, float(dropout), freeze
