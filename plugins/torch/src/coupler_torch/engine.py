@@ -281,7 +281,8 @@ class TorchModel(Model):
         weights = load_file(str(Path(directory) / WEIGHTS))
         # weights trained under a *-true precision (bf16-true, 64-true) keep their dtype, so that the reloaded
         # network computes what the run measured
-        dtype = next((t.dtype for t in weights.values() if t.is_floating_point()), torch.float32)
+        parameters = {name for name, _ in self.network.named_parameters()}
+        dtype = next((t.dtype for k, t in weights.items() if k in parameters and t.is_floating_point()), torch.float32)
         if dtype != torch.float32:
             self.network.to(dtype)
         self.network.load_state_dict(weights)
