@@ -76,7 +76,12 @@ def sequence_dataset(X: np.ndarray, y, name: str) -> Dataset:
                         f"number")
     if y.dtype == object:
         y = y.astype(str) if all(isinstance(v, str) for v in y) else y
-    missing = np.array([v is None or (isinstance(v, float) and v != v) for v in y.tolist()])
+    if y.dtype.kind == "f":
+        missing = np.isnan(y)
+    elif y.dtype == object:
+        missing = np.array([v is None or (isinstance(v, (float, np.floating)) and v != v) for v in y.tolist()])
+    else:  # integers, booleans, strings: nothing can be missing
+        missing = np.zeros(len(y), dtype=bool)
     if missing.any():
         raise DataError(f"data {name!r}: y has {int(missing.sum())} missing label(s), the first at sample "
                         f"{int(np.argmax(missing))}; drop those samples or give them a label")
