@@ -129,12 +129,13 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         if unused:
             log.warning("model %r reads the raw text with its own tokenizer: the data set's tokenizer settings %s "
                         "are not used", model_component.name, ", ".join(f"{k}={v}" for k, v in unused.items()))
-    preprocessor = Preprocessor(**preprocess).fit(dataset.X.iloc[indices.train], dataset.categorical, input_format,
+    rows_of = {name: dataset.X.iloc[rows] for name, rows in (("train", indices.train), ("val", indices.val),
+                                                              ("test", indices.test))}  # each copied once
+    preprocessor = Preprocessor(**preprocess).fit(rows_of["train"], dataset.categorical, input_format,
                                                   dataset.tokenizer)
-    splits = {
-        name: Split(preprocessor.transform(dataset.X.iloc[rows], input_format), y[rows])
-        for name, rows in (("train", indices.train), ("val", indices.val), ("test", indices.test))
-    }
+    splits = {name: Split(preprocessor.transform(X, input_format), y[getattr(indices, name)])
+              for name, X in rows_of.items()}
+    del rows_of
     run.feature_names = preprocessor.feature_names(input_format)
     if input_format == "tokens":
         run.sequence_shape, run.vocab_size = (preprocessor.vocabulary.length,), preprocessor.vocabulary.size
