@@ -21,9 +21,10 @@ from coupler_transformer.sample import write_sentiment_csv
 def test_fine_tuning_minilm_lowers_the_training_loss_and_reloads(minilm, tmp_path, monkeypatch):
     data = write_sentiment_csv(tmp_path / "reviews.csv", rows=60, seed=1, noise=0.0)
     started = time.monotonic()
-    monkeypatch.chdir(minilm.parent)  # model.path relative to where the run was trained
+    (tmp_path / "pretrained").symlink_to(minilm, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)  # model.path relative to where the run was trained
     metrics, run_dir = train_run(tmp_path, "data=text_csv", f"data.path={data}", "model=hf_transformer",
-                                 f"model.path={minilm.name}", "model.max_length=24", "model.batch_size=8",
+                                 "model.path=pretrained", "model.max_length=24", "model.batch_size=8",
                                  "optimizer.lr=0.0001", "trainer.max_epochs=3", "trainer.progress_bar=false")
     elapsed = time.monotonic() - started
     with open(run_dir / "history.csv") as file:
@@ -33,8 +34,10 @@ def test_fine_tuning_minilm_lowers_the_training_loss_and_reloads(minilm, tmp_pat
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
     saved = json.loads((run_dir / "model" / "network.json").read_text())
     assert saved["pretrained"]["config"]["model_type"] == "bert"
-    assert sorted(p.name for p in (run_dir / "model").iterdir()) == ["network.json", "weights.safetensors"]
-    monkeypatch.chdir(tmp_path)  # evaluate and predict from elsewhere: the relative model.path still resolves
+    assert sorted(p.name for p in (run_dir / "model").iterdir()) == ["network.json", "pretrained", "weights.safetensors"]
+    assert (run_dir / "model" / "pretrained" / "config.json").is_file()
+    (tmp_path / "pretrained").unlink()  # the pretrained model is gone: the run reloads from its own copy
+    monkeypatch.chdir(run_dir)
     finished = FinishedRun(run_dir, get_plugin_manager())
     assert finished.evaluate() == read_metrics(run_dir)
     pd.DataFrame({"text": ["the film was wonderful.", "the plot was not good!"]}).to_csv(tmp_path / "t.csv",
@@ -44,7 +47,6 @@ def test_fine_tuning_minilm_lowers_the_training_loss_and_reloads(minilm, tmp_pat
 
 @pytest.mark.parametrize("make, fragment", [
     (lambda tmp: None, "a directory holding a pretrained"),
-    (lambda tmp: tmp / "absent", "does not exist"),
     (lambda tmp: (tmp / "file.txt").write_text("x") and tmp / "file.txt", "not a directory"),
     (lambda tmp: tmp, "no config.json"),
 ])
@@ -52,6 +54,15 @@ def test_a_missing_or_wrong_model_path_is_a_config_error(tmp_path, make, fragmen
     with pytest.raises(ConfigError, match=fragment) as caught:
         HFTransformer(task="binary", seed=0, path=make(tmp_path))
     assert "model.path" in str(caught.value) and "config.json" in str(caught.value)
+
+
+def test_a_missing_model_path_is_a_config_error_when_training_needs_it(tmp_path):
+    # built without it (a finished run reloads from its own copy), refused by name as soon as fit needs it
+    data = write_sentiment_csv(tmp_path / "reviews.csv", rows=20)
+    with pytest.raises(ConfigError, match="model.path.*does not exist") as caught:
+        train_run(tmp_path, "data=text_csv", f"data.path={data}", "model=hf_transformer",
+                  f"model.path={tmp_path / 'absent'}")
+    assert "config.json" in str(caught.value)
 
 
 def test_a_directory_without_weights_or_tokenizer_is_refused(tmp_path, minilm):

@@ -9,9 +9,11 @@ The model reads the raw text (input format ``text``) and tokenizes it with the p
 (``model.max_length`` tokens). The engine's feeding hooks are overridden: a split is tokenized once into an int64
 tensor (rows, 2, length): input ids and attention mask, padded to the split's longest text; each batch is cut to
 its own longest text inside the network. On top of the encoder: masked mean pooling of the last hidden states,
-dropout and a linear head. Artifacts: the whole network (encoder and head) in ``weights.safetensors`` and
-``network.json`` with the pretrained model's config; ``load`` rebuilds the encoder from the config at
-``model.path`` (no pretrained weights are read twice) and restores the saved weights.
+dropout and a linear head. Artifacts: the whole network (encoder and head) in ``weights.safetensors``,
+``network.json``, and ``pretrained/`` with the pretrained model's config and tokenizer; ``load`` rebuilds the
+encoder from that config (no pretrained weights are read twice) and restores the saved weights, so a finished
+run needs ``model.path`` no more. ``model.path`` is checked when the model is built if it exists, and when
+``fit`` needs it otherwise (a missing directory is the same clear error, after the data are read).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json
 VALID = ("a directory holding a pretrained Hugging Face model: config.json, its weights (model.safetensors or "
          "pytorch_model.bin) and its tokenizer files (tokenizer.json, or vocab.txt / tokenizer.model with "
          "tokenizer_config.json), e.g. the directory save_pretrained() writes")
+#: the directory inside a run's model/ that holds the pretrained model's config and tokenizer
+PRETRAINED = "pretrained"
 #: the config fields that must agree between a saved run and the model directory it is reloaded with
 STRUCTURE = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
 
@@ -115,7 +119,6 @@ class HFTransformer(TorchModel):
     def __init__(self, task: str, seed: int, path=None, max_length: int = 128, batch_size: int = 16,
                  dropout: float = 0.1, freeze: bool = False):
         super().__init__(task, seed, batch_size)
-        self.path = check_model_directory(path)
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
             raise ConfigError("model.max_length", max_length, "a whole number of at least 2 (tokens a text keeps, "
                                                               "special tokens included)")
@@ -123,24 +126,43 @@ class HFTransformer(TorchModel):
             raise ConfigError("model.dropout", dropout, "a number from 0 to below 1")
         if not isinstance(freeze, bool):
             raise ConfigError("model.freeze", freeze, "true or false")
-        limit = _longest_input(self.path, self._pretrained_config())
-        if limit is not None and max_length > limit:
-            raise ConfigError("model.max_length", max_length, f"at most {limit}, the longest input the pretrained "
-                                                              f"model at {str(self.path)!r} has positions for")
         self.max_length, self.dropout, self.freeze = max_length, float(dropout), freeze
+        self.requested_path, self.path = path, None
+        #: where the config and the tokenizer are read: the pretrained directory, or a finished run's copy
+        self._source: Path | None = None
         self._tokenizer = None
         self._from_pretrained = True  # fit starts from the pretrained weights; load from the saved ones
+        if path is None or str(path).strip() == "" or Path(str(path)).expanduser().exists():
+            self._pretrained_directory()  # checked now; a missing one only when fit needs it: a finished run
+                                          # reloads from its own copy of the config and tokenizer
+
+    def _pretrained_directory(self) -> Path:
+        """``model.path``, checked (a clear ``ConfigError`` when it does not hold a model) and resolved."""
+        if self.path is None:
+            path = check_model_directory(self.requested_path)
+            limit = _longest_input(path, self._read_config(path))
+            if limit is not None and self.max_length > limit:
+                raise ConfigError("model.max_length", self.max_length, f"at most {limit}, the longest input the "
+                                                                       f"pretrained model at {str(path)!r} has "
+                                                                       f"positions for")
+            self.path = path
+        return self.path
 
     def architecture(self) -> dict:
         return {"max_length": self.max_length, "dropout": self.dropout, "freeze": self.freeze}
 
-    def _pretrained_config(self):
+    @staticmethod
+    def _read_config(directory: Path):
         from transformers import AutoConfig
 
         try:
-            return AutoConfig.from_pretrained(str(self.path), local_files_only=True)
+            return AutoConfig.from_pretrained(str(directory), local_files_only=True)
         except Exception as exc:
-            raise ConfigError("model.path", str(self.path), f"{VALID}; its config.json cannot be read: {exc}") from None
+            raise ConfigError("model.path", str(directory), f"{VALID}; its config.json cannot be read: "
+                                                            f"{exc}") from None
+
+    def _pretrained_config(self):
+        return self._read_config(self._source or self._pretrained_directory())
 
     @property
     def tokenizer(self):
@@ -148,11 +170,12 @@ class HFTransformer(TorchModel):
             from transformers import AutoTokenizer
 
             try:
-                self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self._source or self._pretrained_directory()),
+                                                                local_files_only=True)
                 self._tokenizer.padding_side = "right"  # the network cuts each batch at its longest text
             except Exception as exc:
-                raise ConfigError("model.path", str(self.path), f"{VALID}; its tokenizer cannot be loaded: "
-                                                                f"{exc}") from None
+                raise ConfigError("model.path", str(self._source or self.path), f"{VALID}; its tokenizer cannot be "
+                                                                                f"loaded: {exc}") from None
         return self._tokenizer
 
     def build_network(self, n_inputs: int, n_outputs: int) -> nn.Module:
@@ -161,12 +184,12 @@ class HFTransformer(TorchModel):
         config = self._pretrained_config()
         try:
             if self._from_pretrained:
-                encoder = AutoModel.from_pretrained(str(self.path), local_files_only=True)
+                encoder = AutoModel.from_pretrained(str(self._pretrained_directory()), local_files_only=True)
             else:
                 encoder = AutoModel.from_config(config)
         except Exception as exc:
-            raise ConfigError("model.path", str(self.path), f"{VALID}; transformers cannot build a model from it: "
-                                                            f"{exc}") from None
+            raise ConfigError("model.path", str(self._source or self.path), f"{VALID}; transformers cannot build a "
+                                                                            f"model from it: {exc}") from None
         return PretrainedClassifier(encoder, n_outputs, self.dropout, self.freeze)
 
     # --- feeding: the model's own tokenizer ------------------------------------------------------------
@@ -199,7 +222,8 @@ class HFTransformer(TorchModel):
     # --- training: the pretrained weights ------------------------------------------------------------------
 
     def fit(self, train, val, run) -> None:
-        self._from_pretrained = True
+        self._from_pretrained, self._tokenizer = True, None
+        self._source = self._pretrained_directory()
         if val is not None and not isinstance(val.X, torch.Tensor):  # tokenized once, scored every epoch
             from coupler.components import Split
 
@@ -209,21 +233,33 @@ class HFTransformer(TorchModel):
     # --- artifacts ---------------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
+        """The engine's weights and network.json, and in ``pretrained/`` the pretrained model's config and
+        tokenizer: a finished run reloads from its own files, whether or not ``model.path`` is still there."""
         super().save(directory)
+        config = self._pretrained_config()
+        copy = Path(directory) / PRETRAINED
+        config.save_pretrained(str(copy))
+        self.tokenizer.save_pretrained(str(copy))
         file = Path(directory) / NETWORK
         saved = json.loads(file.read_text())
-        saved["pretrained"] = {"path": str(self.path), "config": self._pretrained_config().to_diff_dict()}
+        saved["pretrained"] = {"path": str(self.path), "config": config.to_diff_dict()}
         file.write_text(json.dumps(saved, indent=2, default=str))
 
     def load(self, directory: Path) -> None:
-        saved = json.loads((Path(directory) / NETWORK).read_text())
-        then = (saved.get("pretrained") or {}).get("config") or {}
-        now = self._pretrained_config().to_dict()
-        differ = [k for k in STRUCTURE if k in then and then.get(k) != now.get(k)]
-        if differ:
-            raise ConfigError("model.path", str(self.path), f"the directory of the model the run was trained from "
-                              f"({(saved.get('pretrained') or {}).get('path')}): this one differs in "
-                              f"{', '.join(f'{k}={now.get(k)!r} (trained: {then.get(k)!r})' for k in differ)}")
+        copy = Path(directory) / PRETRAINED
+        self._tokenizer = None
+        if (copy / "config.json").is_file():
+            self._source = copy
+        else:  # a run saved before the copy: the config and tokenizer come from model.path, which must match
+            self._source = self._pretrained_directory()
+            saved = json.loads((Path(directory) / NETWORK).read_text())
+            then = (saved.get("pretrained") or {}).get("config") or {}
+            now = self._pretrained_config().to_dict()
+            differ = [k for k in STRUCTURE if k in then and then.get(k) != now.get(k)]
+            if differ:
+                raise ConfigError("model.path", str(self.path), f"the directory of the model the run was trained "
+                                  f"from ({(saved.get('pretrained') or {}).get('path')}): this one differs in "
+                                  f"{', '.join(f'{k}={now.get(k)!r} (trained: {then.get(k)!r})' for k in differ)}")
         self._from_pretrained = False
         try:
             super().load(directory)
