@@ -87,6 +87,12 @@ def test_a_sweep_written_in_a_config_file_of_the_users_runs_as_a_multirun(couple
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
 
 
+def test_hydras_info_prints_each_line_once(tmp_path):
+    result = coupler_process("train", "--info", "plugins", cwd=tmp_path)
+    assert result.rc == 0, result.err
+    assert (result.out + result.err).count("Installed Hydra Plugins") == 1
+
+
 def test_metrics_selects_other_metrics(coupler_cli):
     assert coupler_cli("train", "metrics=[accuracy,f1_weighted]", "hydra.run.dir=run").rc == 0
     assert set(read_metrics("run")["test"]) == {"accuracy", "f1_weighted"}

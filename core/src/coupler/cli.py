@@ -142,6 +142,10 @@ def train(overrides: list[str]) -> int:
     job.__module__ = __name__
     argv = sys.argv
     sys.argv = ["coupler-train", *loosen(overrides)]
+    root = logging.getLogger()
+    ours = list(root.handlers)  # Hydra configures logging itself (job_logging, hydra_logging): one handler, not two
+    for handler in ours:
+        root.removeHandler(handler)
     try:
         with _mode_from_the_command_line():
             hydra.main(version_base="1.3", config_path="conf", config_name=PRIMARY)(job)()
@@ -149,6 +153,8 @@ def train(overrides: list[str]) -> int:
         raise CouplerError(f"cannot create the run directory: {exc}. Choose another hydra.run.dir.") from None
     finally:
         sys.argv = argv
+        for handler in ours:
+            root.addHandler(handler)
     if failures:
         listing = "\n".join(f"  {directory}: {error}" for directory, error in failures)
         print(f"coupler: error: {len(failures)} job(s) of the multirun failed:\n{listing}", file=sys.stderr)
