@@ -9,15 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from coupler import hookimpl
-from coupler.cli import compose
 from coupler.components import Model
 from coupler.conformance import check_plugin
 from coupler.dataset import Dataset
 from coupler.errors import ConfigError, DataError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import PluginManager
+from coupler.testing import train_run
 from coupler.tokenizer import Vocabulary
-from coupler.training import train
 
 
 def series() -> Dataset:
@@ -99,7 +98,7 @@ def manager():
 
 
 def run(manager, tmp_path, *overrides, name="run"):
-    return train(compose(list(overrides), manager), tmp_path / name, manager), tmp_path / name
+    return train_run(tmp_path, *overrides, name=name, manager=manager)
 
 
 def test_ordered_rows_split_by_time_and_the_baseline_is_measured_alike(manager, tmp_path):

@@ -72,13 +72,15 @@ def coupler_cli(capsys, tmp_path, monkeypatch):
     return run
 
 
-def train_run(directory: Path, *overrides: str, name: str = "run") -> tuple[dict, Path]:
-    """Train ``overrides`` in-process into ``directory / name``; return the metrics and the run directory."""
+def train_run(directory: Path, *overrides: str, name: str = "run", manager=None) -> tuple[dict, Path]:
+    """Train ``overrides`` in-process into ``directory / name``; return the metrics and the run directory.
+    ``manager``: a ``PluginManager`` of the test's own (e.g. with a plugin object loaded); the installed
+    plugins' by default."""
     from coupler.cli import compose
     from coupler.plugin_manager import get_plugin_manager
     from coupler.training import train
 
-    manager = get_plugin_manager()
+    manager = manager or get_plugin_manager()
     run_dir = Path(directory) / name
     return train(compose(list(overrides), manager), run_dir, manager), run_dir
 

@@ -125,7 +125,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     if input_format == "text" and dataset.tokenizer:
         from coupler.tokenizer import check_settings
 
-        unused = {k: v for k, v in dataset.tokenizer.items() if check_settings({}).get(k) != v}
+        defaults = check_settings({})
+        unused = {k: v for k, v in dataset.tokenizer.items() if defaults.get(k) != v}
         if unused:
             log.warning("model %r reads the raw text with its own tokenizer: the data set's tokenizer settings %s "
                         "are not used", model_component.name, ", ".join(f"{k}={v}" for k, v in unused.items()))

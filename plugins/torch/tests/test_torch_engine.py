@@ -14,7 +14,7 @@ from coupler.cli import compose
 from coupler.errors import ConfigError, CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import PluginManager
-from coupler.training import train
+from coupler.testing import train_run
 from coupler_torch.engine import TensorBatches, TorchModel
 from coupler_torch.optimizers import OPTIMIZERS
 
@@ -72,8 +72,7 @@ def manager():
 
 
 def run(manager, tmp_path, *overrides, name="run"):
-    config = compose(["model=mlp", "trainer.max_epochs=5", *overrides], manager)
-    return train(config, tmp_path / name, manager), tmp_path / name
+    return train_run(tmp_path, "model=mlp", "trainer.max_epochs=5", *overrides, name=name, manager=manager)
 
 
 def history(run_dir):
