@@ -77,6 +77,23 @@ def test_multirun_trains_each_model_in_its_own_directory(coupler_cli, tmp_path, 
         assert read_metrics(tmp_path / "sweep" / str(number))["test"]["accuracy"] > 0.8
 
 
+def test_a_seed_sweep_writes_a_summary_of_each_job_and_prints_the_mean_and_spread(coupler_cli, tmp_path):
+    result = coupler_cli("train", "-m", "data=breast_cancer", "model=logistic_regression", "seed=0,1,2",
+                         "hydra.sweep.dir=sweep")
+    assert result.rc == 0, result.err
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert summary["job"].tolist() == [0, 1, 2] and summary["seed"].tolist() == [0, 1, 2]
+    assert summary["status"].tolist() == ["ok"] * 3 and summary["model"].tolist() == ["logistic_regression"] * 3
+    accuracies = [read_metrics(tmp_path / "sweep" / str(n))["test"]["accuracy"] for n in range(3)]
+    assert summary["test_accuracy"].tolist() == pytest.approx(accuracies)
+    assert summary["val_log_loss"].notna().all()  # every metric of the runs, not only the printed one
+    table = result.out[result.out.index("sweep: 3 job(s)"):].splitlines()
+    assert table[1].split() == ["job", "overrides", "val_accuracy", "test_accuracy"]
+    assert table[2].split()[:2] == ["0", "seed=0"]  # only what differs between jobs: not data= or model=
+    assert table[5].split()[-1] == f"{sum(accuracies) / 3:.4f}" and table[5].startswith("mean")
+    assert table[6].startswith("std")
+
+
 def test_a_sweep_written_in_a_config_file_of_the_users_runs_as_a_multirun(coupler_cli, tmp_path):
     # hydra.mode set in a file brought by --config-dir: Hydra's own reading of the mode applies
     (tmp_path / "mine" / "experiment").mkdir(parents=True)
@@ -212,6 +229,9 @@ def test_a_multirun_goes_on_past_a_failed_job_and_reports_it(coupler_cli, tmp_pa
     assert "1 job(s) of the multirun failed" in result.err and "cannot do a multiclass task" in result.err
     assert not (tmp_path / "sweep" / "0").exists()
     assert (tmp_path / "sweep" / "1" / "manifest.json").is_file()
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert summary["status"].tolist() == ["failed", "ok"] and summary["test_accuracy"].isna().tolist() == [True, False]
+    assert "cannot do a multiclass task" in summary["error"][0]
 
 
 def test_evaluate_data_keys_change_the_runs_own_data_choice(coupler_cli, tmp_path):

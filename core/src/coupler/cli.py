@@ -134,10 +134,10 @@ def train(overrides: list[str]) -> int:
         overrides = _resume_overrides(overrides)
     # Hydra's own parser tells its flags (--cfg job, -m, --info searchpath) from the overrides
     check_overrides(get_args_parser().parse_known_args(overrides)[0].overrides, manager)
-    failures: list[tuple[str, str]] = []
+    outcomes: list = []  # a multirun's jobs (coupler.sweep_summary.JobOutcome), in the order they ran
 
     def job(cfg) -> dict | None:
-        return _train_job(cfg, manager, failures)
+        return _train_job(cfg, manager, outcomes)
 
     job.__module__ = __name__
     argv = sys.argv
@@ -155,8 +155,15 @@ def train(overrides: list[str]) -> int:
         sys.argv = argv
         for handler in ours:
             root.addHandler(handler)
+    if not outcomes:
+        return 0
+    from coupler.sweep_summary import format_summary, write_summary
+
+    path = write_summary(outcomes, outcomes[0].sweep_directory)
+    print(f"sweep: {len(outcomes)} job(s), summary in {path}\n{format_summary(outcomes)}")
+    failures = [job for job in outcomes if job.error]
     if failures:
-        listing = "\n".join(f"  {directory}: {error}" for directory, error in failures)
+        listing = "\n".join(f"  {job.directory}: {job.error}" for job in failures)
         print(f"coupler: error: {len(failures)} job(s) of the multirun failed:\n{listing}", file=sys.stderr)
         return EXIT_USAGE
     return 0
@@ -242,7 +249,7 @@ def _prepare_resume(run_dir: Path, log_file: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _train_job(cfg, manager, failures: list) -> dict | None:
+def _train_job(cfg, manager, outcomes: list) -> dict | None:
     import shutil
 
     from hydra.core.hydra_config import HydraConfig
@@ -252,6 +259,7 @@ def _train_job(cfg, manager, failures: list) -> dict | None:
     from coupler.errors import CouplerError
     from coupler.evaluation import format_table
     from coupler.run_directory import MANIFEST, atomic_write_text
+    from coupler.sweep_summary import JobOutcome
     from coupler.training import train as run_training
 
     hydra_config = HydraConfig.get()
@@ -285,7 +293,8 @@ def _train_job(cfg, manager, failures: list) -> dict | None:
             raise
         print(f"coupler: error: {exc}", file=sys.stderr)
         if sweeping:  # the other jobs of the sweep still run; the failures are listed at the end
-            failures.append((str(run_dir), str(exc).splitlines()[0]))
+            outcomes.append(JobOutcome(hydra_config.job.num, run_dir, Path(hydra_config.sweep.dir).resolve(),
+                                       list(hydra_config.overrides.task), error=str(exc).splitlines()[0]))
             return None
         raise SystemExit(EXIT_USAGE) from None
     print(format_table(results))
@@ -294,6 +303,9 @@ def _train_job(cfg, manager, failures: list) -> dict | None:
         print(f"baseline ({baseline.pop('name')}):")
         print(format_table(baseline))
     print(f"run directory: {run_dir}")
+    if sweeping:
+        outcomes.append(JobOutcome(hydra_config.job.num, run_dir, Path(hydra_config.sweep.dir).resolve(),
+                                   list(hydra_config.overrides.task), results))
     return results
 
 
