@@ -36,8 +36,9 @@ def test_multiclass_uses_softprob_with_one_probability_per_class(tmp_path):
     assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1)
 
 
-def test_regression_beats_the_mean_predictor_on_diabetes(tmp_path):
-    results, run_dir = train_run(tmp_path, "data=diabetes", "model=xgboost", "callbacks=[early_stopping]")
+@pytest.mark.parametrize("callbacks", [[], ["callbacks=[early_stopping]"]], ids=["defaults", "early_stopping"])
+def test_regression_beats_the_mean_predictor_on_diabetes(tmp_path, callbacks):
+    results, run_dir = train_run(tmp_path, "data=diabetes", "model=xgboost", *callbacks)
     predictions = pd.read_csv(run_dir / "predictions_test.csv", index_col=0)
     from sklearn.datasets import load_diabetes
 
