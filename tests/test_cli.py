@@ -214,6 +214,10 @@ def test_evaluate_finds_relative_data_paths_from_anywhere(coupler_cli, tmp_path,
     result = coupler_cli("evaluate", "project/run", "--json")
     assert result.rc == 0, result.err
     assert json.loads(result.out) == read_metrics(tmp_path / "project" / "run")
+    assert "the data differ" not in result.err
+    bunch.frame.assign(alcohol=bunch.frame["alcohol"] + 1).to_csv(tmp_path / "project" / "wine.csv", index=False)
+    result = coupler_cli("evaluate", "project/run", "--json")
+    assert result.rc == 0 and "the data differ from those the run was trained on" in result.err
 
 
 def test_numeric_column_names_can_be_named_as_numbers(coupler_cli, tmp_path):

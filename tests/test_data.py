@@ -110,3 +110,24 @@ def test_frame_format_keeps_categories_and_missing_values_for_native_models():
     frame = Preprocessor().fit(train, ["c"]).transform(pd.DataFrame({"x": [np.nan], "c": ["z"]}), "frame")
     assert frame["c"].dtype == "category" and list(frame["c"].cat.categories) == ["a", "b"]
     assert frame.isna().all().all()
+
+
+def test_the_fingerprint_of_a_files_data_set_follows_the_files_not_only_their_paths(tmp_path):
+    from coupler.dataset import Dataset
+
+    files = [tmp_path / f"{i}.png" for i in range(3)]
+    for file in files:
+        file.write_bytes(b"pixels")
+    dataset = Dataset(pd.DataFrame({"path": [str(f) for f in files]}), pd.Series([0, 1, 0]), name="images", files=True)
+    original = dataset.fingerprint()
+    assert dataset.fingerprint() == original
+    files[1].write_bytes(b"other pixels")  # an image rewritten in place, under the same path
+    rewritten = dataset.fingerprint()
+    assert rewritten != original
+    stat = files[2].stat()
+    import os
+
+    os.utime(files[2], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # same size, touched later
+    assert dataset.fingerprint() != rewritten
+    files[0].unlink()
+    assert dataset.fingerprint() not in (original, rewritten)  # a missing file is a change, not a crash

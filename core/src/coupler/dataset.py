@@ -90,14 +90,27 @@ class Dataset:
             self.tokenizer = check_settings(self.tokenizer or {})
 
     def fingerprint(self) -> str:
-        """A hash of the table's contents, recorded with a run to tell whether data changed since."""
+        """A hash of the table's contents, recorded with a run to tell whether data changed since.
+
+        For ``files=True`` the table holds paths: each file's size and modification time (nanoseconds) are
+        hashed too, so that an image rewritten in place changes the fingerprint; a copy that keeps the times
+        (``cp -p``, ``rsync -a``) matches, as in make's and rsync's own quick check. A missing file hashes as
+        missing."""
         import hashlib
+        import os
 
         import pandas as pd
 
         digest = hashlib.sha256()
         digest.update(pd.util.hash_pandas_object(self.X, index=True).to_numpy().tobytes())
         digest.update(pd.util.hash_pandas_object(self.y, index=True).to_numpy().tobytes())
+        if self.files:
+            for path in self.X.to_numpy().ravel():
+                try:
+                    stat = os.stat(path)
+                    digest.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode())
+                except (OSError, TypeError, ValueError):
+                    digest.update(b"missing;")
         return digest.hexdigest()
 
 
