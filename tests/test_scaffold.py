@@ -25,8 +25,9 @@ NAMES = {"model": "demo_linear", "data": "demo_table", "callback": "demo_events"
          "exporter": "demo_summary", "optimizer": "demo_sgd"}
 GROUPS = {"model": "model", "data": "data", "callback": "callbacks", "metric": "metrics", "exporter": "exporters",
           "optimizer": "optimizer"}
-DEPENDENCIES = {"model": ["coupler", "numpy"], "data": ["coupler", "numpy", "pandas"], "callback": ["coupler"],
-                "metric": ["coupler", "numpy"], "exporter": ["coupler"], "optimizer": ["coupler", "torch"]}
+CORE = "coupler>=0.1"  # the Coupler that wrote the package or newer: its tests use that Coupler's helpers
+DEPENDENCIES = {"model": [CORE, "numpy"], "data": [CORE, "numpy", "pandas"], "callback": [CORE],
+                "metric": [CORE, "numpy"], "exporter": [CORE], "optimizer": [CORE, "torch"]}
 
 
 def package_dir(root: Path, kind: str) -> Path:
@@ -148,6 +149,21 @@ def test_a_bad_name_is_refused_saying_what_is_allowed(coupler_cli, tmp_path, nam
     assert result.rc == 2 and result.err.splitlines() == result.error_lines and len(result.error_lines) == 1
     assert f"plugin name {name!r} is not allowed: use a lower-case letter, then lower-case letters, digits or " \
            f"underscores" in result.err and allowed in result.err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sklearn"], "plugin name 'sklearn' is taken by the installed plugin 'sklearn' (coupler-sklearn 0.1.0); choose "
+                  "another name (or pip uninstall coupler-sklearn, to write it again)."),
+    (["svm"], "model 'svm' is provided by the installed plugin 'sklearn', and two plugins cannot both register "
+              "model 'svm'; choose another name."),
+    (["accuracy", "--kind", "metric"], "metric 'accuracy' is provided by the installed plugin 'metrics'"),
+])
+def test_a_name_an_installed_plugin_holds_is_refused(coupler_cli, tmp_path, args, message):
+    # installed beside it, the new package would fail to load: refused before any file is written
+    result = coupler_cli("new-plugin", *args)
+    assert result.rc == 2 and result.err.splitlines() == result.error_lines and len(result.error_lines) == 1
+    assert message in result.err
     assert list(tmp_path.iterdir()) == []
 
 

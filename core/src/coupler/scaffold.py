@@ -722,6 +722,31 @@ def check_name(name: str) -> None:
                        f"digits or underscores{hint}.")
 
 
+def coupler_requirement(version: str | None = None) -> str:
+    """``coupler>=MAJOR.MINOR`` of the Coupler that writes the package: its tests use that Coupler's helpers.
+
+    No upper bound: a newer Coupler whose plugin API the plugin does not support skips it and says why
+    (``COUPLER_API``), where a pin would make pip refuse to install the two together."""
+    from coupler import __version__
+
+    major, minor = (version or __version__).split(".")[:2]
+    return f"coupler>={major}.{minor}"
+
+
+def check_free(name: str, kind: str, manager) -> None:
+    """Refuse a name an installed plugin holds, as its plugin name or as a component of the same kind: the two
+    could not be installed together (``coupler plugins`` would show the newcomer as failed)."""
+    taken = manager.plugins.get(name)
+    if taken is not None:
+        again = "" if taken.builtin else f" (or pip uninstall {taken.distribution}, to write it again)"
+        raise CouplerError(f"plugin name {name!r} is taken by the installed plugin {name!r} ({taken.distribution} "
+                           f"{taken.version}); choose another name{again}.")
+    for component in manager.registry.components(kind):
+        if component.name == name:
+            raise CouplerError(f"{kind} {name!r} is provided by the installed plugin {component.plugin!r}, and two "
+                               f"plugins cannot both register {kind} {name!r}; choose another name.")
+
+
 def check_kind(kind: str) -> Kind:
     if kind not in KINDS:
         raise CouplerError(f"--kind {kind}: unknown kind of plugin; kinds are {', '.join(KINDS)}.")
@@ -738,7 +763,7 @@ def render(name: str, kind: str = "model") -> dict[str, str]:
     values["factory"] = Template(spec.factory).substitute(values)
     values["summary"] = spec.summary
     values["usage"] = Template(spec.usage).substitute(values)
-    values["dependencies"] = ", ".join(f'"{d}"' for d in ("coupler", *spec.dependencies))
+    values["dependencies"] = ", ".join(f'"{d}"' for d in (coupler_requirement(), *spec.dependencies))
     files = {
         "pyproject.toml": PYPROJECT,
         "README.md": README,
