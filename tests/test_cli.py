@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -291,3 +292,41 @@ def test_choices_of_a_disabled_builtin_are_not_offered(tmp_path):
     assert result.rc == 2 and "no data is registered" in result.err and "csv " not in result.err
     helped = coupler_process("train", "--help", cwd=tmp_path, env=disabled)
     assert helped.rc == 2 and "data=iris" in helped.err and "disabled by COUPLER_DISABLE_PLUGINS" in helped.err
+
+
+COMPLETE = r'''
+eval "$(coupler train -sc install=bash)"
+complete() {
+    COMP_LINE="$1"; read -ra COMP_WORDS <<< "$1"; [[ "$1" == *" " ]] && COMP_WORDS+=("")
+    COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMP_POINT=${#COMP_LINE}; _coupler_completion
+    echo "${COMPREPLY[*]}"
+}
+complete "coupler tr"
+complete "coupler train data=bre"
+complete "coupler train model=logistic_r"
+complete "coupler train model=logistic_regression model.params.ma"
+'''
+
+
+def test_bash_completes_commands_and_trains_overrides(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    proc = subprocess.run([bash, "-c", COMPLETE], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PATH": path})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "train" and lines[1] == "data=breast_cancer"
+    assert lines[2] == "model=logistic_regression"
+    assert "model.params.max_iter=" in lines[3].split()  # the model's own config keys
+
+
+@pytest.mark.parametrize("request_", ["install=fish", "query=tcsh", "install"])
+def test_an_unsupported_completion_request_is_one_clear_line(coupler_cli, request_):
+    result = coupler_cli("train", "-sc", request_)
+    assert result.rc == 2 and len(result.error_lines) == 1 and "install=bash, install=zsh" in result.err

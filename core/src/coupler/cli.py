@@ -130,6 +130,8 @@ def train(overrides: list[str]) -> int:
 
     manager = get_plugin_manager()
     store_configs(manager)
+    if any(arg in COMPLETION_FLAGS for arg in overrides):
+        return _shell_completion([arg for arg in overrides if arg not in COMPLETION_FLAGS])
     if any(map(_is_resume, overrides)):
         overrides = _resume_overrides(overrides)
     # Hydra's own parser tells its flags (--cfg job, -m, --info searchpath) from the overrides
@@ -167,6 +169,65 @@ def train(overrides: list[str]) -> int:
         print(f"coupler: error: {len(failures)} job(s) of the multirun failed:\n{listing}", file=sys.stderr)
         return EXIT_USAGE
     return 0
+
+
+COMPLETION_FLAGS = ("-sc", "--shell-completion")
+COMMANDS = ("plugins", "train", "evaluate", "predict", "new-plugin", "--help", "--version")
+#: ``eval "$(coupler train -sc install=bash)"``: Hydra's own script completes ``python app.py`` or ``app``, and
+#: asks ``app -sc query=bash``; ``coupler`` has commands, so this one completes them, asks ``coupler train`` for
+#: the overrides after ``train``, and leaves file names to the shell after ``evaluate`` and ``predict``.
+BASH_COMPLETION = """\
+_coupler_completion()
+{
+    local word="${COMP_WORDS[COMP_CWORD]}"
+    if (( COMP_CWORD == 1 )); then
+        COMPREPLY=($(compgen -W "%s" -- "$word"))
+        compopt +o nospace 2> /dev/null
+    elif [ "${COMP_WORDS[1]}" == "train" ]; then
+        local choices=$(COMP_LINE="$COMP_LINE" "${COMP_WORDS[0]}" train -sc query=bash 2> /dev/null)
+        COMPREPLY=($(compgen -W "$choices" -- "$word"))
+    else
+        COMPREPLY=()
+    fi
+}
+COMP_WORDBREAKS=${COMP_WORDBREAKS//=}
+complete -o nospace -o default -F _coupler_completion coupler
+""" % " ".join(COMMANDS)
+
+
+def _shell_completion(requests: list[str]) -> int:
+    """``-sc install=bash|zsh``, ``-sc uninstall=bash|zsh`` and the shell's own ``-sc query=bash``."""
+    import os
+    import re
+
+    from coupler.errors import CouplerError
+
+    action, _, shell = (requests[0] if len(requests) == 1 else "").partition("=")
+    if action not in ("install", "uninstall", "query") or shell not in ("bash", "zsh"):
+        raise CouplerError(f"-sc {' '.join(requests)}: shell completion takes one of install=bash, install=zsh, "
+                           f"uninstall=bash, uninstall=zsh; e.g. eval \"$(coupler train -sc install=bash)\"")
+    if action == "install":
+        print(("autoload -Uz bashcompinit && bashcompinit\n" if shell == "zsh" else "") + BASH_COMPLETION, end="")
+        return 0
+    if action == "uninstall":
+        print("complete -r coupler 2> /dev/null\nunset -f _coupler_completion")
+        return 0
+    import hydra
+
+    from coupler.config import PRIMARY
+
+    # Hydra strips the program's name from COMP_LINE and completes the rest: leave it "coupler OVERRIDES"
+    os.environ["COMP_LINE"] = re.sub(r"^(\s*\S+)\s+train(?=\s|$)", r"\1", os.environ.get("COMP_LINE", "coupler"))
+    argv, sys.argv = sys.argv, ["coupler", "-sc", "query=bash"]
+    try:
+        hydra.main(version_base="1.3", config_path="conf", config_name=PRIMARY)(_no_job)()
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def _no_job(cfg) -> None:  # pragma: no cover - Hydra answers the query and returns before any job
+    pass
 
 
 #: Hydra flags that bring config files Coupler does not know of (and which might set ``hydra.mode``)
