@@ -95,6 +95,13 @@ def test_a_seed_sweep_writes_a_summary_of_each_job_and_prints_the_mean_and_sprea
     assert table[6].startswith("std")
 
 
+def test_the_sweep_summary_lands_in_the_sweep_directory_when_each_job_runs_in_its_own(coupler_cli, tmp_path):
+    result = coupler_cli("train", "-m", "model=knn", "seed=0,1", "hydra.sweep.dir=sweep", "hydra.job.chdir=true")
+    assert result.rc == 0, result.err
+    assert pd.read_csv(tmp_path / "sweep" / "summary.csv")["seed"].tolist() == [0, 1]
+    assert sorted(p.name for p in (tmp_path / "sweep" / "0").iterdir() if p.name == "sweep") == []
+
+
 def test_a_sweep_written_in_a_config_file_of_the_users_runs_as_a_multirun(coupler_cli, tmp_path):
     # hydra.mode set in a file brought by --config-dir: Hydra's own reading of the mode applies
     (tmp_path / "mine" / "experiment").mkdir(parents=True)

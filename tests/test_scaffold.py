@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from coupler import __version__
 from coupler.testing import read_metrics
 
 from tests.conftest import coupler_process
@@ -25,7 +26,8 @@ NAMES = {"model": "demo_linear", "data": "demo_table", "callback": "demo_events"
          "exporter": "demo_summary", "optimizer": "demo_sgd"}
 GROUPS = {"model": "model", "data": "data", "callback": "callbacks", "metric": "metrics", "exporter": "exporters",
           "optimizer": "optimizer"}
-CORE = "coupler>=0.1"  # the Coupler that wrote the package or newer: its tests use that Coupler's helpers
+# the Coupler that wrote the package, or newer: the package's tests use that Coupler's helpers
+CORE = "coupler>={}.{}".format(*__version__.split(".")[:2])
 DEPENDENCIES = {"model": [CORE, "numpy"], "data": [CORE, "numpy", "pandas"], "callback": [CORE],
                 "metric": [CORE, "numpy"], "exporter": [CORE], "optimizer": [CORE, "torch"]}
 
@@ -165,6 +167,14 @@ def test_a_name_an_installed_plugin_holds_is_refused(coupler_cli, tmp_path, args
     assert result.rc == 2 and result.err.splitlines() == result.error_lines and len(result.error_lines) == 1
     assert message in result.err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("version", "requirement"), [("0.1.0", "coupler>=0.1"), ("1.4.2", "coupler>=1.4"),
+                                                     ("0.2.0.dev1", "coupler>=0.2.0.dev1")])
+def test_the_package_requires_the_coupler_that_wrote_it_or_newer(version, requirement):
+    from coupler.scaffold import coupler_requirement
+
+    assert coupler_requirement(version) == requirement
 
 
 def test_an_unknown_kind_is_refused_listing_the_kinds(coupler_cli, tmp_path):

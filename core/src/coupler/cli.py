@@ -131,7 +131,7 @@ def train(overrides: list[str]) -> int:
     manager = get_plugin_manager()
     store_configs(manager)
     if any(arg in COMPLETION_FLAGS for arg in overrides):
-        return _shell_completion([arg for arg in overrides if arg not in COMPLETION_FLAGS])
+        return _shell_completion([arg for arg in overrides if arg not in COMPLETION_FLAGS])  # no run, no checks
     if any(map(_is_resume, overrides)):
         overrides = _resume_overrides(overrides)
     # Hydra's own parser tells its flags (--cfg job, -m, --info searchpath) from the overrides
@@ -163,9 +163,9 @@ def train(overrides: list[str]) -> int:
 
     path = write_summary(outcomes, outcomes[0].sweep_directory)
     print(f"sweep: {len(outcomes)} job(s), summary in {path}\n{format_summary(outcomes)}")
-    failures = [job for job in outcomes if job.error]
+    failures = [outcome for outcome in outcomes if outcome.error]
     if failures:
-        listing = "\n".join(f"  {job.directory}: {job.error}" for job in failures)
+        listing = "\n".join(f"  {outcome.directory}: {outcome.error}" for outcome in failures)
         print(f"coupler: error: {len(failures)} job(s) of the multirun failed:\n{listing}", file=sys.stderr)
         return EXIT_USAGE
     return 0
@@ -204,8 +204,10 @@ def _shell_completion(requests: list[str]) -> int:
 
     action, _, shell = (requests[0] if len(requests) == 1 else "").partition("=")
     if action not in ("install", "uninstall", "query") or shell not in ("bash", "zsh"):
-        raise CouplerError(f"-sc {' '.join(requests)}: shell completion takes one of install=bash, install=zsh, "
-                           f"uninstall=bash, uninstall=zsh; e.g. eval \"$(coupler train -sc install=bash)\"")
+        given = " ".join(requests) or "(nothing)"
+        raise CouplerError(f"-sc {given}: shell completion takes exactly one of install=bash, install=zsh, "
+                           f"uninstall=bash, uninstall=zsh, and no overrides; e.g. "
+                           f"eval \"$(coupler train -sc install=bash)\"")
     if action == "install":
         print(("autoload -Uz bashcompinit && bashcompinit\n" if shell == "zsh" else "") + BASH_COMPLETION, end="")
         return 0
@@ -326,6 +328,8 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     sweeping = hydra_config.mode == RunMode.MULTIRUN
+    # relative to where coupler was started: with hydra.job.chdir=true the job runs inside its own directory
+    sweep_dir = Path(hydra_config.runtime.cwd, hydra_config.sweep.dir).resolve() if sweeping else None
     # Hydra made the directory and opened the log in it; anything else there is not this run's to touch.
     log_file = run_dir / f"{hydra_config.job.name}.log"
     new_log = not log_file.exists() or log_file.stat().st_size == 0
@@ -354,7 +358,7 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
             raise
         print(f"coupler: error: {exc}", file=sys.stderr)
         if sweeping:  # the other jobs of the sweep still run; the failures are listed at the end
-            outcomes.append(JobOutcome(hydra_config.job.num, run_dir, Path(hydra_config.sweep.dir).resolve(),
+            outcomes.append(JobOutcome(hydra_config.job.num, run_dir, sweep_dir,
                                        list(hydra_config.overrides.task), error=str(exc).splitlines()[0]))
             return None
         raise SystemExit(EXIT_USAGE) from None
@@ -365,7 +369,7 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
         print(format_table(baseline))
     print(f"run directory: {run_dir}")
     if sweeping:
-        outcomes.append(JobOutcome(hydra_config.job.num, run_dir, Path(hydra_config.sweep.dir).resolve(),
+        outcomes.append(JobOutcome(hydra_config.job.num, run_dir, sweep_dir,
                                    list(hydra_config.overrides.task), results))
     return results
 

@@ -106,10 +106,12 @@ class Dataset:
         digest.update(pd.util.hash_pandas_object(self.y, index=True).to_numpy().tobytes())
         if self.files:
             for path in self.X.to_numpy().ravel():
+                if not isinstance(path, (str, os.PathLike)):  # os.stat(3) would read open file 3
+                    continue
                 try:
                     stat = os.stat(path)
                     digest.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode())
-                except (OSError, TypeError, ValueError):
+                except (OSError, ValueError):
                     digest.update(b"missing;")
         return digest.hexdigest()
 

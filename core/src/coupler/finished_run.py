@@ -72,12 +72,13 @@ class FinishedRun:
         # the run's own data: relative paths start where the run was trained; other data: from here
         with working_directory(self.manifest.get("working_directory") if data_config is None else None):
             dataset = loader.build("data", config)
+            fingerprint = dataset.fingerprint() if data_config is None else None  # relative file paths too
         y, _ = encode_target(dataset.y, self.task, self.classes)
         metrics = self.metrics()
         if data_config is not None:
             X = self.preprocessor.transform(dataset.X, self.input_format)
             return {"data": measure(self.model, X, y, metrics, len(self.classes)).scalars}
-        if dataset.fingerprint() != self.manifest["data_fingerprint"]:
+        if fingerprint != self.manifest["data_fingerprint"]:
             log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
         indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
                              ordered=dataset.ordered, gap=dataset.gap)

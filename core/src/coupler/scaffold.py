@@ -727,10 +727,14 @@ def coupler_requirement(version: str | None = None) -> str:
 
     No upper bound: a newer Coupler whose plugin API the plugin does not support skips it and says why
     (``COUPLER_API``), where a pin would make pip refuse to install the two together."""
+    from packaging.version import Version
+
     from coupler import __version__
 
-    major, minor = (version or __version__).split(".")[:2]
-    return f"coupler>={major}.{minor}"
+    parsed = Version(version or __version__)
+    if parsed.is_prerelease or parsed.is_devrelease:  # 0.2.0.dev1 is older than 0.2: require it as it is
+        return f"coupler>={parsed}"
+    return f"coupler>={parsed.major}.{parsed.minor}"
 
 
 def check_free(name: str, kind: str, manager) -> None:

@@ -26,16 +26,20 @@ class JobOutcome:
 
 
 def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+")  # coupler adds ++ to a key no config file lists
+    return override.split("=", 1)[0].lstrip("+~")  # coupler adds ++ to a key no config file lists
 
 
 def _value(override: str) -> str:
+    """The value given; ``(deleted)`` for a ``~key`` deletion."""
+    if override.startswith("~"):
+        return "(deleted)"
     return override.split("=", 1)[1] if "=" in override else ""
 
 
 def write_summary(jobs: list[JobOutcome], directory: Path) -> Path:
-    """``directory/summary.csv``: job, directory, status, error, a column per override key, then
-    ``SPLIT_METRIC`` for every metric any job measured (empty where a job failed or lacks it)."""
+    """``directory/summary.csv``: job, directory, status, error, a column per override key (empty where a job
+    did not set it, ``(deleted)`` for ``~key``), then ``SPLIT_METRIC`` for every metric any job measured
+    (empty where a job failed or lacks it)."""
     import pandas as pd
 
     from coupler.run_directory import atomic_write_text
@@ -45,11 +49,11 @@ def write_summary(jobs: list[JobOutcome], directory: Path) -> Path:
                                  for name in values))
     rows = []
     for job in sorted(jobs, key=lambda j: j.number):
-        given = {_key(o): _value(o) for o in job.overrides}
+        given = {key: _given(job, key, missing="") for key in keys}  # empty: pandas reads it as missing
         measured = {f"{split}_{name}": value for split, values in (job.results or {}).items()
                     for name, value in values.items()}
         rows.append({"job": job.number, "directory": str(job.directory), "status": "failed" if job.error else "ok",
-                     "error": job.error or "", **{k: given.get(k, "") for k in keys},
+                     "error": job.error or "", **given,
                      **{m: measured.get(m) for m in metrics}})
     path = Path(directory) / FILE
     atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
@@ -86,8 +90,9 @@ def format_summary(jobs: list[JobOutcome]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _given(job: JobOutcome, key: str) -> str:
-    return next((_value(o) for o in job.overrides if _key(o) == key), "")
+def _given(job: JobOutcome, key: str, missing: str = "-") -> str:
+    """The job's value for ``key``; ``missing`` where the job did not override it."""
+    return next((_value(o) for o in job.overrides if _key(o) == key), missing)
 
 
 def _number(value: float | None) -> str:

@@ -149,7 +149,7 @@ def _stripes(directory: Path, per_class: int = 40) -> Path:
     return directory
 
 
-def test_an_image_folder_trains_through_a_dataloader_with_workers_and_predicts_paths(tmp_path, monkeypatch):
+def test_an_image_folder_trains_through_a_dataloader_with_workers_and_predicts_paths(tmp_path, monkeypatch, caplog):
     from torch.utils.data import DataLoader
 
     workers = []
@@ -174,6 +174,12 @@ def test_an_image_folder_trains_through_a_dataloader_with_workers_and_predicts_p
     manager = get_plugin_manager()
     assert FinishedRun(run_dir, manager).predict(tmp_path / "paths.csv", tmp_path / "out.csv") == 6
     assert FinishedRun(run_dir, manager).evaluate() == results
+    assert "the data differ" not in caplog.text
+    from PIL import Image
+
+    Image.open(paths[0]).transpose(Image.Transpose.ROTATE_90).save(paths[0])  # rewritten in place, same path
+    FinishedRun(run_dir, manager).evaluate()
+    assert "the data differ from those the run was trained on" in caplog.text
 
 
 def test_an_image_folder_without_class_folders_is_a_clear_error(tmp_path):
