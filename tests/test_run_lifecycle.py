@@ -239,3 +239,37 @@ def test_an_epoch_callback_on_a_model_without_epochs_is_reported(manager, tmp_pa
     config = compose(["data=wine", "model=logistic_regression", "callbacks=[early_stopping]"], manager)
     train(config, tmp_path / "run", manager)
     assert "callbacks ['early_stopping'] watch epochs, but model 'logistic_regression' reported none" in caplog.text
+
+
+def test_threads_reloading_runs_take_turns_in_the_working_directory(tmp_path):
+    # a run's relative data paths resolve in the directory it trained in: a process-wide chdir that two
+    # threads must not interleave, or one would read the other's files
+    import os
+    import threading
+
+    from coupler.finished_run import working_directory
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def first():
+        with working_directory(str(tmp_path / "a")):
+            inside.set()
+            release.wait(10)
+            seen["first"] = os.getcwd()
+
+    def second():
+        with working_directory(str(tmp_path / "b")):
+            seen["second"] = os.getcwd()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert inside.wait(10)
+    threads[1].start()
+    threads[1].join(0.3)
+    assert "second" not in seen  # waits for the first thread to leave, instead of moving it to b
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert seen == {"first": str((tmp_path / "a").resolve()), "second": str((tmp_path / "b").resolve())}

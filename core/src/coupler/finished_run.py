@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 from coupler.components import Split
@@ -24,15 +25,24 @@ from coupler.splitting import split_rows
 log = logging.getLogger("coupler")
 
 
+#: the working directory is the process's: one thread at a time may move it
+_WORKING_DIRECTORY_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def working_directory(path: str | None):
-    previous = os.getcwd()
-    if path and Path(path).is_dir():
-        os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
+    """Run the block in ``path`` (when it is a directory), so that a run's relative data paths resolve as they
+    did when it trained. The directory is the whole process's: threads that reload runs at once (a server
+    holding several) take turns here; code in other threads that opens relative paths meanwhile would see
+    ``path``, so such code should use absolute ones."""
+    with _WORKING_DIRECTORY_LOCK:
+        previous = os.getcwd()
+        if path and Path(path).is_dir():
+            os.chdir(path)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
 
 
 class FinishedRun:
