@@ -333,6 +333,15 @@ def test_bash_completes_commands_and_trains_overrides(tmp_path):
     assert "model.params.max_iter=" in lines[3].split()  # the model's own config keys
 
 
+def test_completion_offers_every_command_the_parser_has():
+    import argparse
+
+    from coupler.cli import COMMANDS, _parser
+
+    (commands,) = [a.choices for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert [c for c in COMMANDS if not c.startswith("-")] == list(commands)
+
+
 @pytest.mark.parametrize("request_", ["install=fish", "query=tcsh", "install"])
 def test_an_unsupported_completion_request_is_one_clear_line(coupler_cli, request_):
     result = coupler_cli("train", "-sc", request_)
