@@ -423,12 +423,9 @@ def predict(run_dir: Path, input_path: Path, output_path: Path) -> int:
 
 def new_plugin(name: str, kind: str, directory: Path) -> int:
     from coupler.plugin_manager import get_plugin_manager
-    from coupler.scaffold import check_free, check_kind, check_name, create
+    from coupler.scaffold import create
 
-    check_name(name)
-    check_kind(kind)
-    check_free(name, kind, get_plugin_manager())
-    path = create(name, kind, directory)
+    path = create(name, kind, directory, get_plugin_manager())
     print(f"created {path}: the {kind} plugin {name}. Next:\n"
           f"  cd {path}\n"
           f"  pip install -e '.[test]'\n"

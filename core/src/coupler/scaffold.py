@@ -780,13 +780,16 @@ def render(name: str, kind: str = "model") -> dict[str, str]:
     return {path: Template(text).substitute(values) for path, text in files.items()}
 
 
-def create(name: str, kind: str = "model", directory: Path | str = ".") -> Path:
-    """Write the package into ``directory/coupler-NAME`` (dashes for underscores) and return its path.
+def create(name: str, kind: str = "model", directory: Path | str = ".", manager=None) -> Path:
+    """Write the package into ``directory/coupler-NAME`` (dashes for underscores) and return its path; with a
+    plugin ``manager``, first refuse a name its installed plugins hold (``check_free``).
 
     The files are written into a hidden directory beside it that is renamed in one step: an error never leaves
     half a package behind.
     """
     files = render(name, kind)
+    if manager is not None:
+        check_free(name, kind, manager)
     target = Path(directory) / f"coupler-{name.replace('_', '-')}"
     if target.exists() or target.is_symlink():
         raise CouplerError(f"{target} already exists; remove it, or choose another name or --directory.")

@@ -45,16 +45,13 @@ def write_summary(jobs: list[JobOutcome], directory: Path) -> Path:
     from coupler.run_directory import atomic_write_text
 
     keys = list(dict.fromkeys(_key(o) for job in jobs for o in job.overrides))
-    metrics = list(dict.fromkeys(f"{split}_{name}" for job in jobs for split, values in (job.results or {}).items()
-                                 for name in values))
+    metrics = list(dict.fromkeys(name for job in jobs for name in _flat(job.results)))
     rows = []
     for job in sorted(jobs, key=lambda j: j.number):
         given = {key: _given(job, key, missing="") for key in keys}  # empty: pandas reads it as missing
-        measured = {f"{split}_{name}": value for split, values in (job.results or {}).items()
-                    for name, value in values.items()}
+        measured = _flat(job.results)
         rows.append({"job": job.number, "directory": str(job.directory), "status": "failed" if job.error else "ok",
-                     "error": job.error or "", **given,
-                     **{m: measured.get(m) for m in metrics}})
+                     "error": job.error or "", **given, **{m: measured.get(m) for m in metrics}})
     path = Path(directory) / FILE
     atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
     return path
@@ -88,6 +85,11 @@ def format_summary(jobs: list[JobOutcome]) -> str:
     lines = [f"{row[0]:<{width[0]}}  {row[1]:<{width[1]}}  " + "  ".join(f"{c:>{cell}}" for c in row[2])
              for row in [header, *rows]]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _flat(results: dict | None) -> dict[str, float | None]:
+    """``{"val": {"accuracy": x}}`` -> ``{"val_accuracy": x}``."""
+    return {f"{split}_{name}": value for split, values in (results or {}).items() for name, value in values.items()}
 
 
 def _given(job: JobOutcome, key: str, missing: str = "-") -> str:
