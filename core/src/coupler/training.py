@@ -20,7 +20,7 @@ from coupler.errors import ConfigError, CouplerError
 from coupler.evaluation import measure, predictions_frame, select_metrics
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
-from coupler.run_directory import MANIFEST, atomic_write_text, checksums, write_csv, write_json
+from coupler.run_directory import MANIFEST, atomic_write_text, checksums, write_csv, write_json, write_manifest
 from coupler.splitting import split_rows
 
 log = logging.getLogger("coupler")
@@ -272,7 +272,6 @@ def _seal(run, config, manager, dataset, indices, input_format, model_component)
     libraries = distribution_versions("coupler")
     libraries.update(distribution_versions(model_plugin.distribution))
     manifest = {
-        "format": 1,
         "coupler_version": __version__,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
@@ -303,6 +302,6 @@ def _seal(run, config, manager, dataset, indices, input_format, model_component)
         "libraries": libraries,
         "files": checksums(run.directory),
     }
-    write_json(run.directory / MANIFEST, json.loads(json.dumps(manifest, default=str)))
+    write_manifest(run.directory, json.loads(json.dumps(manifest, default=str)))
 
 
