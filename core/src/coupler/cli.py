@@ -1,7 +1,9 @@
 """The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
-A ``CouplerError`` is printed as one line (``coupler: error: ...``) and exits 2, with no traceback.
+Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
+2 for bad input (a ``CouplerError``), 1 for a fault of the machine (a full disk, a read-only directory: an
+``OSError``), 130 for an interruption (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from pathlib import Path
 from coupler import __version__
 
 EXIT_USAGE = 2
+EXIT_FAULT = 1
+EXIT_INTERRUPTED = 130
+#: set to 1 to let an unexpected error's traceback reach the terminal (for Coupler's and plugins' developers)
+DEBUG_ENV = "COUPLER_DEBUG"
 
 log = logging.getLogger("coupler")
 
@@ -54,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir", type=Path, help="the run directory")
     predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns; for "
                                                        "numeric features (sequences) also an .npy/.npz array")
-    predict.add_argument("output", type=Path, help="the CSV file to write")
+    predict.add_argument("output", type=Path, help="the CSV (or .parquet) file to write: a new file, outside any run "
+                                                   "directory")
+    predict.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)")
 
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "evaluate":
             return evaluate(args.run_dir, args.overrides, args.json)
         if args.command == "predict":
-            return predict(args.run_dir, args.input, args.output)
+            return predict(args.run_dir, args.input, args.output, args.overwrite)
         if args.command == "new-plugin":
             return new_plugin(args.name, args.kind, args.directory)
         _parser().print_help(sys.stderr)
@@ -91,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (coupler evaluate RUN | head): stop quietly
         _silence_stdout()
         return 1
+    except OSError as exc:  # a full disk, a read-only or vanished directory
+        from coupler.errors import describe_os_error
+
+        print(f"coupler: error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_FAULT
+    except KeyboardInterrupt:
+        print("coupler: error: interrupted (Ctrl-C); nothing was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _silence_stdout() -> None:
@@ -273,11 +289,9 @@ def _is_resume(override: str) -> bool:
 
 
 def _resume_overrides(overrides: list[str]) -> list[str]:
-    """``resume=RUN_DIR``: the interrupted run's own overrides, its directory, and the checkpoint to continue."""
-    import yaml
-
+    """``resume=RUN_DIR``: the interrupted run's own overrides, its directory, and the checkpoint to continue.
+    The directory is checked to be a Coupler run in progress before anything touches it."""
     from coupler.errors import CouplerError
-    from coupler.run_directory import MANIFEST
 
     values = [o.split("=", 1)[1] if "=" in o else "" for o in overrides if _is_resume(o)]
     others = [o for o in overrides if not _is_resume(o)]
@@ -287,41 +301,78 @@ def _resume_overrides(overrides: list[str]) -> list[str]:
         raise CouplerError(f"resume={values[0]} continues the run with its own config; drop the other arguments "
                            f"{others}, or start a new run without resume=.")
     directory = Path(values[0]).resolve()
-    if not directory.is_dir():
-        raise CouplerError(f"resume={values[0]}: no such directory.")
-    if (directory / MANIFEST).exists():
-        raise CouplerError(f"resume={values[0]}: this run finished; there is nothing to resume "
-                           f"(start a new run, or evaluate it with coupler evaluate {values[0]}).")
-    if not (directory / "checkpoints" / "last.ckpt").is_file() or not (directory / "overrides.yaml").is_file():
-        raise CouplerError(f"resume={values[0]}: the directory holds no checkpoints/last.ckpt to continue from. "
-                           f"Engines that checkpoint (the torch engine, with trainer.resumable=true) write one after "
-                           f"the first epoch; a run killed before its first epoch ended must start again.")
-    saved = yaml.safe_load((directory / "overrides.yaml").read_text()) or []
+    _check_resumable(directory, values[0])
+    saved = _saved_overrides(directory, values[0])
     return [*saved, f"resume={directory}", f"hydra.run.dir={directory}"]
 
 
-def _prepare_resume(run_dir: Path, log_file: Path) -> None:
-    """Clear what the interrupted run left besides its checkpoints, its overrides and its log."""
+def _check_resumable(directory: Path, given: str) -> None:
+    from coupler.errors import CouplerError
+    from coupler.run_directory import MANIFEST, lock_holder, unknown_entries
+
+    if not directory.is_dir():
+        raise CouplerError(f"resume={given}: no such directory.")
+    if (directory / MANIFEST).exists():
+        raise CouplerError(f"resume={given}: this run finished; there is nothing to resume "
+                           f"(start a new run, or evaluate it with coupler evaluate {given}).")
+    holder = lock_holder(directory)
+    if holder:
+        raise CouplerError(f"resume={given}: the run is still training ({holder}); wait for it, or stop it first.")
+    if not (directory / "checkpoints" / "last.ckpt").is_file() or not (directory / "overrides.yaml").is_file():
+        raise CouplerError(f"resume={given}: the directory holds no checkpoints/last.ckpt to continue from. "
+                           f"Engines that checkpoint (the torch engine, with trainer.resumable=true) write one after "
+                           f"the first epoch; a run killed before its first epoch ended must start again.")
+    unknown = unknown_entries(directory)
+    if unknown:
+        raise CouplerError(f"resume={given}: the directory holds {', '.join(unknown[:5])}"
+                           f"{' ...' if len(unknown) > 5 else ''}, which a Coupler run does not write; it was left "
+                           f"as it is. Move those out, or start a new run elsewhere.")
+
+
+def _saved_overrides(directory: Path, given: str) -> list[str]:
+    """The run's ``overrides.yaml``: Coupler settings only. A ``hydra`` key there (a callback, a launcher: code
+    Hydra would import) is refused: nothing from a run directory chooses code to run."""
+    import yaml
+
+    from coupler.errors import CouplerError
+
+    try:
+        saved = yaml.safe_load((directory / "overrides.yaml").read_text()) or []
+    except (yaml.YAMLError, UnicodeDecodeError):
+        saved = None
+    if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
+        raise CouplerError(f"resume={given}: overrides.yaml is not a list of overrides; the run is damaged. Start "
+                           f"a new run.")
+    saved = [o for o in saved if o.split("=", 1)[0].lstrip("+") != "hydra.run.dir"]
+    hydra_keys = [o for o in saved if o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    if hydra_keys:
+        raise CouplerError(f"resume={given}: overrides.yaml sets {hydra_keys[0]}; a resume replays Coupler settings "
+                           f"only, never Hydra's (they can name code to run). Start a new run with that setting.")
+    return saved
+
+
+def _prepare_resume(run_dir: Path) -> None:
+    """Clear what the interrupted run left besides its checkpoints, its overrides, its log and its lock. Every
+    entry is one a run writes (``_check_resumable`` refused any other before the resume began)."""
     import shutil
+
+    from coupler.run_directory import LOCK
 
     for path in run_dir.iterdir():
         if path.name == "checkpoints":
             for stale in path.glob(".*.tmp"):  # a checkpoint being written when the run was killed
                 stale.unlink()
-        elif path != log_file and path.name != "overrides.yaml":
+        elif path.name not in ("overrides.yaml", "train.log", LOCK):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _train_job(cfg, manager, outcomes: list) -> dict | None:
-    import shutil
-
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     from coupler.config import to_plain
     from coupler.errors import CouplerError
-    from coupler.evaluation import format_table
-    from coupler.run_directory import MANIFEST, atomic_write_text
+    from coupler.run_directory import LOCK, MANIFEST, RunLock, RunLockedError, atomic_write_text
     from coupler.sweep_summary import JobOutcome
     from coupler.training import train as run_training
 
@@ -333,13 +384,26 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
     # Hydra made the directory and opened the log in it; anything else there is not this run's to touch.
     log_file = run_dir / f"{hydra_config.job.name}.log"
     new_log = not log_file.exists() or log_file.stat().st_size == 0
-    foreign = sorted(p.name for p in run_dir.iterdir() if p != log_file)
     resuming = cfg.get("resume") is not None
+
+    def failed(message: str, status: int) -> None:
+        print(f"coupler: error: {message}", file=sys.stderr)
+        if sweeping and status == EXIT_USAGE:  # the other jobs of the sweep still run; failures are listed last
+            outcomes.append(JobOutcome(hydra_config.job.num, run_dir, sweep_dir, list(hydra_config.overrides.task),
+                                       error=message.splitlines()[0]))
+            return None
+        raise SystemExit(status)
+
+    try:  # atomic: of two runs started at one moment in one directory, one claims it, the other touches nothing
+        lock = RunLock.claim(run_dir, resume=resuming)
+    except RunLockedError as exc:
+        return failed(str(exc), EXIT_USAGE)
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in (log_file.name, LOCK))
     try:
         if MANIFEST in foreign:
             raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
         if resuming:
-            _prepare_resume(run_dir, log_file)
+            _prepare_resume(run_dir)
         elif foreign:
             raise CouplerError(f"{run_dir} is not empty ({', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); "
                                f"a run needs a new or empty directory (hydra.run.dir=...).")
@@ -347,31 +411,86 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
             atomic_write_text(run_dir / "overrides.yaml", "".join(f"- {o}\n" for o in hydra_config.overrides.task))
         results = run_training(to_plain(cfg), run_dir, manager)
     except BaseException as exc:
-        resumable = (run_dir / "checkpoints" / "last.ckpt").is_file()
-        if resumable:  # an interrupted run that can go on: keep it, and say how
-            print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
-        elif not foreign:  # the directory is this run's own: never leave it half-written
-            shutil.rmtree(run_dir, ignore_errors=True)
-        elif new_log:  # someone else's directory: take back only the log Hydra opened in it
-            log_file.unlink(missing_ok=True)
-        if not isinstance(exc, CouplerError):
+        fate = _clean_up_failed_run(run_dir, log_file, lock, own=not foreign or resuming, new_log=new_log,
+                                    keep_log=not isinstance(exc, OSError) and _log_traceback(exc, log_file))
+        if isinstance(exc, KeyboardInterrupt):
+            return failed(f"interrupted (Ctrl-C); {fate}", EXIT_INTERRUPTED)
+        if isinstance(exc, OSError):
+            from coupler.errors import describe_os_error
+
+            return failed(f"{describe_os_error(exc)} {fate[0].upper()}{fate[1:]}", EXIT_FAULT)
+        if isinstance(exc, SystemExit) or (not isinstance(exc, CouplerError) and _debugging()):
             raise
-        print(f"coupler: error: {exc}", file=sys.stderr)
-        if sweeping:  # the other jobs of the sweep still run; the failures are listed at the end
-            outcomes.append(JobOutcome(hydra_config.job.num, run_dir, sweep_dir,
-                                       list(hydra_config.overrides.task), error=str(exc).splitlines()[0]))
-            return None
-        raise SystemExit(EXIT_USAGE) from None
+        if not isinstance(exc, CouplerError):  # a bug: one line here, the traceback in the log
+            return failed(f"{type(exc).__name__}: {exc} (unexpected; {fate} Set {DEBUG_ENV}=1 to see the traceback "
+                          f"on the terminal, and please report it)", EXIT_FAULT)
+        if fate.startswith("the run was kept"):
+            print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
+        return failed(str(exc), EXIT_USAGE)
+    lock.release()
+    _print_results(results, run_dir)
+    if sweeping:
+        outcomes.append(JobOutcome(hydra_config.job.num, run_dir, sweep_dir,
+                                   list(hydra_config.overrides.task), results))
+    return results
+
+
+def _debugging() -> bool:
+    import os
+
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false", "no")
+
+
+def _clean_up_failed_run(run_dir: Path, log_file: Path, lock, own: bool, new_log: bool, keep_log: bool) -> str:
+    """Leave no half-written run: remove what the failed run wrote, keep an interrupted run that can resume,
+    never touch what was there before. Returns what became of the directory, for the error line."""
+    import shutil
+
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():  # an interrupted run that can go on: keep it
+        lock.release(keep=True)
+        return f"the run was kept; continue it with: coupler train resume={run_dir}"
+    lock.release()
+    if not own:  # someone else's directory: take back only the log Hydra opened in it
+        if new_log and not keep_log:
+            log_file.unlink(missing_ok=True)
+        return f"{run_dir} was left as it was."
+    if keep_log:  # only the log stays, with the traceback
+        for path in run_dir.iterdir():
+            if path != log_file:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        return f"the half-written run was removed; the traceback is in {log_file}."
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return f"the half-written run directory {run_dir} was removed."
+
+
+def _log_traceback(exc: BaseException, log_file: Path) -> bool:
+    """Append to the run's log the traceback of a failure inside code (a plugin's, a library's, the machine's):
+    the terminal gets one line. Returns whether it did (a ``CouplerError`` of bad input has no traceback to keep,
+    unless it wraps another exception)."""
+    import traceback
+
+    from coupler.errors import CouplerError
+
+    cause = exc.__cause__ if isinstance(exc, CouplerError) else exc
+    if cause is None or isinstance(cause, (KeyboardInterrupt, SystemExit, CouplerError)):
+        return False
+    try:
+        with open(log_file, "a") as handle:
+            handle.write("".join(traceback.format_exception(cause)))
+    except OSError:
+        return False
+    return True
+
+
+def _print_results(results: dict, run_dir: Path) -> None:
+    from coupler.evaluation import format_table
+
     print(format_table(results))
     if (run_dir / "baseline.json").is_file():  # the data set's reference predictions, measured alike
         baseline = json.loads((run_dir / "baseline.json").read_text())
         print(f"baseline ({baseline.pop('name')}):")
         print(format_table(baseline))
     print(f"run directory: {run_dir}")
-    if sweeping:
-        outcomes.append(JobOutcome(hydra_config.job.num, run_dir, sweep_dir,
-                                   list(hydra_config.overrides.task), results))
-    return results
 
 
 def evaluate(run_dir: Path, overrides: list[str], as_json: bool) -> int:
@@ -412,13 +531,38 @@ def compose(overrides: list[str], manager) -> dict:
         return to_plain(hydra_compose(PRIMARY, overrides=loosen(overrides)))
 
 
-def predict(run_dir: Path, input_path: Path, output_path: Path) -> int:
+def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool = False) -> int:
     from coupler.finished_run import FinishedRun
     from coupler.plugin_manager import get_plugin_manager
+    from coupler.run_directory import remove_stale_temporaries
 
+    check_output(output_path, input_path, overwrite)
+    remove_stale_temporaries(output_path)
     rows = FinishedRun(run_dir, get_plugin_manager()).predict(input_path, output_path)
     print(f"wrote {rows} predictions to {output_path}")
     return 0
+
+
+def check_output(output_path: Path, input_path: Path, overwrite: bool) -> None:
+    """Refuse an output that would destroy something: the input itself, a file inside a run directory, an
+    existing file (unless ``overwrite``), or a path whose directory does not exist."""
+    from coupler.errors import CouplerError
+    from coupler.run_directory import inside_run
+
+    output_path, shown = Path(output_path), repr(str(output_path))
+    if output_path.exists() and input_path.exists() and output_path.resolve() == Path(input_path).resolve():
+        raise CouplerError(f"output {shown} is the input file; write the predictions to a new file.")
+    run = inside_run(output_path)
+    if run is not None:
+        raise CouplerError(f"output {shown} lies inside the run directory {str(run)!r}; a run's files are sealed. "
+                           f"Write the predictions outside it.")
+    if output_path.is_dir():
+        raise CouplerError(f"output {shown} is a directory; give a file name (out.csv or out.parquet).")
+    if output_path.exists() and not overwrite:
+        raise CouplerError(f"output {shown} exists; give a new file name, or --overwrite to replace it.")
+    if not output_path.absolute().parent.is_dir():
+        raise CouplerError(f"output {shown}: the directory {str(output_path.absolute().parent)!r} does not exist; "
+                           f"create it first.")
 
 
 def new_plugin(name: str, kind: str, directory: Path) -> int:

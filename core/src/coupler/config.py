@@ -59,6 +59,8 @@ def primary_config(manager: PluginManager) -> dict:
             "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"},
             "help": {"app_name": "coupler train", "template": help_template(manager)},
             "sweep": {"dir": "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", "subdir": "${hydra.job.num}"},
+            # a run or sweep directory that cannot be created is one line, before Hydra tries
+            "callbacks": {"run_directory_check": {"_target_": "coupler.hydra_callbacks.RunDirectoryCheck"}},
         },
     }
 

@@ -41,3 +41,24 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """`` Did you mean 'x'?`` when a candidate is close to ``name``, else an empty string."""
     match = closest(name, candidates)
     return f" Did you mean {match!r}?" if match else ""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a fault of the machine (a full disk, a read-only or vanished directory): what failed, on
+    which path, and what to do."""
+    import errno
+
+    path = f": {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or type(exc).__name__
+    fixes = {
+        errno.ENOSPC: "free some space, or write somewhere else",
+        errno.EDQUOT: "free some space within your quota, or write somewhere else",
+        errno.EROFS: "the file system is read-only: write somewhere else",
+        errno.EACCES: "you may not write there: choose a directory of your own",
+        errno.EPERM: "you may not write there: choose a directory of your own",
+        errno.ENOENT: "the directory vanished or never existed: create it, or choose another",
+        errno.ENOTDIR: "a file stands where a directory is needed: choose another path",
+        errno.EIO: "the disk reported an error: check it, or write somewhere else",
+    }
+    fix = fixes.get(exc.errno, "check the path and the disk, then try again")
+    return f"{reason}{path}; {fix}."
