@@ -1,0 +1,281 @@
+"""The bad-input corpus, run directories: a manifest that protects itself, nothing of the user's destroyed,
+every interruption and fault one line with no half-written run (issue #13, points 2 to 4)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from coupler.run_directory import LOCK, RunLock, RunLockedError, seal
+
+from tests.conftest import coupler_process
+from tests.corpus import refused, untouched
+
+
+@pytest.fixture
+def run(iris_run, tmp_path) -> Path:
+    """A copy of the shared iris run, to tamper with."""
+    return Path(shutil.copytree(iris_run, tmp_path / "copy"))
+
+
+def edit_manifest(run: Path, change, reseal: bool) -> None:
+    manifest = json.loads((run / "manifest.json").read_text())
+    change(manifest)
+    if reseal:
+        manifest["seal"] = seal(manifest)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def rows(tmp_path) -> Path:
+    path = tmp_path / "rows.csv"
+    path.write_text("sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5.1,3.5,1.4,0.2\n")
+    return path
+
+
+# --- 2. the manifest protects itself -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_reordered_classes_are_refused(run, coupler_cli, rows, tmp_path, command):
+    edit_manifest(run, lambda m: m["classes"].reverse(), reseal=False)
+    args = [str(run)] if command == "evaluate" else [str(run), str(rows), str(tmp_path / "out.csv")]
+    with untouched(run, rows):
+        refused(coupler_cli(command, *args), "manifest.json was edited since the run finished", "Train the run again")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_emptied_file_list_is_refused_even_when_resealed(run, coupler_cli):
+    edit_manifest(run, lambda m: m.update(files={}), reseal=True)
+    with untouched(run):
+        refused(coupler_cli("evaluate", str(run)), "its manifest lists no config.yaml", "Train the run again")
+
+
+def test_a_file_the_run_did_not_write_is_refused(run, coupler_cli):
+    (run / "model" / "pytorch_model.bin").write_bytes(b"planted")
+    with untouched(run):
+        refused(coupler_cli("evaluate", str(run)), "holds files the run did not write: model/pytorch_model.bin",
+                "Move them out")
+
+
+def test_a_listed_path_outside_the_run_is_refused(run, coupler_cli, tmp_path):
+    (tmp_path / "outside").write_text("x")
+    edit_manifest(run, lambda m: m["files"].update({"../outside": "0" * 64}), reseal=True)
+    with untouched(run):
+        refused(coupler_cli("evaluate", str(run)), "lists '../outside', which is not a file of the run")
+
+
+def test_a_linked_file_is_refused(run, coupler_cli):
+    target = run.parent / "elsewhere.json"
+    shutil.move(run / "preprocessor.json", target)
+    (run / "preprocessor.json").symlink_to(target)
+    refused(coupler_cli("evaluate", str(run)), "preprocessor.json is a link")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("{not json", "manifest.json is not valid JSON"),
+    ("[1, 2]", "is not a Coupler manifest"),
+], ids=["garbage", "not-an-object"])
+def test_a_manifest_that_is_not_one_is_refused(run, coupler_cli, text, fragment):
+    (run / "manifest.json").write_text(text)
+    refused(coupler_cli("evaluate", str(run)), fragment)
+
+
+def test_a_run_sealed_before_the_manifest_sealed_itself_is_refused(run, coupler_cli):
+    edit_manifest(run, lambda m: (m.update(format=1), m.pop("seal")), reseal=False)
+    refused(coupler_cli("evaluate", str(run)), "has format 1", "train them again")
+
+
+# --- 3. nothing of the user's is destroyed -----------------------------------------------------------------
+
+def test_predict_refuses_an_output_that_exists_unless_told(iris_run, coupler_cli, rows, tmp_path):
+    out = tmp_path / "mine.csv"
+    out.write_text("precious\n")
+    with untouched(out, rows):
+        refused(coupler_cli("predict", str(iris_run), str(rows), str(out)), "exists", "--overwrite")
+    assert coupler_cli("predict", str(iris_run), str(rows), str(out), "--overwrite").rc == 0
+    assert "prediction" in out.read_text()
+
+
+def test_predict_never_writes_over_its_input(iris_run, coupler_cli, rows):
+    with untouched(rows):
+        refused(coupler_cli("predict", str(iris_run), str(rows), str(rows), "--overwrite"), "is the input file")
+
+
+def test_predict_never_writes_inside_a_run(run, coupler_cli, rows):
+    with untouched(run):
+        refused(coupler_cli("predict", str(run), str(rows), str(run / "model" / "out.csv")),
+                "lies inside the run directory", "outside it")
+
+
+def test_predict_into_a_missing_directory(iris_run, coupler_cli, rows, tmp_path):
+    refused(coupler_cli("predict", str(iris_run), str(rows), str(tmp_path / "nowhere" / "out.csv")),
+            "does not exist; create it first")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def interrupted_run(directory: Path, *extra: str) -> Path:
+    """A directory as an interrupted torch run leaves it (its lock unlocked, its overrides, a checkpoint)."""
+    (directory / "checkpoints").mkdir(parents=True)
+    (directory / "checkpoints" / "last.ckpt").write_bytes(b"checkpoint")
+    (directory / "overrides.yaml").write_text("".join(f"- {o}\n" for o in ["model=cnn", *extra]))
+    (directory / LOCK).write_text(json.dumps({"pid": 1, "host": "h", "started": 0}))
+    return directory
+
+
+def test_resume_refuses_a_directory_holding_other_files(coupler_cli, tmp_path):
+    directory = interrupted_run(tmp_path / "mine")
+    (directory / "thesis.txt").write_text("precious")
+    with untouched(directory):
+        refused(coupler_cli("train", f"resume={directory}"), "holds thesis.txt, which a Coupler run does not write",
+                "left as it is")
+    assert sorted(p.name for p in directory.iterdir()) == sorted([LOCK, "checkpoints", "overrides.yaml", "thesis.txt"])
+
+
+def test_resume_replays_no_hydra_setting_from_the_run_directory(coupler_cli, tmp_path):
+    directory = interrupted_run(tmp_path / "run", "+hydra.callbacks.x._target_=os.getpid")
+    with untouched(directory):
+        refused(coupler_cli("train", f"resume={directory}"), "overrides.yaml sets +hydra.callbacks.x._target_",
+                "never Hydra's")
+
+
+def test_a_run_still_training_is_locked(run, coupler_cli, tmp_path):
+    directory = interrupted_run(tmp_path / "live")
+    (directory / LOCK).unlink()
+    lock = RunLock.claim(directory)  # this process trains it
+    try:
+        with pytest.raises(RunLockedError, match="is being trained by process"):
+            RunLock.claim(directory)
+        with untouched(directory):
+            refused(coupler_cli("train", f"resume={directory}"), "the run is still training (process")
+            refused(coupler_cli("train", f"hydra.run.dir={directory}"), "is being trained by process")
+        held = RunLock.claim(run)  # a run being sealed: manifest written, lock still held
+        refused(coupler_cli("evaluate", str(run)), "is still being written by process", "wait until it finishes")
+        held.release()
+        assert coupler_cli("evaluate", str(run)).rc == 0, "a released lock no longer refuses"
+    finally:
+        lock.release()
+
+
+def test_a_lock_left_by_a_killed_process_is_stale(coupler_cli, tmp_path):
+    directory = tmp_path / "killed"
+    directory.mkdir()
+    code = "import sys, time; from coupler.run_directory import RunLock; RunLock.claim(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    process = subprocess.Popen([sys.executable, "-c", code, str(directory)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "held"
+    refused(coupler_cli("train", f"hydra.run.dir={directory}"), "is being trained by process")
+    process.kill()
+    process.wait()
+    refused(coupler_cli("train", f"hydra.run.dir={directory}"), "holds an interrupted run", "resume=")
+    RunLock.claim(directory, resume=True).release()  # a resume takes the stale lock over
+
+
+def test_two_runs_started_at_once_in_one_directory(tmp_path):
+    command = [sys.executable, "-m", "coupler.cli", "train", "hydra.run.dir=run"]
+    processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    outcomes = sorted((p.wait(timeout=180), p.stderr.read()) for p in processes)
+    assert [rc for rc, _ in outcomes] == [0, 2], outcomes
+    assert ("is being trained by process" in outcomes[1][1] or "already holds a finished run" in outcomes[1][1])
+    evaluated = coupler_process("evaluate", "run", cwd=tmp_path)
+    assert evaluated.rc == 0, evaluated.err
+    assert "data iris" in (tmp_path / "run" / "train.log").read_text(), "the winner's log is kept"
+
+
+def test_a_temporary_file_left_by_a_killed_predict_is_removed_and_named(iris_run, rows, tmp_path):
+    out = tmp_path / "out.csv"
+    # a predict that stops forever just before its output replaces the temporary file, then is killed
+    code = ("import os, sys, time; os.replace = lambda *a: time.sleep(60); from coupler.cli import main; "
+            "main(sys.argv[1:])")
+    process = subprocess.Popen([sys.executable, "-c", code, "predict", str(iris_run), str(rows), str(out)],
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.csv.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    [left] = tmp_path.glob(".out.csv.*.tmp")
+    result = coupler_process("predict", str(iris_run), str(rows), str(out), cwd=tmp_path)
+    assert result.rc == 0, result.err
+    assert f"removed {left}, a temporary file left by an interrupted write" in result.err
+    assert not left.exists() and out.is_file()
+
+
+# --- 4. interruptions and faults: one line, no half-written run -------------------------------------------
+
+@pytest.mark.parametrize("overrides", [
+    ["data=breast_cancer", "model=random_forest", "model.params.n_estimators=100000"],
+    ["data=breast_cancer", "model=xgboost", "model.num_boost_round=100000", "model.params.eta=0.0001"],
+], ids=["sklearn", "xgboost"])
+def test_ctrl_c_during_training(tmp_path, overrides):
+    process = subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *overrides, "hydra.run.dir=run"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "run" / "train.log"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and "split train=" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # inside fit
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    from coupler.testing import CliResult
+
+    refused(CliResult(process.returncode, out, err), "interrupted (Ctrl-C)", "was removed", rc=130)
+    assert not (tmp_path / "run").exists()
+
+
+def failing_fsync(after: int):
+    """``os.fsync`` that fails with a full disk from its ``after``-th call on."""
+    calls = []
+    real = os.fsync
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) >= after:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    return fsync
+
+
+def test_a_full_disk_during_training(coupler_cli, monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "fsync", failing_fsync(after=3))
+    refused(coupler_cli("train", "hydra.run.dir=run"), "No space left on device", "free some space",
+            "half-written run directory", "was removed", rc=1)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_during_predict(iris_run, coupler_cli, rows, monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "fsync", failing_fsync(after=1))
+    refused(coupler_cli("predict", str(iris_run), str(rows), str(tmp_path / "out.csv")), "No space left on device",
+            rc=1)
+    assert not list(tmp_path.glob("*out.csv*")), "no output and no temporary file"
+
+
+def test_a_read_only_output_directory(iris_run, coupler_cli, rows, monkeypatch, tmp_path):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path))
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    refused(coupler_cli("predict", str(iris_run), str(rows), str(tmp_path / "out.csv")), "Read-only file system",
+            "write somewhere else", rc=1)
+
+
+def test_a_read_only_parent_of_the_run_directory(coupler_cli, monkeypatch, tmp_path):
+    monkeypatch.setattr("coupler.hydra_callbacks.os.access", lambda path, mode: False)
+    refused(coupler_cli("train", "hydra.run.dir=runs/new"), "hydra.run.dir=runs/new", "is read-only")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_the_run_directory_under_a_file(coupler_cli, tmp_path, key):
+    (tmp_path / "afile").write_text("precious")
+    with untouched(tmp_path / "afile"):
+        refused(coupler_cli("train", *(["-m"] if "sweep" in key else []), f"{key}=afile/run"),
+                "afile is a file, not a directory", f"Choose another {key}")
