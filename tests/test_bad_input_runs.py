@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from coupler.run_directory import LOCK, RunLock, RunLockedError, seal
+from coupler.testing import CliResult
 
 from tests.conftest import coupler_process
 from tests.corpus import refused, untouched
@@ -26,7 +26,14 @@ def run(iris_run, tmp_path) -> Path:
     return Path(shutil.copytree(iris_run, tmp_path / "copy"))
 
 
+# the names of the code under test are imported where they are used, so that the corpus also runs (and
+# counts its outcomes) against a Coupler without them
+LOCK = ".coupler.lock"
+
+
 def edit_manifest(run: Path, change, reseal: bool) -> None:
+    from coupler.run_directory import seal
+
     manifest = json.loads((run / "manifest.json").read_text())
     change(manifest)
     if reseal:
@@ -147,6 +154,8 @@ def test_resume_replays_no_hydra_setting_from_the_run_directory(coupler_cli, tmp
 
 
 def test_a_run_still_training_is_locked(run, coupler_cli, tmp_path):
+    from coupler.run_directory import RunLock, RunLockedError
+
     directory = interrupted_run(tmp_path / "live")
     (directory / LOCK).unlink()
     lock = RunLock.claim(directory)  # this process trains it
@@ -165,6 +174,8 @@ def test_a_run_still_training_is_locked(run, coupler_cli, tmp_path):
 
 
 def test_a_lock_left_by_a_killed_process_is_stale(coupler_cli, tmp_path):
+    from coupler.run_directory import RunLock
+
     directory = tmp_path / "killed"
     directory.mkdir()
     code = "import sys, time; from coupler.run_directory import RunLock; RunLock.claim(sys.argv[1]); print('held', flush=True); time.sleep(60)"
@@ -210,24 +221,50 @@ def test_a_temporary_file_left_by_a_killed_predict_is_removed_and_named(iris_run
 
 # --- 4. interruptions and faults: one line, no half-written run -------------------------------------------
 
+def interrupt(directory: Path, overrides: list[str], ready) -> CliResult:
+    """Start ``coupler train OVERRIDES hydra.run.dir=run`` in ``directory``, press Ctrl-C (SIGINT) once
+    ``ready(run_dir)`` holds, and return what the command printed."""
+    process = subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *overrides, "hydra.run.dir=run"],
+                               cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ready(directory / "run") and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    return CliResult(process.returncode, out, err)
+
+
+def fitting_for(seconds: float):
+    """A ``ready`` that holds once the run has been fitting for ``seconds`` (from the log's line on the split)."""
+    since = []
+
+    def ready(run_dir: Path) -> bool:
+        log = run_dir / "train.log"
+        if not since and log.is_file() and "split train=" in log.read_text():
+            since.append(time.monotonic())
+        return bool(since) and time.monotonic() - since[0] > seconds
+
+    return ready
+
+
 @pytest.mark.parametrize("overrides", [
     ["data=breast_cancer", "model=random_forest", "model.params.n_estimators=100000"],
     ["data=breast_cancer", "model=xgboost", "model.num_boost_round=100000", "model.params.eta=0.0001"],
-], ids=["sklearn", "xgboost"])
+    # no checkpoint: Lightning's own Ctrl-C handling used to end the process with exit 1 and no word
+    ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=1000", "trainer.resumable=false"],
+], ids=["sklearn", "xgboost", "cnn-before-its-first-checkpoint"])
 def test_ctrl_c_during_training(tmp_path, overrides):
-    process = subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *overrides, "hydra.run.dir=run"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = tmp_path / "run" / "train.log"
-    deadline = time.monotonic() + 120
-    while not (log.is_file() and "split train=" in log.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)  # inside fit
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
-    from coupler.testing import CliResult
-
-    refused(CliResult(process.returncode, out, err), "interrupted (Ctrl-C)", "was removed", rc=130)
+    seconds = 4.0 if "model=cnn" in overrides else 1.0  # torch's start-up, then inside fit
+    refused(interrupt(tmp_path, overrides, fitting_for(seconds)), "interrupted (Ctrl-C)",
+            "half-written run directory", "was removed", rc=130)
     assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_after_a_checkpoint_keeps_the_run_to_resume(tmp_path):
+    overrides = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=1000", "trainer.resume_interval=0"]
+    result = interrupt(tmp_path, overrides, lambda run_dir: (run_dir / "checkpoints" / "last.ckpt").is_file())
+    refused(result, "interrupted (Ctrl-C)", "the run was kept; continue it with: coupler train resume=", rc=130)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "run" / LOCK).is_file()
 
 
 def failing_fsync(after: int):
