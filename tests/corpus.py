@@ -22,9 +22,9 @@ TRACEBACK_MARKS = ("Traceback (most recent call last)", 'File "/')
 
 def refused(result, *fragments: str, rc: int = 2) -> str:
     """Assert that ``result`` (a ``CliResult``) is one clear refusal; return its error line."""
-    assert result.rc == rc, f"exit code {result.rc}, expected {rc}\nstdout: {result.out}\nstderr: {result.err}"
     for stream in (result.err, result.out):
         assert not any(mark in stream for mark in TRACEBACK_MARKS), f"a traceback on the terminal:\n{stream}"
+    assert result.rc == rc, f"exit code {result.rc}, expected {rc}\nstdout: {result.out}\nstderr: {result.err}"
     lines = result.error_lines
     assert len(lines) == 1, f"expected one 'coupler: error:' line, got {len(lines)}:\n{result.err}"
     for fragment in fragments:
