@@ -329,9 +329,14 @@ def _check_resumable(directory: Path, given: str) -> None:
                            f"as it is. Move those out, or start a new run elsewhere.")
 
 
+#: Hydra settings a resume replays from ``overrides.yaml``: they name no code
+REPLAYED_HYDRA_KEYS = ("hydra.job.chdir", "hydra.verbose")
+
+
 def _saved_overrides(directory: Path, given: str) -> list[str]:
-    """The run's ``overrides.yaml``: Coupler settings only. A ``hydra`` key there (a callback, a launcher: code
-    Hydra would import) is refused: nothing from a run directory chooses code to run."""
+    """The run's ``overrides.yaml``: Coupler settings, and of Hydra's only ``REPLAYED_HYDRA_KEYS``. Any other
+    ``hydra`` key there (a callback, a launcher: code Hydra would import) is refused: nothing from a run
+    directory chooses code to run."""
     import yaml
 
     from coupler.errors import CouplerError
@@ -344,7 +349,8 @@ def _saved_overrides(directory: Path, given: str) -> list[str]:
         raise CouplerError(f"resume={given}: overrides.yaml is not a list of overrides; the run is damaged. Start "
                            f"a new run.")
     saved = [o for o in saved if o.split("=", 1)[0].lstrip("+") != "hydra.run.dir"]
-    hydra_keys = [o for o in saved if o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    hydra_keys = [o for o in saved if o.lstrip("+~").startswith(("hydra.", "hydra/"))
+                  and o.split("=", 1)[0].lstrip("+~") not in REPLAYED_HYDRA_KEYS]
     if hydra_keys:
         raise CouplerError(f"resume={given}: overrides.yaml sets {hydra_keys[0]}; a resume replays Coupler settings "
                            f"only, never Hydra's (they can name code to run). Start a new run with that setting.")
