@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
@@ -109,3 +110,110 @@ def test_factory_keys_are_checked_against_its_signature():
     pm = manager()
     with pytest.raises(Exception, match=r"data.pathh: data 'csv' has no parameter 'pathh'. Did you mean 'path'\?"):
         pm.get("data", "csv").build("data", {"name": "csv", "pathh": "x.csv"})
+
+
+# --- plugins cannot hurt the host or each other (issue #13, point 6) ---------------------------------------
+
+
+def forest_plugin(*names: str) -> types.ModuleType:
+    """A plugin registering the models ``names``."""
+    return plugin(register_models=lambda register: [register(name, lambda **kw: None) for name in names])
+
+
+@pytest.mark.parametrize("order", ["first-party-first", "third-party-first"])
+def test_a_clash_fails_the_third_party_plugin_whatever_the_load_order(caplog, order):
+    pm = manager()
+    loads = [("sklearn", forest_plugin("random_forest", "svm"), "coupler-sklearn", "0.1.0"),
+             ("forest", forest_plugin("a_forest_only", "random_forest"), "coupler-a-forest", "0.0.1")]
+    for name, module, distribution, version in loads if order == "first-party-first" else loads[::-1]:
+        pm.load_object(name, module, distribution, version)
+    sklearn, forest = pm.plugins["sklearn"], pm.plugins["forest"]
+    assert sklearn.status == "ok" and sorted(sklearn.components["model"]) == ["random_forest", "svm"]
+    assert pm.get("model", "random_forest").plugin == "sklearn"
+    assert forest.status == "failed" and forest.components == {}
+    assert "a_forest_only" not in pm.registry.names("model"), "the loser's other components are rolled back"
+    assert pm.hooks.get_plugin("forest") is None and pm.hooks.get_plugin("sklearn") is not None
+    assert forest.error == (
+        "model 'random_forest' is registered by two plugins, 'sklearn' (coupler-sklearn 0.1.0) and 'forest' "
+        "(coupler-a-forest 0.0.1): 'sklearn' keeps it (built-ins first, then Coupler's own plugins, then the others "
+        "by distribution name). Uninstall coupler-a-forest or disable it (COUPLER_DISABLE_PLUGINS=forest); to use its "
+        "model instead, COUPLER_DISABLE_PLUGINS=sklearn.")
+    assert "plugin 'forest' (coupler-a-forest 0.0.1) failed to load and is skipped" in caplog.text
+
+
+def test_a_clash_between_third_parties_goes_by_distribution_name_and_never_takes_a_builtins_name():
+    for order in (1, -1):
+        pm = manager()
+        for name, distribution in [("zeta", "coupler-zeta"), ("alpha", "coupler-alpha")][::order]:
+            pm.load_object(name, forest_plugin("twin"), distribution, "1.0")
+        assert pm.get("model", "twin").plugin == "alpha" and pm.plugins["zeta"].status == "failed"
+    pm = manager()
+    info = pm.load_object("aaa", plugin(register_metrics=lambda register: register("accuracy", lambda: None)),
+                          "coupler-aaa", "1.0")
+    assert info.status == "failed" and pm.get("metric", "accuracy").plugin == "metrics"
+
+
+def test_a_displaced_plugin_under_strict_plugins_is_an_error_naming_it():
+    pm = PluginManager(strict=True)
+    pm.load_object("forest", forest_plugin("random_forest"), "coupler-a-forest", "0.0.1")
+    with pytest.raises(PluginError, match=r"^plugin 'forest' \(coupler-a-forest 0.0.1\) failed to load: model "
+                                          r"'random_forest' is registered by two plugins"):
+        pm.load_object("sklearn", forest_plugin("random_forest"), "coupler-sklearn", "0.1.0")
+    assert pm.get("model", "random_forest").plugin == "sklearn"
+
+
+def test_first_party_is_this_repositorys_plugins():
+    import tomllib
+    from pathlib import Path
+
+    from coupler.plugin_manager import FIRST_PARTY
+
+    root = Path(__file__).parents[1] / "plugins"
+    names = {tomllib.loads(p.read_text())["project"]["name"] for p in root.glob("*/pyproject.toml")}
+    assert FIRST_PARTY == names
+
+
+def test_sys_exit_while_registering_fails_the_plugin_and_keyboard_interrupt_still_stops():
+    pm = manager()
+
+    def exits(register):
+        register("half", lambda **kw: None)
+        raise SystemExit(4)
+
+    info = pm.load_object("exits", plugin(register_models=exits), "coupler-exits", "0.0.1")
+    assert info.status == "failed" and info.error == "it called sys.exit(4) while loading"
+    assert "half" not in pm.registry.names("model")
+
+    def interrupted(register):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pm.load_object("interrupted", plugin(register_models=interrupted))
+
+
+def test_an_import_is_waited_for_at_most_the_timeout_and_its_outcome_is_kept():
+    import threading
+
+    from coupler.plugin_manager import ImportTimeout, PluginInfo, _bounded
+
+    info = PluginInfo("slow", "coupler-slow", "1.0")
+    release = threading.Event()
+    try:
+        with pytest.raises(ImportTimeout, match=r"did not finish within 0.2 s \(COUPLER_PLUGIN_IMPORT_TIMEOUT\).*"
+                                                r"COUPLER_DISABLE_PLUGINS=slow"):
+            _bounded(release.wait, 0.2, info)
+    finally:
+        release.set()
+    assert _bounded(lambda: "the plugin", 5, info) == "the plugin"
+    with pytest.raises(SystemExit):
+        _bounded(lambda: sys.exit(3), 5, info)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "inf", "nan"])
+def test_an_import_timeout_that_is_not_a_positive_number_is_refused(value):
+    from coupler.errors import ConfigError
+    from coupler.plugin_manager import DEFAULT_IMPORT_TIMEOUT, import_timeout
+
+    with pytest.raises(ConfigError, match="COUPLER_PLUGIN_IMPORT_TIMEOUT=.* a number of seconds above 0"):
+        import_timeout(value)
+    assert import_timeout(None) == import_timeout(" ") == DEFAULT_IMPORT_TIMEOUT and import_timeout("2.5") == 2.5
