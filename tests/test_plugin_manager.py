@@ -217,3 +217,69 @@ def test_an_import_timeout_that_is_not_a_positive_number_is_refused(value):
     with pytest.raises(ConfigError, match="COUPLER_PLUGIN_IMPORT_TIMEOUT=.* a number of seconds above 0"):
         import_timeout(value)
     assert import_timeout(None) == import_timeout(" ") == DEFAULT_IMPORT_TIMEOUT and import_timeout("2.5") == 2.5
+
+
+# --- plugin code that raises during a run: coupler.plugin_faults ------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def traceback_files_in_tmp_path(tmp_path, monkeypatch):
+    """Traceback files written outside a run go to the test's own directory."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+def test_a_hook_exception_names_the_implementation_that_raised_even_behind_a_decorator(tmp_path):
+    import functools
+
+    from coupler.plugin_faults import BlamedHooks, PluginCodeError
+
+    def logged(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            return function(*args, **kwargs)
+        return wrapper
+
+    def quiet(run):
+        return None
+
+    def raises(run):
+        raise ZeroDivisionError("division by zero")
+
+    pm = manager()
+    pm.load_object("quiet", plugin(on_run_start=logged(quiet)), "coupler-quiet", "1.0")
+    pm.load_object("loud", plugin(on_run_start=logged(raises)), "coupler-loud", "2.0")
+    with pytest.raises(PluginCodeError) as error:
+        BlamedHooks(pm, tmp_path).on_run_start(run=None)
+    assert str(error.value).startswith("plugin 'loud' (coupler-loud 2.0) failed in on_run_start: "
+                                       "ZeroDivisionError: division by zero; the traceback is in ")
+    assert "Traceback (most recent call last)" in error.value.traceback_file.read_text()
+    assert isinstance(error.value.__cause__, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("exception", [KeyboardInterrupt, SystemExit, PluginError])
+def test_interruptions_exits_and_coupler_errors_from_plugin_code_are_never_wrapped(exception):
+    from coupler.plugin_faults import BlamedHooks, BlamedModel
+
+    def raises(*args, **kwargs):
+        raise exception("as raised")
+
+    pm = manager()
+    pm.load_object("raiser", plugin(on_run_start=raises))
+    with pytest.raises(exception, match="as raised"):
+        BlamedHooks(pm).on_run_start(run=None)
+    with pytest.raises(exception, match="as raised"):
+        BlamedModel(types.SimpleNamespace(predict=raises), "model 'm'").predict([[1.0]])
+
+
+def test_a_model_proxy_blames_predict_proba_and_leaves_the_rest_to_the_model():
+    from coupler.plugin_faults import BlamedModel, PluginCodeError
+
+    model = types.SimpleNamespace(supports_proba=True, predict=lambda X: [0] * len(X),
+                                  predict_proba=lambda X: [][5])
+    blamed = BlamedModel(model, "model 'm' (plugin p, coupler-p 1.0)")
+    assert blamed.supports_proba and blamed.predict([[1.0]]) == [0]
+    with pytest.raises(PluginCodeError, match=r"^model 'm' \(plugin p, coupler-p 1.0\) failed in predict_proba: "
+                                              r"IndexError: list index out of range; the traceback is in "):
+        blamed.predict_proba([[1.0]])

@@ -350,6 +350,10 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
         resumable = (run_dir / "checkpoints" / "last.ckpt").is_file()
         if resumable:  # an interrupted run that can go on: keep it, and say how
             print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
+        elif getattr(exc, "traceback_file", None) == log_file:  # a plugin failed: keep the log its line points at
+            for path in run_dir.iterdir():
+                if path != log_file and path.name not in foreign:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
         elif not foreign:  # the directory is this run's own: never leave it half-written
             shutil.rmtree(run_dir, ignore_errors=True)
         elif new_log:  # someone else's directory: take back only the log Hydra opened in it
