@@ -283,3 +283,17 @@ def test_a_model_proxy_blames_predict_proba_and_leaves_the_rest_to_the_model():
     with pytest.raises(PluginCodeError, match=r"^model 'm' \(plugin p, coupler-p 1.0\) failed in predict_proba: "
                                               r"IndexError: list index out of range; the traceback is in "):
         blamed.predict_proba([[1.0]])
+
+
+def test_the_error_keeps_the_plugins_own_frames_for_tools_that_point_at_its_line():
+    import traceback
+
+    from coupler.plugin_faults import PluginCodeError, blamed
+
+    def plugin_fit():
+        raise ValueError("boom")
+
+    with pytest.raises(PluginCodeError) as error:
+        with blamed("model 'm' (plugin p, coupler-p 1.0)", "fit"):
+            plugin_fit()
+    assert traceback.extract_tb(error.value.__traceback__)[-1].name == "plugin_fit"

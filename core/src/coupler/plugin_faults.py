@@ -14,7 +14,9 @@ to write into, or an in-process run without a log file), a new ``coupler-traceba
 directory. The original exception stays chained (``__cause__``) for a program that catches the error.
 
 Left alone: a ``CouplerError`` raised by plugin code is the plugin's own explanation and passes through
-untouched; ``KeyboardInterrupt`` and ``SystemExit`` are never caught.
+untouched; ``KeyboardInterrupt`` and ``SystemExit`` are never caught. The ``PluginCodeError`` carries the
+original traceback too, so that a tool reading its innermost frame (the conformance kit's "at FILE:LINE")
+still finds the plugin's own line.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def blamed(label: str, step: str, run_dir: Path | None = None):
     except CouplerError:
         raise
     except Exception as exc:
-        raise fault(label, step, exc, run_dir) from exc
+        raise fault(label, step, exc, run_dir).with_traceback(exc.__traceback__) from exc
 
 
 class BlamedModel:
@@ -190,4 +192,4 @@ class _BlamedHook:
         except Exception as exc:
             implementations = self._caller.get_hookimpls()
             label = self._hooks.label(raising_implementation(exc, implementations), implementations)
-            raise fault(label, self._name, exc, self._hooks._run_dir) from exc
+            raise fault(label, self._name, exc, self._hooks._run_dir).with_traceback(exc.__traceback__) from exc
