@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
@@ -109,3 +110,190 @@ def test_factory_keys_are_checked_against_its_signature():
     pm = manager()
     with pytest.raises(Exception, match=r"data.pathh: data 'csv' has no parameter 'pathh'. Did you mean 'path'\?"):
         pm.get("data", "csv").build("data", {"name": "csv", "pathh": "x.csv"})
+
+
+# --- plugins cannot hurt the host or each other (issue #13, point 6) ---------------------------------------
+
+
+def forest_plugin(*names: str) -> types.ModuleType:
+    """A plugin registering the models ``names``."""
+    return plugin(register_models=lambda register: [register(name, lambda **kw: None) for name in names])
+
+
+@pytest.mark.parametrize("order", ["first-party-first", "third-party-first"])
+def test_a_clash_fails_the_third_party_plugin_whatever_the_load_order(caplog, order):
+    pm = manager()
+    loads = [("sklearn", forest_plugin("random_forest", "svm"), "coupler-sklearn", "0.1.0"),
+             ("forest", forest_plugin("a_forest_only", "random_forest"), "coupler-a-forest", "0.0.1")]
+    for name, module, distribution, version in loads if order == "first-party-first" else loads[::-1]:
+        pm.load_object(name, module, distribution, version)
+    sklearn, forest = pm.plugins["sklearn"], pm.plugins["forest"]
+    assert sklearn.status == "ok" and sorted(sklearn.components["model"]) == ["random_forest", "svm"]
+    assert pm.get("model", "random_forest").plugin == "sklearn"
+    assert forest.status == "failed" and forest.components == {}
+    assert "a_forest_only" not in pm.registry.names("model"), "the loser's other components are rolled back"
+    assert pm.hooks.get_plugin("forest") is None and pm.hooks.get_plugin("sklearn") is not None
+    assert forest.error == (
+        "model 'random_forest' is registered by two plugins, 'sklearn' (coupler-sklearn 0.1.0) and 'forest' "
+        "(coupler-a-forest 0.0.1): 'sklearn' keeps it (built-ins first, then Coupler's own plugins, then the others "
+        "by distribution name). Uninstall coupler-a-forest or disable it (COUPLER_DISABLE_PLUGINS=forest); to use its "
+        "model instead, COUPLER_DISABLE_PLUGINS=sklearn.")
+    assert "plugin 'forest' (coupler-a-forest 0.0.1) failed to load and is skipped" in caplog.text
+
+
+def test_a_clash_between_third_parties_goes_by_distribution_name_and_never_takes_a_builtins_name():
+    for order in (1, -1):
+        pm = manager()
+        for name, distribution in [("zeta", "coupler-zeta"), ("alpha", "coupler-alpha")][::order]:
+            pm.load_object(name, forest_plugin("twin"), distribution, "1.0")
+        assert pm.get("model", "twin").plugin == "alpha" and pm.plugins["zeta"].status == "failed"
+    pm = manager()
+    info = pm.load_object("aaa", plugin(register_metrics=lambda register: register("accuracy", lambda: None)),
+                          "coupler-aaa", "1.0")
+    assert info.status == "failed" and pm.get("metric", "accuracy").plugin == "metrics"
+
+
+def test_a_displaced_plugin_under_strict_plugins_is_an_error_naming_it():
+    pm = PluginManager(strict=True)
+    pm.load_object("forest", forest_plugin("random_forest"), "coupler-a-forest", "0.0.1")
+    with pytest.raises(PluginError, match=r"^plugin 'forest' \(coupler-a-forest 0.0.1\) failed to load: model "
+                                          r"'random_forest' is registered by two plugins"):
+        pm.load_object("sklearn", forest_plugin("random_forest"), "coupler-sklearn", "0.1.0")
+    assert pm.get("model", "random_forest").plugin == "sklearn"
+
+
+def test_first_party_is_this_repositorys_plugins():
+    import tomllib
+    from pathlib import Path
+
+    from coupler.plugin_manager import FIRST_PARTY
+
+    root = Path(__file__).parents[1] / "plugins"
+    names = {tomllib.loads(p.read_text())["project"]["name"] for p in root.glob("*/pyproject.toml")}
+    assert FIRST_PARTY == names
+
+
+def test_sys_exit_while_registering_fails_the_plugin_and_keyboard_interrupt_still_stops():
+    pm = manager()
+
+    def exits(register):
+        register("half", lambda **kw: None)
+        raise SystemExit(4)
+
+    info = pm.load_object("exits", plugin(register_models=exits), "coupler-exits", "0.0.1")
+    assert info.status == "failed" and info.error == "it called sys.exit(4) while loading"
+    assert "half" not in pm.registry.names("model")
+
+    def interrupted(register):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pm.load_object("interrupted", plugin(register_models=interrupted))
+
+
+def test_an_import_is_waited_for_at_most_the_timeout_and_its_outcome_is_kept():
+    import threading
+
+    from coupler.plugin_manager import ImportTimeout, PluginInfo, _bounded
+
+    info = PluginInfo("slow", "coupler-slow", "1.0")
+    release = threading.Event()
+    try:
+        with pytest.raises(ImportTimeout, match=r"did not finish within 0.2 s \(COUPLER_PLUGIN_IMPORT_TIMEOUT\).*"
+                                                r"COUPLER_DISABLE_PLUGINS=slow"):
+            _bounded(release.wait, 0.2, info)
+    finally:
+        release.set()
+    assert _bounded(lambda: "the plugin", 5, info) == "the plugin"
+    with pytest.raises(SystemExit):
+        _bounded(lambda: sys.exit(3), 5, info)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "inf", "nan"])
+def test_an_import_timeout_that_is_not_a_positive_number_is_refused(value):
+    from coupler.errors import ConfigError
+    from coupler.plugin_manager import DEFAULT_IMPORT_TIMEOUT, import_timeout
+
+    with pytest.raises(ConfigError, match="COUPLER_PLUGIN_IMPORT_TIMEOUT=.* a number of seconds above 0"):
+        import_timeout(value)
+    assert import_timeout(None) == import_timeout(" ") == DEFAULT_IMPORT_TIMEOUT and import_timeout("2.5") == 2.5
+
+
+# --- plugin code that raises during a run: coupler.plugin_faults ------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def traceback_files_in_tmp_path(tmp_path, monkeypatch):
+    """Traceback files written outside a run go to the test's own directory."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+def test_a_hook_exception_names_the_implementation_that_raised_even_behind_a_decorator(tmp_path):
+    import functools
+
+    from coupler.plugin_faults import BlamedHooks, PluginCodeError
+
+    def logged(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            return function(*args, **kwargs)
+        return wrapper
+
+    def quiet(run):
+        return None
+
+    def raises(run):
+        raise ZeroDivisionError("division by zero")
+
+    pm = manager()
+    pm.load_object("quiet", plugin(on_run_start=logged(quiet)), "coupler-quiet", "1.0")
+    pm.load_object("loud", plugin(on_run_start=logged(raises)), "coupler-loud", "2.0")
+    with pytest.raises(PluginCodeError) as error:
+        BlamedHooks(pm, tmp_path).on_run_start(run=None)
+    assert str(error.value).startswith("plugin 'loud' (coupler-loud 2.0) failed in on_run_start: "
+                                       "ZeroDivisionError: division by zero; the traceback is in ")
+    assert "Traceback (most recent call last)" in error.value.traceback_file.read_text()
+    assert isinstance(error.value.__cause__, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("exception", [KeyboardInterrupt, SystemExit, PluginError])
+def test_interruptions_exits_and_coupler_errors_from_plugin_code_are_never_wrapped(exception):
+    from coupler.plugin_faults import BlamedHooks, BlamedModel
+
+    def raises(*args, **kwargs):
+        raise exception("as raised")
+
+    pm = manager()
+    pm.load_object("raiser", plugin(on_run_start=raises))
+    with pytest.raises(exception, match="as raised"):
+        BlamedHooks(pm).on_run_start(run=None)
+    with pytest.raises(exception, match="as raised"):
+        BlamedModel(types.SimpleNamespace(predict=raises), "model 'm'").predict([[1.0]])
+
+
+def test_a_model_proxy_blames_predict_proba_and_leaves_the_rest_to_the_model():
+    from coupler.plugin_faults import BlamedModel, PluginCodeError
+
+    model = types.SimpleNamespace(supports_proba=True, predict=lambda X: [0] * len(X),
+                                  predict_proba=lambda X: [][5])
+    blamed = BlamedModel(model, "model 'm' (plugin p, coupler-p 1.0)")
+    assert blamed.supports_proba and blamed.predict([[1.0]]) == [0]
+    with pytest.raises(PluginCodeError, match=r"^model 'm' \(plugin p, coupler-p 1.0\) failed in predict_proba: "
+                                              r"IndexError: list index out of range; the traceback is in "):
+        blamed.predict_proba([[1.0]])
+
+
+def test_the_error_keeps_the_plugins_own_frames_for_tools_that_point_at_its_line():
+    import traceback
+
+    from coupler.plugin_faults import PluginCodeError, blamed
+
+    def plugin_fit():
+        raise ValueError("boom")
+
+    with pytest.raises(PluginCodeError) as error:
+        with blamed("model 'm' (plugin p, coupler-p 1.0)", "fit"):
+            plugin_fit()
+    assert traceback.extract_tb(error.value.__traceback__)[-1].name == "plugin_fit"

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except CouplerError as exc:
         print(f"coupler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_status
     except BrokenPipeError:  # the reader went away (coupler evaluate RUN | head): stop quietly
         _silence_stdout()
         return 1
@@ -392,9 +392,9 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
     new_log = not log_file.exists() or log_file.stat().st_size == 0
     resuming = cfg.get("resume") is not None
 
-    def failed(message: str, status: int) -> None:
+    def failed(message: str, status: int, job_only: bool = True) -> None:
         print(f"coupler: error: {message}", file=sys.stderr)
-        if sweeping and status == EXIT_USAGE:  # the other jobs of the sweep still run; failures are listed last
+        if sweeping and job_only:  # the other jobs of the sweep still run; failures are listed last
             outcomes.append(JobOutcome(hydra_config.job.num, run_dir, sweep_dir, list(hydra_config.overrides.task),
                                        error=message.splitlines()[0]))
             return None
@@ -403,7 +403,7 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
     try:  # atomic: of two runs started at one moment in one directory, one claims it, the other touches nothing
         lock = RunLock.claim(run_dir, resume=resuming)
     except RunLockedError as exc:
-        return failed(str(exc), EXIT_USAGE)
+        return failed(str(exc), exc.exit_status)
     foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in (log_file.name, LOCK))
     try:
         if MANIFEST in foreign:
@@ -417,14 +417,15 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
             atomic_write_text(run_dir / "overrides.yaml", "".join(f"- {o}\n" for o in hydra_config.overrides.task))
         results = run_training(to_plain(cfg), run_dir, manager)
     except BaseException as exc:
+        logged = getattr(exc, "traceback_file", None) == log_file  # a plugin's failure: its traceback is there
         fate = _clean_up_failed_run(run_dir, log_file, lock, own=not foreign or resuming, new_log=new_log,
-                                    keep_log=not isinstance(exc, OSError) and _log_traceback(exc, log_file))
+                                    keep_log=logged or (not isinstance(exc, OSError) and _log_traceback(exc, log_file)))
         if isinstance(exc, KeyboardInterrupt):
-            return failed(f"interrupted (Ctrl-C); {fate}", EXIT_INTERRUPTED)
+            return failed(f"interrupted (Ctrl-C); {fate}", EXIT_INTERRUPTED, job_only=False)
         if isinstance(exc, OSError):
             from coupler.errors import describe_os_error
 
-            return failed(f"{describe_os_error(exc)} {fate[0].upper()}{fate[1:]}", EXIT_FAULT)
+            return failed(f"{describe_os_error(exc)} {fate[0].upper()}{fate[1:]}", EXIT_FAULT, job_only=False)
         if isinstance(exc, SystemExit) or (not isinstance(exc, CouplerError) and _debugging()):
             raise
         if not isinstance(exc, CouplerError):  # a bug: one line here, the traceback in the log
@@ -432,7 +433,7 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
                           f"on the terminal, and please report it)", EXIT_FAULT)
         if fate.startswith("the run was kept"):
             print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
-        return failed(str(exc), EXIT_USAGE)
+        return failed(str(exc), exc.exit_status)
     lock.release()
     _print_results(results, run_dir)
     if sweeping:

@@ -13,6 +13,9 @@ from collections.abc import Iterable
 class CouplerError(Exception):
     """A problem with the user's input that Coupler can explain; printed without a traceback."""
 
+    #: the CLI's exit status for it: 2, bad input (a subclass for a fault that is not the input's says 1)
+    exit_status = 2
+
 
 class ConfigError(CouplerError):
     """A config key holds a value that is not allowed."""

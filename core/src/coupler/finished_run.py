@@ -17,6 +17,7 @@ from coupler.components import Split
 from coupler.dataset import encode_target
 from coupler.errors import CouplerError, DataError
 from coupler.evaluation import measure, predictions_frame, select_metrics
+from coupler.plugin_faults import BlamedModel, component_label
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
 from coupler.run_directory import atomic_write_bytes, atomic_write_text, read_manifest
@@ -87,7 +88,7 @@ class FinishedRun:
         metrics = self.metrics()
         if data_config is not None:
             X = self.preprocessor.transform(dataset.X, self.input_format)
-            return {"data": measure(self.model, X, y, metrics, len(self.classes)).scalars}
+            return {"data": measure(self._predicting(), X, y, metrics, len(self.classes)).scalars}
         if fingerprint != self.manifest["data_fingerprint"]:
             log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
         indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
@@ -95,8 +96,12 @@ class FinishedRun:
         results = {}
         for name, rows in (("val", indices.val), ("test", indices.test)):
             part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])
-            results[name] = measure(self.model, part.X, part.y, metrics, len(self.classes)).scalars if len(part) else {}
+            results[name] = measure(self._predicting(), part.X, part.y, metrics, len(self.classes)).scalars if len(part) else {}
         return results
+
+    def _predicting(self) -> BlamedModel:
+        """The model for measuring: an exception from its predict names its component and plugin."""
+        return BlamedModel(self.model, component_label(self.manager, "model", self.config["model"]["name"]))
 
     def _array_frame(self, path: Path):
         """An ``.npy`` array, or the array ``X`` of an ``.npz`` (rows, ...), flattened into the training columns."""
@@ -157,7 +162,7 @@ class FinishedRun:
             raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
         self.preprocessor.check_columns(frame)
         X = self.preprocessor.transform(frame, self.input_format)
-        measured = measure(self.model, X, None, [], len(self.classes))
+        measured = measure(self._predicting(), X, None, [], len(self.classes))
         predictions = predictions_frame(frame.index, measured, self.classes)
         replaced = [c for c in predictions.columns if c in frame.columns]
         if replaced:

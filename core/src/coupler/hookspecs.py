@@ -16,7 +16,9 @@ Each receives a ``register`` callable; call it once per component::
 ``factory`` is called later, only when a run selects the component, with the keys of the component's
 config node as keyword arguments (``name`` excluded). Keep heavy imports (torch, xgboost, sklearn) inside the
 factory or in a module the factory imports, so that ``coupler --help`` and ``coupler plugins`` stay instant.
-A name registered by two plugins is an error naming both; the second plugin is reported as failed.
+A name registered by two plugins is an error naming both: the plugin later in precedence (the built-ins, then
+Coupler's own distributions, then the others by distribution name) is reported as failed and rolled back,
+whatever order the two load in.
 
 *Lifecycle hooks* (``on_*``) are called during a run, on every plugin and on every callback that the run's
 config selects. Their return values are ignored. ``run`` is the ``coupler.context.RunContext`` of the run.

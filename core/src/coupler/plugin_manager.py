@@ -13,6 +13,21 @@ is listed as ``blocked`` and never imported. ``COUPLER_DISABLE_PLUGINS=a,b`` ski
 too).
 
 Built-in components come from the modules in ``BUILTIN_PLUGINS``, registered through the same hooks.
+
+**Plugins cannot hurt the host or each other.**
+
+- *A component name two plugins register* stays with the one that comes first in ``precedence``: the
+  built-ins, then Coupler's own distributions (``FIRST_PARTY``, this repository's ``plugins/``), then every
+  other distribution by name. The other one fails, whatever order the entry points were found in (it is
+  rolled back, even if it loaded first), with a message naming both plugins and distributions and the fix.
+  Entry points load in the same order, so that the plugin-name clash is decided alike.
+- *An import that calls* ``sys.exit`` is a failure like any other. *An import that does not finish* within
+  ``COUPLER_PLUGIN_IMPORT_TIMEOUT`` seconds (default ``DEFAULT_IMPORT_TIMEOUT``, enough for a plugin that
+  imports torch from a cold disk) fails the plugin, which is named; its import goes on in a daemon thread,
+  which does not keep the process alive.
+- *A distribution none of whose plugins may load* (``COUPLER_DISABLE_PLUGINS``, ``COUPLER_PLUGINS_ONLY``) gets
+  its ``hydra_plugins`` modules hidden from Hydra's plugin scan too (``hide_hydra_plugins``).
+- Exceptions from plugin code during a run are named by ``coupler.plugin_faults``.
 """
 
 from __future__ import annotations
@@ -20,10 +35,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import logging
 import os
+import re
+import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -31,8 +50,8 @@ from pathlib import Path
 import pluggy
 
 from coupler import hookspecs
-from coupler.errors import PluginError
-from coupler.registry import Component, Registry
+from coupler.errors import ConfigError, CouplerError, PluginError
+from coupler.registry import Component, DuplicateComponentError, Registry
 
 log = logging.getLogger("coupler")
 
@@ -46,6 +65,13 @@ BUILTIN_PLUGINS = (
 DISABLE_ENV = "COUPLER_DISABLE_PLUGINS"
 ONLY_ENV = "COUPLER_PLUGINS_ONLY"
 STRICT_ENV = "COUPLER_STRICT_PLUGINS"
+IMPORT_TIMEOUT_ENV = "COUPLER_PLUGIN_IMPORT_TIMEOUT"
+#: seconds a plugin's import may take: generous, for a plugin that imports torch from a cold disk
+DEFAULT_IMPORT_TIMEOUT = 120.0
+#: Coupler's own plugin distributions (this repository's plugins/): after the built-ins, they keep a
+#: component name that another distribution's plugin registers too
+FIRST_PARTY = frozenset({"coupler-cnn", "coupler-rnn", "coupler-sklearn", "coupler-torch", "coupler-transformer",
+                         "coupler-xgboost"})
 
 #: registration hook name -> component kind
 REGISTRATION_HOOKS = {
@@ -86,10 +112,83 @@ def _names(value: str | None) -> set[str]:
     return {part.strip() for part in (value or "").split(",") if part.strip()}
 
 
+def _normalized(distribution: str) -> str:
+    """A distribution's name as PEP 503 compares them (``Coupler_SKLearn`` is ``coupler-sklearn``)."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def precedence(info: PluginInfo) -> tuple:
+    """Who keeps a component name that two plugins register (the lower tuple), independent of load order:
+    the built-ins, then Coupler's own distributions, then the others by distribution name, then by plugin
+    name (the plugins of one distribution)."""
+    rank = 0 if info.builtin else 1 if _normalized(info.distribution) in FIRST_PARTY else 2
+    return rank, _normalized(info.distribution), info.name
+
+
+PRECEDENCE_RULE = "built-ins first, then Coupler's own plugins, then the others by distribution name"
+
+
+def _source(info: PluginInfo) -> str:
+    return f"{info.name!r} ({info.distribution} {info.version})"
+
+
+def import_timeout(value: str | None) -> float:
+    """``COUPLER_PLUGIN_IMPORT_TIMEOUT``: seconds, above 0; unset or empty is the default."""
+    if value is None or not value.strip():
+        return DEFAULT_IMPORT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(IMPORT_TIMEOUT_ENV, value, f"a number of seconds above 0 (default {DEFAULT_IMPORT_TIMEOUT:g})")
+    return seconds
+
+
+class ImportTimeout(PluginError):
+    """A plugin's import did not finish in time (it may wait forever: on a lock, a network share, input)."""
+
+
+def _bounded(load: Callable[[], object], seconds: float, info: PluginInfo) -> object:
+    """``load()`` in a daemon thread, waited for at most ``seconds``: a plugin whose import never finishes is
+    named instead of hanging every command. The thread is left behind (Python cannot stop it); being a daemon,
+    it does not keep the process alive. An exception from ``load`` is raised here, ``SystemExit`` included."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["plugin"] = load()
+        except BaseException as exc:  # handed to the caller, which decides (SystemExit fails the plugin)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"coupler-import-{info.name}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise ImportTimeout(
+            f"importing it did not finish within {seconds:g} s ({IMPORT_TIMEOUT_ENV}); fix or uninstall "
+            f"{info.distribution}, disable it (COUPLER_DISABLE_PLUGINS={info.name}), or allow longer "
+            f"({IMPORT_TIMEOUT_ENV}=SECONDS)"
+        )
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["plugin"]
+
+
+def _failure_text(exc: BaseException) -> str:
+    """The one line a failed plugin is reported with."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}) while loading"
+    if isinstance(exc, CouplerError):
+        return str(exc)
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
 class PluginManager:
     """The pluggy manager, the registry it fills, and what happened to each plugin."""
 
-    def __init__(self, disabled: Iterable[str] = (), strict: bool = False, only: Iterable[str] | None = None):
+    def __init__(self, disabled: Iterable[str] = (), strict: bool = False, only: Iterable[str] | None = None,
+                 import_timeout: float | None = None):
         self.hooks = pluggy.PluginManager(hookspecs.PROJECT)
         self.hooks.add_hookspecs(hookspecs)
         self.registry = Registry()
@@ -99,6 +198,12 @@ class PluginManager:
         self.strict = strict
         #: the entry-point plugins allowed to load (COUPLER_PLUGINS_ONLY); None allows every one
         self.only = None if only is None else set(only)
+        #: seconds an entry point's import may take (COUPLER_PLUGIN_IMPORT_TIMEOUT)
+        self.import_timeout = import_timeout if import_timeout is not None else DEFAULT_IMPORT_TIMEOUT
+        #: entry-point plugin -> its distribution (for the files it installed, e.g. hydra_plugins modules)
+        self.distributions: dict[str, metadata.Distribution] = {}
+        #: plugins that lost a component name to the plugin being loaded: reported once that load is over
+        self._displaced: list[PluginInfo] = []
 
     # --- loading --------------------------------------------------------------------------------------
 
@@ -115,6 +220,9 @@ class PluginManager:
             self._load(info, lambda module_name=module_name: importlib.import_module(module_name))
 
     def load_entry_points(self) -> None:
+        """Every entry point of the ``coupler`` group, in ``precedence`` order (not the order
+        importlib.metadata finds them in), each import bounded by ``import_timeout``."""
+        found = []
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist
             info = PluginInfo(
@@ -122,19 +230,25 @@ class PluginManager:
                 distribution=dist.metadata["Name"] if dist else "?",
                 version=dist.version if dist else "?",
             )
-            if ep.name in self.plugins:
+            found.append((info, ep))
+        for info, ep in sorted(found, key=lambda pair: precedence(pair[0])):
+            if info.name in self.plugins:
+                holder = self.plugins[info.name]
                 info.status, info.error = "failed", (
-                    f"plugin name {ep.name!r} is already taken by {self.plugins[ep.name].distribution}"
+                    f"plugin name {info.name!r} is already taken by {holder.distribution} {holder.version}; "
+                    f"uninstall one of the two (pip uninstall {info.distribution})"
                 )
                 self._report(info)
                 continue
-            if ep.name in self.disabled or (self.only is not None and ep.name not in self.only):
-                info.status = "disabled" if ep.name in self.disabled else "blocked"
+            if ep.dist is not None:
+                self.distributions[info.name] = ep.dist
+            if info.name in self.disabled or (self.only is not None and info.name not in self.only):
+                info.status = "disabled" if info.name in self.disabled else "blocked"
                 if info.status == "blocked":
-                    self.registry.blocked_plugins.add(ep.name)
-                self.plugins[ep.name] = info
+                    self.registry.blocked_plugins.add(info.name)
+                self.plugins[info.name] = info
                 continue
-            self._load(info, ep.load)
+            self._load(info, lambda ep=ep, info=info: _bounded(ep.load, self.import_timeout, info))
 
     def load_object(self, name: str, plugin: object, distribution: str = "(in-process)", version: str = "") -> PluginInfo:
         """Register an already-imported plugin object (for tests and embedding)."""
@@ -145,6 +259,14 @@ class PluginManager:
     def _load(self, info: PluginInfo, load: Callable[[], object]) -> None:
         self.plugins[info.name] = info
         try:
+            self._load_and_register(info, load)
+        finally:
+            displaced, self._displaced = self._displaced, []
+            for other in displaced:
+                self._report(other)
+
+    def _load_and_register(self, info: PluginInfo, load: Callable[[], object]) -> None:
+        try:
             plugin = load()
             needs = _incompatibility(plugin)
             if needs:
@@ -152,18 +274,44 @@ class PluginManager:
                 self._report(info)
                 return
             self.hooks.register(plugin, name=info.name)
-        except Exception as exc:  # a broken plugin must never take the host down
+        except (Exception, SystemExit) as exc:  # a broken plugin must never take the host down
             self._fail(info, exc)
             return
         try:
             # a hookimpl whose name matches no hookspec (a typo) fails the plugin instead of being ignored
             self.hooks.check_pending()
             self._call_registrations(info)
-        except Exception as exc:
-            self.registry.remove_plugin(info.name)
-            self.hooks.unregister(name=info.name)
-            info.components, info.config_dirs = {}, []
+        except (Exception, SystemExit) as exc:
+            self._roll_back(info)
             self._fail(info, exc)
+
+    def _roll_back(self, info: PluginInfo) -> None:
+        """Undo whatever ``info``'s plugin registered: components, hook implementations, config directories."""
+        self.registry.remove_plugin(info.name)
+        if self.hooks.get_plugin(info.name) is not None:
+            self.hooks.unregister(name=info.name)
+        info.components, info.config_dirs = {}, []
+
+    def _settle_clash(self, kind: str, name: str, newcomer: PluginInfo) -> None:
+        """Before ``newcomer`` registers ``kind`` ``name``: if another plugin has it, the one later in
+        ``precedence`` fails. That is ``newcomer`` (raised) or the holder (rolled back, reported once
+        ``newcomer`` is loaded), so the outcome does not depend on which of the two loaded first."""
+        holder_name = self.registry.provider(kind, name)
+        if holder_name is None or holder_name == newcomer.name or holder_name not in self.plugins:
+            return  # a plugin registering a name twice: the registry's own error
+        holder = self.plugins[holder_name]
+        keeper, loser = sorted((holder, newcomer), key=precedence)
+        clash = DuplicateComponentError(
+            f"{kind} {name!r} is registered by two plugins, {_source(keeper)} and {_source(loser)}: "
+            f"{keeper.name!r} keeps it ({PRECEDENCE_RULE}). Uninstall {loser.distribution} or disable it "
+            f"(COUPLER_DISABLE_PLUGINS={loser.name}); to use its {kind} instead, "
+            f"COUPLER_DISABLE_PLUGINS={keeper.name}."
+        )
+        if loser is newcomer:
+            raise clash
+        self._roll_back(holder)
+        holder.status, holder.error = "failed", str(clash)
+        self._displaced.append(holder)
 
     def _call_registrations(self, info: PluginInfo) -> None:
         for hook_name, kind in REGISTRATION_HOOKS.items():
@@ -172,6 +320,7 @@ class PluginManager:
                     continue
 
                 def register(name, factory, description=None, *, _kind=kind):
+                    self._settle_clash(_kind, name, info)
                     self.registry.add(Component(_kind, name, factory, info.name, description or ""))
                     info.components.setdefault(_kind, []).append(name)
 
@@ -190,7 +339,7 @@ class PluginManager:
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.status = "failed"
-        info.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        info.error = _failure_text(exc)
         self._report(info)
 
     def _report(self, info: PluginInfo) -> None:
@@ -264,14 +413,115 @@ def _incompatibility(plugin: object) -> str | None:
             f"install a release of the plugin made for API {hookspecs.API_VERSION}, or a Coupler that provides {declared}")
 
 
+def silenced_distributions(manager: PluginManager) -> list[metadata.Distribution]:
+    """The distributions none of whose plugins may load: each is disabled (``COUPLER_DISABLE_PLUGINS``) or not
+    allowed (``COUPLER_PLUGINS_ONLY``)."""
+    plugins_of: dict[str, list[PluginInfo]] = {}
+    for name, dist in manager.distributions.items():
+        plugins_of.setdefault(_normalized(dist.metadata["Name"] or ""), []).append(manager.plugins[name])
+    return [manager.distributions[infos[0].name] for infos in plugins_of.values()
+            if all(info.status in ("disabled", "blocked") for info in infos)]
+
+
+def hydra_plugin_modules(dist: metadata.Distribution) -> dict[Path, set[str]]:
+    """The modules ``dist`` installed in the ``hydra_plugins`` namespace package, by directory (from the
+    distribution's file list, ``Distribution.files``)."""
+    found: dict[Path, set[str]] = {}
+    for file in dist.files or ():
+        parts = file.parts
+        if len(parts) < 2 or parts[0] != "hydra_plugins" or parts[1] == "__pycache__":
+            continue
+        name = parts[1] if len(parts) > 2 else inspect.getmodulename(parts[1])
+        if name and name != "__init__":
+            found.setdefault(Path(dist.locate_file("hydra_plugins")).resolve(), set()).add(name)
+    return found
+
+
+def _modules_in(directory: str) -> Iterator[tuple[str, bool]]:
+    """(name, is a package) for each module of ``directory``, as ``pkgutil`` lists a plain directory."""
+    seen = set()
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir():
+            name = entry.name
+            try:
+                is_package = any(inspect.getmodulename(f) == "__init__" for f in os.listdir(entry.path))
+            except OSError:
+                is_package = False
+            if not is_package:
+                continue
+        else:
+            name = inspect.getmodulename(entry.name)
+            if not name or name == "__init__":
+                continue
+        if "." not in name and name not in seen:
+            seen.add(name)
+            yield name, entry.is_dir()
+
+
+class _HidingFinder:
+    """The path entry finder of one ``hydra_plugins`` directory, minus some of its modules: Hydra's plugin scan
+    (``pkgutil.walk_packages`` over ``hydra_plugins.__path__``, then the finder's ``find_spec``) neither lists
+    nor finds them, and neither does ``import hydra_plugins.NAME``."""
+
+    def __init__(self, path: str, finder, hidden: set[str]):
+        self.path, self._finder, self.hidden = path, finder, frozenset(hidden)
+
+    def find_spec(self, fullname: str, target=None):
+        if fullname.rpartition(".")[2] in self.hidden:
+            return None
+        return self._finder.find_spec(fullname, target)
+
+    def iter_modules(self, prefix: str = ""):
+        for name, is_package in _modules_in(self.path):
+            if name not in self.hidden:
+                yield prefix + name, is_package
+
+    def invalidate_caches(self) -> None:
+        if hasattr(self._finder, "invalidate_caches"):
+            self._finder.invalidate_caches()
+
+
+def hide_hydra_plugins(distributions: Iterable[metadata.Distribution]) -> list[str]:
+    """Keep Hydra from importing the ``hydra_plugins`` modules of ``distributions`` (it imports every module of
+    that namespace package when ``hydra.main`` runs). Each ``hydra_plugins`` directory holding one of them
+    gets, in ``sys.path_importer_cache`` (the path-based import system's own cache), a finder that hides
+    them; the other modules there stay as they were. Returns the hidden modules' names."""
+    hidden: dict[Path, set[str]] = {}
+    for dist in distributions:
+        for directory, names in hydra_plugin_modules(dist).items():
+            hidden.setdefault(directory, set()).update(names)
+    if not hidden:
+        return []
+    try:
+        namespace = importlib.import_module("hydra_plugins")
+    except ImportError:
+        return []
+    import pkgutil
+
+    for entry in list(getattr(namespace, "__path__", [])):
+        names = hidden.get(Path(entry).resolve())
+        finder = pkgutil.get_importer(entry) if names else None
+        if finder is not None:
+            if isinstance(finder, _HidingFinder):
+                names, finder = names | finder.hidden, finder._finder
+            sys.path_importer_cache[entry] = _HidingFinder(entry, finder, names)
+    return sorted(f"hydra_plugins.{name}" for names in hidden.values() for name in names)
+
+
 @functools.cache
 def get_plugin_manager() -> PluginManager:
-    """The process's plugin manager, loaded on first use (built-ins, then entry points)."""
+    """The process's plugin manager, loaded on first use (built-ins, then entry points); the Hydra plugin
+    modules of distributions that may not load are hidden before Hydra looks for them."""
     only = os.environ.get(ONLY_ENV) or None  # set but empty: no allow-list, as COUPLER_DISABLE_PLUGINS= disables none
     manager = PluginManager(
         disabled=_names(os.environ.get(DISABLE_ENV)),
         strict=os.environ.get(STRICT_ENV, "") not in ("", "0", "false", "no"),
         only=None if only is None else _names(only),
+        import_timeout=import_timeout(os.environ.get(IMPORT_TIMEOUT_ENV)),
     )
     manager.load_builtins()
     manager.load_entry_points()
@@ -279,4 +529,5 @@ def get_plugin_manager() -> PluginManager:
         for name in sorted(names - set(manager.plugins)):
             log.warning("%s names %r, which is not an installed plugin; installed: %s", variable, name,
                         ", ".join(sorted(manager.plugins)))
+    hide_hydra_plugins(silenced_distributions(manager))
     return manager

@@ -88,6 +88,11 @@ class Registry:
             )
         self._components[key] = component
 
+    def provider(self, kind: str, name: str) -> str | None:
+        """The plugin that registered ``kind`` ``name``, or None."""
+        component = self._components.get((kind, name))
+        return component.plugin if component else None
+
     def get(self, kind: str, name: str) -> Component:
         try:
             return self._components[(kind, name)]

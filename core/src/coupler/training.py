@@ -18,6 +18,7 @@ from coupler.context import RunContext
 from coupler.dataset import Dataset, encode_target, infer_task
 from coupler.errors import ConfigError, CouplerError
 from coupler.evaluation import measure, predictions_frame, select_metrics
+from coupler.plugin_faults import BlamedHooks, BlamedModel, blamed, component_label
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
 from coupler.run_directory import MANIFEST, atomic_write_text, checksums, write_csv, write_json, write_manifest
@@ -81,7 +82,10 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     callbacks = [registry.get("callback", n.get("name", k)).build(f"callbacks.{k}", n) for k, n in callback_nodes.items()]
     exporters = {k: registry.get("exporter", n.get("name", k)).build(f"exporters.{k}", n) for k, n in exporter_nodes.items()}
 
-    run = RunContext(config=config, directory=run_dir, hooks=manager.hooks.hook, seed=seed,
+    # hooks that raise are named: a plugin by its name, a callback by its component
+    labels = {id(callback): component_label(manager, "callback", node.get("name", key))
+              for (key, node), callback in zip(callback_nodes.items(), callbacks)}
+    run = RunContext(config=config, directory=run_dir, hooks=BlamedHooks(manager, run_dir, labels), seed=seed,
                      callbacks=dict(zip(callback_nodes, callbacks)))
     if config.get("resume"):
         run.resume_from = Path(config["resume"]) / "checkpoints" / "last.ckpt"
@@ -144,7 +148,9 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         run.sequence_shape = dataset.sequence
 
     run.hooks.on_fit_start(run=run, model=model)
-    model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
+    model_label = component_label(manager, "model", model_component.name)
+    with blamed(model_label, "fit", run_dir):
+        model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
     run.hooks.on_fit_end(run=run, model=model)
     if epoch_watchers and not run.history:
         log.warning("callbacks %s watch epochs, but model %r reported none (it trains in one step%s): they had "
@@ -155,7 +161,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         results[name] = {}
         if not len(splits[name]):
             continue
-        measured = measure(model, splits[name].X, splits[name].y, metrics, len(run.classes))
+        measured = measure(BlamedModel(model, model_label, run_dir), splits[name].X, splits[name].y, metrics,
+                           len(run.classes))
         results[name] = measured.scalars
         for metric_name, array in measured.arrays.items():
             labels = run.classes or list(range(len(array)))
