@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns; for "
                                                        "numeric features (sequences) also an .npy/.npz array")
     predict.add_argument("output", type=Path, help="the CSV file to write")
+    predict.add_argument("--impute", action="store_true",
+                         help="impute values that are not numbers in a numeric training column, as training imputed "
+                              "missing values (without it, such a value is an error naming it)")
 
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "evaluate":
             return evaluate(args.run_dir, args.overrides, args.json)
         if args.command == "predict":
-            return predict(args.run_dir, args.input, args.output)
+            return predict(args.run_dir, args.input, args.output, args.impute)
         if args.command == "new-plugin":
             return new_plugin(args.name, args.kind, args.directory)
         _parser().print_help(sys.stderr)
@@ -412,11 +415,11 @@ def compose(overrides: list[str], manager) -> dict:
         return to_plain(hydra_compose(PRIMARY, overrides=loosen(overrides)))
 
 
-def predict(run_dir: Path, input_path: Path, output_path: Path) -> int:
+def predict(run_dir: Path, input_path: Path, output_path: Path, impute: bool = False) -> int:
     from coupler.finished_run import FinishedRun
     from coupler.plugin_manager import get_plugin_manager
 
-    rows = FinishedRun(run_dir, get_plugin_manager()).predict(input_path, output_path)
+    rows = FinishedRun(run_dir, get_plugin_manager()).predict(input_path, output_path, impute)
     print(f"wrote {rows} predictions to {output_path}")
     return 0
 
