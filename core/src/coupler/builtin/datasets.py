@@ -100,7 +100,7 @@ def check_file_kind(file: Path, parquet: bool, label: str, fix: str) -> None:
                         f"{looks}): {fix}.")
 
 
-def undecodable(file: Path, encoding: str) -> tuple[int, int, str, str] | None:
+def undecodable(file: Path, encoding: str, chunk: int = 1 << 20) -> tuple[int, int, str, str] | None:
     """The first byte of ``file`` that is not ``encoding`` text: (offset in the file, line, the byte, the reason),
     or None. pandas reports an offset within the chunk it was decoding, not within the file: this one counts
     from the file's start, reading it in chunks."""
@@ -110,18 +110,19 @@ def undecodable(file: Path, encoding: str) -> tuple[int, int, str, str] | None:
     offset, lines = 0, 1
     with open(file, "rb") as handle:
         while True:
-            chunk = handle.read(1 << 20)
+            read = handle.read(chunk)
             pending = decoder.getstate()[0]  # bytes of a character begun in the previous chunk
-            data = pending + chunk
+            data = pending + read
             try:
-                decoder.decode(chunk, final=not chunk)
+                decoder.decode(read, final=not read)
             except UnicodeDecodeError as exc:
                 where = offset - len(pending) + exc.start
-                return where, lines + data[:exc.start].count(b"\n"), f"0x{data[exc.start]:02x}", exc.reason
-            if not chunk:
+                line = lines + data[:exc.start].count(b"\n") - pending.count(b"\n")
+                return where, line, f"0x{data[exc.start]:02x}", exc.reason
+            if not read:
                 return None
-            lines += chunk.count(b"\n")
-            offset += len(chunk)
+            lines += read.count(b"\n")
+            offset += len(read)
 
 
 def read_csv_file(file: Path, options: dict, label: str, parquet_fix: str, encoding_fix: str):
@@ -223,7 +224,7 @@ def _check_stray_text(column, missing_markers: list | None) -> None:
     mark = (f"fix the file or mark them missing with {_na_values_fix(missing_markers, firsts.iloc[:SHOWN])}"
             if missing_markers is not None else "fix the file")
     raise DataError(f"column {shown(column.name)} holds numbers and {len(stray)} value"
-                    f"{'s' if len(stray) > 1 else ''} that are not: {listing}{more}. To read it as numbers, {mark}; "
+                    f"{'s that are' if len(stray) > 1 else ' that is'} not: {listing}{more}. To read it as numbers, {mark}; "
                     f"if the column holds categories, name it in data.categorical.")
 
 
