@@ -209,7 +209,7 @@ def _check_onehot_size(column: str, categories: int, rows: int) -> None:
     of numbers with stray text once asked for 974 GiB) or that has a category for nearly every row."""
     if categories > MAX_ONEHOT_CATEGORIES or (categories > MAX_ONEHOT_PER_ROW and categories > rows / 2):
         raise DataError(
-            f"feature column {column!r} has {categories} distinct values in {rows} training row"
+            f"feature column {shown(column)} has {categories} distinct values in {rows} training row"
             f"{'s' if rows != 1 else ''}: one-hot encoding would make a column for each. If it is an identifier, "
             f"leave it out (data.features=[...] without it); if it holds numbers, fix its text values (and leave it "
             f"out of data.categorical); or encode each category as one number with preprocess.encode=ordinal."
