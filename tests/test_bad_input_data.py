@@ -91,6 +91,20 @@ def test_duplicate_column_names_are_refused_from_the_header(coupler_cli, tmp_pat
     train_refused(coupler_cli, tmp_path, path, fragments=["'x1' twice (columns 1 and 4)", "own name"])
 
 
+def test_duplicate_column_names_in_a_parquet_file(coupler_cli, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = table()
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(frame[c]) for c in ("x1", "x2", "label")], names=["x1", "x1", "label"]),
+                   path)
+    with untouched(path):
+        result = coupler_cli("train", "data=parquet", f"data.path={path.name}", "data.target=label", "hydra.run.dir=run")
+    refused(result, "'x1' twice (columns 1 and 2)", "own name")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_target_mixing_numbers_and_text_names_the_values(coupler_cli, tmp_path):
     path = csv_with(tmp_path, table(), {(5, "label"): "yes"})
     train_refused(coupler_cli, tmp_path, path,

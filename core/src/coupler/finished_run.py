@@ -167,16 +167,15 @@ class FinishedRun:
         """The rows to predict, read by their kind: the first bytes tell Parquet from CSV, whatever the name."""
         import pandas as pd
 
-        from coupler.builtin.datasets import check_file_kind, read_csv_file
+        from coupler.builtin.datasets import read_csv_file, read_parquet_file
 
         label = f"input file {str(input_path)!r}"
         try:
             if input_path.suffix in (".npy", ".npz"):
                 return self._array_frame(input_path)
             if input_path.suffix == ".parquet":
-                check_file_kind(input_path, parquet=True, label=label,
-                                fix=f"if it holds CSV text, name it {input_path.with_suffix('.csv').name}")
-                return pd.read_parquet(input_path)
+                return read_parquet_file(input_path, label=label,
+                                         csv_fix=f"if it holds CSV text, name it {input_path.with_suffix('.csv').name}")
             options = dict(self.manifest.get("read_options") or {})
             return read_csv_file(input_path, options, label=label,
                                  parquet_fix=f"name it {input_path.with_suffix('.parquet').name}",
@@ -187,4 +186,5 @@ class FinishedRun:
         except pd.errors.EmptyDataError:
             raise DataError(f"input file {str(input_path)!r} is empty.") from None
         except Exception as exc:
-            raise DataError(f"cannot read {str(input_path)!r}: {type(exc).__name__}: {exc}") from None
+            reason = (str(exc).strip().splitlines() or [""])[0]  # pandas' and pyarrow's may run to many lines
+            raise DataError(f"cannot read {str(input_path)!r}: {type(exc).__name__}: {reason}") from None

@@ -4,7 +4,7 @@ Files of the user's own are where bad data comes from, so the loaders read them 
 named ``.csv`` (and the converse) is told by its first bytes; a header naming a column twice is read raw,
 before pandas renames the second ``a.1``; a byte that is not in the file's encoding is reported at its
 offset in the file; a column of numbers with a few stray text values, and a target mixing numbers and text,
-are named with the values and their rows. ``read_csv_file`` and ``check_file_kind`` serve ``coupler
+are named with the values and their rows. ``read_csv_file`` and ``read_parquet_file`` serve ``coupler
 predict`` too.
 """
 
@@ -146,6 +146,23 @@ def read_csv_file(file: Path, options: dict, label: str, parquet_fix: str, encod
         raise DataError(f"{label}: the file is not {encoding} text ({where}); {encoding_fix}.") from None
 
 
+def read_parquet_file(file: Path, label: str, csv_fix: str):
+    """``pandas.read_parquet(file)``, refusing a file that is not Parquet (``csv_fix`` says what to do) and one
+    whose schema names a column twice (pyarrow's own error is many lines long); any other failure is one line."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    check_file_kind(file, parquet=True, label=label, fix=csv_fix)
+    try:
+        check_unique_columns(pq.read_schema(file).names, label)
+        return pd.read_parquet(file)
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise DataError(f"{label}: not a readable Parquet file ({type(exc).__name__}: {reason}).") from None
+
+
 def _header_options(options: dict) -> dict:
     """The read options that shape the header row (its separator and encoding), and nothing that parses values."""
     return {k: v for k, v in options.items() if k in ("sep", "encoding")} | {"dtype": str, "keep_default_na": False}
@@ -285,14 +302,8 @@ def _markers(na_values) -> list:
 @typed_parameters
 def load_parquet(path: FilePath = None, target: Column = None, features: Columns = None,
                  categorical: Columns = None) -> Dataset:
-    import pandas as pd
-
     file = _check_path(path)
-    check_file_kind(file, parquet=True, label=f"data.path={path}", fix=f"for a CSV file use data=csv data.path={path}")
-    try:
-        frame = pd.read_parquet(file)
-    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        raise DataError(f"data.path={path}: not a readable Parquet file ({type(exc).__name__}: {exc}).") from None
+    frame = read_parquet_file(file, label=f"data.path={path}", csv_fix=f"for a CSV file use data=csv data.path={path}")
     return table(frame, name=f"parquet:{file.name}", target=target, features=features, categorical=categorical,
                  read_options={"na_values": NA_VALUES,
                                "dtype": {c: str for c in _as_list(categorical, "data.categorical") or []}})
