@@ -300,8 +300,9 @@ def _fits(value, hint) -> bool:
     if isinstance(hint, type) and issubclass(hint, os.PathLike):
         return isinstance(value, os.PathLike)
     if origin in (list, tuple) or hint in (list, tuple):
-        return isinstance(value, (list, tuple)) and all(_fits(v, args[0]) for v in value) if args else \
-            isinstance(value, (list, tuple))
+        if not isinstance(value, (list, tuple)):
+            return False
+        return all(_fits(v, args[0]) for v in value) if args else True
     if origin is dict or hint is dict:
         return isinstance(value, dict)
     return True  # a type this check does not know: the loader checks it

@@ -222,10 +222,8 @@ def _check_all_numbers(values, numbers) -> None:
     if not bad.any():
         return
     positions = np.flatnonzero(bad.to_numpy())
-    firsts = {}
-    for position in positions:
-        firsts.setdefault(values.iloc[position], position)
-    listing = ", ".join(f"{shown(v)} ({data_rows([values.index[p]], [p])})" for v, p in list(firsts.items())[:SHOWN])
+    firsts = positions[~values.iloc[positions].duplicated().to_numpy()]  # each distinct value at its first row
+    listing = ", ".join(f"{shown(values.iloc[p])} ({data_rows([values.index[p]], [p])})" for p in firsts[:SHOWN])
     raise DataError(
         f"input column {shown(values.name)} holds {len(positions)} value{'s' if len(positions) > 1 else ''} that "
         f"{'are' if len(positions) > 1 else 'is'} not a number: {listing}{', ...' if len(firsts) > SHOWN else ''}; "

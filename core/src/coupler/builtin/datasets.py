@@ -230,15 +230,16 @@ def _na_values_fix(markers: list | None, values) -> str:
 def _check_stray_text(column, missing_markers: list | None) -> None:
     """A column of numbers with a few text values (``#REF!``, ``n/a?``) would be taken as categories and one-hot
     encoded, a column per distinct number: name the column, the stray values and their rows instead."""
-    values = column.dropna()
-    numbers = _numbers_in(values)
-    if not len(values) or numbers.sum() <= len(values) / 2 or numbers.all():
+    import numpy as np
+
+    present, numbers = column.notna().to_numpy(), _numbers_in(column).to_numpy()
+    if numbers.sum() <= present.sum() / 2 or numbers.sum() == present.sum():
         return
-    stray = values[~numbers]
-    firsts = stray[~stray.duplicated()]
-    listing = ", ".join(f"{shown(v)} ({data_rows([i])})" for i, v in firsts.iloc[:SHOWN].items())
+    stray = np.flatnonzero(present & ~numbers)
+    firsts = stray[~column.iloc[stray].duplicated().to_numpy()]  # each distinct value at its first row
+    listing = ", ".join(f"{shown(column.iloc[p])} ({data_rows([column.index[p]], [p])})" for p in firsts[:SHOWN])
     more = f" and {len(firsts) - SHOWN} more" if len(firsts) > SHOWN else ""
-    mark = (f"fix the file or mark them missing with {_na_values_fix(missing_markers, firsts.iloc[:SHOWN])}"
+    mark = (f"fix the file or mark them missing with {_na_values_fix(missing_markers, column.iloc[firsts[:SHOWN]])}"
             if missing_markers is not None else "fix the file")
     raise DataError(f"column {shown(column.name)} holds numbers and {len(stray)} value"
                     f"{'s that are' if len(stray) > 1 else ' that is'} not: {listing}{more}. To read it as numbers, {mark}; "
