@@ -152,9 +152,10 @@ def test_a_non_utf8_byte_is_reported_at_its_offset_in_the_file(coupler_cli, tmp_
     ("data.sep={a:1}", "data.sep={'a': 1} is not allowed"),
     ("data.encoding=[utf-8]", "data.encoding=['utf-8'] is not allowed"),
     ("data.na_values=[{a:1}]", "data.na_values=[{'a': 1}] is not allowed"),
+    ("data.na_values={a:1}", "data.na_values={'a': 1} is not allowed"),
     ("data.features=[x1,{a:1}]", "data.features=['x1', {'a': 1}] is not allowed"),
 ], ids=["path_mapping", "path_list", "target_list", "target_mapping", "sep_mapping", "encoding_list",
-        "na_values_nested", "features_nested"])
+        "na_values_nested", "na_values_mapping", "features_nested"])
 def test_nested_values_where_a_data_setting_takes_one_value(coupler_cli, tmp_path, override, fragment):
     path = csv_with(tmp_path, table())
     key = override.split("=", 1)[0]

@@ -270,11 +270,18 @@ def typed_parameters(loader):
     @functools.wraps(loader)
     def load(*args, **kwargs):
         for name, value in signature.bind_partial(*args, **kwargs).arguments.items():
-            if name in hints and not _fits(value, hints[name]):
-                raise ConfigError(f"data.{name}", plain(value), _described(hints[name]))
+            if name in hints:
+                check_value(f"data.{name}", value, hints[name])
         return loader(*args, **kwargs)
 
     return load
+
+
+def check_value(key: str, value, hint) -> None:
+    """Refuse ``value`` for ``key`` unless the type annotation ``hint`` admits it (``typed_parameters``'s check, also
+    run on the command line's ``data.KEY=VALUE`` before Hydra composes)."""
+    if not _fits(value, hint):
+        raise ConfigError(key, plain(value), _described(hint))
 
 
 def _fits(value, hint) -> bool:

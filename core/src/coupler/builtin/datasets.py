@@ -36,7 +36,7 @@ NA_VALUES = ["?"]
 PARQUET_MAGIC = b"PAR1"
 
 #: what the CSV and Parquet loaders' parameters take (``typed_parameters`` checks them before the loader runs)
-FilePath = Annotated[str | Path | None, "one value, the path of a file (data.path=FILE)"]
+FilePath = Annotated[str | int | Path | None, "one value, the path of a file (data.path=FILE)"]
 Column = Annotated[str | int | None, "one column name (data.target=COLUMN)"]
 Columns = Annotated[str | int | list[str | int] | None, "a column name or a list of them ([a,b])"]
 Markers = Annotated[str | int | float | list[str | int | float] | None, "a marker or a list of them (['?','n/a'])"]
@@ -72,7 +72,7 @@ def _as_list(value, key: str) -> list[str] | None:
 def _check_path(path) -> Path:
     if path is None:
         raise DataError("data.path is required: data=csv data.path=FILE data.target=COLUMN")
-    file = Path(path).expanduser()
+    file = Path(str(path)).expanduser()  # a file named 2024 reaches here as the number 2024
     if not file.is_file():
         raise DataError(f"data.path={path}: no such file{' (it is a directory)' if file.is_dir() else ''}. "
                         f"Give the path of an existing file (relative paths start at the current directory).")
