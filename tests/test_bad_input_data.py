@@ -232,3 +232,8 @@ def test_predict_input_with_duplicate_column_names(iris_run, coupler_cli, tmp_pa
     text = path.read_text().splitlines()
     path.write_text("\n".join([text[0] + f",{IRIS[0]}"] + [row + ",9.9" for row in text[1:]]) + "\n")
     predict_refused(coupler_cli, tmp_path, iris_run, path, f"{IRIS[0]!r}", "twice")
+
+
+def test_predict_help_documents_impute(coupler_cli):
+    result = coupler_cli("predict", "--help")
+    assert result.rc == 0 and "--impute" in result.out and "as training imputed missing values" in " ".join(result.out.split())
