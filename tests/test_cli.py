@@ -275,7 +275,7 @@ def test_values_that_are_not_numbers_are_counted_in_a_warning(iris_run, coupler_
     frame = load_iris(as_frame=True).data.iloc[:5].astype(object)
     frame.iloc[:3, 0] = "abc"
     frame.to_csv(tmp_path / "in.csv", index=False)
-    result = coupler_cli("predict", str(iris_run), "in.csv", "out.csv")
+    result = coupler_cli("predict", "--impute", str(iris_run), "in.csv", "out.csv")  # without it: an error
     assert result.rc == 0 and "3 value(s) are not numbers (e.g. 'abc')" in result.err
 
 

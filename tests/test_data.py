@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,3 +134,119 @@ def test_the_fingerprint_of_a_files_data_set_follows_the_files_not_only_their_pa
     assert dataset.fingerprint() != rewritten
     files[0].unlink()
     assert dataset.fingerprint() not in (original, rewritten)  # a missing file is a change, not a crash
+
+
+# --- bad data, named (issue #13 point 5; the CLI cases are in test_bad_input_data.py) ------------------------
+
+def test_values_are_shown_as_the_user_wrote_them():
+    from coupler.dataset import plain, shown
+
+    assert [shown(v) for v in (np.int64(0), np.float64(2.5), np.float64(np.inf), "yes", None, np.bool_(True))] == \
+        ["0", "2.5", "inf", "'yes'", "null", "true"]
+    assert shown([np.int64(1), {"a": np.int32(2)}]) == "[1, {'a': 2}]"
+    assert type(plain(np.int64(3))) is int and plain("text") == "text"
+
+
+def test_rows_are_counted_from_one_below_the_header_and_keep_the_files_numbers():
+    from coupler.dataset import data_rows
+
+    assert data_rows([4]) == "data row 5"
+    assert data_rows(pd.Index([2, 9])) == "data rows 3, 10"  # a row dropped before them keeps its number
+    assert data_rows(["a", "b"], [0, 1]) == "data rows 1, 2"  # an index of labels: counted by position
+    assert data_rows(range(7)) == "data rows 1, 2, 3, 4, 5, ..."
+
+
+def test_typed_parameters_refuses_what_the_annotation_excludes_and_passes_the_rest():
+    from coupler.dataset import typed_parameters
+
+    @typed_parameters
+    def load(path: Annotated[str | None, "a file (data.path=FILE)"] = None, rows: int = 10, names: list[str] | None = None,
+             free=None):
+        return path, rows, names, free
+
+    assert load("a.csv", 3, ["x"], free={"any": "thing"}) == ("a.csv", 3, ["x"], {"any": "thing"})
+    for call, message in ((lambda: load({"a": 1}), "data.path={'a': 1} is not allowed: a file (data.path=FILE)"),
+                          (lambda: load(rows=True), "data.rows=true is not allowed: a whole number"),
+                          (lambda: load(rows=2.5), "data.rows=2.5 is not allowed: a whole number"),
+                          (lambda: load(names=["x", 1]), "data.names=['x', 1] is not allowed: a list of text values or null")):
+        with pytest.raises(ConfigError) as info:
+            call()
+        assert str(info.value) == message
+    import inspect
+
+    assert list(inspect.signature(load).parameters) == ["path", "rows", "names", "free"], "the registry reads it"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 20])
+def test_an_undecodable_byte_is_found_at_its_offset_in_the_file_whatever_the_chunks(tmp_path, chunk):
+    from coupler.builtin.datasets import undecodable
+
+    good = "é,ü\n" * 5 + "x,€\n"  # characters of two and three bytes, across any chunk boundary
+    for bad, reason in ((b"\xff", "invalid start byte"), (b"\xe2\x82", "unexpected end of data")):
+        data = good.encode() + bad
+        (tmp_path / "f.csv").write_bytes(data)
+        with pytest.raises(UnicodeDecodeError) as truth:
+            data.decode("utf-8")
+        found = undecodable(tmp_path / "f.csv", "utf-8", chunk=chunk)
+        assert found[0] == truth.value.start == len(good.encode()) and found[1] == 7 and found[3] == reason
+    (tmp_path / "ok.csv").write_bytes(good.encode())
+    assert undecodable(tmp_path / "ok.csv", "utf-8", chunk=chunk) is None
+
+
+def test_the_suggested_na_values_fix_trains(coupler_cli, tmp_path):
+    import re
+
+    rows = [f"{i / 10},{i % 3},{'ab'[i % 2]}" for i in range(60)]
+    rows[7], rows[20] = "#REF!,1,a", "n/a?,2,b"
+    (tmp_path / "d.csv").write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
+    result = coupler_cli("train", "data=csv", "data.path=d.csv", "data.target=label", "hydra.run.dir=run")
+    assert result.rc == 2
+    fix = re.search(r'"(data\.na_values=[^"]+)"', result.err).group(1)
+    assert fix == "data.na_values=['?','#REF!','n/a?']"
+    result = coupler_cli("train", "data=csv", "data.path=d.csv", "data.target=label", fix, "hydra.run.dir=run")
+    assert result.rc == 0, result.err
+    assert json.loads((tmp_path / "run" / "preprocessor.json").read_text())["numeric"]["x1"]
+
+
+def test_text_columns_with_a_few_numbers_and_named_categories_stay_categories(tmp_path):
+    sizes = ["S", "M", "L", "XL", "42"] * 8  # mostly text: categories, a number among them
+    codes = [str(i % 4) for i in range(39)] + ["unknown"]  # numbers and text, named categorical by the user
+    pd.DataFrame({"size": sizes, "code": codes, "label": ["a", "b"] * 20}).to_csv(tmp_path / "d.csv", index=False)
+    dataset = load_csv(tmp_path / "d.csv", target="label", categorical=["code"])
+    assert dataset.categorical == ["code", "size"]
+    with pytest.raises(DataError, match="column 'code' holds numbers and 1 value that is not: 'unknown'"):
+        load_csv(tmp_path / "d.csv", target="label")
+
+
+def test_one_hot_encoding_is_capped_and_ordinal_or_frame_encodings_are_not():
+    many = pd.DataFrame({"c": [f"v{i % 1001}" for i in range(5000)]})
+    with pytest.raises(DataError, match="'c' has 1001 distinct values in 5000 training rows.*preprocess.encode=ordinal"):
+        Preprocessor().fit(many, ["c"])
+    few = pd.DataFrame({"c": [f"v{i % 60}" for i in range(200)]})  # 60 categories in 200 rows: fine
+    assert len(Preprocessor().fit(few, ["c"]).feature_names()) == 60
+    assert Preprocessor(encode="ordinal").fit(many, ["c"]).feature_names() == ["c"]
+    assert Preprocessor().fit(many, ["c"], "frame").categorical["c"]["categories"][:2] == ["v0", "v1"]
+
+
+def test_predict_input_checks_numeric_columns_only_and_impute_lets_text_through():
+    prep = Preprocessor().fit(pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]}), ["c"])
+    fine = pd.DataFrame({"x": [1.0, np.nan], "c": ["zzz", np.inf]})  # anything goes in a category column
+    prep.check_input(fine)
+    texty = pd.DataFrame({"x": ["1", "oops", "oops", "2"], "c": ["a"] * 4})
+    with pytest.raises(DataError, match=r"'x' holds 2 values that are not a number: 'oops' \(data row 2\)"):
+        prep.check_input(texty)
+    prep.check_input(texty, impute=True)
+    with pytest.raises(DataError, match=r"'x' holds infinity \(-inf\) in 1 row \(data row 2\)"):
+        prep.check_input(pd.DataFrame({"x": ["1", "-inf"], "c": ["a", "a"]}), impute=True)
+
+
+def test_every_data_set_refuses_infinity_and_duplicate_columns_whatever_loaded_it():
+    from coupler.dataset import Dataset
+
+    X = pd.DataFrame({"a": [1.0, np.inf, 3.0], "b": [1, 2, 3]})
+    with pytest.raises(DataError, match=r"column 'a' holds infinity \(inf\) in 1 row \(data row 2\)"):
+        Dataset(X, pd.Series([0, 1, 0]), name="plugin")
+    with pytest.raises(DataError, match=r"the target 'y' holds infinity"):
+        Dataset(X[["b"]], pd.Series([0.5, -np.inf, 1.0], name="y"), name="plugin")
+    with pytest.raises(DataError, match=r"'a' twice \(columns 1 and 2\)"):
+        Dataset(pd.DataFrame([[1, 2]], columns=["a", "a"]), pd.Series([0]), name="plugin")

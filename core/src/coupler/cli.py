@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("output", type=Path, help="the CSV (or .parquet) file to write: a new file, outside any run "
                                                    "directory")
     predict.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)")
+    predict.add_argument("--impute", action="store_true",
+                         help="impute values that are not numbers in a numeric training column, as training imputed "
+                              "missing values (without it, such a value is an error naming it)")
 
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "evaluate":
             return evaluate(args.run_dir, args.overrides, args.json)
         if args.command == "predict":
-            return predict(args.run_dir, args.input, args.output, args.overwrite)
+            return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
         if args.command == "new-plugin":
             return new_plugin(args.name, args.kind, args.directory)
         _parser().print_help(sys.stderr)
@@ -538,14 +541,14 @@ def compose(overrides: list[str], manager) -> dict:
         return to_plain(hydra_compose(PRIMARY, overrides=loosen(overrides)))
 
 
-def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool = False) -> int:
+def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool = False, impute: bool = False) -> int:
     from coupler.finished_run import FinishedRun
     from coupler.plugin_manager import get_plugin_manager
     from coupler.run_directory import remove_stale_temporaries
 
     check_output(output_path, input_path, overwrite)
     remove_stale_temporaries(output_path)
-    rows = FinishedRun(run_dir, get_plugin_manager()).predict(input_path, output_path)
+    rows = FinishedRun(run_dir, get_plugin_manager()).predict(input_path, output_path, impute)
     print(f"wrote {rows} predictions to {output_path}")
     return 0
 

@@ -214,6 +214,35 @@ def check_overrides(overrides: list[str], manager: PluginManager) -> None:
             if choice is None or (isinstance(choice, str) and choice in options):
                 continue
             _refuse(manager, group, choice)
+    _check_data_values(parsed, manager)
+
+
+def _check_data_values(parsed: list, manager: PluginManager) -> None:
+    """Check ``data.KEY=VALUE`` against the data loader's annotations (``coupler.dataset.typed_parameters``) before
+    Hydra composes: a mapping given where the loader's config file holds a list (``data.na_values={a:1}``) would
+    fail inside Hydra's merge, in Hydra's words, and never reach the loader's own check."""
+    import inspect
+    import typing
+
+    from coupler.dataset import check_value
+    from coupler.errors import CouplerError
+
+    chosen = [o for o in parsed if o.key_or_group == "data" and not o.is_delete()]
+    if chosen and chosen[-1].is_sweep_override():
+        return  # several loaders: each job's loader checks its own values
+    choice = chosen[-1].value() if chosen else next(d["data"] for d in DEFAULTS if isinstance(d, dict) and "data" in d)
+    if not isinstance(choice, str):
+        return
+    try:
+        factory = manager.registry.get("data", _named_component(manager, "data", choice) or choice).factory
+        hints = typing.get_type_hints(inspect.unwrap(factory), include_extras=True)
+    except (CouplerError, NameError, TypeError):  # an unknown choice is refused elsewhere; unreadable hints: unchecked
+        return
+    for override in parsed:
+        parts = override.key_or_group.split(".")
+        if len(parts) == 2 and parts[0] == "data" and parts[1] in hints and not override.is_delete() \
+                and not override.is_sweep_override():
+            check_value(f"data.{parts[1]}", override.value(), hints[parts[1]])
 
 
 def _refuse(manager: PluginManager, group: str, choice) -> None:

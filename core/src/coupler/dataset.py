@@ -1,7 +1,14 @@
-"""What a data loader returns, and how the task is inferred from the target."""
+"""What a data loader returns, and how the task is inferred from the target.
+
+Also the checks every data set gets, whatever loaded it: no infinity (it is not a missing value, and no model
+can learn from it), no two feature columns of one name; and the helpers that make data errors readable: values
+shown as the user wrote them (``shown``), rows named as the user counts them (``data_rows``), and a loader's
+parameters checked against their annotations (``typed_parameters``).
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: An integer target with at most this many distinct values is taken as classification.
 MAX_INFERRED_CLASSES = 20
+#: How many offending values or rows a data error lists.
+SHOWN = 5
 
 
 @dataclass
@@ -81,6 +90,10 @@ class Dataset:
                             f"rows only")
         if self.baseline is not None and len(self.baseline) != len(self.y):
             raise DataError(f"data {self.name!r}: the baseline has {len(self.baseline)} values for {len(self.y)} rows")
+        check_unique_columns(self.X.columns, f"data {self.name!r}")
+        if not self.files and self.text is None:
+            check_finite(self.X, "column")
+        check_finite(self.y.to_frame(), "the target")
         if self.text is not None:
             from coupler.tokenizer import check_settings
 
@@ -145,7 +158,7 @@ def infer_task(y: pd.Series, requested: str = "auto") -> str:
         if not integral or n_classes > MAX_INFERRED_CLASSES:
             return "regression"
     if n_classes < 2:
-        raise DataError(f"the target has a single value ({y.dropna().iloc[0]!r}); nothing to learn.")
+        raise DataError(f"the target has a single value ({shown(y.dropna().iloc[0])}); nothing to learn.")
     return "binary" if n_classes == 2 else "multiclass"
 
 
@@ -157,7 +170,7 @@ def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray
 
     if task == "regression":
         return pd.to_numeric(y).to_numpy(dtype=float), []
-    labels = [_python(v) for v in pd.unique(y)]
+    labels = [plain(v) for v in pd.unique(y)]
     if classes is None:
         classes = sorted(labels, key=lambda v: (str(type(v)), v))
     unknown = [v for v in labels if v not in classes]
@@ -168,9 +181,151 @@ def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray
     lookup = {label: code for code, label in enumerate(classes)}
     distinct = pd.unique(y)
     positions = pd.Index(distinct).get_indexer(y)
-    return np.array([lookup[_python(v)] for v in distinct], dtype=np.int64)[positions], classes
+    return np.array([lookup[plain(v)] for v in distinct], dtype=np.int64)[positions], classes
 
 
-def _python(value):
-    """A NumPy scalar as the Python value it holds (labels are saved to JSON and compared with ==)."""
-    return value.item() if hasattr(value, "item") else value
+# --- showing data to the user ------------------------------------------------------------------------------
+
+def plain(value):
+    """A NumPy scalar as the Python value it holds, in lists and mappings too: labels are saved to JSON and
+    compared with ==, and messages show ``0``, not ``np.int64(0)``."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+def shown(value) -> str:
+    """A value as the user wrote it, for a message: ``0`` (not ``np.int64(0)``), ``2.5``, ``inf``, ``'yes'``,
+    ``null``, ``true``; a list or a mapping as Python writes it (``['a', 'b']``, ``{'a': 1}``)."""
+    value = plain(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value)
+
+
+def data_rows(labels, positions=None) -> str:
+    """``data row 5`` / ``data rows 8, 10, ...``: rows counted from 1 below the header, as the user counts them
+    in the file. A loader's table keeps the file's row numbers as its index (rows dropped for a missing target
+    keep theirs); any other index is counted by position."""
+    labels, positions = list(labels), list(positions if positions is not None else range(len(labels)))
+    numbers = [int(label) + 1 if isinstance(plain(label), int) and not isinstance(plain(label), bool)
+               else position + 1 for label, position in zip(labels, positions)]
+    listing = ", ".join(map(str, numbers[:SHOWN])) + (", ..." if len(numbers) > SHOWN else "")
+    return f"data row{'s' if len(numbers) > 1 else ''} {listing}"
+
+
+# --- checks every data set gets ----------------------------------------------------------------------------
+
+def check_unique_columns(names, where: str) -> None:
+    """Two columns of one name would be told apart by nothing but their position: refuse them, naming each."""
+    seen: dict = {}
+    for position, name in enumerate(names, start=1):
+        seen.setdefault(name, []).append(position)
+    twice = {name: positions for name, positions in seen.items() if len(positions) > 1}
+    if twice:
+        listing = "; ".join(f"{shown(name)} {'twice' if len(p) == 2 else f'{len(p)} times'} (columns "
+                            f"{', '.join(map(str, p[:-1]))} and {p[-1]})" for name, p in list(twice.items())[:SHOWN])
+        raise DataError(f"{where}: the header names {listing}; give each column its own name.")
+
+
+def check_finite(frame, what: str) -> None:
+    """Refuse infinity in the numeric columns of ``frame``: it is not a missing value (nothing imputes it), a
+    scaler turns it into NaN and an engine into an error deep inside it. ``what`` names a column: ``column``,
+    ``the target``, ``input column``."""
+    import numpy as np
+    import pandas as pd
+
+    for column in frame.columns:
+        values = frame[column]
+        if not pd.api.types.is_float_dtype(values):  # integers and booleans hold no infinity; text is not numbers
+            continue
+        infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
+        if infinite.any():
+            positions = np.flatnonzero(infinite)
+            raise DataError(
+                f"{what} {shown(column)} holds infinity ({shown(values.iloc[positions[0]])}) in {len(positions)} "
+                f"row{'s' if len(positions) > 1 else ''} ({data_rows(values.index[positions], positions)}); "
+                f"infinity is not a missing value: remove those rows or replace the values in the file (a number, or "
+                f"an empty cell to impute it)."
+            )
+
+
+# --- a data loader's parameters ----------------------------------------------------------------------------
+
+def typed_parameters(loader):
+    """Check a data loader's arguments against its annotations before it runs, so that ``data.path={a:1}`` (a
+    mapping where one value belongs) is one line naming the key, the value as written and what the key takes,
+    not a ``TypeError`` from deep inside pandas. A parameter's annotation may be ``Annotated[TYPE, "what it
+    takes"]`` to say it in words; unannotated parameters are not checked. Any plugin's loader can use it."""
+    import inspect
+    import typing
+
+    hints = typing.get_type_hints(loader, include_extras=True)
+    signature = inspect.signature(loader)
+
+    @functools.wraps(loader)
+    def load(*args, **kwargs):
+        for name, value in signature.bind_partial(*args, **kwargs).arguments.items():
+            if name in hints:
+                check_value(f"data.{name}", value, hints[name])
+        return loader(*args, **kwargs)
+
+    return load
+
+
+def check_value(key: str, value, hint) -> None:
+    """Refuse ``value`` for ``key`` unless the type annotation ``hint`` admits it (``typed_parameters``'s check, also
+    run on the command line's ``data.KEY=VALUE`` before Hydra composes)."""
+    if not _fits(value, hint):
+        raise ConfigError(key, plain(value), _described(hint))
+
+
+def _fits(value, hint) -> bool:
+    import os
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _fits(value, args[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if hint is type(None) or hint is None:
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if isinstance(hint, type) and issubclass(hint, os.PathLike):
+        return isinstance(value, os.PathLike)
+    if origin in (list, tuple) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        return all(_fits(v, args[0]) for v in value) if args else True
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True  # a type this check does not know: the loader checks it
+
+
+def _described(hint) -> str:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return str(args[1]) if len(args) > 1 else _described(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_described(arg) for arg in args))
+    if origin in (list, tuple):
+        return f"a list of {_described(args[0])} values" if args else "a list"
+    words = {type(None): "null", None: "null", bool: "true or false", int: "a whole number", float: "a number",
+             str: "text", dict: "a mapping", list: "a list", tuple: "a list"}
+    return words.get(hint, "a path" if isinstance(hint, type) else str(hint))

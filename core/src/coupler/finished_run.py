@@ -131,36 +131,26 @@ class FinishedRun:
                             f"{f' (sequences of {shape[0]} steps x {shape[1]} features)' if shape else ''}")
         return pd.DataFrame(array, columns=columns)
 
-    def predict(self, input_path: Path, output_path: Path) -> int:
+    def predict(self, input_path: Path, output_path: Path, impute: bool = False) -> int:
         """Predict every row of ``input_path`` (CSV or Parquet; ``.npy``/``.npz`` for a run on numeric features, e.g.
         sequences) into ``output_path`` (CSV): the input's
-        columns, ``prediction``, and ``proba_CLASS`` columns for a classifier. Returns the row count."""
+        columns, ``prediction``, and ``proba_CLASS`` columns for a classifier. Returns the row count.
+        A value that is not a number in a numeric training column is an error, unless ``impute``: then it is
+        imputed as training imputed missing values. Infinity is an error either way."""
         import pandas as pd
 
         input_path = Path(input_path)
         if not input_path.is_file():
             what = "is a directory" if input_path.is_dir() else "does not exist"
             raise DataError(f"input file {str(input_path)!r} {what}; give a CSV or Parquet file.")
-        try:
-            if input_path.suffix in (".npy", ".npz"):
-                frame = self._array_frame(input_path)
-            elif input_path.suffix == ".parquet":
-                frame = pd.read_parquet(input_path)
-            else:
-                options = dict(self.manifest.get("read_options") or {})
-                frame = pd.read_csv(input_path, **options)
-        except DataError:
-            raise
-        except pd.errors.EmptyDataError:
-            raise DataError(f"input file {str(input_path)!r} is empty.") from None
-        except Exception as exc:
-            raise DataError(f"cannot read {str(input_path)!r}: {type(exc).__name__}: {exc}") from None
+        frame = self._read_input(input_path)
         if len(frame) == 0:
             raise DataError(f"input file {str(input_path)!r} has no rows.")
         output_path = Path(output_path)
         if output_path.is_dir():
             raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
         self.preprocessor.check_columns(frame)
+        self.preprocessor.check_input(frame, impute=impute)
         X = self.preprocessor.transform(frame, self.input_format)
         measured = measure(self._predicting(), X, None, [], len(self.classes))
         predictions = predictions_frame(frame.index, measured, self.classes)
@@ -177,3 +167,29 @@ class FinishedRun:
         else:
             atomic_write_text(output_path, output.to_csv(index=False))
         return len(frame)
+
+    def _read_input(self, input_path: Path):
+        """The rows to predict, read by their kind: the first bytes tell Parquet from CSV, whatever the name."""
+        import pandas as pd
+
+        from coupler.builtin.datasets import read_csv_file, read_parquet_file
+
+        label = f"input file {str(input_path)!r}"
+        try:
+            if input_path.suffix in (".npy", ".npz"):
+                return self._array_frame(input_path)
+            if input_path.suffix == ".parquet":
+                return read_parquet_file(input_path, label=label,
+                                         csv_fix=f"if it holds CSV text, name it {input_path.with_suffix('.csv').name}")
+            options = dict(self.manifest.get("read_options") or {})
+            return read_csv_file(input_path, options, label=label,
+                                 parquet_fix=f"name it {input_path.with_suffix('.parquet').name}",
+                                 encoding_fix=f"save it as {options.get('encoding', 'utf-8')} text, as the run's "
+                                              f"training data were")
+        except DataError:
+            raise
+        except pd.errors.EmptyDataError:
+            raise DataError(f"input file {str(input_path)!r} is empty.") from None
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]  # pandas' and pyarrow's may run to many lines
+            raise DataError(f"cannot read {str(input_path)!r}: {type(exc).__name__}: {reason}") from None

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from coupler.dataset import SHOWN, check_finite, data_rows, shown
 from coupler.errors import ConfigError, DataError
 
 log = logging.getLogger("coupler.data")
@@ -18,6 +19,11 @@ log = logging.getLogger("coupler.data")
 IMPUTE = ("median", "mean", "zero")
 SCALE = ("standard", "minmax", "none")
 ENCODE = ("onehot", "ordinal")
+#: one-hot encoding refuses a column with more categories than this, whatever the number of rows
+MAX_ONEHOT_CATEGORIES = 1000
+#: ... and a column with more categories than this that has a category for more than half of its rows (an
+#: identifier, or numbers read as text): it would add a column per row and teach the model nothing
+MAX_ONEHOT_PER_ROW = 50
 
 
 class Preprocessor:
@@ -68,6 +74,8 @@ class Preprocessor:
                 values = X[column].dropna().astype(str)
                 fill = values.mode().iloc[0] if len(values) else ""
                 self.categorical[column] = {"fill": fill, "categories": sorted(set(values) | {fill})}
+                if input_format == "matrix" and self.encode == "onehot":
+                    _check_onehot_size(column, len(self.categorical[column]["categories"]), len(X))
                 continue
             series = X[column]
             # a float column needs no conversion to tell whether it holds a number
@@ -93,6 +101,23 @@ class Preprocessor:
         return self
 
     # --- transforming ---------------------------------------------------------------------------------
+
+    def check_input(self, X, impute: bool = False) -> None:
+        """Refuse input the model would silently misread (``coupler predict``): a value that is not a number
+        in a column the run trained on as numbers (unless ``impute``: then it becomes missing and is imputed as
+        training did), and infinity in such a column (it is no missing value, ``impute`` or not)."""
+        import pandas as pd
+
+        if self.input_format not in ("matrix", "frame"):
+            return
+        numeric = [c for c in self.columns if c not in self.categorical]
+        numbers = {}
+        for column in numeric:
+            values = X[column]
+            numbers[column] = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
+            if not impute:
+                _check_all_numbers(values, numbers[column])
+        check_finite(pd.DataFrame(numbers, index=X.index).astype(float), "input column")
 
     def check_columns(self, X) -> None:
         missing = [c for c in self.columns if c not in X.columns]
@@ -177,6 +202,34 @@ class Preprocessor:
 
             self.vocabulary = Vocabulary.from_state(state["vocabulary"])
         return self
+
+
+def _check_onehot_size(column: str, categories: int, rows: int) -> None:
+    """One-hot encoding makes a column per category: refuse a column that would make the matrix huge (a column
+    of numbers with stray text once asked for 974 GiB) or that has a category for nearly every row."""
+    if categories > MAX_ONEHOT_CATEGORIES or (categories > MAX_ONEHOT_PER_ROW and categories > rows / 2):
+        raise DataError(
+            f"feature column {shown(column)} has {categories} distinct values in {rows} training row"
+            f"{'s' if rows != 1 else ''}: one-hot encoding would make a column for each. If it is an identifier, "
+            f"leave it out (data.features=[...] without it); if it holds numbers, fix its text values (and leave it "
+            f"out of data.categorical); or encode each category as one number with preprocess.encode=ordinal."
+        )
+
+
+def _check_all_numbers(values, numbers) -> None:
+    """Refuse text in a column the run trained on as numbers, naming the values and their rows."""
+    bad = values.notna() & numbers.isna()
+    if not bad.any():
+        return
+    positions = np.flatnonzero(bad.to_numpy())
+    firsts = positions[~values.iloc[positions].duplicated().to_numpy()]  # each distinct value at its first row
+    listing = ", ".join(f"{shown(values.iloc[p])} ({data_rows([values.index[p]], [p])})" for p in firsts[:SHOWN])
+    raise DataError(
+        f"input column {shown(values.name)} holds {len(positions)} value{'s' if len(positions) > 1 else ''} that "
+        f"{'are' if len(positions) > 1 else 'is'} not a number: {listing}{', ...' if len(firsts) > SHOWN else ''}; "
+        f"the run was trained on numbers there. Fix the file, or impute them as training imputed missing values: "
+        f"coupler predict --impute RUN INPUT OUTPUT."
+    )
 
 
 def _numbers(values, column: str):

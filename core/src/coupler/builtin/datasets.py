@@ -1,11 +1,20 @@
-"""Built-in data loaders: scikit-learn's bundled sets, and CSV / Parquet files of the user's own."""
+"""Built-in data loaders: scikit-learn's bundled sets, and CSV / Parquet files of the user's own.
+
+Files of the user's own are where bad data comes from, so the loaders read them warily: a Parquet file
+named ``.csv`` (and the converse) is told by its first bytes; a header naming a column twice is read raw,
+before pandas renames the second ``a.1``; a byte that is not in the file's encoding is reported at its
+offset in the file; a column of numbers with a few stray text values, and a target mixing numbers and text,
+are named with the values and their rows. ``read_csv_file`` and ``read_parquet_file`` serve ``coupler
+predict`` too.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
-from coupler.dataset import Dataset
+from coupler.dataset import SHOWN, Dataset, check_unique_columns, data_rows, shown, typed_parameters
 from coupler.errors import DataError, did_you_mean
 from coupler.hookspecs import hookimpl
 
@@ -23,6 +32,15 @@ BUNDLED = {
 }
 #: markers read as missing, besides pandas' own ('', 'NA', 'N/A', 'NaN', 'null', 'None', ...)
 NA_VALUES = ["?"]
+#: the first (and last) four bytes of every Parquet file
+PARQUET_MAGIC = b"PAR1"
+
+#: what the CSV and Parquet loaders' parameters take (``typed_parameters`` checks them before the loader runs)
+FilePath = Annotated[str | int | Path | None, "one value, the path of a file (data.path=FILE)"]
+Column = Annotated[str | int | None, "one column name (data.target=COLUMN)"]
+Columns = Annotated[str | int | list[str | int] | None, "a column name or a list of them ([a,b])"]
+Markers = Annotated[str | int | float | list[str | int | float] | None, "a marker or a list of them (['?','n/a'])"]
+Text = Annotated[str, "one value, as text"]
 
 
 def bundled_loader(name: str, function: str):
@@ -54,15 +72,110 @@ def _as_list(value, key: str) -> list[str] | None:
 def _check_path(path) -> Path:
     if path is None:
         raise DataError("data.path is required: data=csv data.path=FILE data.target=COLUMN")
-    file = Path(path).expanduser()
+    file = Path(str(path)).expanduser()  # a file named 2024 reaches here as the number 2024
     if not file.is_file():
         raise DataError(f"data.path={path}: no such file{' (it is a directory)' if file.is_dir() else ''}. "
                         f"Give the path of an existing file (relative paths start at the current directory).")
     return file
 
 
-def table(frame, *, name: str, target: str, features=None, categorical=None, read_options=None) -> Dataset:
-    """A ``Dataset`` from a DataFrame: pick the target and features, infer the categorical columns."""
+# --- reading files warily ----------------------------------------------------------------------------------
+
+def is_parquet(file: Path) -> bool:
+    """Whether ``file`` starts with Parquet's magic bytes, whatever its name says."""
+    with open(file, "rb") as handle:
+        return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+
+
+def check_file_kind(file: Path, parquet: bool, label: str, fix: str) -> None:
+    """Refuse a Parquet file where CSV text is expected (``parquet=False``), or the converse: the first bytes
+    tell, not the name. ``label`` names the file in the message (``data.path=F``), ``fix`` is what to do."""
+    if is_parquet(file) and not parquet:
+        raise DataError(f"{label} is a Parquet file (it starts with {PARQUET_MAGIC.decode()}), not CSV text: {fix}.")
+    if parquet and not is_parquet(file):
+        with open(file, "rb") as handle:
+            start = handle.read(1024)
+        looks = "it looks like text" if start and b"\0" not in start else "it is no table Coupler reads"
+        raise DataError(f"{label} is not a Parquet file (a Parquet file starts with {PARQUET_MAGIC.decode()}; "
+                        f"{looks}): {fix}.")
+
+
+def undecodable(file: Path, encoding: str, chunk: int = 1 << 20) -> tuple[int, int, str, str] | None:
+    """The first byte of ``file`` that is not ``encoding`` text: (offset in the file, line, the byte, the reason),
+    or None. pandas reports an offset within the chunk it was decoding, not within the file: this one counts
+    from the file's start, reading it in chunks."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, lines = 0, 1
+    with open(file, "rb") as handle:
+        while True:
+            read = handle.read(chunk)
+            pending = decoder.getstate()[0]  # bytes of a character begun in the previous chunk
+            data = pending + read
+            try:
+                decoder.decode(read, final=not read)
+            except UnicodeDecodeError as exc:
+                where = offset - len(pending) + exc.start
+                line = lines + data[:exc.start].count(b"\n") - pending.count(b"\n")
+                return where, line, f"0x{data[exc.start]:02x}", exc.reason
+            if not read:
+                return None
+            lines += read.count(b"\n")
+            offset += len(read)
+
+
+def read_csv_file(file: Path, options: dict, label: str, parquet_fix: str, encoding_fix: str):
+    """``pandas.read_csv(file, **options)``, refusing what pandas would misread: a Parquet file, a header naming
+    a column twice (pandas renames the second ``a.1``), a byte outside the encoding (at its offset in the file).
+    ``label`` names the file in messages; the fixes are the caller's (a setting for training, a file name for
+    predict)."""
+    import pandas as pd
+
+    check_file_kind(file, parquet=False, label=label, fix=parquet_fix)
+    encoding = options.get("encoding", "utf-8")
+    try:
+        header = pd.read_csv(file, **{**_header_options(options), "header": None, "nrows": 1})
+        if len(header):
+            check_unique_columns([v for v in header.iloc[0] if isinstance(v, str) and v], label)
+        return pd.read_csv(file, **options)
+    except UnicodeDecodeError as exc:
+        found = undecodable(file, encoding)
+        where = (f"byte {found[2]} at byte offset {found[0]}, line {found[1]}: {found[3]}" if found
+                 else f"{exc.reason} at byte {exc.start}")
+        raise DataError(f"{label}: the file is not {encoding} text ({where}); {encoding_fix}.") from None
+
+
+def read_parquet_file(file: Path, label: str, csv_fix: str):
+    """``pandas.read_parquet(file)``, refusing a file that is not Parquet (``csv_fix`` says what to do) and one
+    whose schema names a column twice (pyarrow's own error is many lines long); any other failure is one line."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    check_file_kind(file, parquet=True, label=label, fix=csv_fix)
+    try:
+        check_unique_columns(pq.read_schema(file).names, label)
+        return pd.read_parquet(file)
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise DataError(f"{label}: not a readable Parquet file ({type(exc).__name__}: {reason}).") from None
+
+
+def _header_options(options: dict) -> dict:
+    """The read options that shape the header row (its separator and encoding), and nothing that parses values."""
+    return {k: v for k, v in options.items() if k in ("sep", "encoding")} | {"dtype": str, "keep_default_na": False}
+
+
+# --- a table of the user's own -----------------------------------------------------------------------------
+
+def table(frame, *, name: str, target: str, features=None, categorical=None, read_options=None,
+          missing_markers: list | None = None) -> Dataset:
+    """A ``Dataset`` from a DataFrame: pick the target and features, infer the categorical columns.
+
+    ``missing_markers``: the loader's ``data.na_values`` (None if it has no such setting): a message may
+    suggest adding a value to them."""
     import pandas as pd
 
     if target is None:
@@ -77,11 +190,11 @@ def table(frame, *, name: str, target: str, features=None, categorical=None, rea
             hint = f" The file seems to use {found!r} between columns: set data.sep (quoted: 'data.sep=\"{found}\"')."
         raise DataError(f"data.target={target}: no such column.{did_you_mean(target, map(str, frame.columns))} "
                         f"Columns are {list(frame.columns)}.{hint}")
+    explicit = _as_list(categorical, "data.categorical") or []
     features = _as_list(features, "data.features")
-    categorical = _as_list(categorical, "data.categorical") or []
     if features is None:
         features = [c for c in frame.columns if c != target]
-    unknown = [c for c in [*features, *categorical] if c not in frame.columns]
+    unknown = [c for c in [*features, *explicit] if c not in frame.columns]
     if unknown:
         raise DataError(f"column(s) {unknown} named in data.features / data.categorical do not exist; "
                         f"columns are {list(frame.columns)}.")
@@ -91,45 +204,107 @@ def table(frame, *, name: str, target: str, features=None, categorical=None, rea
     if missing_target.any():
         log.warning("data %s: dropping %d row(s) whose target %r is missing", name, int(missing_target.sum()), target)
         frame = frame[~missing_target]
+    _check_target_kinds(frame[target], missing_markers)
     X = frame[features]
     inferred = [c for c in features if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])]
-    categorical = list(dict.fromkeys([*categorical, *inferred]))
+    for column in inferred:
+        if column not in explicit:
+            _check_stray_text(X[column], missing_markers)
+    categorical = list(dict.fromkeys([*explicit, *inferred]))
     return Dataset(X, frame[target], name=name, categorical=categorical, read_options=read_options or {})
 
 
-def load_csv(path=None, target=None, features=None, categorical=None, na_values=None, sep=",",
-             encoding="utf-8") -> Dataset:
+def _numbers_in(values):
+    """Which of ``values`` (text as read from a file) are numbers: a boolean Series on the same index."""
+    import pandas as pd
+
+    return pd.to_numeric(values.astype(object).where(values.notna()), errors="coerce").notna()
+
+
+def _na_values_fix(markers: list | None, values) -> str:
+    """``"data.na_values=['?','n/a?']"``: the loader's markers and ``values``, as an override to paste."""
+    listed = ",".join(repr(str(v)) for v in dict.fromkeys([*(markers or []), *map(str, values)]))
+    return f"\"data.na_values=[{listed}]\""
+
+
+def _check_stray_text(column, missing_markers: list | None) -> None:
+    """A column of numbers with a few text values (``#REF!``, ``n/a?``) would be taken as categories and one-hot
+    encoded, a column per distinct number: name the column, the stray values and their rows instead."""
+    import numpy as np
+
+    present, numbers = column.notna().to_numpy(), _numbers_in(column).to_numpy()
+    if numbers.sum() <= present.sum() / 2 or numbers.sum() == present.sum():
+        return
+    stray = np.flatnonzero(present & ~numbers)
+    firsts = stray[~column.iloc[stray].duplicated().to_numpy()]  # each distinct value at its first row
+    listing = ", ".join(f"{shown(column.iloc[p])} ({data_rows([column.index[p]], [p])})" for p in firsts[:SHOWN])
+    more = f" and {len(firsts) - SHOWN} more" if len(firsts) > SHOWN else ""
+    mark = (f"fix the file or mark them missing with {_na_values_fix(missing_markers, column.iloc[firsts[:SHOWN]])}"
+            if missing_markers is not None else "fix the file")
+    raise DataError(f"column {shown(column.name)} holds numbers and {len(stray)} value"
+                    f"{'s that are' if len(stray) > 1 else ' that is'} not: {listing}{more}. To read it as numbers, {mark}; "
+                    f"if the column holds categories, name it in data.categorical.")
+
+
+def _check_target_kinds(y, missing_markers: list | None) -> None:
+    """A target of numbers and text (``0, 1, yes``) is a file with a mistake in it, not a three-class problem:
+    name the values of each kind."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return
+    distinct = pd.Series(pd.unique(y.dropna()))
+    numbers = _numbers_in(distinct)
+    if numbers.all() or not numbers.any():
+        return
+    as_written = [str(v) if isinstance(v, str) else shown(v) for v in distinct[numbers]]
+    texts = list(distinct[~numbers])
+    fewer = texts if len(texts) <= len(as_written) else list(distinct[numbers])
+    drop = (f", or drop those rows by marking them missing: {_na_values_fix(missing_markers, fewer[:SHOWN])}"
+            if missing_markers is not None else "")
+    raise DataError(f"the target {shown(y.name)} mixes numbers ({', '.join(as_written[:SHOWN])}"
+                    f"{', ...' if len(as_written) > SHOWN else ''}) and text ({', '.join(map(shown, texts[:SHOWN]))}"
+                    f"{', ...' if len(texts) > SHOWN else ''}); a target holds one kind of label: fix the file"
+                    f"{drop}.")
+
+
+@typed_parameters
+def load_csv(path: FilePath = None, target: Column = None, features: Columns = None, categorical: Columns = None,
+             na_values: Markers = None, sep: Text = ",", encoding: Text = "utf-8") -> Dataset:
     import pandas as pd
 
     file = _check_path(path)
     if not isinstance(sep, str) or not sep:
         raise DataError(f"data.sep={sep!r}: give the character between columns, e.g. ',' or ';'.")
-    options = {"sep": sep, "encoding": encoding,
-               "na_values": _as_list(na_values, "data.na_values") if na_values is not None else list(NA_VALUES),
+    markers = _markers(na_values)
+    options = {"sep": sep, "encoding": encoding, "na_values": markers,
                "dtype": {c: str for c in _as_list(categorical, "data.categorical") or []}}
     try:
-        frame = pd.read_csv(file, **options)
+        frame = read_csv_file(file, options, label=f"data.path={path}",
+                              parquet_fix=f"use data=parquet data.path={path}",
+                              encoding_fix="set its encoding, e.g. data.encoding=latin-1")
     except pd.errors.EmptyDataError:
         raise DataError(f"data.path={path}: the file is empty; it needs a header row and rows of data.") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"data.path={path}: the file is not {encoding} text ({exc.reason} at byte {exc.start}); "
-                        f"set its encoding, e.g. data.encoding=latin-1.") from None
     except LookupError:
         raise DataError(f"data.encoding={encoding}: no such text encoding (try utf-8, latin-1, cp1252).") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"data.path={path}: not a readable CSV file ({exc}). Check data.sep={sep!r}.") from None
     return table(frame, name=f"csv:{file.name}", target=target, features=features, categorical=categorical,
-                 read_options=options)
+                 read_options=options, missing_markers=markers)
 
 
-def load_parquet(path=None, target=None, features=None, categorical=None) -> Dataset:
-    import pandas as pd
+def _markers(na_values) -> list:
+    """``data.na_values`` as a list of text markers (pandas compares the file's text with them)."""
+    if na_values is None:
+        return list(NA_VALUES)
+    return [str(v) for v in (na_values if isinstance(na_values, (list, tuple)) else [na_values])]
 
+
+@typed_parameters
+def load_parquet(path: FilePath = None, target: Column = None, features: Columns = None,
+                 categorical: Columns = None) -> Dataset:
     file = _check_path(path)
-    try:
-        frame = pd.read_parquet(file)
-    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        raise DataError(f"data.path={path}: not a readable Parquet file ({type(exc).__name__}: {exc}).") from None
+    frame = read_parquet_file(file, label=f"data.path={path}", csv_fix=f"for a CSV file use data=csv data.path={path}")
     return table(frame, name=f"parquet:{file.name}", target=target, features=features, categorical=categorical,
                  read_options={"na_values": NA_VALUES,
                                "dtype": {c: str for c in _as_list(categorical, "data.categorical") or []}})
