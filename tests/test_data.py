@@ -139,7 +139,7 @@ def test_the_fingerprint_of_a_files_data_set_follows_the_files_not_only_their_pa
 # --- bad data, named (issue #13 point 5; the CLI cases are in test_bad_input_data.py) ------------------------
 
 def test_values_are_shown_as_the_user_wrote_them():
-    from coupler.dataset import plain, shown
+    from coupler.errors import plain, shown
 
     assert [shown(v) for v in (np.int64(0), np.float64(2.5), np.float64(np.inf), "yes", None, np.bool_(True))] == \
         ["0", "2.5", "inf", "'yes'", "null", "true"]

@@ -2,7 +2,8 @@
 
 Also the checks every data set gets, whatever loaded it: no infinity (it is not a missing value, and no model
 can learn from it), no two feature columns of one name; and the helpers that make data errors readable: values
-shown as the user wrote them (``shown``), rows named as the user counts them (``data_rows``), and a loader's
+rows named as the user counts them (``data_rows``; values are shown as the user wrote them by
+``coupler.errors.shown``), and a loader's
 parameters checked against their annotations (``typed_parameters``).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from coupler.components import TASKS
-from coupler.errors import ConfigError, CouplerError, DataError
+from coupler.errors import ConfigError, CouplerError, DataError, plain, shown
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -185,27 +186,6 @@ def encode_target(y, task: str, classes: list | None = None) -> tuple[np.ndarray
 
 
 # --- showing data to the user ------------------------------------------------------------------------------
-
-def plain(value):
-    """A NumPy scalar as the Python value it holds, in lists and mappings too: labels are saved to JSON and
-    compared with ==, and messages show ``0``, not ``np.int64(0)``."""
-    if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
-
-
-def shown(value) -> str:
-    """A value as the user wrote it, for a message: ``0`` (not ``np.int64(0)``), ``2.5``, ``inf``, ``'yes'``,
-    ``null``, ``true``; a list or a mapping as Python writes it (``['a', 'b']``, ``{'a': 1}``)."""
-    value = plain(value)
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return repr(value)
-
 
 def data_rows(labels, positions=None) -> str:
     """``data row 5`` / ``data rows 8, 10, ...``: rows counted from 1 below the header, as the user counts them

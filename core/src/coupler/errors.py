@@ -21,8 +21,7 @@ class ConfigError(CouplerError):
     """A config key holds a value that is not allowed."""
 
     def __init__(self, key: str, value: object, allowed: str):
-        shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
-        super().__init__(f"{key}={shown} is not allowed: {allowed}")
+        super().__init__(f"{key}={shown(value)} is not allowed: {allowed}")
         self.key, self.value, self.allowed = key, value, allowed
 
 
@@ -32,6 +31,27 @@ class DataError(CouplerError):
 
 class PluginError(CouplerError):
     """A plugin could not be loaded or registered."""
+
+
+def plain(value):
+    """A NumPy scalar as the Python value it holds, in lists and mappings too: labels are saved to JSON and
+    compared with ==, and messages show ``0``, not ``np.int64(0)``."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+def shown(value) -> str:
+    """A value as the user wrote it, for a message: ``0`` (not ``np.int64(0)``), ``2.5``, ``inf``, ``'yes'``,
+    ``null``, ``true``; a list or a mapping as Python writes it (``['a', 'b']``, ``{'a': 1}``)."""
+    value = plain(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value)
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:

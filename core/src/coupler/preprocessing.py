@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from coupler.dataset import SHOWN, check_finite, data_rows, shown
-from coupler.errors import ConfigError, DataError
+from coupler.dataset import SHOWN, check_finite, data_rows
+from coupler.errors import ConfigError, DataError, shown
 
 log = logging.getLogger("coupler.data")
 

@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
-from coupler.dataset import SHOWN, Dataset, check_unique_columns, data_rows, shown, typed_parameters
-from coupler.errors import DataError, did_you_mean
+from coupler.dataset import SHOWN, Dataset, check_unique_columns, data_rows, typed_parameters
+from coupler.errors import DataError, did_you_mean, shown
 from coupler.hookspecs import hookimpl
 
 COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
