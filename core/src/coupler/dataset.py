@@ -1,10 +1,9 @@
 """What a data loader returns, and how the task is inferred from the target.
 
 Also the checks every data set gets, whatever loaded it: no infinity (it is not a missing value, and no model
-can learn from it), no two feature columns of one name; and the helpers that make data errors readable: values
-rows named as the user counts them (``data_rows``; values are shown as the user wrote them by
-``coupler.errors.shown``), and a loader's
-parameters checked against their annotations (``typed_parameters``).
+can learn from it), no two feature columns of one name; and the helpers that make data errors readable: rows
+named as the user counts them (``data_rows``; values are shown as the user wrote them by
+``coupler.errors.shown``), and a loader's parameters checked against their annotations (``typed_parameters``).
 """
 
 from __future__ import annotations
