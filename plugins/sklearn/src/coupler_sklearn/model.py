@@ -1,4 +1,12 @@
-"""``SklearnModel``: a scikit-learn estimator behind Coupler's ``Model`` contract, saved with skops."""
+"""``SklearnModel``: a scikit-learn estimator behind Coupler's ``Model`` contract, saved with skops.
+
+A run directory may come from someone else, so loading trusts exact type names, never a package prefix: skops
+rebuilds whatever type a ``.skops`` file names (``builtins.eval`` included) once it is passed in ``trusted=``.
+Beyond what skops trusts by itself (scikit-learn's estimators, NumPy arrays, plain containers), a file may hold
+only the types in ``TRUSTED_TYPES``, the few that the shipped estimators need, and the run's own estimator class;
+anything else is refused with the type's name, and nothing of the file is built. A fitted state that would not
+load under that rule is refused when the run saves it, so a run that trains is a run that reloads.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +24,15 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 #: Only estimators from these packages are built from a config: a config is data, not code to run.
 ALLOWED_PREFIXES = ("sklearn.",)
-#: Types a saved model may contain; anything else in a .skops file is refused at load.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+#: The types, by exact name, that a .skops file may hold beyond what skops trusts by itself: what the estimators
+#: of the shipped configs (conf/model/*.yaml) need on every task, as ``skops.io.get_untrusted_types`` reports them
+#: (``plugins/sklearn/tests/test_trusted_types.py`` recomputes it). Never a package prefix: ``builtins.`` would admit ``eval``.
+TRUSTED_TYPES = (
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hist_gradient_boosting
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",  # knn
+    "sklearn.neighbors._kd_tree.KDTree",  # knn
+    "sklearn.tree._tree.Tree",  # random_forest
+)
 FILE = "model.skops"
 #: the task's class count, which the estimator does not know when a class was absent from training
 CLASSES_FILE = "classes.json"
@@ -125,16 +140,58 @@ class SklearnModel(Model):
             return None
         return dict(zip(names, map(float, values)))
 
+    # --- artifacts: skops, trusting exact type names ----------------------------------------------------
+
+    def trusted_types(self) -> tuple[str, ...]:
+        """The types a saved file of this model may hold beyond skops' own trusted ones: ``TRUSTED_TYPES`` and the
+        estimator's own class (``import_estimator`` checked it is a scikit-learn estimator). A plugin that wraps an
+        estimator needing more overrides this with the exact names it has reviewed."""
+        cls = type(self.estimator)
+        return (*TRUSTED_TYPES, f"{cls.__module__}.{cls.__qualname__}")
+
+    def _refused(self, untrusted: list[str]) -> list[str]:
+        allowed = set(self.trusted_types())
+        return [name for name in untrusted if name not in allowed]
+
     def save(self, directory: Path) -> None:
-        skops.io.dump(self.estimator, Path(directory) / FILE)
+        path = Path(directory) / FILE
+        skops.io.dump(self.estimator, path)
+        refused = self._refused(skops.io.get_untrusted_types(file=path))
+        if refused:  # refused now, not when someone reloads the run
+            raise CouplerError(
+                f"model.estimator={self.path}: with these model.params its fitted state holds "
+                f"{', '.join(refused)}, which Coupler does not trust when it reloads a run (a .skops file may hold "
+                f"scikit-learn estimators, arrays and {', '.join(t.rpartition('.')[2] for t in TRUSTED_TYPES)}). "
+                f"Choose other parameters or another estimator, or wrap it in a plugin whose model trusts that type.")
         (Path(directory) / CLASSES_FILE).write_text(json.dumps({"n_classes": self.n_classes}))
 
     def load(self, directory: Path) -> None:
         path = Path(directory) / FILE
-        untrusted = skops.io.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        untrusted = _untrusted_types(path)
+        refused = self._refused(untrusted)
         if refused:
-            raise CouplerError(f"{path} holds types outside scikit-learn, NumPy and SciPy ({refused}); "
-                               f"refusing to load it.")
-        self.estimator = skops.io.load(path, trusted=untrusted)
+            raise CouplerError(
+                f"{path} holds {', '.join(refused)}, which Coupler does not trust: a .skops file of a "
+                f"{type(self.estimator).__name__} run holds only scikit-learn estimators, arrays and known types. "
+                f"Refusing to load it; retrain the run from its config (coupler train) or load the file only if you "
+                f"wrote it yourself.")
+        try:
+            self.estimator = skops.io.load(path, trusted=untrusted)
+        except Exception as exc:  # a file whose types are trusted but whose content does not construct
+            raise CouplerError(f"{path} cannot be loaded ({type(exc).__name__}: {_first_line(exc)}); the file was "
+                               f"changed or damaged: retrain the run (coupler train).") from None
         self.n_classes = json.loads((Path(directory) / CLASSES_FILE).read_text())["n_classes"]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+def _untrusted_types(path: Path) -> list[str]:
+    """The types in a .skops file that skops does not trust by itself; reading a file builds nothing from it."""
+    try:
+        return skops.io.get_untrusted_types(file=path)
+    except Exception as exc:  # not a zip, no schema, a schema skops cannot read: the file is not a model
+        raise CouplerError(f"{path} is not a skops file Coupler can read ({type(exc).__name__}: "
+                           f"{_first_line(exc)}); the file was changed or damaged: retrain the run "
+                           f"(coupler train).") from None
