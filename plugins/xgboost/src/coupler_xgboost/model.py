@@ -8,7 +8,8 @@
 - After every boosting round the run's ``on_epoch_end`` fires with the validation metrics: ``val_loss`` (the
   task's loss: logloss, mlogloss or rmse, always evaluated) and ``val_NAME`` for each eval metric; an
   early-stopping callback stops the training, and the best round is the one kept.
-- Saved in XGBoost's own UBJSON format, never pickle.
+- Saved in XGBoost's own UBJSON format, never pickle. UBJSON is data: XGBoost parses it into trees and a config
+  that names built-in objectives only, so a model file cannot carry code; a damaged one is one clear error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 from coupler.components import Model, Split
-from coupler.errors import CouplerError, did_you_mean
+from coupler.errors import ConfigError, CouplerError, did_you_mean
 
 FILE = "model.ubj"
 OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
@@ -32,6 +33,27 @@ ALIASES = {"learning_rate": "eta", "min_split_loss": "gamma", "reg_lambda": "lam
 #: keys that belong to the harness, not to params
 RESERVED = {"objective": "the task sets it (task=...)", "num_class": "the data set it",
             "num_boost_round": "set model.num_boost_round", "n_estimators": "set model.num_boost_round"}
+#: the parameters XGBoost takes as a mapping (feature name -> constraint); every other one is a scalar or a list
+MAPPING_PARAMS = {"monotone_constraints"}
+SCALARS = (bool, int, float, str)
+
+
+def _check_value(key: str, value) -> None:
+    """A parameter's value is what XGBoost reads: a scalar, a list of them (or of lists: interaction_constraints),
+    or a mapping for ``monotone_constraints``. XGBoost would turn anything else into its Python text silently."""
+    def plain(item, depth=0) -> bool:
+        if isinstance(item, SCALARS):
+            return True
+        return isinstance(item, (list, tuple)) and depth < 2 and all(plain(v, depth + 1) for v in item)
+
+    if isinstance(value, dict) and key in MAPPING_PARAMS:
+        ok = all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
+    else:
+        ok = plain(value)
+    if not ok:
+        allowed = ("a mapping of feature names to -1, 0 or 1" if key in MAPPING_PARAMS else
+                   "a number, a string or a list of them, as XGBoost documents the parameter")
+        raise ConfigError(f"model.params.{key}", value, allowed)
 
 
 class XGBoostModel(Model):
@@ -43,6 +65,9 @@ class XGBoostModel(Model):
         for key, why in RESERVED.items():
             if key in params:
                 raise CouplerError(f"model.params.{key} cannot be set: {why}.")
+        for key, value in params.items():
+            if value is not None:
+                _check_value(key, value)
         self.task, self.num_boost_round = task, num_boost_round
         self.params = {"seed": seed, **params, "objective": OBJECTIVES[task]}
         asked = params.get("eval_metric") or []
@@ -142,8 +167,15 @@ class XGBoostModel(Model):
         self.booster.save_model(Path(directory) / FILE)
 
     def load(self, directory: Path) -> None:
-        self.booster = xgb.Booster()
-        self.booster.load_model(Path(directory) / FILE)
+        path = Path(directory) / FILE
+        booster = xgb.Booster()
+        try:
+            booster.load_model(path)
+        except xgb.core.XGBoostError as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0].split(": ", 1)[-1]
+            raise CouplerError(f"{path}: XGBoost cannot read it ({reason}); the file was changed or damaged: "
+                               f"retrain the run (coupler train).") from None
+        self.booster = booster
         self._matrices, self._predictions = {}, {}
 
 
