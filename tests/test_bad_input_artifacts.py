@@ -6,7 +6,8 @@ directory) the way someone handing over a run directory could, recomputes the ru
 one ``coupler: error:`` line naming the file and the problem, exit 2, no traceback, the files that were there
 unchanged, and, for a planted gadget, that its code did not run (it would have written a marker file).
 
-Formats that can carry code get a planted gadget: skops (a type node naming ``builtins.eval``), Lightning
+Formats that can carry code get a planted gadget: skops (a type node naming ``builtins.eval``; and a tree of a
+trusted type whose indices point outside it, which crashed the process), Lightning
 checkpoints (a pickled object whose ``__reduce__`` calls ``exec``), Hugging Face directories (an ``auto_map`` to a
 Python file beside ``config.json``, and pickled ``pytorch_model.bin`` weights). Formats that cannot (XGBoost's UBJSON,
 safetensors, ``network.json``) get damaged files and absurd sizes. The runs are the smallest: iris with logistic
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 from coupler.testing import train_run
 
+from tests.conftest import coupler_process
 from tests.corpus import refused, untouched
 
 UNSEALED = ("manifest.json", "train.log")
@@ -169,6 +171,35 @@ def test_skops_builtins_eval_gadget_is_refused_by_its_type_name(coupler_cli, iri
     assert not marker.exists(), "the code planted in model.skops ran"
 
 
+@pytest.fixture(scope="module")
+def forest_run(tmp_path_factory) -> Path:
+    return train_run(tmp_path_factory.mktemp("forest"), "model=random_forest", "model.params.n_estimators=3")[1]
+
+
+def craft_tree_child(path: Path, child: int) -> None:
+    """Rewrite a forest's first split to point at node ``child``: skops trusts ``sklearn.tree._tree.Tree`` (the
+    forest needs it), and scikit-learn follows the index unchecked."""
+    import skops.io
+
+    forest = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+    tree = forest.estimators_[0].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = child
+    tree.__setstate__({**state, "nodes": nodes})
+    skops.io.dump(forest, path)
+
+
+def test_skops_tree_with_an_index_outside_it_is_refused_not_a_crash(forest_run, tmp_path):
+    # a fresh interpreter: before the check, this case killed the process with a segfault
+    run_dir = copy_run(forest_run, tmp_path)
+    craft_tree_child(run_dir / "model" / "model.skops", 10**8)
+    reseal(run_dir)
+    with untouched(run_dir):
+        result = coupler_process("evaluate", str(run_dir), cwd=tmp_path)
+    refused(result, "model.skops", "decision tree whose node 0 points outside", "retrain")
+
+
 @pytest.mark.parametrize("content, problem", [
     (b"not a zip archive", "not a skops file"),
     (None, "not a skops file"),  # a zip whose schema skops cannot read (a node without its keys)
@@ -202,10 +233,15 @@ def test_a_damaged_xgboost_model_is_one_clear_line(coupler_cli, xgboost_run, tmp
     refused(result, "model.ubj", "XGBoost cannot read", "retrain")
 
 
-def test_a_nested_value_for_a_scalar_xgboost_parameter_names_the_key(coupler_cli, tmp_path):
-    result = coupler_cli("train", "model=xgboost", "model.num_boost_round=5", "model.params.max_depth={a:1}",
-                         "hydra.run.dir=run")
-    refused(result, "model.params.max_depth", "{'a': 1}", "a number, a string or a list")
+@pytest.mark.parametrize("overrides, fragments", [
+    (("model=xgboost", "model.num_boost_round=5", "model.params.max_depth={a:1}"),
+     ("model.params.max_depth", "{'a': 1}", "a number, a string or a list")),
+    (("model=lstm", "trainer.max_epochs=1", "model.hidden_size={a:1}"),
+     ("model.hidden_size", "{'a': 1}", "a whole number")),
+], ids=["xgboost_max_depth_mapping", "lstm_hidden_size_mapping"])
+def test_a_nested_value_for_a_scalar_parameter_names_the_key(coupler_cli, tmp_path, overrides, fragments):
+    result = coupler_cli("train", *overrides, "hydra.run.dir=run")
+    refused(result, *fragments)
     assert not (tmp_path / "run").exists()
 
 

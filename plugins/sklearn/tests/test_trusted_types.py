@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import skops.io
 import yaml
@@ -91,3 +92,74 @@ def test_the_same_estimator_without_that_type_trains_and_reloads(tmp_path):
 def test_a_model_trusts_its_own_estimator_class_and_the_fixed_list_only():
     model = SklearnModel("sklearn.ensemble.ExtraTreesClassifier", {}, task="binary", seed=0)
     assert model.trusted_types() == (*TRUSTED_TYPES, "sklearn.ensemble._forest.ExtraTreesClassifier")
+
+
+# --- trusted types, untrusted content: indices scikit-learn follows without bounds checks --------------------------
+
+
+def fitted(estimator):
+    from sklearn.datasets import make_classification
+
+    return estimator.fit(*make_classification(80, 6, n_informative=4, n_redundant=0, random_state=0))
+
+
+def first_split(left) -> int:
+    return next(i for i, child in enumerate(left) if child != -1)
+
+
+def crafted_forest(field: str, value: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = fitted(RandomForestClassifier(n_estimators=2, max_depth=3, random_state=0))
+    tree = forest.estimators_[1].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes[field][first_split(nodes["left_child"])] = value
+    tree.__setstate__({**state, "nodes": nodes})
+    return forest
+
+
+def crafted_boosting(field: str, value: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    boosting = fitted(HistGradientBoostingClassifier(max_iter=3, random_state=0))
+    nodes = boosting._predictors[2][0].nodes
+    nodes[field][first_split([-1 if leaf else 0 for leaf in nodes["is_leaf"]])] = value
+    return boosting
+
+
+def crafted_neighbours(position: int, change):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    neighbours = fitted(KNeighborsClassifier(algorithm="kd_tree", leaf_size=5))
+    state = list(neighbours._tree.__getstate__())
+    state[position] = change(state[position])
+    neighbours._tree.__setstate__(tuple(state))
+    return neighbours
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda: crafted_forest("left_child", 10**8), "decision tree whose node"),
+    (lambda: crafted_forest("right_child", 0), "decision tree whose node"),  # a cycle back to the root
+    (lambda: crafted_forest("feature", 6), "decision tree whose node"),  # the 7th of 6 features
+    (lambda: crafted_boosting("left", 10**8), "gradient boosting tree whose node"),
+    (lambda: crafted_boosting("feature_idx", -1), "gradient boosting tree whose node"),
+    (lambda: crafted_neighbours(1, lambda order: np.where(order == 0, 10**8, order)), "not a permutation"),
+    (lambda: crafted_neighbours(6, lambda n_nodes: n_nodes + 2), "nodes on"),
+], ids=["tree_child_outside", "tree_child_cycle", "tree_feature_outside", "boosting_child_outside",
+        "boosting_feature_negative", "kd_tree_sample_index_outside", "kd_tree_node_count"])
+def test_a_crafted_index_in_a_trusted_type_is_found_before_prediction(make, problem):
+    from coupler_sklearn.model import check_fitted_indices
+
+    found = check_fitted_indices(make())
+    assert found is not None and problem in found, found
+
+
+@pytest.mark.parametrize("name", [name for name, _ in shipped_models()])
+def test_every_shipped_estimator_fitted_passes_the_index_checks(name):
+    from coupler_sklearn.model import check_fitted_indices
+
+    classifier, regressor, _ = ESTIMATORS[name]
+    task = "multiclass" if classifier else "regression"
+    model = named_factory(name, classifier, regressor)(task=task, seed=0, params=dict(shipped_models())[name])
+    assert check_fitted_indices(model.estimator.fit(*small_data(task))) is None
