@@ -117,7 +117,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         """Plain data only (``weights_only=True``, whatever Lightning or the environment asks): a checkpoint in a run
         directory may come from someone else, and a pickled object's ``__reduce__`` would run code."""
-        return load_checkpoint(path, map_location=map_location)
+        return load_checkpoint(path, map_location=map_location or _on_the_cpu)
+
+
+def _on_the_cpu(storage, location):
+    """Lightning's default ``map_location``: tensors stay where torch.load put them (the CPU) until Lightning moves
+    them to the module's device."""
+    return storage
 
 
 def load_checkpoint(path, map_location=None) -> dict[str, Any]:
