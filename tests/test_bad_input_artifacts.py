@@ -10,7 +10,8 @@ Formats that can carry code get a planted gadget: skops (a type node naming ``bu
 trusted type whose indices point outside it, which crashed the process), Lightning
 checkpoints (a pickled object whose ``__reduce__`` calls ``exec``), Hugging Face directories (an ``auto_map`` to a
 Python file beside ``config.json``, and pickled ``pytorch_model.bin`` weights). Formats that cannot (XGBoost's UBJSON,
-safetensors, ``network.json``) get damaged files and absurd sizes. The runs are the smallest: iris with logistic
+safetensors, ``network.json``) get damaged files and absurd sizes, and XGBoost trees whose node indices point
+outside them (its parser and predictor follow them unchecked). The runs are the smallest: iris with logistic
 regression, XGBoost with 5 rounds, an LSTM for one epoch, a one-layer BERT of width 8 for one epoch.
 """
 
@@ -27,10 +28,20 @@ from pathlib import Path
 import pytest
 from coupler.testing import train_run
 
+from tests import corpus
 from tests.conftest import coupler_process
-from tests.corpus import refused, untouched
+from tests.corpus import untouched
 
 UNSEALED = ("manifest.json", "train.log")
+
+
+def refused(result, *fragments: str, rc: int = 2) -> str:
+    """``corpus.refused``, and the error is one line indeed: no continuation lines of a library's own text (torch's
+    and transformers' reasons span several) after it."""
+    line = corpus.refused(result, *fragments, rc=rc)
+    after = result.err.splitlines()[result.err.splitlines().index(line) + 1:]
+    assert all(text.startswith("coupler:") for text in after), f"the error goes on after its line:\n{result.err}"
+    return line
 
 
 # --- tampering helpers ----------------------------------------------------------------------------------------
@@ -230,7 +241,7 @@ def test_a_damaged_xgboost_model_is_one_clear_line(coupler_cli, xgboost_run, tmp
     reseal(run_dir)
     with untouched(run_dir):
         result = coupler_cli("evaluate", str(run_dir))
-    refused(result, "model.ubj", "XGBoost cannot read", "retrain")
+    refused(result, "model.ubj", "XGBoost cannot read it safely", "not UBJSON", "retrain")
 
 
 @pytest.mark.parametrize("overrides, fragments", [
@@ -239,6 +250,33 @@ def test_a_damaged_xgboost_model_is_one_clear_line(coupler_cli, xgboost_run, tmp
     (("model=lstm", "trainer.max_epochs=1", "model.hidden_size={a:1}"),
      ("model.hidden_size", "{'a': 1}", "a whole number")),
 ], ids=["xgboost_max_depth_mapping", "lstm_hidden_size_mapping"])
+def patch_ubjson_array(path: Path, key: str, index: int, value: int) -> None:
+    """Set element ``index`` of the first typed int32 array named ``key`` in a UBJSON file (XGBoost writes a
+    tree's node arrays as ``[$l#`` + count + big-endian int32 values)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.index(key.encode() + b"[$l#") + len(key) + 4
+    count_size = {b"i": 1, b"U": 1, b"I": 2, b"l": 4, b"L": 8}[bytes(data[at:at + 1])]
+    at += 1 + count_size + 4 * index
+    data[at:at + 4] = struct.pack(">i", value)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("left_children", 10**8, "children lie outside it"),
+    ("split_indices", 10**6, "splits on a feature outside"),
+], ids=["ubj_tree_child_outside", "ubj_tree_feature_outside"])
+def test_a_crafted_xgboost_tree_is_refused_not_a_crash(xgboost_run, tmp_path, key, value, problem):
+    # a fresh interpreter: XGBoost follows these indices unchecked
+    run_dir = copy_run(xgboost_run, tmp_path)
+    patch_ubjson_array(run_dir / "model" / "model.ubj", key, 0, value)
+    reseal(run_dir)
+    with untouched(run_dir):
+        result = coupler_process("evaluate", str(run_dir), cwd=tmp_path)
+    refused(result, "model.ubj", "tree 0", problem, "retrain")
+
+
 def test_a_nested_value_for_a_scalar_parameter_names_the_key(coupler_cli, tmp_path, overrides, fragments):
     result = coupler_cli("train", *overrides, "hydra.run.dir=run")
     refused(result, *fragments)
