@@ -211,6 +211,21 @@ def test_skops_tree_with_an_index_outside_it_is_refused_not_a_crash(forest_run, 
     refused(result, "model.skops", "decision tree whose node 0 points outside", "retrain")
 
 
+def test_skops_arrays_of_another_shape_are_one_clear_line(coupler_cli, iris_run, tmp_path):
+    import numpy as np
+    import skops.io
+
+    run_dir = copy_run(iris_run, tmp_path)
+    path = run_dir / "model" / "model.skops"
+    estimator = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+    estimator.coef_ = np.zeros((3, 7))  # 7 weights a class for the run's 4 inputs
+    skops.io.dump(estimator, path)
+    reseal(run_dir)
+    with untouched(run_dir):
+        result = coupler_cli("evaluate", str(run_dir))
+    refused(result, "LogisticRegression cannot predict", "model.skops was changed", "retrain")
+
+
 @pytest.mark.parametrize("content, problem", [
     (b"not a zip archive", "not a skops file"),
     (None, "not a skops file"),  # a zip whose schema skops cannot read (a node without its keys)

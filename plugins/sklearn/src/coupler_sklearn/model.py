@@ -115,8 +115,20 @@ class SklearnModel(Model):
             raise CouplerError(f"{type(self.estimator).__name__} could not fit with model.params "
                                f"{self.estimator.get_params(deep=False)}: {exc}") from None
 
-    def predict(self, X) -> np.ndarray:
+    @contextlib.contextmanager
+    def _predicting(self):
+        """Predict on one thread, and name a fitted state that does not fit the inputs (arrays of another shape in a
+        changed model.skops) instead of showing numpy's traceback."""
         with _single_thread(self.estimator):
+            try:
+                yield
+            except (ValueError, IndexError, TypeError) as exc:
+                raise CouplerError(f"{type(self.estimator).__name__} cannot predict these rows: {type(exc).__name__}: "
+                                   f"{_first_line(exc)}. Its fitted state does not fit the run's inputs; if the run "
+                                   f"was reloaded, its model.skops was changed: retrain it (coupler train).") from None
+
+    def predict(self, X) -> np.ndarray:
+        with self._predicting():
             return self.estimator.predict(X)
 
     @property
@@ -126,14 +138,14 @@ class SklearnModel(Model):
     def predict_proba(self, X):
         if not self.supports_proba:
             return None
-        with _single_thread(self.estimator):
+        with self._predicting():
             proba = self.estimator.predict_proba(X)
-        if proba.shape[1] == self.n_classes:
-            return proba
-        # a class absent from the training rows gets no column from scikit-learn: give it probability 0
-        full = np.zeros((len(proba), self.n_classes))
-        full[:, self.estimator.classes_.astype(int)] = proba
-        return full
+            if proba.shape[1] == self.n_classes:
+                return proba
+            # a class absent from the training rows gets no column from scikit-learn: give it probability 0
+            full = np.zeros((len(proba), self.n_classes))
+            full[:, self.estimator.classes_.astype(int)] = proba
+            return full
 
     def feature_importances(self) -> dict[str, float] | None:
         """Impurity importances of tree ensembles, or |coefficient| of linear models (summed over classes)."""
