@@ -259,12 +259,6 @@ def test_a_damaged_xgboost_model_is_one_clear_line(coupler_cli, xgboost_run, tmp
     refused(result, "model.ubj", "XGBoost cannot read it safely", "not UBJSON", "retrain")
 
 
-@pytest.mark.parametrize("overrides, fragments", [
-    (("model=xgboost", "model.num_boost_round=5", "model.params.max_depth={a:1}"),
-     ("model.params.max_depth", "{'a': 1}", "a number, a string or a list")),
-    (("model=lstm", "trainer.max_epochs=1", "model.hidden_size={a:1}"),
-     ("model.hidden_size", "{'a': 1}", "a whole number")),
-], ids=["xgboost_max_depth_mapping", "lstm_hidden_size_mapping"])
 def patch_ubjson_array(path: Path, key: str, index: int, value: int) -> None:
     """Set element ``index`` of the first typed int32 array named ``key`` in a UBJSON file (XGBoost writes a
     tree's node arrays as ``[$l#`` + count + big-endian int32 values)."""
@@ -292,6 +286,12 @@ def test_a_crafted_xgboost_tree_is_refused_not_a_crash(xgboost_run, tmp_path, ke
     refused(result, "model.ubj", "tree 0", problem, "retrain")
 
 
+@pytest.mark.parametrize("overrides, fragments", [
+    (("model=xgboost", "model.num_boost_round=5", "model.params.max_depth={a:1}"),
+     ("model.params.max_depth", "{'a': 1}", "a number, a string or a list")),
+    (("model=lstm", "trainer.max_epochs=1", "model.hidden_size={a:1}"),
+     ("model.hidden_size", "{'a': 1}", "a whole number")),
+], ids=["xgboost_max_depth_mapping", "lstm_hidden_size_mapping"])
 def test_a_nested_value_for_a_scalar_parameter_names_the_key(coupler_cli, tmp_path, overrides, fragments):
     result = coupler_cli("train", *overrides, "hydra.run.dir=run")
     refused(result, *fragments)
