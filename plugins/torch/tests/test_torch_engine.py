@@ -52,10 +52,26 @@ class SignDescent(torch.optim.Optimizer):
         return loss
 
 
+class InterruptAtEpoch:
+    """A callback that presses Ctrl-C at the end of epoch ``epoch``."""
+
+    def __init__(self, epoch: int = 1):
+        self.epoch = epoch
+
+    @hookimpl
+    def on_epoch_end(self, run, epoch, metrics):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
 class ThirdParty:
     @hookimpl
     def register_models(self, register):
         register("mlp", MLP)
+
+    @hookimpl
+    def register_callbacks(self, register):
+        register("interrupt", InterruptAtEpoch)
 
     @hookimpl
     def register_optimizers(self, register):
@@ -212,6 +228,34 @@ def test_the_resume_checkpoint_is_written_after_the_first_epoch_then_once_per_in
 def test_without_the_checkpoint_callback_no_checkpoint_outlives_the_run(manager, tmp_path):
     _, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=2")
     assert not (run_dir / "checkpoints").exists()
+
+
+def test_ctrl_c_during_training_reaches_the_caller_as_keyboard_interrupt(manager, tmp_path):
+    # Lightning turns it into sys.exit(1) and leaves SIGINT ignored; the engine gives both back
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        run(manager, tmp_path, "data=iris", "callbacks=[interrupt]", "trainer.resume_interval=0")
+    assert signal.getsignal(signal.SIGINT) is handler, "Lightning's SIG_IGN was left in place"
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0, "the checkpoint of epoch 0 stays, for a resume"
+
+
+def test_a_resume_checkpoint_loads_as_plain_data_whatever_the_environment_says(tmp_path, monkeypatch):
+    from coupler_torch.engine import load_checkpoint
+
+    class Gadget:
+        def __reduce__(self):
+            return exec, (f"open({str(tmp_path / 'marker')!r}, 'w').write('ran')",)
+
+    torch.save({"epoch": 0, "state_dict": {}, "gadget": Gadget()}, tmp_path / "last.ckpt")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # makes torch.load(weights_only=None) unpickle
+    with pytest.raises(CouplerError, match="last.ckpt holds a Python object that is not plain data"):
+        load_checkpoint(tmp_path / "last.ckpt")
+    assert not (tmp_path / "marker").exists()
+    torch.save({"epoch": 3, "state_dict": {"w": torch.ones(2)}}, tmp_path / "last.ckpt")
+    assert load_checkpoint(tmp_path / "last.ckpt")["epoch"] == 3
 
 
 def test_a_checkpoint_monitor_the_engine_does_not_report_is_named(manager, tmp_path):

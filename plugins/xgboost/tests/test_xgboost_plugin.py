@@ -149,3 +149,63 @@ def test_seeded_runs_are_identical_on_cpu(tmp_path):
     third, _ = train_run(tmp_path, *args, "seed=1", name="c")
     assert first == second and first != third
     assert (a / "predictions_test.csv").read_bytes() == (b / "predictions_test.csv").read_bytes()
+
+
+# --- model.ubj: read in Python, bounded, and every tree checked before XGBoost follows its indices ---------------
+
+
+def model_document(booster: str = "gbtree", classes: int = 3):
+    import xgboost as xgb
+    from coupler_xgboost.ubjson import read
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), np.arange(60) % classes
+    params = {"booster": booster, "objective": "multi:softprob", "num_class": classes, "max_depth": 3}
+    return read(bytes(xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=3).save_raw("ubj")))
+
+
+def set_node(document, key: str, index: int, value: int, tree: int = 0):
+    node_array = document["learner"]["gradient_booster"]["model"]["trees"][tree][key].copy()
+    node_array[index] = value
+    document["learner"]["gradient_booster"]["model"]["trees"][tree][key] = node_array
+    return document
+
+
+@pytest.mark.parametrize("booster", ["gbtree", "dart", "gblinear"])
+def test_what_xgboost_writes_passes_the_checks(booster):
+    from coupler_xgboost.model import check_booster
+
+    assert check_booster(model_document(booster)) is None
+
+
+@pytest.mark.parametrize("tamper, problem", [
+    (lambda d: set_node(d, "left_children", 0, 0), "children lie outside it"),  # the root as its own child
+    (lambda d: set_node(d, "right_children", 0, -5), "children lie outside it"),
+    (lambda d: set_node(set_node(d, "left_children", 0, 1), "right_children", 0, 1), "reached from two places"),
+    (lambda d: set_node(d, "split_indices", 0, 4), "feature outside the model's 4"),
+    (lambda d: d["learner"]["gradient_booster"]["model"]["tree_info"].__setitem__(0, 7), "outside the model's 3 outputs"),
+    (lambda d: d["learner"]["gradient_booster"]["model"]["trees"].pop(), "trees and"),
+    (lambda d: d["learner"].pop("learner_model_param"), "not an XGBoost model"),
+], ids=["child_is_the_root", "child_negative", "two_parents", "feature_outside", "group_outside", "tree_missing",
+        "no_model_params"])
+def test_a_crafted_model_document_is_refused_with_what_is_wrong(tamper, problem):
+    from coupler_xgboost.model import check_booster
+
+    document = model_document()
+    tamper(document)
+    found = check_booster(document)
+    assert found is not None and problem in found, found
+
+
+@pytest.mark.parametrize("data, problem", [
+    (b"{", "1 bytes declared, 0 left"),
+    (b"{i\x03abc[$l#L\x00\x00\x00\x00\x7f\xff\xff\xff", "bytes declared"),  # 2**31 int32 in a few bytes
+    (b"{}}", "after the end"),
+    (b"[" * 100, "deeper than 64"),
+    (b"{i\x01a\x00", "unknown marker"),
+], ids=["truncated", "count_beyond_the_file", "trailing_bytes", "too_deep", "unknown_marker"])
+def test_the_ubjson_reader_refuses_what_is_not_one_whole_document(data, problem):
+    from coupler_xgboost.ubjson import UBJSONError, read
+
+    with pytest.raises(UBJSONError, match=problem):
+        read(data)

@@ -13,14 +13,13 @@ feature per step (one step per column).
 
 from __future__ import annotations
 
-import json
 import math
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from coupler.errors import ConfigError, CouplerError
-from coupler_torch.engine import NETWORK, TorchModel
+from coupler_torch.engine import TorchModel, read_network
 from torch import nn
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -125,7 +124,7 @@ class RNN(TorchModel):
                                self.dropout, self.skip, n_outputs)
 
     def load(self, directory: Path) -> None:
-        saved = json.loads((Path(directory) / NETWORK).read_text())
-        shape = (saved.get("architecture") or {}).get("sequence_shape")
+        saved = read_network(directory)  # checked plain data; the shapes are checked against the weights
+        shape = saved["architecture"].get("sequence_shape")
         self.sequence_shape = list(shape) if shape is not None else None
         super().load(directory)

@@ -19,15 +19,27 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
   same numbers as an uninterrupted one.
 - **Artifacts:** ``weights.safetensors`` and ``network.json`` (the architecture and the target scaling),
   never a pickled module.
+- **Nothing from a run directory runs.** A run directory may come from someone else. ``network.json`` is plain data,
+  checked field by field, and names no code; the network is first built on PyTorch's ``meta`` device (no memory)
+  and its tensor shapes compared with the header of ``weights.safetensors``, so a tampered size cannot allocate
+  absurdly; ``last.ckpt`` loads with ``torch.load(weights_only=True)`` whatever the environment says
+  (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``), so a pickled object in it is refused, never called.
+- **Ctrl-C.** Lightning catches ``KeyboardInterrupt`` in ``trainer.fit``, tears down and calls ``sys.exit(1)``; the
+  engine turns that back into ``KeyboardInterrupt`` (and restores the SIGINT handler Lightning leaves ignored), so
+  the caller tells an interruption from a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import pickle
+import signal
 import sys
+import threading
 import tempfile
 import time
 import warnings
@@ -101,6 +113,44 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        """Plain data only (``weights_only=True``, whatever Lightning or the environment asks): a checkpoint in a run
+        directory may come from someone else, and a pickled object's ``__reduce__`` would run code."""
+        return load_checkpoint(path, map_location=map_location or _on_the_cpu)
+
+
+def _on_the_cpu(storage, location):
+    """Lightning's default ``map_location``: tensors stay where torch.load put them (the CPU) until Lightning moves
+    them to the module's device."""
+    return storage
+
+
+def load_checkpoint(path, map_location=None) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)``, with a ``CouplerError`` naming the file for anything that is not a
+    checkpoint of plain data."""
+    path = Path(path)
+    fix = (f"resume only a run that Coupler interrupted, or start it again without resume= (delete "
+           f"{path.parent.parent}/)")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused a global: the file names code to run
+        found = str(exc).split("Unsupported global: GLOBAL ", 1)[-1].split(" ", 1)[0] if "GLOBAL" in str(exc) else None
+        raise CouplerError(f"{path} holds a Python object that is not plain data"
+                           f"{f' ({found})' if found else ''}; refusing to load it, since unpickling it would run "
+                           f"code: {fix}.") from None
+    except FileNotFoundError:
+        raise CouplerError(f"{path} does not exist: {fix}.") from None
+    except Exception as exc:  # not a torch file, truncated, damaged
+        raise CouplerError(f"{path} is not a checkpoint torch can read ({type(exc).__name__}: "
+                           f"{_first_line(exc)}): {fix}.") from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "epoch"} <= set(checkpoint):
+        raise CouplerError(f"{path} is not a Lightning checkpoint written by Coupler (no state_dict and epoch): {fix}.")
+    return checkpoint
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 class TorchModel(Model):
@@ -180,7 +230,9 @@ class TorchModel(Model):
             plugins=[AtomicCheckpointIO()], default_root_dir=str(run.directory), callbacks=[events],
         )
         resume = getattr(run, "resume_from", None)
-        trainer.fit(module, train_dataloaders=batches, ckpt_path=str(resume) if resume else None)
+        with _interruptible():
+            trainer.fit(module, train_dataloaders=batches, ckpt_path=str(resume) if resume else None,
+                        weights_only=True)
         if run.best_epoch is not None and events.best_state is not None:
             self.network.load_state_dict(events.best_state)
         self.network.cpu().eval()
@@ -271,12 +323,13 @@ class TorchModel(Model):
     def load(self, directory: Path) -> None:
         from safetensors.torch import load_file
 
-        saved = json.loads((Path(directory) / NETWORK).read_text())
+        saved = read_network(directory)
         if saved["architecture"] != self.architecture():
             raise CouplerError(f"{directory}: the saved network was built with {saved['architecture']}, "
                                f"but the run's config builds {self.architecture()}; the config was changed.")
         self.n_inputs, self.n_outputs = saved["n_inputs"], saved["n_outputs"]
         self.target_scale = tuple(saved["target_scale"])
+        self._check_weight_shapes(Path(directory) / WEIGHTS)
         self.network = self.build_network(self.n_inputs, self.n_outputs)
         weights = load_file(str(Path(directory) / WEIGHTS))
         # weights trained under a *-true precision (bf16-true, 64-true) keep their dtype, so that the reloaded
@@ -288,6 +341,90 @@ class TorchModel(Model):
         self.network.load_state_dict(weights)
         self.network.eval()
         self._cache = None
+
+    def _check_weight_shapes(self, path: Path) -> None:
+        """Build the network on the ``meta`` device (shapes, no memory) and compare its tensors with the header of
+        the weights file, before anything is allocated: a tampered size in ``network.json`` is refused here."""
+        expected = _weight_shapes(path)
+        try:
+            with torch.device("meta"):
+                skeleton = self.build_network(self.n_inputs, self.n_outputs)
+        except CouplerError:
+            raise
+        except Exception as exc:
+            raise CouplerError(f"{path.parent / NETWORK}: the network it describes cannot be built "
+                               f"({type(exc).__name__}: {_first_line(exc)}); the file was changed: retrain the run "
+                               f"(coupler train).") from None
+        built = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+        differ = sorted(set(built) ^ set(expected)) or sorted(k for k in built if built[k] != expected[k])
+        if differ:
+            name = differ[0]
+            raise CouplerError(f"{path.parent}: {NETWORK} describes a network whose tensor {name} is "
+                               f"{list(built[name]) if name in built else 'absent'}, and {WEIGHTS} holds "
+                               f"{list(expected[name]) if name in expected else 'no such tensor'}; the files do not "
+                               f"belong together (changed or damaged): retrain the run (coupler train).")
+
+
+def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a safetensors file, read from its header (no tensor is loaded)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    except FileNotFoundError:
+        raise CouplerError(f"{path} is missing: the run is incomplete; retrain it (coupler train).") from None
+    except Exception as exc:  # safetensors' own error for a file that is not one
+        raise CouplerError(f"{path} is not a safetensors file ({type(exc).__name__}: {_first_line(exc)}); the "
+                           f"file was changed or damaged: retrain the run (coupler train).") from None
+
+
+def _is_whole(value, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_network(directory: Path) -> dict:
+    """``network.json``, checked: a JSON object of plain data with the fields the engine reads (it names no code:
+    the network is rebuilt by the run's own model). Anything else is a ``CouplerError`` naming the file."""
+    path = Path(directory) / NETWORK
+    fix = "the file was changed or damaged: retrain the run (coupler train)"
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CouplerError(f"{path} is missing: the run is incomplete; retrain it (coupler train).") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CouplerError(f"{path} is not JSON ({_first_line(exc)}); {fix}.") from None
+    problems = [] if isinstance(saved, dict) else ["it is not a JSON object"]
+    if not problems:
+        checks = {"format": lambda v: v == 1, "architecture": lambda v: isinstance(v, dict),
+                  "n_inputs": _is_whole, "n_outputs": lambda v: _is_whole(v, 1),
+                  "target_scale": lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v))}
+        problems = [f"{key}={json.dumps(saved.get(key))}" for key, valid in checks.items() if not valid(saved.get(key))]
+    if problems:
+        raise CouplerError(f"{path} is not a network description Coupler wrote ({'; '.join(problems)}); {fix}.")
+    return saved
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Give the caller of ``trainer.fit`` a Ctrl-C as ``KeyboardInterrupt``: Lightning catches it, ignores SIGINT
+    for its teardown and calls ``sys.exit(1)``, which would make an interruption look like a failure (exit 1, no
+    word). The SIGINT handler the process had is restored."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    except SystemExit as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt("training interrupted") from None
+        raise
+    finally:
+        if handler is not None and signal.getsignal(signal.SIGINT) is not handler:
+            signal.signal(signal.SIGINT, handler)
 
 
 def _trainer_config(node: dict) -> dict:

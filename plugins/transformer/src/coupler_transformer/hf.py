@@ -1,9 +1,14 @@
 """``HFTransformer``: fine-tunes a pretrained Hugging Face encoder from a local directory, on the torch engine.
 
 Offline by construction: every load passes ``local_files_only=True``, so a directory that lacks a file is an
-error, never a download. This module also sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1``; they take
-effect only where ``transformers`` was not imported before it (torchmetrics, which Lightning imports, imports it
-when it is installed), so ``local_files_only`` is the guarantee, the variables a second line.
+error, never a download. No code from a model directory (``model.path``, or a finished run's ``model/pretrained/``)
+runs: every load passes ``trust_remote_code=False`` (without it, transformers asks on a terminal whether to run the
+Python files an ``auto_map`` in ``config.json`` or ``tokenizer_config.json`` points at), and weights are read from
+safetensors only (``use_safetensors=True``; a ``pytorch_model.bin`` is a pickle and is refused by name).
+
+This module also sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1``; they take effect only where
+``transformers`` was not imported before it (torchmetrics, which Lightning imports, imports it when it is
+installed), so ``local_files_only`` is the guarantee, the variables a second line.
 
 The model reads the raw text (input format ``text``) and tokenizes it with the pretrained model's own tokenizer
 (``model.max_length`` tokens). The engine's feeding hooks are overridden: a split is tokenized once into an int64
@@ -27,18 +32,21 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
-from coupler.errors import ConfigError  # noqa: E402
+from coupler.errors import ConfigError, CouplerError  # noqa: E402
 from coupler.tokenizer import is_missing  # noqa: E402
 from coupler_torch.engine import NETWORK, TensorBatches, TorchModel  # noqa: E402
 from torch import nn  # noqa: E402
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+#: weights in pickle files: unpickling can run code, so they are refused, never read
+PICKLED_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+#: the files whose ``auto_map`` would point transformers at Python code in the directory
+CODE_MAPS = ("config.json", "tokenizer_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json", "spiece.model",
                    "sentencepiece.bpe.model")
-VALID = ("a directory holding a pretrained Hugging Face model: config.json, its weights (model.safetensors or "
-         "pytorch_model.bin) and its tokenizer files (tokenizer.json, or vocab.txt / tokenizer.model with "
-         "tokenizer_config.json), e.g. the directory save_pretrained() writes")
+VALID = ("a directory holding a pretrained Hugging Face model: config.json, its weights (model.safetensors) and its "
+         "tokenizer files (tokenizer.json, or vocab.txt / tokenizer.model with tokenizer_config.json), e.g. the "
+         "directory save_pretrained() writes")
 #: the directory inside a run's model/ that holds the pretrained model's config and tokenizer
 PRETRAINED = "pretrained"
 #: the config fields that must agree between a saved run and the model directory it is reloaded with
@@ -57,11 +65,53 @@ def check_model_directory(path) -> Path:
     if not (directory / "config.json").is_file():
         raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} has no config.json")
     if not any((directory / name).is_file() for name in WEIGHT_FILES):
+        pickled = [name for name in PICKLED_WEIGHT_FILES if (directory / name).is_file()]
+        if pickled:
+            raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} holds its weights in {pickled[0]}, a "
+                                                       f"pickle, which can run code when loaded and is never read: "
+                                                       f"convert it to model.safetensors where you trust it "
+                                                       f"(model.save_pretrained(DIR, safe_serialization=True))")
         raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} has no weights ({', '.join(WEIGHT_FILES)})")
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
         raise ConfigError("model.path", str(path), f"{VALID}; {str(path)!r} has no tokenizer files "
                                                    f"({', '.join(TOKENIZER_FILES)})")
     return directory.resolve()
+
+
+def custom_code(directory: Path) -> list[str]:
+    """What an ``auto_map`` in the directory's config or tokenizer config points at, as ``FILE maps KEY to CLASS``
+    (read as JSON: nothing is imported); transformers would import that code only if trusted, which Coupler never
+    does."""
+    found = []
+    for name in CODE_MAPS:
+        try:
+            mapping = json.loads((Path(directory) / name).read_text()).get("auto_map")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(mapping, dict):
+            found += [f"its {name} maps {key} to {value}" for key, value in mapping.items()]
+    return found
+
+
+def _cannot_load(directory, what: str, exc: Exception) -> CouplerError:
+    """The error for a directory transformers could not load from: custom code named as such (it is refused, not
+    broken), anything else by the first line of transformers' reason. A finished run's own copy
+    (``model/pretrained/``, beside ``network.json``) is named as the run's file, not as ``model.path``."""
+    directory = Path(str(directory))
+    code = custom_code(directory)
+    run_copy = directory.name == PRETRAINED and (directory.parent / NETWORK).is_file()
+    if code:
+        reason = (f"{code[0]}, Python code in the directory, which Coupler never runs (trust_remote_code=False)")
+        if run_copy:
+            return CouplerError(f"{directory}: {reason}; refusing to load the run. Retrain it (coupler train) from a "
+                                f"model whose model_type transformers ships.")
+        return ConfigError("model.path", str(directory), f"a model directory without custom code: {reason}; use a "
+                                                         f"model whose model_type transformers ships")
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if run_copy:
+        return CouplerError(f"{directory}: {what} ({reason}); the run's files were changed or damaged: retrain it "
+                            f"(coupler train).")
+    return ConfigError("model.path", str(directory), f"{VALID}; {what}: {reason}")
 
 
 def _longest_input(directory: Path, config) -> int | None:
@@ -156,10 +206,9 @@ class HFTransformer(TorchModel):
         from transformers import AutoConfig
 
         try:
-            return AutoConfig.from_pretrained(str(directory), local_files_only=True)
+            return AutoConfig.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
         except Exception as exc:
-            raise ConfigError("model.path", str(directory), f"{VALID}; its config.json cannot be read: "
-                                                            f"{exc}") from None
+            raise _cannot_load(directory, "its config.json cannot be read", exc) from None
 
     def _pretrained_config(self):
         return self._read_config(self._source or self._pretrained_directory())
@@ -171,11 +220,10 @@ class HFTransformer(TorchModel):
 
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(str(self._source or self._pretrained_directory()),
-                                                                local_files_only=True)
+                                                                local_files_only=True, trust_remote_code=False)
                 self._tokenizer.padding_side = "right"  # the network cuts each batch at its longest text
             except Exception as exc:
-                raise ConfigError("model.path", str(self._source or self.path), f"{VALID}; its tokenizer cannot be "
-                                                                                f"loaded: {exc}") from None
+                raise _cannot_load(self._source or self.path, "its tokenizer cannot be loaded", exc) from None
         return self._tokenizer
 
     def build_network(self, n_inputs: int, n_outputs: int) -> nn.Module:
@@ -184,12 +232,12 @@ class HFTransformer(TorchModel):
         config = self._pretrained_config()
         try:
             if self._from_pretrained:
-                encoder = AutoModel.from_pretrained(str(self._pretrained_directory()), local_files_only=True)
+                encoder = AutoModel.from_pretrained(str(self._pretrained_directory()), local_files_only=True,
+                                                    trust_remote_code=False, use_safetensors=True)
             else:
-                encoder = AutoModel.from_config(config)
+                encoder = AutoModel.from_config(config, trust_remote_code=False)
         except Exception as exc:
-            raise ConfigError("model.path", str(self._source or self.path), f"{VALID}; transformers cannot build a "
-                                                                            f"model from it: {exc}") from None
+            raise _cannot_load(self._source or self.path, "transformers cannot build a model from it", exc) from None
         return PretrainedClassifier(encoder, n_outputs, self.dropout, self.freeze)
 
     # --- feeding: the model's own tokenizer ------------------------------------------------------------

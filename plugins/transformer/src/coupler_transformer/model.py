@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from coupler.errors import ConfigError, CouplerError
-from coupler_torch.engine import NETWORK, TensorBatches, TorchModel
+from coupler_torch.engine import NETWORK, TensorBatches, TorchModel, read_network
 from torch import nn
 
 POSITIONALS = ("sinusoidal", "learned")
@@ -174,11 +174,17 @@ class Transformer(TorchModel):
         file.write_text(json.dumps(saved, indent=2))
 
     def load(self, directory: Path) -> None:
-        saved = json.loads((Path(directory) / NETWORK).read_text())
-        if "inputs" not in saved:
+        saved = read_network(directory)  # checked plain data; the sizes are checked against the weights
+        inputs = saved.get("inputs")
+        if not isinstance(inputs, dict):
             raise CouplerError(f"{directory}/{NETWORK} does not say what the network reads (its 'inputs'); "
                                f"it was not written by model=transformer")
-        inputs = saved["inputs"]
+        sizes = ("vocab_size", "steps", "features")
+        if inputs.get("kind") not in ("tokens", "matrix") or not all(
+                isinstance(inputs.get(k), int) and not isinstance(inputs.get(k), bool) and inputs[k] >= 0 for k in sizes):
+            raise CouplerError(f"{directory}/{NETWORK}: its 'inputs' {json.dumps(inputs)} are not what model=transformer "
+                               f"writes (kind tokens or matrix, whole numbers {', '.join(sizes)}); the file was changed "
+                               f"or damaged: retrain the run (coupler train).")
         self.kind, self.vocab_size = inputs["kind"], inputs["vocab_size"]
         self.steps, self.features = inputs["steps"], inputs["features"]
         super().load(directory)

@@ -8,7 +8,12 @@
 - After every boosting round the run's ``on_epoch_end`` fires with the validation metrics: ``val_loss`` (the
   task's loss: logloss, mlogloss or rmse, always evaluated) and ``val_NAME`` for each eval metric; an
   early-stopping callback stops the training, and the best round is the one kept.
-- Saved in XGBoost's own UBJSON format, never pickle.
+- Saved in XGBoost's own UBJSON format, never pickle. UBJSON is data: XGBoost parses it into trees and a config
+  that names built-in objectives only, so a model file cannot carry code. But XGBoost's parser trusts the lengths
+  and node indices a file declares (a truncated ``model.ubj`` crashed the process), so ``load`` first reads the file
+  with a bounded UBJSON reader (``coupler_xgboost.ubjson``) and checks every tree (``check_booster``: children
+  inside the tree, each node reached once, features and output groups inside the model) before XGBoost sees the
+  bytes; a damaged or crafted file is one clear error.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 from coupler.components import Model, Split
-from coupler.errors import CouplerError, did_you_mean
+from coupler.errors import ConfigError, CouplerError, did_you_mean
 
 FILE = "model.ubj"
 OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
@@ -32,6 +37,27 @@ ALIASES = {"learning_rate": "eta", "min_split_loss": "gamma", "reg_lambda": "lam
 #: keys that belong to the harness, not to params
 RESERVED = {"objective": "the task sets it (task=...)", "num_class": "the data set it",
             "num_boost_round": "set model.num_boost_round", "n_estimators": "set model.num_boost_round"}
+#: the parameters XGBoost takes as a mapping (feature name -> constraint); every other one is a scalar or a list
+MAPPING_PARAMS = {"monotone_constraints"}
+SCALARS = (bool, int, float, str)
+
+
+def _check_value(key: str, value) -> None:
+    """A parameter's value is what XGBoost reads: a scalar, a list of them (or of lists: interaction_constraints),
+    or a mapping for ``monotone_constraints``. XGBoost would turn anything else into its Python text silently."""
+    def plain(item, depth=0) -> bool:
+        if isinstance(item, SCALARS):
+            return True
+        return isinstance(item, (list, tuple)) and depth < 2 and all(plain(v, depth + 1) for v in item)
+
+    if isinstance(value, dict) and key in MAPPING_PARAMS:
+        ok = all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
+    else:
+        ok = plain(value)
+    if not ok:
+        allowed = ("a mapping of feature names to -1, 0 or 1" if key in MAPPING_PARAMS else
+                   "a number, a string or a list of them, as XGBoost documents the parameter")
+        raise ConfigError(f"model.params.{key}", value, allowed)
 
 
 class XGBoostModel(Model):
@@ -43,6 +69,9 @@ class XGBoostModel(Model):
         for key, why in RESERVED.items():
             if key in params:
                 raise CouplerError(f"model.params.{key} cannot be set: {why}.")
+        for key, value in params.items():
+            if value is not None:
+                _check_value(key, value)
         self.task, self.num_boost_round = task, num_boost_round
         self.params = {"seed": seed, **params, "objective": OBJECTIVES[task]}
         asked = params.get("eval_metric") or []
@@ -142,8 +171,24 @@ class XGBoostModel(Model):
         self.booster.save_model(Path(directory) / FILE)
 
     def load(self, directory: Path) -> None:
-        self.booster = xgb.Booster()
-        self.booster.load_model(Path(directory) / FILE)
+        from coupler_xgboost.ubjson import UBJSONError, read
+
+        path = Path(directory) / FILE
+        fix = "the file was changed or damaged: retrain the run (coupler train)"
+        data = path.read_bytes()
+        try:
+            problem = check_booster(read(data))
+        except UBJSONError as exc:
+            problem = f"it is not UBJSON ({exc})"
+        if problem:
+            raise CouplerError(f"{path}: XGBoost cannot read it safely: {problem}; {fix}.")
+        booster = xgb.Booster()
+        try:
+            booster.load_model(bytearray(data))  # the bytes just checked, not the file again
+        except xgb.core.XGBoostError as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0].split(": ", 1)[-1]
+            raise CouplerError(f"{path}: XGBoost cannot read it ({reason}); {fix}.") from None
+        self.booster = booster
         self._matrices, self._predictions = {}, {}
 
 
@@ -157,6 +202,65 @@ class _RoundEvents(xgb.callback.TrainingCallback):
     def after_iteration(self, model, epoch: int, evals_log) -> bool:
         scores = {f"val_{name}": values[-1] for name, values in evals_log.get("val", {}).items()}
         return self.run.epoch_end(epoch, {"val_loss": scores[f"val_{self.loss}"], **scores})
+
+
+# --- a model file's structure, checked before XGBoost follows its indices --------------------------------------
+
+#: the per-node arrays of a tree, each one value per node
+NODE_ARRAYS = ("left_children", "right_children", "parents", "split_indices", "split_conditions", "default_left",
+               "split_type", "loss_changes", "sum_hessian")
+
+
+def check_booster(document) -> str | None:
+    """What is wrong with a model document (``ubjson.read`` of ``model.ubj``) that XGBoost would follow out of
+    bounds, or None."""
+    try:
+        learner = document["learner"]
+        params = learner["learner_model_param"]
+        n_features = int(params["num_feature"])
+        groups = max(int(params["num_class"]), int(params.get("num_target", 1)), 1)
+        booster = learner["gradient_booster"]
+        if booster["name"] == "gblinear":
+            weights = booster["model"]["weights"]
+            expected = (n_features + 1) * groups
+            return None if len(weights) == expected else f"{len(weights)} linear weights for {expected}"
+        model = booster["model"] if booster["name"] == "gbtree" else booster["gbtree"]["model"]
+        trees, info = model["trees"], list(model["tree_info"])
+        count = int(model["gbtree_model_param"]["num_trees"])
+        if not len(trees) == len(info) == count:
+            return f"{len(trees)} trees and {len(info)} tree groups for num_trees={count}"
+        if any(not isinstance(g, int) or not 0 <= g < groups for g in info):
+            return f"a tree group outside the model's {groups} outputs"
+        for index, tree in enumerate(trees):
+            problem = _check_tree(tree, n_features)
+            if problem:
+                return f"tree {index} {problem}"
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return f"it is not an XGBoost model ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _check_tree(tree: dict, n_features: int) -> str | None:
+    nodes = int(tree["tree_param"]["num_nodes"])
+    if nodes < 1 or any(len(tree[name]) != nodes for name in NODE_ARRAYS if name in tree):
+        return f"has node arrays that disagree with its {nodes} nodes"
+    left, right = (np.asarray(tree[name], dtype=np.int64) for name in ("left_children", "right_children"))
+    feature = np.asarray(tree["split_indices"], dtype=np.int64)
+    inner = left != -1
+    if ((left[inner] < 1) | (left[inner] >= nodes) | (right[inner] < 1) | (right[inner] >= nodes)).any() \
+            or (right[~inner] != -1).any():
+        return "has a node whose children lie outside it"
+    if (np.bincount(np.concatenate([left[inner], right[inner]]), minlength=nodes) > 1).any():
+        return "has a node reached from two places (a cycle)"
+    if ((feature[inner] < 0) | (feature[inner] >= n_features)).any():
+        return f"splits on a feature outside the model's {n_features}"
+    split_nodes = np.asarray(tree.get("categories_nodes", []), dtype=np.int64)
+    starts = np.asarray(tree.get("categories_segments", []), dtype=np.int64)
+    sizes = np.asarray(tree.get("categories_sizes", []), dtype=np.int64)
+    if not len(split_nodes) == len(starts) == len(sizes) or ((split_nodes < 0) | (split_nodes >= nodes)).any() \
+            or ((starts < 0) | (sizes < 0) | (starts + sizes > len(tree.get("categories", [])))).any():
+        return "has categorical splits outside its category list"
+    return None
 
 
 def _leaf_keys(node) -> list[str]:
