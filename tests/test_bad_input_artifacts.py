@@ -48,14 +48,18 @@ def refused(result, *fragments: str, rc: int = 2) -> str:
 
 
 def reseal(run_dir: Path) -> None:
-    """Recompute every checksum of the run's manifest, new files included: what someone who tampered with a run
-    would do, so that the loaders themselves are what is tested."""
+    """Recompute every checksum of the run's manifest, new files included, and its seal: what someone who tampered
+    with a run on purpose would do, so that the loaders themselves are what is tested."""
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir).as_posix()
         if path.is_file() and relative not in UNSEALED:
             manifest["files"][relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if "seal" in manifest:  # the manifest's own checksum, recomputed too
+        from coupler.run_directory import seal
+
+        manifest["seal"] = seal(manifest)
     manifest_path.write_text(json.dumps(manifest, indent=2))
 
 
