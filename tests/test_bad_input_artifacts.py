@@ -371,6 +371,7 @@ def test_resume_from_a_damaged_checkpoint_is_one_clear_line(coupler_cli, tmp_pat
     with untouched(run_dir / "checkpoints", run_dir / "overrides.yaml"):
         result = coupler_cli("train", f"resume={run_dir}")
     refused(result, "last.ckpt", "not a checkpoint torch can read")
+    assert "continue it with" not in result.err, "no advice to resume from the checkpoint just refused"
 
 
 # --- Hugging Face directories: a run's model/pretrained/, and model.path ----------------------------------------

@@ -394,6 +394,8 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
     log_file = run_dir / f"{hydra_config.job.name}.log"
     new_log = not log_file.exists() or log_file.stat().st_size == 0
     resuming = cfg.get("resume") is not None
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    resumed_from = _file_state(checkpoint) if resuming else None
 
     def failed(message: str, status: int, job_only: bool = True) -> None:
         print(f"coupler: error: {message}", file=sys.stderr)
@@ -434,7 +436,8 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
         if not isinstance(exc, CouplerError):  # a bug: one line here, the traceback in the log
             return failed(f"{type(exc).__name__}: {exc} (unexpected; {fate} Set {DEBUG_ENV}=1 to see the traceback "
                           f"on the terminal, and please report it)", EXIT_FAULT)
-        if fate.startswith("the run was kept"):
+        # a resume refused before it wrote a checkpoint (a damaged one, say) would be refused again: no advice
+        if fate.startswith("the run was kept") and not (resuming and _file_state(checkpoint) == resumed_from):
             print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
         return failed(str(exc), exc.exit_status)
     lock.release()
@@ -443,6 +446,15 @@ def _train_job(cfg, manager, outcomes: list) -> dict | None:
         outcomes.append(JobOutcome(hydra_config.job.num, run_dir, sweep_dir,
                                    list(hydra_config.overrides.task), results))
     return results
+
+
+def _file_state(path: Path) -> tuple | None:
+    """(size, modification time) of a file, or None: whether it was written since."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _debugging() -> bool:
