@@ -3,7 +3,7 @@
 A case of the corpus drives the real CLI (``coupler_cli`` in-process, or ``coupler_process`` for what depends on
 a fresh interpreter, signals or the environment) with one bad input, and asserts with ``refused``:
 
-- the exit code (2 for bad input, 130 for an interruption);
+- the exit code (2 for bad input, 1 for a fault of the machine or of plugin code, 130 for an interruption);
 - exactly one ``coupler: error:`` line, holding every fragment asked for (the problem and the fix);
 - no traceback on the terminal;
 

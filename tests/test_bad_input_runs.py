@@ -200,7 +200,7 @@ def test_two_runs_started_at_once_in_one_directory(tmp_path):
     assert "data iris" in (tmp_path / "run" / "train.log").read_text(), "the winner's log is kept"
 
 
-def test_a_temporary_file_left_by_a_killed_predict_is_removed_and_named(iris_run, rows, tmp_path):
+def test_a_temporary_file_left_by_a_killed_predict_is_removed_and_named(iris_run, rows, coupler_cli, tmp_path):
     out = tmp_path / "out.csv"
     # a predict that stops forever just before its output replaces the temporary file, then is killed
     code = ("import os, sys, time; os.replace = lambda *a: time.sleep(60); from coupler.cli import main; "
@@ -213,7 +213,7 @@ def test_a_temporary_file_left_by_a_killed_predict_is_removed_and_named(iris_run
     process.send_signal(signal.SIGKILL)
     process.wait()
     [left] = tmp_path.glob(".out.csv.*.tmp")
-    result = coupler_process("predict", str(iris_run), str(rows), str(out), cwd=tmp_path)
+    result = coupler_cli("predict", str(iris_run), str(rows), str(out))
     assert result.rc == 0, result.err
     assert f"removed {left}, a temporary file left by an interrupted write" in result.err
     assert not left.exists() and out.is_file()
