@@ -316,3 +316,15 @@ def test_the_run_directory_under_a_file(coupler_cli, tmp_path, key):
     with untouched(tmp_path / "afile"):
         refused(coupler_cli("train", *(["-m"] if "sweep" in key else []), f"{key}=afile/run"),
                 "afile is a file, not a directory", f"Choose another {key}")
+
+
+def test_an_unexpected_error_is_one_line_with_its_traceback_kept_in_the_log(coupler_cli, monkeypatch, tmp_path):
+    def broken_save(*args, **kwargs):
+        raise ValueError("a bug in saving")
+
+    monkeypatch.setattr("coupler.training._save", broken_save)
+    refused(coupler_cli("train", "hydra.run.dir=run"), "ValueError: a bug in saving", "unexpected",
+            "the traceback is in", "COUPLER_DEBUG=1", rc=1)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["train.log"], "only the log stays"
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "Traceback (most recent call last)" in log and "a bug in saving" in log

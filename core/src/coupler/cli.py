@@ -486,22 +486,20 @@ def _clean_up_failed_run(run_dir: Path, log_file: Path, lock, own: bool, new_log
 
 
 def _log_traceback(exc: BaseException, log_file: Path) -> bool:
-    """Append to the run's log the traceback of a failure inside code (a plugin's, a library's, the machine's):
-    the terminal gets one line. Returns whether it did (a ``CouplerError`` of bad input has no traceback to keep,
-    unless it wraps another exception)."""
-    import traceback
-
+    """Write to the run's log the traceback of a failure inside code (a library's, Coupler's own), through
+    ``plugin_faults.record_traceback`` as for a plugin's: the terminal gets one line. Returns whether the
+    traceback is in ``log_file`` (a ``CouplerError`` of bad input has none to keep, unless it wraps another
+    exception)."""
     from coupler.errors import CouplerError
+    from coupler.plugin_faults import record_traceback
 
     cause = exc.__cause__ if isinstance(exc, CouplerError) else exc
     if cause is None or isinstance(cause, (KeyboardInterrupt, SystemExit, CouplerError)):
         return False
     try:
-        with open(log_file, "a") as handle:
-            handle.write("".join(traceback.format_exception(cause)))
+        return record_traceback(cause, f"the run failed: {type(cause).__name__}", log_file.parent) == log_file
     except OSError:
         return False
-    return True
 
 
 def _print_results(results: dict, run_dir: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-EXIT_USAGE = 2
+from coupler.cli import EXIT_USAGE
 
 
 class RunDirectoryCheck(Callback):

@@ -102,7 +102,7 @@ def sha256(path: Path) -> str:
 
 
 def checksums(run_dir: Path) -> dict[str, str]:
-    """sha256 of every file of the run, by path relative to it (the log excluded)."""
+    """sha256 of every file of the run, by path relative to it (``UNSEALED`` excluded)."""
     return {relative: sha256(Path(run_dir) / relative) for relative in checksums_paths(run_dir)}
 
 
