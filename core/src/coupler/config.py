@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from coupler.errors import ConfigError
+from coupler.errors import ConfigError, CouplerError
 from coupler.registry import GROUPS, KIND_OF_GROUP, LIST_GROUPS, UnknownComponentError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +28,9 @@ DEFAULTS = [
     {"metrics": []},
     {"exporters": []},
     {"trainer": "default"},
+    # Coupler's logging: Hydra's own configs with the console on stderr; hydra/job_logging=... replaces it whole
+    {"override hydra/job_logging": "coupler"},
+    {"override hydra/hydra_logging": "coupler"},
     "_self_",
 ]
 #: config groups that are not component kinds
@@ -48,21 +51,57 @@ def primary_config(manager: PluginManager) -> dict:
         "plugins": {"disable": []},
         "resume": None,
         "hydra": {
-            "searchpath": [f"file://{d}" for _, d in manager.config_dirs()],
+            # the core's directory too, so that a primary config of the user's (-cp DIR -cn NAME) finds its files
+            "searchpath": [f"file://{d}" for _, d in [("coupler", str(CORE_CONF)), *manager.config_dirs()]],
             "job": {"name": "train", "chdir": False},
             # Hydra writes nothing into the run directory before the job checks it (the run keeps its
             # own config.yaml and overrides.yaml)
             "output_subdir": None,
-            # logs go to stderr, so that stdout holds only what a command prints (the metrics table)
-            "job_logging": {"handlers": {"console": {"stream": "ext://sys.stderr"}}},
-            "hydra_logging": {"handlers": {"console": {"stream": "ext://sys.stderr"}}},
             "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"},
             "help": {"app_name": "coupler train", "template": help_template(manager)},
             "sweep": {"dir": "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", "subdir": "${hydra.job.num}"},
-            # a run or sweep directory that cannot be created is one line, before Hydra tries
-            "callbacks": {"run_directory_check": {"_target_": "coupler.hydra_callbacks.RunDirectoryCheck"}},
+            # a run or sweep directory that cannot be created is one line, before Hydra tries; a sweep's
+            # parameters are checked before its first job, and its jobs' outcomes collected after the last
+            "callbacks": {"run_directory_check": {"_target_": "coupler.hydra_callbacks.RunDirectoryCheck"},
+                          "sweep_outcomes": {"_target_": "coupler.hydra_callbacks.SweepOutcomes"}},
         },
     }
+
+
+#: ``hydra/job_logging=coupler`` (the default): Hydra's default job logging with the console on stderr, so that
+#: stdout holds only what a command prints (the metrics table). The log file of a secondary process of a
+#: distributed job (a DDP rank other than 0) is os.devnull: only rank 0 writes the run directory.
+JOB_LOGGING = {
+    "version": 1,
+    "formatters": {"simple": {"format": "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "simple", "stream": "ext://sys.stderr"},
+        "file": {"class": "logging.FileHandler", "formatter": "simple",
+                 "filename": "${coupler_log_file:${hydra.runtime.output_dir}/${hydra.job.name}.log}"},
+    },
+    "root": {"level": "INFO", "handlers": ["console", "file"]},
+    "disable_existing_loggers": False,
+}
+#: ``hydra/hydra_logging=coupler`` (the default): Hydra's own messages on stderr
+HYDRA_LOGGING = {
+    "version": 1,
+    "formatters": {"simple": {"format": "[%(asctime)s][HYDRA] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "simple", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "disable_existing_loggers": False,
+}
+
+
+def register_resolvers() -> None:
+    """``${coupler_log_file:PATH}``: PATH, or os.devnull in a secondary process of a distributed job."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from coupler.distributed import secondary_process
+
+    if not OmegaConf.has_resolver("coupler_log_file"):
+        OmegaConf.register_new_resolver("coupler_log_file", lambda path: os.devnull if secondary_process() else path)
 
 
 def help_template(manager: PluginManager) -> str:
@@ -80,26 +119,32 @@ def help_template(manager: PluginManager) -> str:
     return "\n".join(lines).replace("${", "\\${")
 
 
-def file_options(manager: PluginManager, group: str) -> dict[str, str]:
+def config_directories(manager: PluginManager, extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(provider, directory) of every config directory, in Hydra's search order: the core's, the plugins',
+    then ``extra`` (the user's ``--config-dir``)."""
+    return [("coupler", str(CORE_CONF)), *manager.config_dirs(), *(("your --config-dir", d) for d in extra)]
+
+
+def file_options(manager: PluginManager, group: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Options of ``group`` that config files provide: option -> plugin ("coupler" for the core's own)."""
     options: dict[str, str] = {}
-    for plugin, directory in [("coupler", str(CORE_CONF)), *manager.config_dirs()]:
+    for plugin, directory in config_directories(manager, extra):
         for path in sorted((Path(directory) / group).glob("*.yaml")):
             options.setdefault(path.stem, plugin)
     return options
 
 
-def group_options(manager: PluginManager, group: str) -> dict[str, str]:
+def group_options(manager: PluginManager, group: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Every choice of ``group``: config files and registered components, each with the plugin that provides
     it. A file names its component (``name: ...``): the option is that component's plugin's, and a file
     whose component is not registered (its plugin is missing or disabled) offers no choice."""
-    options = file_options(manager, group)
+    options = file_options(manager, group, extra)
     if group not in KIND_OF_GROUP:
         return options
     kind = KIND_OF_GROUP[group]
     registered = {c.name: c.plugin for c in manager.registry.components(kind)}
     for option in list(options):
-        component = _named_component(manager, group, option) or option
+        component = _named_component(manager, group, option, extra) or option
         if component in registered:
             options[option] = registered[component]
         else:
@@ -108,31 +153,112 @@ def group_options(manager: PluginManager, group: str) -> dict[str, str]:
     return options
 
 
-def _named_component(manager: PluginManager, group: str, option: str) -> str | None:
-    import re
-
-    for _, directory in [("coupler", str(CORE_CONF)), *manager.config_dirs()]:
+def _option_file(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = ()) -> Path | None:
+    """The config file Hydra reads for ``group=option`` (the first on the search path), or None."""
+    for _, directory in config_directories(manager, extra):
         path = Path(directory) / group / f"{option}.yaml"
         if path.is_file():
-            match = re.search(r"^name:\s*([\w.-]+)", path.read_text(), re.MULTILINE)
-            return match.group(1) if match else None
+            return path
     return None
 
 
+def _named_component(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = ()) -> str | None:
+    import re
+
+    path = _option_file(manager, group, option, extra)
+    if path is None:
+        return None
+    match = re.search(r"^name:\s*([\w.-]+)", path.read_text(), re.MULTILINE)
+    return match.group(1) if match else None
+
+
 def store_configs(manager: PluginManager) -> None:
-    """Put the primary config and the generated component nodes into Hydra's ConfigStore."""
+    """Put the primary config, Coupler's logging configs and the generated component nodes into Hydra's
+    ConfigStore."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    store.store(name=PRIMARY, node=primary_config(manager))
+    store.store(name=PRIMARY, node=primary_config(manager), provider="coupler")
+    store.store(group="hydra/job_logging", name="coupler", node=JOB_LOGGING, package="hydra.job_logging",
+                provider="coupler")
+    store.store(group="hydra/hydra_logging", name="coupler", node=HYDRA_LOGGING, package="hydra.hydra_logging",
+                provider="coupler")
     for kind, group in GROUPS.items():
         with_files = file_options(manager, group)
         for component in manager.registry.components(kind):
             if component.name in with_files:
                 continue
             package = f"{group}.{component.name}" if group in LIST_GROUPS else group
-            store.store(group=group, name=component.name, node={"name": component.name}, package=package,
+            store.store(group=group, name=component.name, node=generated_node(component), package=package,
                         provider=component.plugin)
+
+
+#: what a model's factory receives from the run, not from its config node
+CONTEXT_PARAMETERS = {"model": ("task", "seed")}
+_MISSING = object()
+
+
+def generated_node(component) -> dict:
+    """The config node of a component that ships no config file: its name and each keyword parameter of its
+    factory with the default (``???``: required), so that ``model.PARAM=VALUE`` sets it as in a file. A default
+    a config cannot hold (an object) is left out: set that parameter with ``+model.PARAM=VALUE``."""
+    import inspect
+
+    node: dict = {"name": component.name}
+    try:
+        parameters = inspect.signature(component.factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        return node
+    for parameter in parameters:
+        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY) \
+                or parameter.name in CONTEXT_PARAMETERS.get(component.kind, ()) or parameter.name == "name":
+            continue
+        if parameter.default is parameter.empty:
+            node[parameter.name] = "???"
+            continue
+        value = _config_value(parameter.default)
+        if value is not _MISSING:
+            node[parameter.name] = value
+    return node
+
+
+def _config_value(value):
+    """``value`` as a config holds it (a tuple becomes a list), or ``_MISSING``."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value if "${" not in value else _MISSING  # an interpolation marker would be resolved
+    if isinstance(value, (list, tuple)):
+        items = [_config_value(v) for v in value]
+        return _MISSING if any(v is _MISSING for v in items) else items
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = {k: _config_value(v) for k, v in value.items()}
+        return _MISSING if any(v is _MISSING for v in items.values()) else items
+    return _MISSING
+
+
+def default_node(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = ()) -> dict | None:
+    """The config node ``group=option`` starts from, before overrides: its config file, or the node generated
+    for a component without one. None where it cannot be told without composing (a file with a defaults list
+    or a ``# @package`` header, an unknown option)."""
+    import yaml
+
+    path = _option_file(manager, group, option, extra)
+    if path is not None:
+        text = path.read_text()
+        if "@package" in text:
+            return None
+        try:
+            node = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return None
+        return node if isinstance(node, dict) and "defaults" not in node else ({} if node is None else None)
+    if group in KIND_OF_GROUP:
+        try:
+            return generated_node(manager.registry.get(KIND_OF_GROUP[group], option))
+        except CouplerError:
+            return None
+    return None
 
 
 def check_settings(config: dict) -> None:
@@ -167,9 +293,14 @@ def check_settings(config: dict) -> None:
                               f"{', or a list: ' + group + '=[a,b]' if group in LIST_GROUPS else ''})")
 
 
-def check_overrides(overrides: list[str], manager: PluginManager) -> None:
-    """Reject a ``group=choice`` override whose choice does not exist, before Hydra composes anything,
-    with the list of valid choices, the plugin of each, and the closest one."""
+def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs: tuple[str, ...] = (),
+                    own_primary: bool = True) -> None:
+    """Check the overrides of a command line before Hydra composes anything: a ``group=choice`` whose choice does
+    not exist (with the valid choices, the plugin of each and the closest one), a key that is no Coupler setting,
+    a component key its config does not list (without ``+``), a data value of the wrong type.
+
+    ``extra_dirs``: the user's ``--config-dir``, whose files are choices too. ``own_primary``: False when the
+    command line names another primary config (``-cn``), whose defaults Coupler does not know."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
@@ -182,39 +313,82 @@ def check_overrides(overrides: list[str], manager: PluginManager) -> None:
             raise ConfigError("override", line, f"{reason}. Quote values holding special characters, "
                                                 f"e.g. 'data.sep=\";\"'") from None
     overridden = {o.key_or_group for o in parsed}
-    for default in DEFAULTS:  # a default whose plugin is missing or disabled fails here too, not in Hydra
+    for default in DEFAULTS if own_primary else ():  # a default whose plugin is missing or disabled fails here too
         if isinstance(default, dict):
             ((group, choice),) = default.items()
-            if isinstance(choice, str) and group not in overridden and choice not in group_options(manager, group):
-                _refuse(manager, group, choice)
+            if group in GROUPS.values() and isinstance(choice, str) and group not in overridden \
+                    and choice not in group_options(manager, group, extra_dirs):
+                _refuse(manager, group, choice, extra_dirs)
     for override in parsed:
         group = override.key_or_group
         top = group.split(".", 1)[0].split("@", 1)[0]
         value_text = override.input_line.split("=", 1)[-1]
-        if top not in SETTINGS and top != "hydra" and not override.is_add() and not override.is_force_add():
-            raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(SETTINGS))} (or hydra.*); "
-                                                 f"{group!r} is not a Coupler setting")
+        if top not in SETTINGS and top != "hydra" and not top.startswith("hydra/") and not override.is_add() \
+                and not override.is_force_add():
+            raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(SETTINGS))} (or Hydra's: "
+                                                 f"hydra.KEY, hydra/GROUP); {group!r} is not a Coupler setting")
         parts = group.split(".")
         if top in SETTING_KEYS and len(parts) > 1 and parts[1] not in SETTING_KEYS[top]:
             raise ConfigError(group, value_text, f"{top} has the keys {', '.join(SETTING_KEYS[top])}")
         if override.is_delete() or (group not in GROUPS.values() and group not in SETTING_GROUPS):
             continue
-        if override.is_sweep_override():
-            choices = list(override.sweep_string_iterator())
-        else:
-            value = override.value()
-            if isinstance(value, list) and group not in LIST_GROUPS:
-                raise ConfigError(group, value, f"one choice; to train with each of several, sweep them: "
-                                                f"-m {group}={','.join(map(str, value))}")
-            if value is None and group in ("data", "model"):
-                raise ConfigError(group, None, f"a {group} choice: {group}=NAME (see coupler plugins)")
-            choices = value if isinstance(value, list) else [value]
-        options = group_options(manager, group)
-        for choice in choices:
+        options = group_options(manager, group, extra_dirs)
+        for choice in _choices(override):
             if choice is None or (isinstance(choice, str) and choice in options):
                 continue
-            _refuse(manager, group, choice)
+            _refuse(manager, group, choice, extra_dirs)
+    if own_primary:
+        _check_component_keys(parsed, manager, extra_dirs)
     _check_data_values(parsed, manager)
+
+
+def _choices(override) -> list:
+    """The choices a group override names: one, a list (``callbacks=[a,b]``), or every value of a sweep."""
+    group = override.key_or_group
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator())
+    value = override.value()
+    if isinstance(value, list) and group not in LIST_GROUPS:
+        raise ConfigError(group, value, f"one choice; to train with each of several, sweep them: "
+                                        f"-m {group}={','.join(map(str, value))}")
+    if value is None and group in ("data", "model"):
+        raise ConfigError(group, None, f"a {group} choice: {group}=NAME (see coupler plugins)")
+    return value if isinstance(value, list) else [value]
+
+
+def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tuple[str, ...]) -> None:
+    """``model.KEY=VALUE`` changes a key of the chosen model's config; Hydra refuses a key the config does not
+    list unless it is added with ``+``. Say so here, in Coupler's words, with the keys there are and the closest."""
+    from coupler.errors import did_you_mean
+
+    chosen: dict[str, list] = {g: [c] for d in DEFAULTS if isinstance(d, dict) for g, c in d.items() if g in GROUPS.values()}
+    for override in parsed:
+        if override.key_or_group in GROUPS.values() and not override.is_delete():
+            chosen[override.key_or_group] = [c for c in _choices(override) if isinstance(c, str)]
+    for override in parsed:
+        parts = override.key_or_group.split(".")
+        group = parts[0]
+        if group not in GROUPS.values() or len(parts) < 2 or override.is_add() or override.is_force_add() \
+                or override.is_delete():
+            continue
+        if group in LIST_GROUPS:
+            options, path = ([parts[1]] if parts[1] in chosen.get(group, []) else []), parts[2:]
+        else:
+            options, path = chosen.get(group, []), parts[1:]
+        for option in options:
+            node = default_node(manager, group, option, extra_dirs)
+            prefix = f"{group}.{option}" if group in LIST_GROUPS else group
+            for depth, key in enumerate(path):
+                if not isinstance(node, dict):
+                    break
+                if key not in node:
+                    where = ".".join([prefix, *path[:depth]])
+                    listed = ", ".join(sorted(map(str, node))) or "(none)"
+                    raise ConfigError(override.key_or_group, override.value() if not override.is_sweep_override() else override.input_line.split("=", 1)[-1],
+                                      f"{where} of {group}={option} has no key {key!r} (it has: {listed})."
+                                      f"{did_you_mean(key, map(str, node))} To add a key that the config does not "
+                                      f"list, write +{override.input_line}")
+                node = node[key]
 
 
 def _check_data_values(parsed: list, manager: PluginManager) -> None:
@@ -245,26 +419,14 @@ def _check_data_values(parsed: list, manager: PluginManager) -> None:
             check_value(f"data.{parts[1]}", override.value(), hints[parts[1]])
 
 
-def _refuse(manager: PluginManager, group: str, choice) -> None:
+def _refuse(manager: PluginManager, group: str, choice, extra_dirs: tuple[str, ...] = ()) -> None:
+    options = group_options(manager, group, extra_dirs)
     if group in KIND_OF_GROUP:
         kind = KIND_OF_GROUP[group]
         if (kind, choice) in manager.registry.disabled:
             manager.registry.get(kind, choice)  # raises, naming the disabled plugin
-        raise UnknownComponentError(manager.registry.unknown_message(kind, str(choice), group_options(manager, group)))
-    raise ConfigError(group, choice, f"one of {', '.join(sorted(group_options(manager, group)))}")
-
-
-def loosen(overrides: list[str]) -> list[str]:
-    """``model.params.C=1`` -> ``++model.params.C=1``: a component's parameters need not exist in its config
-    file to be set; the component checks every key it receives and names an unknown one."""
-    component_groups = tuple(f"{g}." for g in GROUPS.values())
-    out = []
-    for override in overrides:
-        key = override.split("=", 1)[0]
-        if "=" in override and not override.startswith(("+", "~")) and key.startswith(component_groups):
-            override = "++" + override
-        out.append(override)
-    return out
+        raise UnknownComponentError(manager.registry.unknown_message(kind, str(choice), options))
+    raise ConfigError(group, choice, f"one of {', '.join(sorted(options))}")
 
 
 def to_plain(cfg) -> dict:

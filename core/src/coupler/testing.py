@@ -56,9 +56,21 @@ class CliResult:
 def coupler_cli(capsys, tmp_path, monkeypatch):
     """``coupler_cli("train", "model=knn")`` runs the CLI in-process with the working directory in
     ``tmp_path`` and returns a ``CliResult`` (exit code, stdout, stderr)."""
+    import sys
+
+    from coupler import train_app
     from coupler.cli import main
 
     monkeypatch.chdir(tmp_path)
+
+    def train(args: list[str], program=None) -> int:
+        """``coupler train ARGS`` runs ``coupler-train ARGS`` in a new process (``train_app.restart``); here, in this
+        one, with ``sys.argv`` as that process would have it."""
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "argv", ["coupler-train", *args])
+            return train_app.run()
+
+    monkeypatch.setattr(train_app, "restart", train)
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

@@ -16,6 +16,7 @@ from coupler.components import Model, Split
 from coupler.config import check_settings
 from coupler.context import RunContext
 from coupler.dataset import Dataset, encode_target, infer_task
+from coupler.distributed import secondary_process
 from coupler.errors import ConfigError, CouplerError
 from coupler.evaluation import measure, predictions_frame, select_metrics
 from coupler.plugin_faults import BlamedHooks, BlamedModel, blamed, component_label
@@ -151,6 +152,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     model_label = component_label(manager, "model", model_component.name)
     with blamed(model_label, "fit", run_dir):
         model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
+    if secondary_process():  # a rank other than 0 of a distributed fit: rank 0 measures, saves and seals
+        return {}
     run.hooks.on_fit_end(run=run, model=model)
     if epoch_watchers and not run.history:
         log.warning("callbacks %s watch epochs, but model %r reported none (it trains in one step%s): they had "
