@@ -43,8 +43,14 @@ def test_unknown_component_in_a_sweep_or_a_list_group(coupler_cli, tmp_path):
                   "unknown metric 'acuracy'", "Did you mean 'accuracy'?")
 
 
-def test_unknown_parameter_names_it_and_lists_the_valid_ones(coupler_cli, tmp_path):
-    result = coupler_cli("train", "model.params.C_value=2", "hydra.run.dir=run")
+def test_a_key_the_config_does_not_list_names_the_keys_it_has_and_the_plus_that_adds_it(coupler_cli, tmp_path):
+    result = coupler_cli("train", "model.params.max_itr=2", "hydra.run.dir=run")
+    check_refused(result, tmp_path, "model.params.max_itr=2", "model=logistic_regression lists no model.params.max_itr",
+                  "model.params holds C, max_iter", "Did you mean 'max_iter'?", "+model.params.max_itr=2")
+
+
+def test_unknown_parameter_added_with_plus_names_it_and_lists_the_valid_ones(coupler_cli, tmp_path):
+    result = coupler_cli("train", "+model.params.C_value=2", "hydra.run.dir=run")
     check_refused(result, tmp_path, "model.params.C_value", "LogisticRegression has no parameter 'C_value'",
                   "Valid parameters:", "max_iter")
 

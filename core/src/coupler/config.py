@@ -383,11 +383,13 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                     break
                 if key not in node:
                     where = ".".join([prefix, *path[:depth]])
-                    listed = ", ".join(sorted(map(str, node))) or "(none)"
-                    raise ConfigError(override.key_or_group, override.value() if not override.is_sweep_override() else override.input_line.split("=", 1)[-1],
-                                      f"{where} of {group}={option} has no key {key!r} (it has: {listed})."
-                                      f"{did_you_mean(key, map(str, node))} To add a key that the config does not "
-                                      f"list, write +{override.input_line}")
+                    listed = ", ".join(sorted(map(str, node))) or "nothing"
+                    close = did_you_mean(key, map(str, node))
+                    value = override.value() if not override.is_sweep_override() else override.input_line.split("=", 1)[1]
+                    raise ConfigError(override.key_or_group, value,
+                                      f"the config of {group}={option} lists no {where}.{key} ({where} holds {listed})."
+                                      f"{close} Hydra sets only keys a config lists; to pass a key it does not list, "
+                                      f"add it: +{override.input_line} (the {KIND_OF_GROUP[group]} then checks it)")
                 node = node[key]
 
 

@@ -5,6 +5,7 @@ skops without pickle."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
 from coupler.testing import train_run
 from coupler_sklearn.model import SklearnModel
+import coupler_sklearn
 from coupler_sklearn.plugin import ESTIMATORS
 
 
@@ -100,3 +102,26 @@ def test_a_class_absent_from_training_gets_probability_zero(tmp_path):
     assert finished.evaluate() == results
     predictions = pd.read_csv(run_dir / "predictions_test.csv")
     assert {"proba_a", "proba_b", "proba_rare"} <= set(predictions.columns)
+
+
+#: values a model's config file sets on purpose, not at scikit-learn's default
+DELIBERATE = {("logistic_regression", "max_iter"), ("random_forest", "n_estimators"), ("random_forest", "n_jobs")}
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_config_files_list_parameters_at_scikit_learns_defaults(name):
+    """A model's config file lists the parameters users tune most (so model.params.C=0.5 needs no +); each
+    holds scikit-learn's default unless it is one of DELIBERATE, for both the classifier and the regressor."""
+    import importlib
+
+    import yaml
+
+    node = yaml.safe_load((Path(coupler_sklearn.__file__).parent / "conf" / "model" / f"{name}.yaml").read_text())
+    assert node["name"] == name and node["params"], f"{name}.yaml lists no parameter"
+    for path in filter(None, ESTIMATORS[name][:2]):
+        module, _, cls = path.rpartition(".")
+        defaults = getattr(importlib.import_module(module), cls)().get_params()
+        for key, value in node["params"].items():
+            assert key in defaults, f"{name}.yaml: {cls} has no parameter {key}"
+            if (name, key) not in DELIBERATE:
+                assert value == defaults[key], f"{name}.yaml: {key}={value!r}, but {cls}'s default is {defaults[key]!r}"
