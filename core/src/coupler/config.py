@@ -1,8 +1,10 @@
 """Hydra composition: the primary config, the plugins' config directories, and checks on overrides.
 
-The primary config (``coupler``) is built here, in code, so that its ``hydra.searchpath`` holds the config
-directories the installed plugins register. Every registered component that has no YAML file of its own
-gets a minimal node ``{name: NAME}`` in Hydra's ConfigStore, so ``model=NAME`` works for any registered model.
+The primary config (``coupler``) is built here, in code, from the installed plugins (its defaults and help); the
+config directories they register join Hydra's search path through ``hydra_plugins.coupler_searchpath``, for this
+primary config and for a user's that names it (``-cp DIR -cn NAME``). Every registered component that has no YAML
+file of its own gets a minimal node ``{name: NAME}`` in Hydra's ConfigStore, so ``model=NAME`` works for any
+registered model.
 """
 
 from __future__ import annotations
@@ -51,8 +53,6 @@ def primary_config(manager: PluginManager) -> dict:
         "plugins": {"disable": []},
         "resume": None,
         "hydra": {
-            # the core's directory too, so that a primary config of the user's (-cp DIR -cn NAME) finds its files
-            "searchpath": [f"file://{d}" for _, d in [("coupler", str(CORE_CONF)), *manager.config_dirs()]],
             "job": {"name": "train", "chdir": False},
             # Hydra writes nothing into the run directory before the job checks it (the run keeps its
             # own config.yaml and overrides.yaml)
