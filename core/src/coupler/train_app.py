@@ -92,8 +92,9 @@ def run() -> int:
                 replayed = _resume_command(resume, [o for o in overrides if not _is_resume(o)])
                 if replayed is not None:
                     return restart([*_flag_arguments(sys.argv[1:]), *replayed])
-            extra_dirs = tuple(d for d in (flags.get("--config-dir"), flags.get("-cd"), flags.get("--config-path"),
-                                           flags.get("-cp")) if d and Path(d).is_absolute())
+            # Hydra reads a --config-dir from the current directory, a relative -cp from this module's (known here)
+            extra_dirs = (*(d for d in (flags.get("--config-path"), flags.get("-cp")) if d and Path(d).is_absolute()),
+                          *(str(Path(d).absolute()) for d in (flags.get("--config-dir"), flags.get("-cd")) if d))
             check_overrides(overrides, manager, extra_dirs=extra_dirs,
                             own_primary=flags.get("--config-name", flags.get("-cn")) in (None, PRIMARY))
         SweepOutcomes.directory = None
