@@ -113,7 +113,8 @@ def help_template(manager: PluginManager) -> str:
         options = group_options(manager, group)
         listing = ", ".join(f"{name} ({plugin})" for name, plugin in sorted(options.items())) or "(none installed)"
         lines.append(f"{group}{' (a list: ' + group + '=[a,b])' if group in LIST_GROUPS else ''}: {listing}")
-    lines += ["", "== Config ==", "Override anything in the config (model.params.C=0.5, split.test=0.2)", "",
+    lines += ["", "== Config ==", "Override anything in the config (split.test=0.2, model.params.max_iter=500); add "
+              "a key it does not list with + (+model.params.C=0.5)", "",
               "$CONFIG", "", "== Hydra flags ==", "$FLAGS_HELP"]
     # Hydra's help template is an OmegaConf string: escape interpolation markers from option names
     return "\n".join(lines).replace("${", "\\${")
