@@ -196,3 +196,15 @@ def test_coupler_completion_prints_a_bash_script_that_completes_train_through_hy
                           env={**os.environ, "PATH": path})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["train", "model=knn"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["-m", "--cfg", "job"], "-m and --cfg cannot go together"),
+    (["-sc", "query=tcsh"], "-sc query=tcsh: shell completion takes install=bash, install=zsh, install=fish"),
+    (["-sc", "install"], "-sc install: shell completion takes"),
+])
+def test_what_hydra_would_refuse_with_a_traceback_is_one_line(coupler_cli, tmp_path, args, fragment):
+    result = coupler_cli("train", *args)
+    assert result.rc == 2 and len(result.error_lines) == 1, result.err
+    assert result.error_lines[0].startswith(f"coupler: error: {fragment}") and "Traceback" not in result.err
+    assert list(tmp_path.iterdir()) == []
