@@ -173,11 +173,17 @@ def _named_component(manager: PluginManager, group: str, option: str, extra: tup
     return match.group(1) if match else None
 
 
+#: the config directories of the manager whose configs ``store_configs`` stored last: Hydra's search path gets them
+#: through ``hydra_plugins.coupler_searchpath``
+stored_directories: list[tuple[str, str]] = []
+
+
 def store_configs(manager: PluginManager) -> None:
     """Put the primary config, Coupler's logging configs and the generated component nodes into Hydra's
-    ConfigStore."""
+    ConfigStore, and the manager's config directories into ``stored_directories``."""
     from hydra.core.config_store import ConfigStore
 
+    stored_directories[:] = config_directories(manager)
     store = ConfigStore.instance()
     store.store(name=PRIMARY, node=primary_config(manager), provider="coupler")
     store.store(group="hydra/job_logging", name="coupler", node=JOB_LOGGING, package="hydra.job_logging",
