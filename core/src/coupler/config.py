@@ -1,8 +1,10 @@
 """Hydra composition: the primary config, the plugins' config directories, and checks on overrides.
 
-The primary config (``coupler``) is built here, in code, so that its ``hydra.searchpath`` holds the config
-directories the installed plugins register. Every registered component that has no YAML file of its own
-gets a minimal node ``{name: NAME}`` in Hydra's ConfigStore, so ``model=NAME`` works for any registered model.
+The primary config (``coupler``) is built here, in code, from the installed plugins (its defaults and help); the
+config directories they register join Hydra's search path through ``hydra_plugins.coupler_searchpath``, for this
+primary config and for a user's that names it (``-cp DIR -cn NAME``). Every registered component that has no YAML
+file of its own gets a minimal node ``{name: NAME}`` in Hydra's ConfigStore, so ``model=NAME`` works for any
+registered model.
 """
 
 from __future__ import annotations
@@ -51,8 +53,6 @@ def primary_config(manager: PluginManager) -> dict:
         "plugins": {"disable": []},
         "resume": None,
         "hydra": {
-            # the core's directory too, so that a primary config of the user's (-cp DIR -cn NAME) finds its files
-            "searchpath": [f"file://{d}" for _, d in [("coupler", str(CORE_CONF)), *manager.config_dirs()]],
             "job": {"name": "train", "chdir": False},
             # Hydra writes nothing into the run directory before the job checks it (the run keeps its
             # own config.yaml and overrides.yaml)
@@ -113,7 +113,8 @@ def help_template(manager: PluginManager) -> str:
         options = group_options(manager, group)
         listing = ", ".join(f"{name} ({plugin})" for name, plugin in sorted(options.items())) or "(none installed)"
         lines.append(f"{group}{' (a list: ' + group + '=[a,b])' if group in LIST_GROUPS else ''}: {listing}")
-    lines += ["", "== Config ==", "Override anything in the config (model.params.C=0.5, split.test=0.2)", "",
+    lines += ["", "== Config ==", "Override anything in the config (split.test=0.2, model.params.max_iter=500); add "
+              "a key it does not list with + (+model.params.C=0.5)", "",
               "$CONFIG", "", "== Hydra flags ==", "$FLAGS_HELP"]
     # Hydra's help template is an OmegaConf string: escape interpolation markers from option names
     return "\n".join(lines).replace("${", "\\${")
@@ -172,11 +173,17 @@ def _named_component(manager: PluginManager, group: str, option: str, extra: tup
     return match.group(1) if match else None
 
 
+#: the config directories of the manager whose configs ``store_configs`` stored last: Hydra's search path gets them
+#: through ``hydra_plugins.coupler_searchpath``
+stored_directories: list[tuple[str, str]] = []
+
+
 def store_configs(manager: PluginManager) -> None:
     """Put the primary config, Coupler's logging configs and the generated component nodes into Hydra's
-    ConfigStore."""
+    ConfigStore, and the manager's config directories into ``stored_directories``."""
     from hydra.core.config_store import ConfigStore
 
+    stored_directories[:] = config_directories(manager)
     store = ConfigStore.instance()
     store.store(name=PRIMARY, node=primary_config(manager), provider="coupler")
     store.store(group="hydra/job_logging", name="coupler", node=JOB_LOGGING, package="hydra.job_logging",

@@ -85,6 +85,7 @@ def run() -> int:
         store_configs(manager)
         register_resolvers()
         flags, overrides = split_command_line(sys.argv[1:])
+        _check_flags(flags)
         if not secondary_process() and not UNCHECKED_FLAGS.intersection(flags):
             # the first process checks; a secondary one of a distributed job runs what it checked
             resume = [o for o in overrides if _is_resume(o)]
@@ -92,8 +93,9 @@ def run() -> int:
                 replayed = _resume_command(resume, [o for o in overrides if not _is_resume(o)])
                 if replayed is not None:
                     return restart([*_flag_arguments(sys.argv[1:]), *replayed])
-            extra_dirs = tuple(d for d in (flags.get("--config-dir"), flags.get("-cd"), flags.get("--config-path"),
-                                           flags.get("-cp")) if d and Path(d).is_absolute())
+            # Hydra reads a --config-dir from the current directory, a relative -cp from this module's (known here)
+            extra_dirs = (*(d for d in (flags.get("--config-path"), flags.get("-cp")) if d and Path(d).is_absolute()),
+                          *(str(Path(d).absolute()) for d in (flags.get("--config-dir"), flags.get("-cd")) if d))
             check_overrides(overrides, manager, extra_dirs=extra_dirs,
                             own_primary=flags.get("--config-name", flags.get("-cn")) in (None, PRIMARY))
         SweepOutcomes.directory = None
@@ -141,6 +143,30 @@ def restart(args: list[str], program: list[str] | None = None) -> int:
         return subprocess.call(command)
     os.execv(command[0], command)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Hydra's flags that choose what the program does; Hydra takes one at most
+MODE_FLAGS = (("--run", "-r"), ("--multirun", "-m"), ("--cfg", "-c"), ("--info", "-i"), ("--shell-completion", "-sc"))
+#: what ``-sc`` takes: Hydra's completion plugins are bash, zsh and fish
+COMPLETION_REQUEST = r"(install|uninstall|query)=(bash|zsh|fish)"
+
+
+def _check_flags(flags: dict[str, str | None]) -> None:
+    """Refuse in one line what Hydra would refuse with a traceback (``ValueError``): two of ``MODE_FLAGS``, and a
+    completion request no plugin answers."""
+    import re
+
+    from coupler.errors import CouplerError
+
+    modes = [next(name for name in names if name in flags) for names in MODE_FLAGS if set(names) & flags.keys()]
+    if len(modes) > 1:
+        raise CouplerError(f"{' and '.join(modes)} cannot go together: Hydra takes one of --run, --multirun, --cfg, "
+                           f"--info and --shell-completion.")
+    for name in MODE_FLAGS[-1]:
+        if name in flags and not re.fullmatch(COMPLETION_REQUEST, flags[name] or ""):
+            given = f"{name} {flags[name]}" if flags[name] else name
+            raise CouplerError(f"{given}: shell completion takes install=bash, install=zsh, install=fish, "
+                               f"uninstall=SHELL or query=SHELL; for coupler itself: eval \"$(coupler completion bash)\".")
 
 
 def _flag_arguments(args: list[str]) -> list[str]:
