@@ -161,7 +161,7 @@ def test_an_iterative_model_reloads_and_reproduces_its_metrics(manager, tmp_path
 def test_registered_optimizers_are_selectable_but_refused_by_a_model_that_uses_none(manager, tmp_path):
     assert manager.get("optimizer", "plain_sgd").plugin == "softmax"
     config = compose(["data=wine", "model=softmax", "optimizer=plain_sgd"], manager)
-    assert config["optimizer"] == {"name": "plain_sgd"}
+    assert config["optimizer"] == {"name": "plain_sgd", "lr": 0.1}  # its factory's defaults: a node generated from them
     with pytest.raises(ConfigError, match="does not use an optimizer"):
         train(config, tmp_path / "run", manager)
 

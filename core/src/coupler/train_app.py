@@ -34,7 +34,7 @@ VALUE_FLAGS = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp
 INFO_FLAGS = frozenset({"--info", "-i"})
 INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
 #: flags under which Hydra composes nothing Coupler should check (help, completion)
-UNCHECKED_FLAGS = frozenset({"--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc"})
+UNCHECKED_FLAGS = frozenset({"--hydra-help", "--version", "--shell-completion", "-sc"})
 
 
 def main() -> None:
