@@ -19,12 +19,10 @@ import pytest
 import torch
 from coupler.cli import EXIT_INTERRUPTED
 from coupler.errors import ConfigError
-from coupler.finished_run import FinishedRun
-from coupler.plugin_manager import get_plugin_manager
 from coupler.testing import read_metrics
 from coupler_torch.engine import TensorBatches, _shared_batches
 
-SETTINGS = ("data=digits", "model=cnn", "trainer.max_epochs=2", "trainer.resume_interval=0")
+SETTINGS = ("data=digits", "model=cnn", "trainer.max_epochs=2")
 DDP = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
 #: how far the two-process run's accuracy may be from the one-process run's (val and test): the global batch,
 #: the order and the steps are the same, but batch norm normalizes each process's 32 rows instead of 64 and dropout
@@ -104,10 +102,12 @@ def test_two_processes_train_and_only_the_first_writes_the_run_directory(runs):
     assert json.loads((ddp / "manifest.json").read_text())["files"], "the run is sealed"
 
 
-def test_coupler_evaluate_reproduces_the_two_process_run(runs):
+def test_coupler_evaluate_reproduces_the_two_process_run(runs, coupler_cli):
     run_dir = runs["dir"] / "ddp"
     assert runs["codes"]["ddp"] == 0, _output(runs, "ddp")
-    assert FinishedRun(run_dir, get_plugin_manager()).evaluate() == read_metrics(run_dir)
+    result = coupler_cli("evaluate", str(run_dir), "--json")
+    assert result.rc == 0, result.err
+    assert json.loads(result.out) == read_metrics(run_dir)
 
 
 def test_two_processes_reach_the_accuracy_of_one_with_the_same_global_batch(runs):
@@ -168,5 +168,6 @@ def test_a_dataloader_is_shared_like_in_memory_batches():
 
 
 def test_batches_the_engine_cannot_share_are_refused_under_a_distributed_strategy():
-    with pytest.raises(ConfigError, match=r"trainer.strategy='ddp' .*list_iterator that the engine cannot share .*trainer.devices=1"):
+    refusal = r"trainer.strategy='ddp' .*list_iterator that the engine cannot share .*trainer.devices=1"
+    with pytest.raises(ConfigError, match=refusal):
         _shared_batches(iter([]), lambda: (0, 2), world=2, model_name="MyModel", strategy="ddp")

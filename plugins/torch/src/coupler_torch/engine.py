@@ -12,8 +12,9 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
   gradients is that batch's gradient), so every process runs the same number of steps, as DDP requires. A model
   whose ``training_batches`` is a ``DataLoader`` (an image folder) gets the same treatment through a batch sampler;
   any other iterable is refused under a distributed strategy, since the engine cannot share it. Rank 0 scores the
-  validation split and decides early stopping and checkpoint writes, and every process follows its decision
-  (each ``Trainer.save_checkpoint`` is collective; Lightning writes on rank 0 only). Batch norm normalizes each
+  validation split, fires ``run.epoch_end`` (so each plugin's ``on_epoch_end`` runs once per epoch, not once per
+  process) and decides early stopping and checkpoint writes; every process follows its decision (each
+  ``Trainer.save_checkpoint`` is collective; Lightning writes on rank 0 only). Batch norm normalizes each
   process's share (no ``SyncBatchNorm``) and dropout / augmentation draw from a per-process stream, so the
   numbers are close to one process's, not equal.
 - **Optimizer and scheduler** come from the ``optimizer`` / ``scheduler`` components the run selected
@@ -629,40 +630,50 @@ class _RunEvents(pl.Callback):
         self.rates = [float(group["lr"]) for group in trainer.optimizers[0].param_groups]
 
     def on_train_epoch_end(self, trainer, module):
-        epoch = trainer.current_epoch
         metrics = {"train_loss": float(module.loss_sum) / max(module.batches, 1)}
         if trainer.world_size > 1:  # every process trained on its share: the mean over processes (collective)
             share = (module.loss_sum / max(module.batches, 1)).to(module.device)
             metrics["train_loss"] = float(trainer.strategy.reduce(share, reduce_op="mean"))
-        if self.val is not None and trainer.is_global_zero:
+        decision = self._decide(trainer, module, metrics) if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            # rank 0 decides for all: every process stops together and takes part in each checkpoint write (a
+            # collective: one that skipped it would leave the others waiting)
+            decision = trainer.strategy.broadcast(decision, src=0)
+        metrics, stop, save_best, save_last = decision
+        # Lightning's log only feeds the progress bar and a plateau scheduler's monitor (in every process); its
+        # first call is slow
+        if trainer.progress_bar_callback is not None or any(c.monitor for c in trainer.lr_scheduler_configs):
+            for key, value in metrics.items():
+                module.log(key, value, prog_bar=key in ("train_loss", "val_loss"), logger=False)
+        if stop:
+            trainer.should_stop = True
+        if save_best:
+            trainer.save_checkpoint(self.directory / "best.ckpt")
+        if save_last:
+            trainer.save_checkpoint(self.directory / "last.ckpt")
+            self.last_written = time.monotonic()
+
+    def _decide(self, trainer, module, metrics: dict) -> tuple[dict, bool, bool, bool]:
+        """The epoch's end in rank 0 (or the only process): score the validation split, fire ``run.epoch_end``
+        (once per epoch, not once per process), keep the best weights. Returns the epoch's metrics and whether
+        training stops, ``best.ckpt`` and ``last.ckpt`` are written."""
+        epoch = trainer.current_epoch
+        if self.val is not None:
             metrics.update(self.model.epoch_metrics(self.val_X, self.val_y, module.device,
                                                     trainer.precision_plugin.forward_context))
         if self.lr_monitor:
             metrics.update({"lr" if i == 0 else f"lr_{i}": rate for i, rate in enumerate(self.rates)})
-        last_due = self._last_due()
-        if trainer.world_size > 1:
-            # rank 0's metrics and clock decide for all: early stopping, the best epoch and each checkpoint write
-            # (collective: a process that skipped one would leave the others waiting) agree in every process
-            metrics, last_due = trainer.strategy.broadcast((metrics, last_due), src=0)
-        # Lightning's log only feeds the progress bar and a plateau scheduler's monitor; its first call is slow
-        if trainer.progress_bar_callback is not None or any(c.monitor for c in trainer.lr_scheduler_configs):
-            for key, value in metrics.items():
-                module.log(key, value, prog_bar=key in ("train_loss", "val_loss"), logger=False)
-        if self.run.epoch_end(epoch, metrics):
-            trainer.should_stop = True
+        stop = self.run.epoch_end(epoch, metrics)
         if self.run.best_epoch == epoch:
             self.best_state = {k: v.detach().cpu().clone() for k, v in module.network.state_dict().items()}
-        checkpoint = self.checkpoint
+        checkpoint, save_best = self.checkpoint, False
         if checkpoint is not None and checkpoint.save_best:
             if checkpoint.monitor not in metrics:
                 raise ConfigError("callbacks.checkpoint.monitor", checkpoint.monitor,
                                   f"one of the epoch metrics: {', '.join(sorted(metrics))}")
             if checkpoint.improved(metrics[checkpoint.monitor]):
-                checkpoint.best = metrics[checkpoint.monitor]
-                trainer.save_checkpoint(self.directory / "best.ckpt")
-        if last_due:
-            trainer.save_checkpoint(self.directory / "last.ckpt")
-            self.last_written = time.monotonic()
+                checkpoint.best, save_best = metrics[checkpoint.monitor], True
+        return metrics, bool(stop), save_best, self._last_due()
 
     def _last_due(self) -> bool:
         """Whether this epoch writes last.ckpt: every epoch when callbacks.checkpoint keeps it; for a resume, the
