@@ -5,6 +5,18 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
 
 - **Data feeding.** In-memory splits become tensors once; an epoch takes one seeded permutation and then
   slices contiguous batches (``TensorBatches``): no per-sample fetch, no collation.
+- **Data parallelism** (``trainer.strategy=ddp trainer.devices=N``): the global batch stays ``model.batch_size``
+  and an epoch has as many optimizer steps as in one process. Every process takes the same seeded order and,
+  of each global batch, its own contiguous share (rows ``rank*n//N`` to ``(rank+1)*n//N``); DDP averages the
+  gradients. A last batch with fewer rows than processes is taken whole by every process (the average of N equal
+  gradients is that batch's gradient), so every process runs the same number of steps, as DDP requires. A model
+  whose ``training_batches`` is a ``DataLoader`` (an image folder) gets the same treatment through a batch sampler;
+  any other iterable is refused under a distributed strategy, since the engine cannot share it. Rank 0 scores the
+  validation split, fires ``run.epoch_end`` (so each plugin's ``on_epoch_end`` runs once per epoch, not once per
+  process) and decides early stopping and checkpoint writes; every process follows its decision (each
+  ``Trainer.save_checkpoint`` is collective; Lightning writes on rank 0 only). Batch norm normalizes each
+  process's share (no ``SyncBatchNorm``) and dropout / augmentation draw from a per-process stream, so the
+  numbers are close to one process's, not equal.
 - **Optimizer and scheduler** come from the ``optimizer`` / ``scheduler`` components the run selected
   (``run.optimizer``, ``run.scheduler``), built by the core from the registries.
 - **Epoch events.** After each training epoch the validation split is scored in one pass, and
@@ -53,6 +65,8 @@ from coupler.components import Model, Split
 from coupler.errors import ConfigError, CouplerError
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+log = logging.getLogger("coupler")
+
 WEIGHTS = "weights.safetensors"
 NETWORK = "network.json"
 CHECKPOINTS = "checkpoints"
@@ -73,24 +87,91 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
 class TensorBatches:
     """Batches of in-memory tensors by slicing: per epoch one seeded permutation, then contiguous slices.
 
-    ``epoch()`` gives the current epoch, so the order of epoch N is the same in a resumed run.
+    ``epoch()`` gives the current epoch, so the order of epoch N is the same in a resumed run. ``share()`` gives
+    ``(rank, world_size)``: under a distributed strategy each process yields its share of every batch
+    (``_share_of``); the engine sets it once the trainer exists, and it is read when an epoch starts.
     """
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 epoch=lambda: 0):
+                 epoch=lambda: 0, share=lambda: (0, 1)):
         self.X, self.y, self.batch_size, self.shuffle, self.seed, self.epoch = X, y, batch_size, shuffle, seed, epoch
+        self.share = share
 
     def __len__(self) -> int:
         return math.ceil(len(self.y) / self.batch_size)
 
     def __iter__(self):
         X, y = self.X, self.y
+        rank, world = self.share()
         if self.shuffle:
             generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch()))
             order = torch.randperm(len(y), generator=generator)
             X, y = X[order], y[order]
         for start in range(0, len(y), self.batch_size):
-            yield X[start:start + self.batch_size], y[start:start + self.batch_size]
+            low, high = _share_of(min(self.batch_size, len(y) - start), rank, world)
+            yield X[start + low:start + high], y[start + low:start + high]
+
+
+def _share_of(rows: int, rank: int, world: int) -> tuple[int, int]:
+    """The rows ``[low, high)`` of a global batch of ``rows`` that process ``rank`` of ``world`` trains on: a
+    contiguous, balanced share; the whole batch when it has fewer rows than processes (no process gets an
+    empty batch, and the gradient DDP averages is then exactly that batch's)."""
+    if world <= 1 or rows < world:
+        return 0, rows
+    return rank * rows // world, (rank + 1) * rows // world
+
+
+class _SharedBatches(torch.utils.data.Sampler):
+    """A ``DataLoader``'s batches of indices, shared between processes like ``TensorBatches``: the loader's sampler
+    gives the epoch's order, cut into global batches of ``batch_size``; each process takes its share of each."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool, share):
+        self.sampler, self.batch_size, self.drop_last, self.share = sampler, batch_size, drop_last, share
+
+    def __len__(self) -> int:
+        whole, rest = divmod(len(self.sampler), self.batch_size)
+        return whole + (1 if rest and not self.drop_last else 0)
+
+    def __iter__(self):
+        rank, world = self.share()
+        order = list(self.sampler)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if len(batch) < self.batch_size and self.drop_last:
+                return
+            low, high = _share_of(len(batch), rank, world)
+            yield batch[low:high]
+
+
+def _shared_batches(batches, share, world: int, model_name: str, strategy: str):
+    """``batches`` (what ``training_batches`` returned) made to give each of ``world`` processes its share of every
+    global batch. ``TensorBatches`` read ``share`` themselves; a ``DataLoader`` is rebuilt around a
+    ``_SharedBatches`` batch sampler (Lightning's own ``DistributedSampler`` would make the global batch
+    ``world`` times larger and the epoch shorter); anything else cannot be shared and is refused."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if isinstance(batches, TensorBatches):
+        batches.share = share
+        return batches
+    if world <= 1:
+        return batches
+    fix = (f"train on one device (trainer.devices=1), or make {model_name}.training_batches return a DataLoader "
+           f"over a map-style dataset with a batch_size, or the engine's TensorBatches")
+    if not isinstance(batches, DataLoader):
+        raise ConfigError("trainer.strategy", strategy, f"only one process for model {model_name}, whose training "
+                          f"batches come from a {type(batches).__name__} that the engine cannot share between "
+                          f"{world} processes: {fix}")
+    if isinstance(batches.dataset, IterableDataset) or batches.batch_size is None:
+        raise ConfigError("trainer.strategy", strategy, f"only one process for model {model_name}, whose DataLoader "
+                          f"reads an iterable dataset or makes batches of its own, which the engine cannot share "
+                          f"between {world} processes: {fix}")
+    return DataLoader(
+        batches.dataset, batch_sampler=_SharedBatches(batches.sampler, batches.batch_size, batches.drop_last, share),
+        num_workers=batches.num_workers, collate_fn=batches.collate_fn, pin_memory=batches.pin_memory,
+        timeout=batches.timeout, worker_init_fn=batches.worker_init_fn,
+        multiprocessing_context=batches.multiprocessing_context, generator=batches.generator,
+        prefetch_factor=batches.prefetch_factor, persistent_workers=batches.persistent_workers,
+        pin_memory_device=batches.pin_memory_device)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -215,11 +296,6 @@ class TorchModel(Model):
         self.network = self.build_network(self.n_inputs, self.n_outputs)
 
         epochs = trainer_config["max_epochs"]
-        batches = self.training_batches(train, epoch=lambda: trainer.current_epoch)
-        # Lightning cannot clip the gradients of an optimizer that unscales them itself (a fused one) under
-        # mixed precision
-        clips_mixed = trainer_config["gradient_clip_val"] is not None and trainer_config["precision"].endswith("-mixed")
-        module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches), fused_allowed=not clips_mixed)
         events = _RunEvents(self, run, val, trainer_config["resumable"], trainer_config["resume_interval"])
         trainer = pl.Trainer(
             max_epochs=epochs, accelerator=trainer_config["accelerator"], devices=trainer_config["devices"],
@@ -228,7 +304,17 @@ class TorchModel(Model):
             enable_progress_bar=trainer_config["progress_bar"], logger=False, enable_checkpointing=False,
             enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1,
             plugins=[AtomicCheckpointIO()], default_root_dir=str(run.directory), callbacks=[events],
+            use_distributed_sampler=False,  # the engine shares the batches itself (_shared_batches)
         )
+        # rank and world size are read when an epoch starts: Lightning sets them up when it launches the processes
+        batches = _shared_batches(self.training_batches(train, epoch=lambda: trainer.current_epoch),
+                                  share=lambda: (trainer.global_rank, trainer.world_size),
+                                  world=trainer.world_size, model_name=type(self).__name__,
+                                  strategy=trainer_config["strategy"])
+        # Lightning cannot clip the gradients of an optimizer that unscales them itself (a fused one) under
+        # mixed precision
+        clips_mixed = trainer_config["gradient_clip_val"] is not None and trainer_config["precision"].endswith("-mixed")
+        module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches), fused_allowed=not clips_mixed)
         resume = getattr(run, "resume_from", None)
         with _interruptible():
             trainer.fit(module, train_dataloaders=batches, ckpt_path=str(resume) if resume else None,
@@ -531,39 +617,63 @@ class _RunEvents(pl.Callback):
                                              else torch.float32)
             self.val_y = model._targets(val.y)
 
+    def on_train_start(self, trainer, module):
+        if trainer.world_size > 1 and trainer.is_global_zero:
+            log.info("data parallel over %d processes (trainer.strategy=%s): each trains on its share of every "
+                     "batch of %d rows", trainer.world_size, type(trainer.strategy).__name__, self.model.batch_size)
+
     def on_train_epoch_start(self, trainer, module):
-        torch.manual_seed(_epoch_seed(self.model.seed, trainer.current_epoch))  # dropout, augmentation
+        # dropout, augmentation: one stream per process (the shares of a batch get different draws)
+        torch.manual_seed(_epoch_seed(self.model.seed, trainer.current_epoch) + trainer.global_rank)
         module.loss_sum, module.batches = torch.zeros(()), 0
         # the rate the epoch starts with (Lightning steps an epoch scheduler before on_train_epoch_end)
         self.rates = [float(group["lr"]) for group in trainer.optimizers[0].param_groups]
 
     def on_train_epoch_end(self, trainer, module):
-        epoch = trainer.current_epoch
         metrics = {"train_loss": float(module.loss_sum) / max(module.batches, 1)}
+        if trainer.world_size > 1:  # every process trained on its share: the mean over processes (collective)
+            share = (module.loss_sum / max(module.batches, 1)).to(module.device)
+            metrics["train_loss"] = float(trainer.strategy.reduce(share, reduce_op="mean"))
+        decision = self._decide(trainer, module, metrics) if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            # rank 0 decides for all: every process stops together and takes part in each checkpoint write (a
+            # collective: one that skipped it would leave the others waiting)
+            decision = trainer.strategy.broadcast(decision, src=0)
+        metrics, stop, save_best, save_last = decision
+        # Lightning's log only feeds the progress bar and a plateau scheduler's monitor (in every process); its
+        # first call is slow
+        if trainer.progress_bar_callback is not None or any(c.monitor for c in trainer.lr_scheduler_configs):
+            for key, value in metrics.items():
+                module.log(key, value, prog_bar=key in ("train_loss", "val_loss"), logger=False)
+        if stop:
+            trainer.should_stop = True
+        if save_best:
+            trainer.save_checkpoint(self.directory / "best.ckpt")
+        if save_last:
+            trainer.save_checkpoint(self.directory / "last.ckpt")
+            self.last_written = time.monotonic()
+
+    def _decide(self, trainer, module, metrics: dict) -> tuple[dict, bool, bool, bool]:
+        """The epoch's end in rank 0 (or the only process): score the validation split, fire ``run.epoch_end``
+        (once per epoch, not once per process), keep the best weights. Returns the epoch's metrics and whether
+        training stops, ``best.ckpt`` and ``last.ckpt`` are written."""
+        epoch = trainer.current_epoch
         if self.val is not None:
             metrics.update(self.model.epoch_metrics(self.val_X, self.val_y, module.device,
                                                     trainer.precision_plugin.forward_context))
         if self.lr_monitor:
             metrics.update({"lr" if i == 0 else f"lr_{i}": rate for i, rate in enumerate(self.rates)})
-        # Lightning's log only feeds the progress bar and a plateau scheduler's monitor; its first call is slow
-        if trainer.progress_bar_callback is not None or any(c.monitor for c in trainer.lr_scheduler_configs):
-            for key, value in metrics.items():
-                module.log(key, value, prog_bar=key in ("train_loss", "val_loss"), logger=False)
-        if self.run.epoch_end(epoch, metrics):
-            trainer.should_stop = True
+        stop = self.run.epoch_end(epoch, metrics)
         if self.run.best_epoch == epoch:
             self.best_state = {k: v.detach().cpu().clone() for k, v in module.network.state_dict().items()}
-        checkpoint = self.checkpoint
+        checkpoint, save_best = self.checkpoint, False
         if checkpoint is not None and checkpoint.save_best:
             if checkpoint.monitor not in metrics:
                 raise ConfigError("callbacks.checkpoint.monitor", checkpoint.monitor,
                                   f"one of the epoch metrics: {', '.join(sorted(metrics))}")
             if checkpoint.improved(metrics[checkpoint.monitor]):
-                checkpoint.best = metrics[checkpoint.monitor]
-                trainer.save_checkpoint(self.directory / "best.ckpt")
-        if self._last_due():
-            trainer.save_checkpoint(self.directory / "last.ckpt")
-            self.last_written = time.monotonic()
+                checkpoint.best, save_best = metrics[checkpoint.monitor], True
+        return metrics, bool(stop), save_best, self._last_due()
 
     def _last_due(self) -> bool:
         """Whether this epoch writes last.ckpt: every epoch when callbacks.checkpoint keeps it; for a resume, the
