@@ -54,3 +54,21 @@ def test_only_rank_0_of_a_distributed_job_is_the_first_process(monkeypatch, envi
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert secondary_process() is secondary
+
+
+def test_a_killed_secondary_processs_scratch_is_removed_by_the_next_and_nothing_else(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from coupler.train_app import SCRATCH_PREFIX, _remove_stale_scratch
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{SCRATCH_PREFIX}{gone.stdout.strip()}-abc"
+    alive = tmp_path / f"{SCRATCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "coupler-secondary-notes"
+    for directory in (dead, alive, other):
+        directory.mkdir()
+        (directory / "file").write_text("x")
+    _remove_stale_scratch(tmp_path)
+    assert not dead.exists() and alive.is_dir() and other.is_dir()

@@ -382,7 +382,13 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
             options, path = ([parts[1]] if parts[1] in chosen.get(group, []) else []), parts[2:]
         else:
             options, path = chosen.get(group, []), parts[1:]
-        for option in options:
+            if not any(isinstance(option, str) for option in options):
+                listing = ", ".join(sorted(group_options(manager, group, extra_dirs))) or "none installed"
+                raise ConfigError(override.key_or_group, override.value() if not override.is_sweep_override() else
+                                  override.input_line.split("=", 1)[1],
+                                  f"no {group} is chosen (the engine uses its own default), so it has no keys to set; "
+                                  f"choose one first: {group}=NAME {override.input_line} ({group} choices: {listing})")
+        for option in (o for o in options if isinstance(o, str)):
             node = default_node(manager, group, option, extra_dirs)
             prefix = f"{group}.{option}" if group in LIST_GROUPS else group
             for depth, key in enumerate(path):

@@ -306,7 +306,7 @@ def lock_holder(run_dir: Path) -> str | None:
                 young = time.time() - os.fstat(fd).st_mtime < CLAIM_GRACE_SECONDS
                 if record or not young:
                     return None
-        elif not _process_alive(record.get("pid")):  # pragma: no cover
+        elif not process_alive(record.get("pid")):  # pragma: no cover
             return None
     finally:
         os.close(fd)
@@ -315,7 +315,7 @@ def lock_holder(run_dir: Path) -> str | None:
     return f"process {record.get('pid', '?')} on host {record.get('host', '?')}{when}"
 
 
-def _process_alive(pid) -> bool:
+def process_alive(pid) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -334,7 +334,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     removed = []
     for candidate in glob.glob(os.path.join(glob.escape(str(path.parent)), f".{glob.escape(path.name)}.*.tmp")):
         pid = Path(candidate).name[len(path.name) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             Path(candidate).unlink(missing_ok=True)
             log.warning("removed %s, a temporary file left by an interrupted write of %s (process %s)",
                         candidate, path, pid)

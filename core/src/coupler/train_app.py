@@ -282,20 +282,40 @@ def train_job(cfg) -> dict | None:
     return _job(cfg, manager)
 
 
+#: the prefix of a secondary process's scratch directory, followed by its pid: ``coupler-secondary-PID-XXXX``
+SCRATCH_PREFIX = "coupler-secondary-"
+
+
 def _secondary_job(cfg, manager) -> None:
     """A secondary process of a distributed job: it trains its share into a scratch directory that goes
-    afterwards (``training.train`` stops after ``Model.fit`` there); the run directory is rank 0's."""
+    afterwards (``training.train`` stops after ``Model.fit`` there); the run directory is rank 0's. Its console
+    shows warnings only (rank 0 says the rest). A launcher may kill it (Lightning does on Ctrl-C) before it
+    removes its scratch: the next one removes those whose process is gone."""
     import shutil
     import tempfile
 
     from coupler.config import to_plain
     from coupler.training import train as run_training
 
-    scratch = Path(tempfile.mkdtemp(prefix="coupler-secondary-"))
+    logging.getLogger().setLevel(logging.WARNING)
+    _remove_stale_scratch(Path(tempfile.gettempdir()))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     try:
         run_training(to_plain(cfg), scratch, manager)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _remove_stale_scratch(directory: Path) -> None:
+    import shutil
+
+    from coupler.run_directory import process_alive
+
+    for path in directory.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = path.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)) and path.is_dir() and not path.is_symlink() \
+                and path.stat().st_uid == os.getuid():  # ours alone
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _job(cfg, manager) -> dict | None:

@@ -188,7 +188,7 @@ def test_each_epoch_reports_train_and_validation_metrics(manager, tmp_path):
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(manager, tmp_path):
-    results, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=300", "scheduler=none",
+    results, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=300", "scheduler=none", "optimizer=adam",
                            "optimizer.lr=0.05", "callbacks=[early_stopping]", "callbacks.early_stopping.patience=3")
     frame = history(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -299,7 +299,7 @@ def test_clipping_under_mixed_precision_takes_the_unfused_kernel_and_refuses_a_f
                 "trainer.accelerator=cpu"]
     run(manager, tmp_path, *settings)  # fused: auto
     with pytest.raises(ConfigError, match="trainer.gradient_clip_val=0.5.*optimizer.fused=false"):
-        run(manager, tmp_path, *settings, "optimizer.fused=true", name="forced")
+        run(manager, tmp_path, *settings, "optimizer=adam", "optimizer.fused=true", name="forced")
 
 
 @pytest.mark.parametrize("precision, dtype", [("64-true", torch.float64), ("bf16-true", torch.bfloat16)])
@@ -335,7 +335,7 @@ def test_trainer_settings_reach_lightning(manager, tmp_path, monkeypatch):
 
 
 def test_regression_beats_the_mean_predictor(manager, tmp_path):
-    results, _ = run(manager, tmp_path, "data=diabetes", "trainer.max_epochs=60", "optimizer.lr=0.01")
+    results, _ = run(manager, tmp_path, "data=diabetes", "trainer.max_epochs=60", "optimizer=adam", "optimizer.lr=0.01")
     from sklearn.datasets import load_diabetes
 
     y = load_diabetes().target
