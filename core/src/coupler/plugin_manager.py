@@ -224,11 +224,12 @@ class PluginManager:
         importlib.metadata finds them in), each import bounded by ``import_timeout``."""
         found = []
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist
+            # each access to Distribution.metadata (and .version) parses the METADATA file again: once is enough
+            meta = ep.dist.metadata if ep.dist is not None else None
             info = PluginInfo(
                 name=ep.name,
-                distribution=dist.metadata["Name"] if dist else "?",
-                version=dist.version if dist else "?",
+                distribution=meta["Name"] if meta is not None else "?",
+                version=meta["Version"] if meta is not None else "?",
             )
             found.append((info, ep))
         for info, ep in sorted(found, key=lambda pair: precedence(pair[0])):
@@ -417,8 +418,8 @@ def silenced_distributions(manager: PluginManager) -> list[metadata.Distribution
     """The distributions none of whose plugins may load: each is disabled (``COUPLER_DISABLE_PLUGINS``) or not
     allowed (``COUPLER_PLUGINS_ONLY``)."""
     plugins_of: dict[str, list[PluginInfo]] = {}
-    for name, dist in manager.distributions.items():
-        plugins_of.setdefault(_normalized(dist.metadata["Name"] or ""), []).append(manager.plugins[name])
+    for name in manager.distributions:  # the distribution's name as load_entry_points read it, not parsed again
+        plugins_of.setdefault(_normalized(manager.plugins[name].distribution or ""), []).append(manager.plugins[name])
     return [manager.distributions[infos[0].name] for infos in plugins_of.values()
             if all(info.status in ("disabled", "blocked") for info in infos)]
 
