@@ -363,6 +363,11 @@ def _choices(override) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def _given(override):
+    """The value an override gives, as the user wrote it for a sweep (``1,2``)."""
+    return override.input_line.split("=", 1)[1] if override.is_sweep_override() else override.value()
+
+
 def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tuple[str, ...]) -> None:
     """``model.KEY=VALUE`` changes a key of the chosen model's config; Hydra refuses a key the config does not
     list unless it is added with ``+``. Say so here, in Coupler's words, with the keys there are and the closest."""
@@ -384,9 +389,9 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
             options, path = chosen.get(group, []), parts[1:]
             if not any(isinstance(option, str) for option in options):
                 listing = ", ".join(sorted(group_options(manager, group, extra_dirs))) or "none installed"
-                raise ConfigError(override.key_or_group, override.value() if not override.is_sweep_override() else
-                                  override.input_line.split("=", 1)[1],
-                                  f"no {group} is chosen (the engine uses its own default), so it has no keys to set; "
+                raise ConfigError(override.key_or_group, _given(override),
+                                  f"no {group} is chosen (the model's default is used), so the config has no "
+                                  f"{override.key_or_group}; set it in that default with +{override.input_line}, or "
                                   f"choose one first: {group}=NAME {override.input_line} ({group} choices: {listing})")
         for option in (o for o in options if isinstance(o, str)):
             node = default_node(manager, group, option, extra_dirs)
@@ -398,8 +403,7 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                     where = ".".join([prefix, *path[:depth]])
                     listed = ", ".join(sorted(map(str, node))) or "nothing"
                     close = did_you_mean(key, map(str, node))
-                    value = override.value() if not override.is_sweep_override() else override.input_line.split("=", 1)[1]
-                    raise ConfigError(override.key_or_group, value,
+                    raise ConfigError(override.key_or_group, _given(override),
                                       f"the config of {group}={option} lists no {where}.{key} ({where} holds {listed})."
                                       f"{close} Hydra sets only keys a config lists; to pass a key it does not list, "
                                       f"add it: +{override.input_line} (the {KIND_OF_GROUP[group]} then checks it)")

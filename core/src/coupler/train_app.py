@@ -192,15 +192,17 @@ def _resume_command(resume: list[str], others: list[str]) -> list[str] | None:
     if len(values) != 1 or not values[0]:
         raise CouplerError("resume=RUN_DIR takes one run directory.")
     directory = Path(values[0]).resolve()
+    drop = CouplerError(f"resume={values[0]} continues the run with its own config; drop the other arguments "
+                        f"{others}, or start a new run without resume=.")
+    if others and others[-1] != f"hydra.run.dir={directory}":  # not the command line restart gives
+        raise drop
     _check_resumable(directory, values[0])
     saved = _saved_overrides(directory, values[0])
-    replayed = [*saved, f"hydra.run.dir={directory}"]
-    if others == replayed and values[0] == str(directory):
+    if not others:
+        return [*saved, f"resume={directory}", f"hydra.run.dir={directory}"]
+    if others == [*saved, f"hydra.run.dir={directory}"] and values[0] == str(directory):
         return None
-    if others:
-        raise CouplerError(f"resume={values[0]} continues the run with its own config; drop the other arguments "
-                           f"{others}, or start a new run without resume=.")
-    return [*saved, f"resume={directory}", f"hydra.run.dir={directory}"]
+    raise drop
 
 
 def _check_resumable(directory: Path, given: str) -> None:

@@ -42,7 +42,7 @@ def test_parameters_pass_through_to_the_estimator(tmp_path):
 
 def test_any_scikit_learn_estimator_by_import_path(tmp_path):
     results, run_dir = train_run(tmp_path, "data=breast_cancer", "model=sklearn",
-                           "model.estimator=sklearn.ensemble.ExtraTreesClassifier", "model.params.n_estimators=50")
+                           "model.estimator=sklearn.ensemble.ExtraTreesClassifier", "+model.params.n_estimators=50")
     assert results["test"]["accuracy"] > 0.9
     assert type(FinishedRun(run_dir, get_plugin_manager()).model.estimator).__name__ == "ExtraTreesClassifier"
 

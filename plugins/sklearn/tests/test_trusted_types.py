@@ -75,7 +75,7 @@ def test_a_fitted_state_that_would_not_reload_is_refused_when_the_run_saves_it(t
     with pytest.raises(CouplerError, match=r"model.estimator=sklearn.neural_network.MLPClassifier: .*"
                                            r"_stochastic_optimizers.AdamOptimizer, which Coupler does not trust"):
         train_run(tmp_path, "data=iris", "model=sklearn", "model.estimator=sklearn.neural_network.MLPClassifier",
-                  "model.params.max_iter=5")
+                  "+model.params.max_iter=5")
     assert not (tmp_path / "run" / "manifest.json").exists()
 
 
@@ -84,8 +84,8 @@ def test_the_same_estimator_without_that_type_trains_and_reloads(tmp_path):
     from coupler.plugin_manager import get_plugin_manager
 
     results, run_dir = train_run(tmp_path, "data=iris", "model=sklearn",
-                                 "model.estimator=sklearn.neural_network.MLPClassifier", "model.params.solver=lbfgs",
-                                 "model.params.max_iter=50")
+                                 "model.estimator=sklearn.neural_network.MLPClassifier", "+model.params.solver=lbfgs",
+                                 "+model.params.max_iter=50")
     assert FinishedRun(run_dir, get_plugin_manager()).evaluate() == results
 
 

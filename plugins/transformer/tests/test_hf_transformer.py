@@ -25,7 +25,7 @@ def test_fine_tuning_minilm_lowers_the_training_loss_and_reloads(minilm, tmp_pat
     monkeypatch.chdir(tmp_path)  # model.path relative to where the run was trained
     metrics, run_dir = train_run(tmp_path, "data=text_csv", f"data.path={data}", "model=hf_transformer",
                                  "model.path=pretrained", "model.max_length=24", "model.batch_size=8",
-                                 "optimizer.lr=0.0001", "trainer.max_epochs=3", "trainer.progress_bar=false")
+                                 "+optimizer.lr=0.0001", "trainer.max_epochs=3", "trainer.progress_bar=false")
     elapsed = time.monotonic() - started
     with open(run_dir / "history.csv") as file:
         losses = [float(row["train_loss"]) for row in csv.DictReader(file)]

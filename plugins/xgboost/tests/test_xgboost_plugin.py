@@ -83,7 +83,7 @@ def test_device_cuda_reaches_xgboost(tmp_path, monkeypatch):
         return real_train(params, *args, **kwargs)
 
     monkeypatch.setattr(xgboost, "train", spy)
-    train_run(tmp_path, "data=iris", "model=xgboost", "model.params.device=cuda", "model.num_boost_round=3")
+    train_run(tmp_path, "data=iris", "model=xgboost", "+model.params.device=cuda", "model.num_boost_round=3")
     assert seen[-1] == "cuda"  # the training call; the parameter probe before it always runs on the CPU
 
 
@@ -118,7 +118,7 @@ def test_early_stopping_keeps_the_best_round_and_every_round_fires_an_event(tmp_
 
 
 def test_early_stopping_can_monitor_any_eval_metric_in_max_mode(tmp_path):
-    _, run_dir = train_run(tmp_path, "data=breast_cancer", "model=xgboost", "model.params.eval_metric=auc",
+    _, run_dir = train_run(tmp_path, "data=breast_cancer", "model=xgboost", "+model.params.eval_metric=auc",
                      "callbacks=[early_stopping]", "callbacks.early_stopping.monitor=val_auc",
                      "callbacks.early_stopping.mode=max", "callbacks.early_stopping.patience=5")
     history = pd.read_csv(run_dir / "history.csv")
