@@ -5,10 +5,8 @@ regression on iris, the smallest run there is."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -172,33 +170,6 @@ def test_a_config_dir_adds_a_model_option(coupler_cli, tmp_path):
     result = coupler_cli("train", "--config-dir", "mine", "model=my_lr", "model.params.tol=1", "hydra.run.dir=no")
     assert result.rc == 2
     assert "the config of model=my_lr lists no model.params.tol (model.params holds C, max_iter)" in result.err
-
-
-COMPLETE = r'''
-eval "$(coupler completion bash)"
-complete() {
-    COMP_LINE="$1"; read -ra COMP_WORDS <<< "$1"; [[ "$1" == *" " ]] && COMP_WORDS+=("")
-    COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMP_POINT=${#COMP_LINE}; _coupler_completion
-    echo "${COMPREPLY[*]}"
-}
-complete "coupler tr"
-complete "coupler train model=kn"
-'''
-
-
-def test_coupler_completion_prints_a_bash_script_that_completes_train_through_hydra(coupler_cli, tmp_path):
-    bash = shutil.which("bash")
-    if bash is None:
-        pytest.skip("no bash")
-    script = coupler_cli("completion", "bash").out
-    assert "complete " in script and "coupler-train -sc query=bash" in script
-    (tmp_path / "completion.bash").write_text(script)
-    assert subprocess.run([bash, "-n", str(tmp_path / "completion.bash")]).returncode == 0
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    proc = subprocess.run([bash, "-c", COMPLETE], capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env={**os.environ, "PATH": path})
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["train", "model=knn"]
 
 
 @pytest.mark.parametrize("args, fragment", [
