@@ -85,24 +85,34 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="coupler: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    return reported(lambda: _command(argv))
+
+
+def _command(argv: list[str]) -> int:
+    if argv[:1] == ["train"]:
+        return train(argv[1:])
+    args = _parser().parse_args(argv)
+    if args.command == "plugins":
+        return plugins(args.json)
+    if args.command == "evaluate":
+        return evaluate(args.run_dir, args.overrides, args.json)
+    if args.command == "predict":
+        return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
+    if args.command == "new-plugin":
+        return new_plugin(args.name, args.kind, args.directory)
+    if args.command == "completion":
+        return completion(args.shell)
+    _parser().print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def reported(command) -> int:
+    """Run ``command()`` and return its exit status; a failure is one line and the status of its kind (the
+    ``coupler`` and ``coupler-train`` programs alike)."""
     from coupler.errors import CouplerError
 
     try:
-        if argv[:1] == ["train"]:
-            return train(argv[1:])
-        args = _parser().parse_args(argv)
-        if args.command == "plugins":
-            return plugins(args.json)
-        if args.command == "evaluate":
-            return evaluate(args.run_dir, args.overrides, args.json)
-        if args.command == "predict":
-            return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
-        if args.command == "new-plugin":
-            return new_plugin(args.name, args.kind, args.directory)
-        if args.command == "completion":
-            return completion(args.shell)
-        _parser().print_help(sys.stderr)
-        return EXIT_USAGE
+        return command()
     except CouplerError as exc:
         print(f"coupler: error: {exc}", file=sys.stderr)
         return exc.exit_status

@@ -26,7 +26,7 @@ class JobOutcome:
 
 
 def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")  # coupler adds ++ to a key no config file lists
+    return override.split("=", 1)[0].lstrip("+~")  # +key and ++key add a key no config file lists
 
 
 def _value(override: str) -> str:

@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from coupler.cli import DEBUG_ENV, EXIT_FAULT, EXIT_INTERRUPTED, EXIT_USAGE
+from coupler.cli import DEBUG_ENV, EXIT_FAULT, EXIT_INTERRUPTED, EXIT_USAGE, reported
 
 log = logging.getLogger("coupler")
 
@@ -69,59 +69,55 @@ def split_command_line(args: list[str]) -> tuple[dict[str, str | None], list[str
 def run() -> int:
     """Check ``sys.argv``'s overrides, then hand the command line to Hydra, which composes the config and runs (or
     sweeps) ``train_job``. Returns the exit status."""
-    import hydra
-
-    from coupler.config import PRIMARY, check_overrides, register_resolvers, store_configs
-    from coupler.distributed import secondary_process
-    from coupler.errors import CouplerError, describe_os_error
-    from coupler.hydra_callbacks import SweepOutcomes
-    from coupler.plugin_manager import get_plugin_manager
-
     root = logging.getLogger()
     handlers = list(root.handlers)  # Hydra configures logging for the job; the caller's comes back afterwards
     logging.basicConfig(level=logging.INFO, format="coupler: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
     try:
-        manager = get_plugin_manager()
-        store_configs(manager)
-        register_resolvers()
-        flags, overrides = split_command_line(sys.argv[1:])
-        _check_flags(flags)
-        if not secondary_process() and not UNCHECKED_FLAGS.intersection(flags):
-            # the first process checks; a secondary one of a distributed job runs what it checked
-            resume = [o for o in overrides if _is_resume(o)]
-            if resume:
-                replayed = _resume_command(resume, [o for o in overrides if not _is_resume(o)])
-                if replayed is not None:
-                    return restart([*_flag_arguments(sys.argv[1:]), *replayed])
-            # Hydra reads a --config-dir from the current directory, a relative -cp from this module's (known here)
-            extra_dirs = (*(d for d in (flags.get("--config-path"), flags.get("-cp")) if d and Path(d).is_absolute()),
-                          *(str(Path(d).absolute()) for d in (flags.get("--config-dir"), flags.get("-cd")) if d))
-            check_overrides(overrides, manager, extra_dirs=extra_dirs,
-                            own_primary=flags.get("--config-name", flags.get("-cn")) in (None, PRIMARY))
-        SweepOutcomes.directory = None
-        for handler in list(root.handlers):  # Hydra's logging configs take over: one handler per message, not two
-            root.removeHandler(handler)
-        try:
-            hydra.main(version_base="1.3", config_path="conf", config_name=PRIMARY)(train_job)()
-        except (FileExistsError, NotADirectoryError, PermissionError) as exc:  # Hydra could not make the directory
-            raise CouplerError(f"cannot create the run directory: {exc}. Choose another hydra.run.dir.") from None
-        if SweepOutcomes.directory is not None:
-            return _report_sweep(SweepOutcomes.directory)
-        return 0
-    except CouplerError as exc:
-        print(f"coupler: error: {exc}", file=sys.stderr)
-        return exc.exit_status
-    except OSError as exc:
-        print(f"coupler: error: {describe_os_error(exc)}", file=sys.stderr)
-        return EXIT_FAULT
-    except KeyboardInterrupt:
-        print("coupler: error: interrupted (Ctrl-C); nothing was written.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return reported(_run)
     finally:
         for handler in list(root.handlers):
             root.removeHandler(handler)
         for handler in handlers:
             root.addHandler(handler)
+
+
+def _run() -> int:
+    import hydra
+
+    from coupler.config import PRIMARY, check_overrides, register_resolvers, store_configs
+    from coupler.distributed import secondary_process
+    from coupler.errors import CouplerError
+    from coupler.hydra_callbacks import SweepOutcomes
+    from coupler.plugin_manager import get_plugin_manager
+
+    root = logging.getLogger()
+    manager = get_plugin_manager()
+    store_configs(manager)
+    register_resolvers()
+    flags, overrides = split_command_line(sys.argv[1:])
+    _check_flags(flags)
+    if not secondary_process() and not UNCHECKED_FLAGS.intersection(flags):
+        # the first process checks; a secondary one of a distributed job runs what it checked
+        resume = [o for o in overrides if _is_resume(o)]
+        if resume:
+            replayed = _resume_command(resume, [o for o in overrides if not _is_resume(o)])
+            if replayed is not None:
+                return restart([*_flag_arguments(sys.argv[1:]), *replayed])
+        # Hydra reads a --config-dir from the current directory, a relative -cp from this module's (known here)
+        extra_dirs = (*(d for d in (flags.get("--config-path"), flags.get("-cp")) if d and Path(d).is_absolute()),
+                      *(str(Path(d).absolute()) for d in (flags.get("--config-dir"), flags.get("-cd")) if d))
+        check_overrides(overrides, manager, extra_dirs=extra_dirs,
+                        own_primary=flags.get("--config-name", flags.get("-cn")) in (None, PRIMARY))
+    SweepOutcomes.directory = None
+    for handler in list(root.handlers):  # Hydra's logging configs take over: one handler per message, not two
+        root.removeHandler(handler)
+    try:
+        hydra.main(version_base="1.3", config_path="conf", config_name=PRIMARY)(train_job)()
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:  # Hydra could not make the directory
+        raise CouplerError(f"cannot create the run directory: {exc}. Choose another hydra.run.dir.") from None
+    if SweepOutcomes.directory is not None:
+        return _report_sweep(SweepOutcomes.directory)
+    return 0
 
 
 def restart(args: list[str], program: list[str] | None = None) -> int:
