@@ -2,7 +2,8 @@
 
 A model on the engine says what its network is; ``TorchModel`` does the rest (batches, loss, optimizer,
 epochs, early stopping, checkpoints, safetensors artifacts, reload). Binary, multiclass and regression alike:
-the engine asks for one output per class, or one value.
+the engine asks for one output per class, or one value. coupler-torch's README walks through this file
+("A torch model in 30 lines").
 """
 
 from __future__ import annotations
