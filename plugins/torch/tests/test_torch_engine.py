@@ -67,7 +67,7 @@ class InterruptAtEpoch:
 class ThirdParty:
     @hookimpl
     def register_models(self, register):
-        register("mlp", MLP)
+        register("tiny_mlp", MLP)  # coupler-torch registers "mlp" itself
 
     @hookimpl
     def register_callbacks(self, register):
@@ -88,7 +88,7 @@ def manager():
 
 
 def run(manager, tmp_path, *overrides, name="run"):
-    return train_run(tmp_path, "model=mlp", "trainer.max_epochs=5", *overrides, name=name, manager=manager)
+    return train_run(tmp_path, "model=tiny_mlp", "trainer.max_epochs=5", *overrides, name=name, manager=manager)
 
 
 def history(run_dir):
@@ -112,7 +112,7 @@ def test_every_registered_optimizer_builds_and_steps(name):
 
 
 def test_sgd_takes_momentum_and_nesterov_from_its_config(manager, tmp_path):
-    config = compose(["model=mlp", "optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0.8"], manager)
+    config = compose(["model=tiny_mlp", "optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0.8"], manager)
     make = manager.registry.get("optimizer", "sgd").build("optimizer", config["optimizer"])
     optimizer = make([torch.nn.Parameter(torch.ones(1))])
     assert optimizer.defaults["nesterov"] is True and optimizer.defaults["momentum"] == 0.8
