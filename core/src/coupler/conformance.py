@@ -73,6 +73,11 @@ KIT_MODEL = "conformance_iterative"
 KIT_ROWS = 200
 #: what every kit run adds, so that engines with epochs stay quick
 KIT_RUN_OVERRIDES = ("trainer.max_epochs=3", "trainer.progress_bar=false")
+#: how far a reloaded model's metrics may differ from the run's, unless the model declares ``reload_tolerance``:
+#: the last bits of a double (a sum taken in another order), relative to the metric's size
+RELOAD_TOLERANCE = 1e-12
+#: below this, a reload's difference is floating-point noise, not a state that save() lost
+NOISE = 1e-6
 
 
 @dataclass
@@ -296,7 +301,7 @@ class _Kit:
                                            "shows it")
 
     def compose(self, overrides: list[str], name: str | None = None) -> dict:
-        from coupler.cli import compose
+        from coupler.config import compose
         from coupler.errors import ConfigError
 
         try:
@@ -315,6 +320,9 @@ class _Kit:
         with _step(f"composing {selection}", f"make {group}/{name}.yaml valid YAML whose keys are the factory's "
                                               f"parameters, in a directory given to register_config_dirs"):
             config = self.compose([selection, *self.component_overrides(name)], name)
+        if group in LIST_GROUPS and name not in (config.get(group) or {}):
+            _fail(f"{selection} composes to {group}={config.get(group)!r}, whose keys are not under {group}.{name}",
+                  f"start {group}/{name}.yaml with the line '# @package {group}.{name}'")
         node = config[group][name] if group in LIST_GROUPS else config[group]
         if node.get("name") != name:
             _fail(f"{selection} composes to a node whose name is {node.get('name')!r}",
@@ -383,11 +391,22 @@ class _Kit:
             return train(config, run_dir, self.manager), run_dir
 
     def check_model_round_trip(self, name: str, task: str, directory: Path, text: bool = False) -> None:
-        import numpy as np
-        import pandas as pd
+        model = self.model_for(name, task, text)
+        data = KIT_TEXT if text else KIT_DATA[task]
+        results, run_dir = self.run(
+            [f"data={data}", f"model={name}", *self.component_overrides(name)], directory,
+            f"training it on the kit's {'text' if text else task} data (coupler train data={data} model={name})",
+            "fit(train, val, run) must train on train.X (the model's input_format) and train.y (class codes 0..K-1, "
+            "or floats for regression); save(directory) must write its state there")
+        for split in ("val", "test"):
+            bad = {k: v for k, v in results[split].items() if v is not None and not math.isfinite(v)}
+            if bad:
+                _fail(f"the {split} metrics are not finite: {bad}", "predict finite numbers, and finite probabilities")
+        finished = self.reloaded(run_dir, results, reload_tolerance(model))
+        self.check_predictions(finished, run_dir, data, task)
 
-        from coupler.finished_run import FinishedRun
-
+    def model_for(self, name: str, task: str, text: bool):
+        """The model built for ``task``; skipped when it refuses the task or reads no input of this kind."""
         node = self.config_node("model", name)
         component = self.manager.registry.get("model", name)
         try:
@@ -401,45 +420,48 @@ class _Kit:
         wanted = {"tokens", "text"} if text else {"matrix", "frame"}
         if not formats & wanted:
             raise Skipped(f"the model reads {' or '.join(sorted(formats))}, no {'text' if text else 'table'}")
-        data = KIT_TEXT if text else KIT_DATA[task]
-        results, run_dir = self.run(
-            [f"data={data}", f"model={name}", *self.component_overrides(name)], directory,
-            f"training it on the kit's {'text' if text else task} data (coupler train data={data} model={name})",
-            "fit(train, val, run) must train on train.X (the model's input_format) and train.y (class codes 0..K-1, "
-            "or floats for regression); save(directory) must write its state there")
-        for split in ("val", "test"):
-            bad = {k: v for k, v in results[split].items() if v is not None and not math.isfinite(v)}
-            if bad:
-                _fail(f"the {split} metrics are not finite: {bad}", "predict finite numbers, and finite probabilities")
+        return model
+
+    def reloaded(self, run_dir: Path, results: dict, tolerance: float):
+        """The finished run, reloaded, after checking that it measures what the run measured (within the model's
+        ``reload_tolerance``)."""
+        from coupler.finished_run import FinishedRun
+
         with _step("reloading the run (coupler evaluate)", "load(directory) must restore what save(directory) wrote "
                                                            "into a model freshly built by the factory"):
             finished = FinishedRun(run_dir, self.manager)
             again = finished.evaluate()
-        if again != results:
-            _fail(f"the reloaded model measures {again}, the run measured {results}",
-                  "save every fitted attribute in save() and restore it in load(), losslessly (JSON floats, "
-                  "safetensors, the library's own format)")
+        difference = reload_difference(results, again)
+        if difference is None or difference[0] <= tolerance:
+            return finished
+        size, where = difference
+        declared = f"its reload_tolerance {tolerance:g}" if tolerance else "exact equality (reload_tolerance 0)"
+        if size < NOISE:
+            _fail(f"the reloaded model measures {where}: they differ by {size:.3g}, more than {declared}",
+                  f"a difference this small is floating-point noise (threads or a GPU adding in another order, e.g. "
+                  f"n_jobs=-1): declare it on the model class, reload_tolerance = {_ceiling(size):g}; or make "
+                  f"prediction deterministic")
+        _fail(f"the reloaded model measures {where} (a difference of {size:.3g}, more than {declared})",
+              "save every fitted attribute in save() and restore it in load(), losslessly (JSON floats, "
+              "safetensors, the library's own format)")
+
+    def check_predictions(self, finished, run_dir: Path, data: str, task: str) -> None:
+        """The reloaded model's predictions on the run's test rows: one class code (or number) per row,
+        probabilities that are rows summing to 1, the same twice."""
+        import numpy as np
+        import pandas as pd
+
         test = pd.read_csv(run_dir / "predictions_test.csv")
         rows = test["row"] if "row" in test else test.iloc[:, 0]
         dataset = self.manager.registry.get("data", data).build("data", {})
         X = finished.preprocessor.transform(dataset.X.loc[rows.to_numpy()], finished.input_format)
-        model = finished.model
+        model, n = finished.model, len(rows)
         with _step("predict on the reloaded model", "predict(X) must accept the input_format it declares"):
             predicted = np.asarray(model.predict(X))
-        n = len(rows)
         if predicted.shape != (n,):
             _fail(f"predict returned shape {predicted.shape} for {n} rows", f"return one value per row: shape ({n},)")
         if task != "regression":
-            k = len(finished.classes)
-            if not np.all(np.isin(predicted, np.arange(k))):
-                _fail(f"predict returned {sorted(set(predicted.tolist()))[:10]}, not class codes 0..{k - 1}",
-                      "return class codes 0..K-1 (the order of run.classes), not the labels")
-            if getattr(model, "supports_proba", False):
-                with _step("predict_proba", "predict_proba(X) must accept what predict accepts"):
-                    proba = np.asarray(model.predict_proba(X), dtype=float)
-                if proba.shape != (n, k) or not np.allclose(proba.sum(axis=1), 1, atol=1e-5) or (proba < 0).any():
-                    _fail(f"predict_proba returned shape {proba.shape} whose rows do not all sum to 1",
-                          f"return probabilities, shape (rows, {k}), each row summing to 1; or supports_proba=False")
+            _check_classes(model, X, predicted, len(finished.classes))
         if not np.array_equal(predicted, np.asarray(model.predict(X))):
             _fail("predict gave other values for the same rows the second time", "make predict deterministic")
 
@@ -578,16 +600,17 @@ class _Kit:
 
         undo = self.manager.hooks.add_hookcall_monitoring(before, lambda *args: None)
         try:
-            self.run([f"data={KIT_DATA['binary']}", f"model={KIT_MODEL}", f"callbacks=[{name}]",
-                      *self.component_overrides(name)], directory,
-                     f"a run with callbacks=[{name}] and the kit's iterative model",
-                     "the callback's hooks must not raise during a normal run")
+            _, run_dir = self.run([f"data={KIT_DATA['binary']}", f"model={KIT_MODEL}", f"callbacks=[{name}]",
+                                   *self.component_overrides(name)], directory,
+                                  f"a run with callbacks=[{name}] and the kit's iterative model",
+                                  "the callback's hooks must not raise during a normal run")
         finally:
             undo()
         missed = sorted((wanted & fired) - received)
         if missed:
             _fail(f"its hooks {missed} were not called in a run that fired them",
                   "return the object whose methods carry @coupler.hookimpl from the factory")
+        _check_still_sealed(run_dir)
 
     # --- metrics ---
 
@@ -683,6 +706,66 @@ def _implemented_hooks(plugin) -> set[str]:
     from coupler.hookspecs import PROJECT
 
     return {n for n in dir(plugin) if getattr(getattr(plugin, n, None), f"{PROJECT}_impl", None) is not None}
+
+
+def reload_tolerance(model) -> float:
+    """How far a reloaded model's metrics may differ from the run's: the model's ``reload_tolerance`` (a class
+    attribute, relative to the metric's size, absolute below 1), else ``RELOAD_TOLERANCE``."""
+    declared = getattr(model, "reload_tolerance", RELOAD_TOLERANCE)
+    if isinstance(declared, bool) or not isinstance(declared, (int, float)) or not 0 <= declared < 1:
+        _fail(f"its reload_tolerance is {declared!r}",
+              "declare reload_tolerance as a number from 0 (exact) to below 1, e.g. 1e-9")
+    return float(declared)
+
+
+def reload_difference(run: dict, again: dict) -> tuple[float, str] | None:
+    """The largest difference between the run's metrics and the reloaded run's (relative to the metric's size,
+    absolute below 1), and which metric it is; None when they are equal. A metric missing on one side, or
+    undefined on one side only, is an infinite difference."""
+    worst: tuple[float, str] | None = None
+    for split in sorted(set(run) | set(again)):
+        before, after = run.get(split) or {}, again.get(split) or {}
+        for metric in sorted(set(before) | set(after)):
+            a, b = before.get(metric), after.get(metric)
+            if a == b:
+                continue
+            size = math.inf if a is None or b is None else abs(a - b) / max(abs(a), abs(b), 1.0)
+            if worst is None or size > worst[0]:
+                worst = (size, f"{split}.{metric}={b!r} and the run measured {a!r}")
+    return worst
+
+
+def _ceiling(size: float) -> float:
+    """The power of ten above ``size``, at least 1e-12: a tolerance to suggest."""
+    return max(10.0 ** math.ceil(math.log10(size)), 1e-12) if size > 0 else 1e-12
+
+
+def _check_still_sealed(run_dir: Path) -> None:
+    """A run a callback took part in still verifies (``coupler evaluate`` would load it): on_run_end, which
+    fires after the run is sealed, wrote nothing into it."""
+    from coupler.run_directory import read_manifest
+
+    try:
+        read_manifest(run_dir)
+    except CouplerError as exc:
+        _fail(f"after the run its directory no longer verifies: {exc}",
+              "on_run_end fires after the run directory is sealed: write into run.directory in an earlier hook "
+              "(on_fit_end, on_evaluate_end), and in on_run_end only outside it")
+
+
+def _check_classes(model, X, predicted, k: int) -> None:
+    import numpy as np
+
+    n = len(predicted)
+    if not np.all(np.isin(predicted, np.arange(k))):
+        _fail(f"predict returned {sorted(set(predicted.tolist()))[:10]}, not class codes 0..{k - 1}",
+              "return class codes 0..K-1 (the order of run.classes), not the labels")
+    if getattr(model, "supports_proba", False):
+        with _step("predict_proba", "predict_proba(X) must accept what predict accepts"):
+            proba = np.asarray(model.predict_proba(X), dtype=float)
+        if proba.shape != (n, k) or not np.allclose(proba.sum(axis=1), 1, atol=1e-5) or (proba < 0).any():
+            _fail(f"predict_proba returned shape {proba.shape} whose rows do not all sum to 1",
+                  f"return probabilities, shape (rows, {k}), each row summing to 1; or supports_proba=False")
 
 
 def _torch():
