@@ -183,7 +183,7 @@ class Check:
 
 
 def check_plugin(plugin: str, *, overrides: dict[str, Sequence[str]] | None = None, manager=None,
-                 metric_cases: dict[str, list[dict]] | None = None) -> list[str]:
+                 metric_cases: dict[str, list[dict]] | None = None, wheel: bool | str | Path = False) -> list[str]:
     """Run every check of ``plugin`` (its entry-point name); return the ids of the checks that passed or were
     skipped (skips say why), or raise ``ConformanceError`` listing every broken rule.
 
@@ -191,10 +191,14 @@ def check_plugin(plugin: str, *, overrides: dict[str, Sequence[str]] | None = No
     (``{"image_folder": ["data.path=/tmp/images"], "cnn": ["model.width=8"]}``).
     ``manager``: a ``coupler.plugin_manager.PluginManager`` holding the plugin (default: a fresh one with the
     built-ins and every installed entry point). ``metric_cases``: exact values per metric, as dicts with
-    ``y_true``, ``y_pred``, ``y_proba`` (or None), ``n_classes`` and ``expected``.
+    ``y_true``, ``y_pred``, ``y_proba`` (or None), ``n_classes`` and ``expected``. ``wheel``: also build the
+    plugin's wheel (``pip wheel``, a few seconds, no network) and check that it ships every config file the
+    plugin registers: True for the project of the plugin's editable install (``pip install -e .`` hides a
+    file that package-data leaves out), or the project's directory.
     """
     failures, done = [], []
-    for check in plugin_checks(plugin, overrides=overrides, manager=manager, metric_cases=metric_cases):
+    for check in plugin_checks(plugin, overrides=overrides, manager=manager, metric_cases=metric_cases,
+                               wheel=wheel):
         outcome = check.run()
         if isinstance(outcome, Failure):
             failures.append(outcome)
@@ -206,10 +210,86 @@ def check_plugin(plugin: str, *, overrides: dict[str, Sequence[str]] | None = No
 
 
 def plugin_checks(plugin: str, *, overrides: dict[str, Sequence[str]] | None = None, manager=None,
-                  metric_cases: dict[str, list[dict]] | None = None) -> list[Check]:
+                  metric_cases: dict[str, list[dict]] | None = None, wheel: bool | str | Path = False) -> list[Check]:
     """The checks of ``plugin``, one ``Check`` per rule and component (see ``check_plugin``)."""
     kit = _Kit(plugin, manager, overrides or {}, metric_cases or {})
-    return kit.checks()
+    checks = kit.checks()
+    if wheel is not False and len(checks) > 1:  # the plugin loaded
+        project = None if wheel is True else Path(wheel)
+        checks.insert(3, Check(plugin, "plugin", plugin, "wheel ships its config files",
+                               lambda directory: check_wheel(kit.manager, plugin, directory, project)))
+    return checks
+
+
+# --- the wheel ---------------------------------------------------------------------------------------------
+
+
+def check_wheel(manager, plugin: str, directory: Path, project: Path | None = None) -> None:
+    """Build ``plugin``'s wheel from ``project`` (default: its editable install's) and fail naming each config
+    file the plugin registers that the wheel lacks: an editable install reads them from the source tree, so
+    nothing else shows that ``package-data`` leaves them out."""
+    import zipfile
+
+    config_files = _config_files(manager, plugin)
+    if not config_files:
+        raise Skipped("the plugin registers no config file")
+    project = project or _editable_project(manager, plugin)
+    shipped = set(zipfile.ZipFile(_build_wheel(project, directory)).namelist())
+    missing = [relative for relative in config_files if relative not in shipped]
+    if missing:
+        top = missing[0].split("/")[0]
+        _fail(f"the wheel built from {project} lacks {len(missing)} config file(s) the plugin registers: "
+              f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; an editable install hides this, and "
+              f"a user of the published plugin gets 'unknown' choices",
+              f"ship them as package data, in pyproject.toml: [tool.setuptools.package-data] "
+              f"{top} = [\"conf/**/*.yaml\"]")
+
+
+def _config_files(manager, plugin: str) -> list[str]:
+    """The YAML files under ``plugin``'s config directories, by their path inside a wheel (from the directory
+    above the plugin module's top-level package)."""
+    module = manager.hooks.get_plugin(plugin)
+    top = sys.modules.get(getattr(module, "__name__", "").split(".")[0])
+    if top is None or not getattr(top, "__file__", None):
+        raise Skipped("the plugin is no module of an installed package")
+    root = Path(top.__file__).resolve().parent.parent
+    files = []
+    for config_dir in manager.plugins[plugin].config_dirs:
+        for path in sorted(Path(config_dir).rglob("*.yaml")):
+            if path.resolve().is_relative_to(root):
+                files.append(path.resolve().relative_to(root).as_posix())
+    return files
+
+
+def _editable_project(manager, plugin: str) -> Path:
+    """The project directory of ``plugin``'s editable install (``direct_url.json``, PEP 610)."""
+    from urllib.parse import unquote, urlparse
+
+    dist = manager.distributions.get(plugin)
+    text = dist.read_text("direct_url.json") if dist is not None else None
+    origin = json.loads(text) if text else {}
+    if not origin.get("dir_info", {}).get("editable"):
+        raise Skipped("the plugin is not installed in editable mode (pip install -e), so its installed files are "
+                      "what its wheel ships; give check_plugin(wheel=PROJECT_DIR) to build one")
+    return Path(unquote(urlparse(origin["url"]).path))
+
+
+def _build_wheel(project: Path, directory: Path) -> Path:
+    """``pip wheel`` of a copy of ``project`` (pip builds in the tree it is given), without dependencies or
+    network; the path of the wheel."""
+    import subprocess
+
+    source, out = directory / "project", directory / "wheel"
+    shutil.copytree(project, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info",
+                                                                   "__pycache__", ".pytest_cache"))
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+               "--disable-pip-version-check", "--quiet", "--wheel-dir", str(out), str(source)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    wheels = sorted(out.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        reason = (done.stderr.strip().splitlines() or ["no wheel was written"])[-1]
+        _fail(f"building its wheel failed: {reason}", f"make `pip wheel {project}` work")
+    return wheels[0]
 
 
 # --- the kit -------------------------------------------------------------------------------------------------
