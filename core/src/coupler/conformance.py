@@ -20,10 +20,12 @@ skipped with the reason; pass the missing values with ``overrides={"COMPONENT": 
 - every component: its name (lowercase letters, digits, ``_``) and description; its config composes
   (``group=NAME``) with ``name: NAME``; its factory builds from that config and returns the kind's type.
 - the plugin: it loaded, it declares the plugin API range it supports (``COUPLER_API``), and each config file
-  it contributes belongs to a registered component.
+  it contributes belongs to a registered component. With ``wheel=True`` (opt-in: it builds a wheel, a few
+  seconds), its built wheel ships every one of those config files.
 - ``model``: for each task it accepts (its factory raises ``CouplerError`` for a task it refuses), a real run
   on a generated data set of that task (14 numeric columns and one categorical, 200 rows) trains, is saved,
-  reloads, and reproduces the run's metrics and test predictions; predictions are class codes (or
+  reloads, and reproduces the run's metrics (within the model's ``reload_tolerance``, a class attribute:
+  default ``RELOAD_TOLERANCE``, relative) and test predictions; predictions are class codes (or
   numbers), probabilities are rows summing to 1. A model that reads text (input format ``tokens`` or
   ``text``) does the same on a generated binary text set; a model that reads no table skips the tables.
 - ``data``: the ``Dataset`` has rows, distinct string column names, a usable target, and loads the same
@@ -33,7 +35,8 @@ skipped with the reason; pass the missing values with ``overrides={"COMPONENT": 
 - ``scheduler``: ``make(optimizer, epochs=, steps_per_epoch=)`` returns ``None`` or Lightning's scheduler
   dict, which steps and round-trips its ``state_dict``.
 - ``callback``: its hook implementations name real lifecycle hooks, each of them is called during a run with
-  the kit's iterative model, and a ``state_dict`` holds plain containers (checkpoints load with
+  the kit's iterative model, the run still verifies afterwards (``on_run_end`` wrote nothing into the sealed
+  run), and a ``state_dict`` holds plain containers (checkpoints load with
   ``weights_only=True``).
 - ``metric``: a ``Metric`` for known tasks, whose value on known inputs is a finite number, the same twice,
   leaves its inputs alone, and scores perfect predictions at least as well as poor ones; exact expected

@@ -4,7 +4,9 @@ Entry points of the ``coupler`` group are discovered once per process, the first
 components (``coupler --help`` never does). Each plugin is loaded on its own: if importing it, validating its
 hook implementations or calling its registration hooks raises, the plugin is reported as failed (name,
 distribution, version, error), whatever it had registered is rolled back, and every other plugin works.
-Set ``COUPLER_STRICT_PLUGINS=1`` to turn such a failure into an error (for CI).
+Set ``COUPLER_STRICT_PLUGINS=1`` to turn the failures into one error listing every failed plugin (for CI).
+A hook implementation whose name is no hook fails the plugin naming the closest hook, and a config file of a
+list group (``callbacks/NAME.yaml``, ...) without its ``# @package GROUP.NAME`` line fails it naming the line.
 
 A plugin module declares the plugin API versions it supports (``COUPLER_API = ">=1.0,<2"``, see
 ``coupler.hookspecs``); one whose range excludes this core's ``API_VERSION`` is skipped as ``incompatible``,
