@@ -283,8 +283,14 @@ def _build_wheel(project: Path, directory: Path) -> Path:
     import subprocess
 
     source, out = directory / "project", directory / "wheel"
-    shutil.copytree(project, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info",
-                                                                   "__pycache__", ".pytest_cache"))
+
+    def outputs(folder: str, names: list[str]) -> set[str]:
+        """What an earlier build or a virtual environment left at the project's top; kept: .git (setuptools-scm)."""
+        top = Path(folder) == Path(project)
+        return {n for n in names if n == "__pycache__" or n.endswith(".egg-info")
+                or (top and n in (".venv", "build", "dist", ".pytest_cache", ".tox"))}
+
+    shutil.copytree(project, source, ignore=outputs)
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                "--disable-pip-version-check", "--quiet", "--wheel-dir", str(out), str(source)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
