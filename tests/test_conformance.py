@@ -5,6 +5,8 @@ incompatible plugin is skipped and says which versions it needs."""
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,186 @@ def test_every_plugin_in_the_repository_declares_the_api_range_it_supports():
                root / "tests/plugins/coupler-nearest-centroid/src/coupler_nearest_centroid/__init__.py"]
     assert len(modules) >= 9
     assert not [str(m) for m in modules if "\nCOUPLER_API = " not in m.read_text()]
+
+
+# --- the wheel of a plugin ships its config files (opt-in: check_plugin(..., wheel=...)) --------------------------
+
+
+WHEELLESS_PLUGIN = '''\
+from pathlib import Path
+
+from coupler import hookimpl
+from coupler.components import Metric
+
+COUPLER_API = ">=1.0,<2"
+
+
+@hookimpl
+def register_metrics(register):
+    register("wheelless", lambda: Metric("wheelless", lambda t, p, pr, k: 0.0, tasks=("regression",)),
+             description="a metric whose config file the wheel leaves out")
+
+
+@hookimpl
+def register_config_dirs(register):
+    register(Path(__file__).parent / "conf")
+'''
+
+
+def wheelless_project(root: Path) -> Path:
+    """A plugin project whose pyproject has no package-data: its wheel lacks the metric's config file."""
+    project = root / "wheelless"
+    package = project / "src" / "coupler_wheelless"
+    (package / "conf" / "metrics").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(WHEELLESS_PLUGIN)
+    (package / "conf" / "metrics" / "wheelless.yaml").write_text("# @package metrics.wheelless\nname: wheelless\n")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "coupler-wheelless"\nversion = "0.1.0"\n\n'
+        '[tool.setuptools.packages.find]\nwhere = ["src"]\n')
+    return project
+
+
+def wheel_check(project: Path, monkeypatch) -> Check:
+    import importlib
+
+    monkeypatch.syspath_prepend(str(project / "src"))
+    for name in [m for m in sys.modules if m.startswith("coupler_wheelless")]:
+        monkeypatch.delitem(sys.modules, name)
+    manager = PluginManager()
+    manager.load_builtins()
+    manager.load_object("wheelless", importlib.import_module("coupler_wheelless.plugin"))
+    checks = {str(c): c for c in plugin_checks("wheelless", manager=manager, wheel=project)}
+    return checks["plugin:wheelless:wheel_ships_its_config_files"]
+
+
+def test_the_wheel_rule_names_the_config_file_package_data_leaves_out_and_the_fix(tmp_path, monkeypatch):
+    outcome = wheel_check(wheelless_project(tmp_path), monkeypatch).run()
+    assert outcome is not None and not isinstance(outcome, str), outcome
+    assert "lacks 1 config file(s) the plugin registers: coupler_wheelless/conf/metrics/wheelless.yaml" in outcome.problem
+    assert outcome.fix == ('ship them as package data, in pyproject.toml: [tool.setuptools.package-data] '
+                           'coupler_wheelless = ["conf/**/*.yaml"]')
+    assert not (tmp_path / "wheelless" / "build").exists(), "the wheel is built from a copy of the project"
+
+
+# --- the reload rule: exact by default, within a tolerance a model declares ---------------------------------------
+
+
+class Drifting(Model):
+    """Least squares whose ``load`` scales the weights by ``DRIFT``: a reload that measures slightly (or, with a
+    large drift, very) differently."""
+
+    DRIFT = 1 + 1e-9
+
+    def __init__(self, task, seed):
+        if task != "regression":
+            raise CouplerError(f"model=drifting cannot do a {task} task")
+        self.weights = None
+
+    def fit(self, train, val, run):
+        import numpy as np
+
+        X = np.hstack([train.X, np.ones((len(train.X), 1))])
+        self.weights = np.linalg.lstsq(X, train.y, rcond=None)[0]
+
+    def predict(self, X):
+        import numpy as np
+
+        return np.hstack([X, np.ones((len(X), 1))]) @ self.weights
+
+    def save(self, directory):
+        import numpy as np
+
+        np.save(Path(directory) / "weights.npy", self.weights)
+
+    def load(self, directory):
+        import numpy as np
+
+        self.weights = np.load(Path(directory) / "weights.npy") * self.DRIFT
+
+
+class Declared(Drifting):
+    reload_tolerance = 1e-6
+
+
+class Broken(Declared):
+    DRIFT = 1.5
+
+
+class Drifters:
+    COUPLER_API = ">=1.0,<2"
+
+    @hookimpl
+    def register_models(self, register):
+        for model in (Drifting, Declared, Broken):
+            register(model.__name__.lower(), model, description="least squares reloaded with drifted weights")
+
+
+@pytest.fixture(scope="module")
+def drifters() -> PluginManager:
+    manager = PluginManager()
+    manager.load_builtins()
+    manager.load_entry_points()
+    manager.load_object("drifters", Drifters())
+    return manager
+
+
+def round_trip(manager: PluginManager, model: str):
+    checks = {str(c): c for c in plugin_checks("drifters", manager=manager)}
+    return checks[f"model:{model}:round_trip_regression"].run()
+
+
+def test_a_reload_that_differs_by_noise_names_the_difference_and_the_tolerance_to_declare(drifters):
+    failure = round_trip(drifters, "drifting")
+    assert "more than exact equality" not in failure.problem, "the default tolerates the last bits of a double"
+    assert re.search(r"they differ by \d\.\d+e-09, more than its reload_tolerance 1e-12$", failure.problem)
+    assert "floating-point noise" in failure.fix and "reload_tolerance = 1e-08" in failure.fix
+    assert "save()" not in failure.fix
+
+
+def test_a_model_that_declares_its_reload_tolerance_passes_within_it(drifters):
+    assert round_trip(drifters, "declared") is None
+
+
+def test_a_reload_that_differs_beyond_noise_blames_save_and_load(drifters):
+    failure = round_trip(drifters, "broken")
+    assert "more than its reload_tolerance 1e-06" in failure.problem
+    assert failure.fix.startswith("save every fitted attribute in save() and restore it in load()")
+
+
+# --- on_run_end: a callback that writes into the sealed run is caught ----------------------------------------------
+
+
+class LateWriter:
+    @hookimpl
+    def on_run_end(self, run, metrics):
+        (run.directory / "late.txt").write_text("written after the seal")
+
+
+class EarlyWriter:
+    @hookimpl
+    def on_evaluate_end(self, run, split, metrics):
+        run.directory.mkdir(parents=True, exist_ok=True)
+        (run.directory / f"{split}.txt").write_text(str(metrics))
+
+
+class Writers:
+    COUPLER_API = ">=1.0,<2"
+
+    @hookimpl
+    def register_callbacks(self, register):
+        register("late_writer", LateWriter, description="writes into the run in on_run_end")
+        register("early_writer", EarlyWriter, description="writes into the run in on_evaluate_end")
+
+
+def test_a_callback_writing_into_the_sealed_run_in_on_run_end_fails_and_one_writing_before_passes(tmp_path):
+    manager = PluginManager()
+    manager.load_builtins()
+    manager.load_entry_points()
+    manager.load_object("writers", Writers())
+    checks = {str(c): c for c in plugin_checks("writers", manager=manager)}
+    failure = checks["callback:late_writer:receives_events"].run()
+    assert "no longer verifies" in failure.problem and "late.txt" in failure.problem
+    assert "on_run_end fires after the run directory is sealed" in failure.fix
+    assert checks["callback:early_writer:receives_events"].run() is None

@@ -87,6 +87,61 @@ def test_strict_mode_turns_a_failure_into_an_error():
         pm.load_object("broken", plugin(register_models=register_models))
 
 
+class FakeEntryPoint:
+    """An entry point of the ``coupler`` group without a distribution, loading ``plugin``."""
+
+    def __init__(self, name, plugin):
+        self.name, self.dist, self._plugin = name, None, plugin
+
+    def load(self):
+        return self._plugin
+
+
+def test_strict_mode_reports_every_failed_plugin_at_once(monkeypatch):
+    from coupler import plugin_manager
+
+    def raising(register):
+        raise RuntimeError("boom")
+
+    found = [FakeEntryPoint("first_broken", plugin(register_models=raising)),
+             FakeEntryPoint("fine", plugin(register_metrics=lambda register: None)),
+             FakeEntryPoint("second_broken", plugin(on_epoch_ends=lambda run, epoch, metrics: None))]
+    monkeypatch.setattr(plugin_manager.metadata, "entry_points", lambda group: found)
+    pm = PluginManager(strict=True)
+    with pytest.raises(PluginError) as raised:
+        pm.load_entry_points()
+    message = str(raised.value)
+    assert message.startswith("2 plugins failed (COUPLER_STRICT_PLUGINS is set, so these are errors): ")
+    assert "1. plugin 'first_broken' (? ?) failed to load: RuntimeError: boom" in message
+    assert "2. plugin 'second_broken' (? ?) failed to load: unknown hook 'on_epoch_ends'" in message
+    assert pm.plugins["fine"].status == "ok", "the plugins between the failures still loaded"
+
+
+@pytest.mark.parametrize("typo, meant", [("on_epoch_ends", "on_epoch_end"), ("register_model", "register_models"),
+                                         ("on_run_ended", "on_run_end")])
+def test_an_unknown_hook_names_the_closest_hook(typo, meant):
+    info = manager().load_object("typo", plugin(**{typo: lambda register=None, **kwargs: None}))
+    assert info.status == "failed"
+    assert info.error.startswith(f"unknown hook {typo!r}: no hook of Coupler has that name. Did you mean {meant!r}?")
+
+
+@pytest.mark.parametrize("header", ["", "# @package callbacks\n", "# @package callbacks.other\n"])
+def test_a_list_group_config_without_its_package_header_fails_the_plugin_naming_the_line_to_add(tmp_path, header):
+    (tmp_path / "callbacks").mkdir()
+    (tmp_path / "callbacks" / "jsonlog.yaml").write_text(f"{header}# a log\nname: jsonlog\npath: log.jsonl\n")
+    info = manager().load_object("jsonlog", plugin(register_config_dirs=lambda register: register(tmp_path)))
+    assert info.status == "failed"
+    assert "callbacks/jsonlog.yaml" in info.error
+    assert "add it as its first line" in info.error and "'# @package callbacks.jsonlog'" in info.error
+
+
+def test_a_list_group_config_with_its_package_header_loads(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "mine.yaml").write_text("# what it measures\n# @package metrics.mine\nname: mine\n")
+    info = manager().load_object("mine", plugin(register_config_dirs=lambda register: register(tmp_path)))
+    assert info.status == "ok" and info.config_dirs == [str(tmp_path.resolve())]
+
+
 def test_disabling_a_plugin_makes_its_components_unusable_and_says_why():
     pm = manager()
     pm.disable(["datasets"])

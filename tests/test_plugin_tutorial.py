@@ -1,6 +1,7 @@
 """docs/plugins.md works as written: its ``file=`` blocks make two packages, which pip installs, which train,
-pass their own tests and the conformance kit. The packages go into a pip ``--target`` directory on
-PYTHONPATH, so they never leak into the environment of the other tests."""
+pass their own tests and the conformance kit; its example of each kind is the scaffold's template, which it
+links. The packages go into a pip ``--target`` directory on PYTHONPATH, so they never leak into the environment
+of the other tests."""
 
 from __future__ import annotations
 
@@ -52,9 +53,7 @@ def test_the_tutorials_plugins_are_listed_with_their_components(site, tmp_path):
                                                                env={"PYTHONPATH": str(site)}).out)}
     assert listed["least_squares"]["status"] == "ok"
     assert listed["least_squares"]["components"] == {"model": ["least_squares"]}
-    assert listed["examples"]["components"] == {
-        "data": ["sine"], "optimizer": ["sign_descent"], "scheduler": ["halving"], "callback": ["epoch_log"],
-        "metric": ["max_error"], "exporter": ["summary"]}
+    assert listed["examples"]["components"] == {"optimizer": ["sign_descent"], "scheduler": ["halving"]}
 
 
 def test_the_tutorials_model_trains_and_its_own_tests_pass(site, tmp_path):
@@ -69,14 +68,24 @@ def test_the_tutorials_model_trains_and_its_own_tests_pass(site, tmp_path):
     assert "3 passed" in proc.stdout
 
 
-def test_the_example_of_each_kind_passes_the_conformance_kit_and_the_suggested_run_works(site, tmp_path):
+def test_the_examples_pass_the_conformance_kit(site, tmp_path):
     probe = "from coupler.testing import check_plugin; print(len(check_plugin('examples')))"
     proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = coupler_process("train", "data=sine", "model=least_squares", "callbacks=[epoch_log]",
-                             "metrics=[rmse,max_error]", "exporters=[summary]", "hydra.run.dir=run", cwd=tmp_path,
-                             env={"PYTHONPATH": str(site)})
-    assert result.rc == 0, result.err
-    assert set(read_metrics(tmp_path / "run")["test"]) == {"rmse", "max_error"}
-    assert json.loads((tmp_path / "run" / "exports" / "summary.json").read_text())["task"] == "regression"
+
+
+def test_the_example_of_each_kind_is_the_scaffolds_template_which_the_docs_link():
+    from coupler.scaffold import PACKAGE_FILES, KINDS, template
+
+    root = TUTORIAL.parents[1]
+    linked = set(re.findall(r"\]\(\.\./(core/src/coupler/templates/[^)]+)\)", TUTORIAL.read_text()))
+    assert linked and not [path for path in linked if not (root / path).is_file()]
+    shipped = {p.relative_to(root).as_posix() for p in (root / "core/src/coupler/templates").rglob("*.tmpl")}
+    kinds_with_files = {p.parent.name for p in (root / "core/src/coupler/templates").glob("*/*.py.tmpl")}
+    scaffolded = {kind for kind in KINDS if kind in kinds_with_files and
+                  KINDS[kind].component == template(f"{kind}/{kind}.py")}
+    assert scaffolded >= {"model", "data", "callback", "metric", "exporter"}
+    expected = {path for path in shipped if path.split("/")[4] in scaffolded or path.split("/")[4] == "package"}
+    assert linked == expected
+    assert {f"core/src/coupler/templates/{t}.tmpl" for t in PACKAGE_FILES.values()} <= linked

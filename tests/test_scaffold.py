@@ -69,7 +69,10 @@ def test_each_kind_has_its_files_and_its_python_compiles(scaffolded, kind):
         assert (package / path).is_file(), path
     for path in [*package.glob("*.py"), *root.glob("tests/*.py")]:
         compile(path.read_text(), str(path), "exec")
-    node = yaml.safe_load((package / "conf" / group / f"{name}.yaml").read_text())
+    config = (package / "conf" / group / f"{name}.yaml").read_text()
+    if group in ("callbacks", "metrics", "exporters"):  # a list group: each choice a node of its own
+        assert config.startswith(f"# @package {group}.{name}\n")
+    node = yaml.safe_load(config)
     assert node["name"] == name and len(node) > 1, "the config node names the component and lists its parameters"
     plugin = ast.parse((package / "plugin.py").read_text())
     declared = {t.id: n.value.value for n in plugin.body if isinstance(n, ast.Assign) for t in n.targets}
@@ -191,3 +194,15 @@ def test_the_scaffold_imports_no_heavy_library():
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
+
+
+def test_the_templates_are_package_data_of_the_core():
+    """The scaffold reads its templates from the installed package: core/pyproject.toml ships every one."""
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11 reads TOML")
+    core = Path(__file__).parents[1] / "core"
+    package = core / "src" / "coupler"
+    globs = tomllib.loads((core / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["coupler"]
+    shipped = {path for pattern in globs for path in package.glob(pattern)}
+    templates = set((package / "templates").rglob("*.tmpl"))
+    assert len(templates) >= 19 and templates <= shipped
+    assert not [p for p in (package / "templates").rglob("*") if p.is_file() and p.suffix != ".tmpl"]

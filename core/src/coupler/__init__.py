@@ -1,23 +1,28 @@
 """Coupler: a plugin-based training harness for machine learning.
 
 Plugin authors need ``coupler.hookimpl`` (to mark hook implementations) and the contracts in
-``coupler.components``. Importing this package imports no machine-learning library, and not even pluggy:
-``hookimpl`` is looked up on first use, so that ``coupler train`` (which only hands its arguments to
-``coupler-train``) and ``coupler --help`` start without it.
+``coupler.components``; users of a finished run need ``coupler.FinishedRun`` (load it, ``transform`` rows with
+its preprocessing, ``predict``, ``predict_proba``). Importing this package imports no machine-learning library,
+and not even pluggy: each name is looked up on first use, so that ``coupler train`` (which only hands its
+arguments to ``coupler-train``) and ``coupler --help`` start without them.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["FinishedRun", "__version__", "hookimpl"]
+
+#: the public names imported on first use: name -> module
+_LAZY = {"hookimpl": "coupler.hookspecs", "FinishedRun": "coupler.finished_run"}
 
 
 def __getattr__(name: str):
-    """``coupler.hookimpl``: the marker from ``coupler.hookspecs``, imported when first asked for."""
-    if name == "hookimpl":
-        from coupler.hookspecs import hookimpl
+    """``coupler.hookimpl``, ``coupler.FinishedRun``: imported from their modules when first asked for."""
+    if name in _LAZY:
+        import importlib
 
-        globals()["hookimpl"] = hookimpl
-        return hookimpl
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'coupler' has no attribute {name!r}")

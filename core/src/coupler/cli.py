@@ -234,16 +234,10 @@ def evaluate(run_dir: Path, overrides: list[str], as_json: bool) -> int:
 
 
 def compose(overrides: list[str], manager) -> dict:
-    """The config that ``overrides`` compose to, without running anything."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize
+    """The config that ``overrides`` compose to, without running anything (``coupler.config.compose``)."""
+    from coupler.config import compose as composed
 
-    from coupler.config import PRIMARY, check_overrides, store_configs, to_plain
-
-    store_configs(manager)
-    check_overrides(overrides, manager)
-    with initialize(version_base="1.3", config_path="conf"):
-        return to_plain(hydra_compose(PRIMARY, overrides=overrides))
+    return composed(overrides, manager)
 
 
 def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool = False, impute: bool = False) -> int:
@@ -253,7 +247,7 @@ def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool 
 
     check_output(output_path, input_path, overwrite)
     remove_stale_temporaries(output_path)
-    rows = FinishedRun(run_dir, get_plugin_manager()).predict(input_path, output_path, impute)
+    rows = FinishedRun(run_dir, get_plugin_manager()).predict_file(input_path, output_path, impute)
     print(f"wrote {rows} predictions to {output_path}")
     return 0
 

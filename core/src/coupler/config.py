@@ -458,3 +458,15 @@ def to_plain(cfg) -> dict:
     except MissingMandatoryValue as exc:
         key = getattr(exc, "full_key", None) or str(exc)
         raise ConfigError(key, "???", f"a value is required: set it on the command line ({key}=...)") from None
+
+
+def compose(overrides: list[str], manager: PluginManager) -> dict:
+    """The config that ``overrides`` compose to, checked as ``coupler train`` checks them, without running
+    anything (``coupler evaluate data=...``, the conformance kit, tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize
+
+    store_configs(manager)
+    check_overrides(overrides, manager)
+    with initialize(version_base="1.3", config_path="conf"):
+        return to_plain(hydra_compose(PRIMARY, overrides=overrides))

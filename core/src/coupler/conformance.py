@@ -20,10 +20,12 @@ skipped with the reason; pass the missing values with ``overrides={"COMPONENT": 
 - every component: its name (lowercase letters, digits, ``_``) and description; its config composes
   (``group=NAME``) with ``name: NAME``; its factory builds from that config and returns the kind's type.
 - the plugin: it loaded, it declares the plugin API range it supports (``COUPLER_API``), and each config file
-  it contributes belongs to a registered component.
+  it contributes belongs to a registered component. With ``wheel=True`` (opt-in: it builds a wheel, a few
+  seconds), its built wheel ships every one of those config files.
 - ``model``: for each task it accepts (its factory raises ``CouplerError`` for a task it refuses), a real run
   on a generated data set of that task (14 numeric columns and one categorical, 200 rows) trains, is saved,
-  reloads, and reproduces the run's metrics and test predictions; predictions are class codes (or
+  reloads, and reproduces the run's metrics (within the model's ``reload_tolerance``, a class attribute:
+  default ``RELOAD_TOLERANCE``, relative) and test predictions; predictions are class codes (or
   numbers), probabilities are rows summing to 1. A model that reads text (input format ``tokens`` or
   ``text``) does the same on a generated binary text set; a model that reads no table skips the tables.
 - ``data``: the ``Dataset`` has rows, distinct string column names, a usable target, and loads the same
@@ -33,7 +35,8 @@ skipped with the reason; pass the missing values with ``overrides={"COMPONENT": 
 - ``scheduler``: ``make(optimizer, epochs=, steps_per_epoch=)`` returns ``None`` or Lightning's scheduler
   dict, which steps and round-trips its ``state_dict``.
 - ``callback``: its hook implementations name real lifecycle hooks, each of them is called during a run with
-  the kit's iterative model, and a ``state_dict`` holds plain containers (checkpoints load with
+  the kit's iterative model, the run still verifies afterwards (``on_run_end`` wrote nothing into the sealed
+  run), and a ``state_dict`` holds plain containers (checkpoints load with
   ``weights_only=True``).
 - ``metric``: a ``Metric`` for known tasks, whose value on known inputs is a finite number, the same twice,
   leaves its inputs alone, and scores perfect predictions at least as well as poor ones; exact expected
@@ -73,6 +76,11 @@ KIT_MODEL = "conformance_iterative"
 KIT_ROWS = 200
 #: what every kit run adds, so that engines with epochs stay quick
 KIT_RUN_OVERRIDES = ("trainer.max_epochs=3", "trainer.progress_bar=false")
+#: how far a reloaded model's metrics may differ from the run's, unless the model declares ``reload_tolerance``:
+#: the last bits of a double (a sum taken in another order), relative to the metric's size
+RELOAD_TOLERANCE = 1e-12
+#: below this, a reload's difference is floating-point noise, not a state that save() lost
+NOISE = 1e-6
 
 
 @dataclass
@@ -178,7 +186,7 @@ class Check:
 
 
 def check_plugin(plugin: str, *, overrides: dict[str, Sequence[str]] | None = None, manager=None,
-                 metric_cases: dict[str, list[dict]] | None = None) -> list[str]:
+                 metric_cases: dict[str, list[dict]] | None = None, wheel: bool | str | Path = False) -> list[str]:
     """Run every check of ``plugin`` (its entry-point name); return the ids of the checks that passed or were
     skipped (skips say why), or raise ``ConformanceError`` listing every broken rule.
 
@@ -186,10 +194,14 @@ def check_plugin(plugin: str, *, overrides: dict[str, Sequence[str]] | None = No
     (``{"image_folder": ["data.path=/tmp/images"], "cnn": ["model.width=8"]}``).
     ``manager``: a ``coupler.plugin_manager.PluginManager`` holding the plugin (default: a fresh one with the
     built-ins and every installed entry point). ``metric_cases``: exact values per metric, as dicts with
-    ``y_true``, ``y_pred``, ``y_proba`` (or None), ``n_classes`` and ``expected``.
+    ``y_true``, ``y_pred``, ``y_proba`` (or None), ``n_classes`` and ``expected``. ``wheel``: also build the
+    plugin's wheel (``pip wheel``, a few seconds, no network) and check that it ships every config file the
+    plugin registers: True for the project of the plugin's editable install (``pip install -e .`` hides a
+    file that package-data leaves out), or the project's directory.
     """
     failures, done = [], []
-    for check in plugin_checks(plugin, overrides=overrides, manager=manager, metric_cases=metric_cases):
+    for check in plugin_checks(plugin, overrides=overrides, manager=manager, metric_cases=metric_cases,
+                               wheel=wheel):
         outcome = check.run()
         if isinstance(outcome, Failure):
             failures.append(outcome)
@@ -201,10 +213,92 @@ def check_plugin(plugin: str, *, overrides: dict[str, Sequence[str]] | None = No
 
 
 def plugin_checks(plugin: str, *, overrides: dict[str, Sequence[str]] | None = None, manager=None,
-                  metric_cases: dict[str, list[dict]] | None = None) -> list[Check]:
+                  metric_cases: dict[str, list[dict]] | None = None, wheel: bool | str | Path = False) -> list[Check]:
     """The checks of ``plugin``, one ``Check`` per rule and component (see ``check_plugin``)."""
     kit = _Kit(plugin, manager, overrides or {}, metric_cases or {})
-    return kit.checks()
+    checks = kit.checks()
+    if wheel is not False and len(checks) > 1:  # the plugin loaded
+        project = None if wheel is True else Path(wheel)
+        checks.insert(3, Check(plugin, "plugin", plugin, "wheel ships its config files",
+                               lambda directory: check_wheel(kit.manager, plugin, directory, project)))
+    return checks
+
+
+# --- the wheel ---------------------------------------------------------------------------------------------
+
+
+def check_wheel(manager, plugin: str, directory: Path, project: Path | None = None) -> None:
+    """Build ``plugin``'s wheel from ``project`` (default: its editable install's) and fail naming each config
+    file the plugin registers that the wheel lacks: an editable install reads them from the source tree, so
+    nothing else shows that ``package-data`` leaves them out."""
+    import zipfile
+
+    config_files = _config_files(manager, plugin)
+    if not config_files:
+        raise Skipped("the plugin registers no config file")
+    project = project or _editable_project(manager, plugin)
+    shipped = set(zipfile.ZipFile(_build_wheel(project, directory)).namelist())
+    missing = [relative for relative in config_files if relative not in shipped]
+    if missing:
+        top = missing[0].split("/")[0]
+        _fail(f"the wheel built from {project} lacks {len(missing)} config file(s) the plugin registers: "
+              f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; an editable install hides this, and "
+              f"a user of the published plugin gets 'unknown' choices",
+              f"ship them as package data, in pyproject.toml: [tool.setuptools.package-data] "
+              f"{top} = [\"conf/**/*.yaml\"]")
+
+
+def _config_files(manager, plugin: str) -> list[str]:
+    """The YAML files under ``plugin``'s config directories, by their path inside a wheel (from the directory
+    above the plugin module's top-level package)."""
+    module = manager.hooks.get_plugin(plugin)
+    top = sys.modules.get(getattr(module, "__name__", "").split(".")[0])
+    if top is None or not getattr(top, "__file__", None):
+        raise Skipped("the plugin is no module of an installed package")
+    root = Path(top.__file__).resolve().parent.parent
+    files = []
+    for config_dir in manager.plugins[plugin].config_dirs:
+        for path in sorted(Path(config_dir).rglob("*.yaml")):
+            if path.resolve().is_relative_to(root):
+                files.append(path.resolve().relative_to(root).as_posix())
+    return files
+
+
+def _editable_project(manager, plugin: str) -> Path:
+    """The project directory of ``plugin``'s editable install (``direct_url.json``, PEP 610)."""
+    from urllib.parse import unquote, urlparse
+
+    dist = manager.distributions.get(plugin)
+    text = dist.read_text("direct_url.json") if dist is not None else None
+    origin = json.loads(text) if text else {}
+    if not origin.get("dir_info", {}).get("editable"):
+        raise Skipped("the plugin is not installed in editable mode (pip install -e), so its installed files are "
+                      "what its wheel ships; give check_plugin(wheel=PROJECT_DIR) to build one")
+    return Path(unquote(urlparse(origin["url"]).path))
+
+
+def _build_wheel(project: Path, directory: Path) -> Path:
+    """``pip wheel`` of a copy of ``project`` (pip builds in the tree it is given), without dependencies or
+    network; the path of the wheel."""
+    import subprocess
+
+    source, out = directory / "project", directory / "wheel"
+
+    def outputs(folder: str, names: list[str]) -> set[str]:
+        """What an earlier build or a virtual environment left at the project's top; kept: .git (setuptools-scm)."""
+        top = Path(folder) == Path(project)
+        return {n for n in names if n == "__pycache__" or n.endswith(".egg-info")
+                or (top and n in (".venv", "build", "dist", ".pytest_cache", ".tox"))}
+
+    shutil.copytree(project, source, ignore=outputs)
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+               "--disable-pip-version-check", "--quiet", "--wheel-dir", str(out), str(source)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    wheels = sorted(out.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        reason = (done.stderr.strip().splitlines() or ["no wheel was written"])[-1]
+        _fail(f"building its wheel failed: {reason}", f"make `pip wheel {project}` work")
+    return wheels[0]
 
 
 # --- the kit -------------------------------------------------------------------------------------------------
@@ -296,7 +390,7 @@ class _Kit:
                                            "shows it")
 
     def compose(self, overrides: list[str], name: str | None = None) -> dict:
-        from coupler.cli import compose
+        from coupler.config import compose
         from coupler.errors import ConfigError
 
         try:
@@ -315,6 +409,9 @@ class _Kit:
         with _step(f"composing {selection}", f"make {group}/{name}.yaml valid YAML whose keys are the factory's "
                                               f"parameters, in a directory given to register_config_dirs"):
             config = self.compose([selection, *self.component_overrides(name)], name)
+        if group in LIST_GROUPS and name not in (config.get(group) or {}):
+            _fail(f"{selection} composes to {group}={config.get(group)!r}, whose keys are not under {group}.{name}",
+                  f"start {group}/{name}.yaml with the line '# @package {group}.{name}'")
         node = config[group][name] if group in LIST_GROUPS else config[group]
         if node.get("name") != name:
             _fail(f"{selection} composes to a node whose name is {node.get('name')!r}",
@@ -383,11 +480,22 @@ class _Kit:
             return train(config, run_dir, self.manager), run_dir
 
     def check_model_round_trip(self, name: str, task: str, directory: Path, text: bool = False) -> None:
-        import numpy as np
-        import pandas as pd
+        model = self.model_for(name, task, text)
+        data = KIT_TEXT if text else KIT_DATA[task]
+        results, run_dir = self.run(
+            [f"data={data}", f"model={name}", *self.component_overrides(name)], directory,
+            f"training it on the kit's {'text' if text else task} data (coupler train data={data} model={name})",
+            "fit(train, val, run) must train on train.X (the model's input_format) and train.y (class codes 0..K-1, "
+            "or floats for regression); save(directory) must write its state there")
+        for split in ("val", "test"):
+            bad = {k: v for k, v in results[split].items() if v is not None and not math.isfinite(v)}
+            if bad:
+                _fail(f"the {split} metrics are not finite: {bad}", "predict finite numbers, and finite probabilities")
+        finished = self.reloaded(run_dir, results, reload_tolerance(model))
+        self.check_predictions(finished, run_dir, data, task)
 
-        from coupler.finished_run import FinishedRun
-
+    def model_for(self, name: str, task: str, text: bool):
+        """The model built for ``task``; skipped when it refuses the task or reads no input of this kind."""
         node = self.config_node("model", name)
         component = self.manager.registry.get("model", name)
         try:
@@ -401,45 +509,48 @@ class _Kit:
         wanted = {"tokens", "text"} if text else {"matrix", "frame"}
         if not formats & wanted:
             raise Skipped(f"the model reads {' or '.join(sorted(formats))}, no {'text' if text else 'table'}")
-        data = KIT_TEXT if text else KIT_DATA[task]
-        results, run_dir = self.run(
-            [f"data={data}", f"model={name}", *self.component_overrides(name)], directory,
-            f"training it on the kit's {'text' if text else task} data (coupler train data={data} model={name})",
-            "fit(train, val, run) must train on train.X (the model's input_format) and train.y (class codes 0..K-1, "
-            "or floats for regression); save(directory) must write its state there")
-        for split in ("val", "test"):
-            bad = {k: v for k, v in results[split].items() if v is not None and not math.isfinite(v)}
-            if bad:
-                _fail(f"the {split} metrics are not finite: {bad}", "predict finite numbers, and finite probabilities")
+        return model
+
+    def reloaded(self, run_dir: Path, results: dict, tolerance: float):
+        """The finished run, reloaded, after checking that it measures what the run measured (within the model's
+        ``reload_tolerance``)."""
+        from coupler.finished_run import FinishedRun
+
         with _step("reloading the run (coupler evaluate)", "load(directory) must restore what save(directory) wrote "
                                                            "into a model freshly built by the factory"):
             finished = FinishedRun(run_dir, self.manager)
             again = finished.evaluate()
-        if again != results:
-            _fail(f"the reloaded model measures {again}, the run measured {results}",
-                  "save every fitted attribute in save() and restore it in load(), losslessly (JSON floats, "
-                  "safetensors, the library's own format)")
+        difference = reload_difference(results, again)
+        if difference is None or difference[0] <= tolerance:
+            return finished
+        size, where = difference
+        declared = f"its reload_tolerance {tolerance:g}" if tolerance else "exact equality (reload_tolerance 0)"
+        if size < NOISE:
+            _fail(f"the reloaded model measures {where}: they differ by {size:.3g}, more than {declared}",
+                  f"a difference this small is floating-point noise (threads or a GPU adding in another order, e.g. "
+                  f"n_jobs=-1): declare it on the model class, reload_tolerance = {_ceiling(size):g}; or make "
+                  f"prediction deterministic")
+        _fail(f"the reloaded model measures {where} (a difference of {size:.3g}, more than {declared})",
+              "save every fitted attribute in save() and restore it in load(), losslessly (JSON floats, "
+              "safetensors, the library's own format)")
+
+    def check_predictions(self, finished, run_dir: Path, data: str, task: str) -> None:
+        """The reloaded model's predictions on the run's test rows: one class code (or number) per row,
+        probabilities that are rows summing to 1, the same twice."""
+        import numpy as np
+        import pandas as pd
+
         test = pd.read_csv(run_dir / "predictions_test.csv")
         rows = test["row"] if "row" in test else test.iloc[:, 0]
         dataset = self.manager.registry.get("data", data).build("data", {})
         X = finished.preprocessor.transform(dataset.X.loc[rows.to_numpy()], finished.input_format)
-        model = finished.model
+        model, n = finished.model, len(rows)
         with _step("predict on the reloaded model", "predict(X) must accept the input_format it declares"):
             predicted = np.asarray(model.predict(X))
-        n = len(rows)
         if predicted.shape != (n,):
             _fail(f"predict returned shape {predicted.shape} for {n} rows", f"return one value per row: shape ({n},)")
         if task != "regression":
-            k = len(finished.classes)
-            if not np.all(np.isin(predicted, np.arange(k))):
-                _fail(f"predict returned {sorted(set(predicted.tolist()))[:10]}, not class codes 0..{k - 1}",
-                      "return class codes 0..K-1 (the order of run.classes), not the labels")
-            if getattr(model, "supports_proba", False):
-                with _step("predict_proba", "predict_proba(X) must accept what predict accepts"):
-                    proba = np.asarray(model.predict_proba(X), dtype=float)
-                if proba.shape != (n, k) or not np.allclose(proba.sum(axis=1), 1, atol=1e-5) or (proba < 0).any():
-                    _fail(f"predict_proba returned shape {proba.shape} whose rows do not all sum to 1",
-                          f"return probabilities, shape (rows, {k}), each row summing to 1; or supports_proba=False")
+            _check_classes(model, X, predicted, len(finished.classes))
         if not np.array_equal(predicted, np.asarray(model.predict(X))):
             _fail("predict gave other values for the same rows the second time", "make predict deterministic")
 
@@ -578,16 +689,17 @@ class _Kit:
 
         undo = self.manager.hooks.add_hookcall_monitoring(before, lambda *args: None)
         try:
-            self.run([f"data={KIT_DATA['binary']}", f"model={KIT_MODEL}", f"callbacks=[{name}]",
-                      *self.component_overrides(name)], directory,
-                     f"a run with callbacks=[{name}] and the kit's iterative model",
-                     "the callback's hooks must not raise during a normal run")
+            _, run_dir = self.run([f"data={KIT_DATA['binary']}", f"model={KIT_MODEL}", f"callbacks=[{name}]",
+                                   *self.component_overrides(name)], directory,
+                                  f"a run with callbacks=[{name}] and the kit's iterative model",
+                                  "the callback's hooks must not raise during a normal run")
         finally:
             undo()
         missed = sorted((wanted & fired) - received)
         if missed:
             _fail(f"its hooks {missed} were not called in a run that fired them",
                   "return the object whose methods carry @coupler.hookimpl from the factory")
+        _check_still_sealed(run_dir)
 
     # --- metrics ---
 
@@ -683,6 +795,66 @@ def _implemented_hooks(plugin) -> set[str]:
     from coupler.hookspecs import PROJECT
 
     return {n for n in dir(plugin) if getattr(getattr(plugin, n, None), f"{PROJECT}_impl", None) is not None}
+
+
+def reload_tolerance(model) -> float:
+    """How far a reloaded model's metrics may differ from the run's: the model's ``reload_tolerance`` (a class
+    attribute, relative to the metric's size, absolute below 1), else ``RELOAD_TOLERANCE``."""
+    declared = getattr(model, "reload_tolerance", RELOAD_TOLERANCE)
+    if isinstance(declared, bool) or not isinstance(declared, (int, float)) or not 0 <= declared < 1:
+        _fail(f"its reload_tolerance is {declared!r}",
+              "declare reload_tolerance as a number from 0 (exact) to below 1, e.g. 1e-9")
+    return float(declared)
+
+
+def reload_difference(run: dict, again: dict) -> tuple[float, str] | None:
+    """The largest difference between the run's metrics and the reloaded run's (relative to the metric's size,
+    absolute below 1), and which metric it is; None when they are equal. A metric missing on one side, or
+    undefined on one side only, is an infinite difference."""
+    worst: tuple[float, str] | None = None
+    for split in sorted(set(run) | set(again)):
+        before, after = run.get(split) or {}, again.get(split) or {}
+        for metric in sorted(set(before) | set(after)):
+            a, b = before.get(metric), after.get(metric)
+            if a == b:
+                continue
+            size = math.inf if a is None or b is None else abs(a - b) / max(abs(a), abs(b), 1.0)
+            if worst is None or size > worst[0]:
+                worst = (size, f"{split}.{metric}={b!r} and the run measured {a!r}")
+    return worst
+
+
+def _ceiling(size: float) -> float:
+    """The power of ten above ``size``, at least 1e-12: a tolerance to suggest."""
+    return max(10.0 ** math.ceil(math.log10(size)), 1e-12) if size > 0 else 1e-12
+
+
+def _check_still_sealed(run_dir: Path) -> None:
+    """A run a callback took part in still verifies (``coupler evaluate`` would load it): on_run_end, which
+    fires after the run is sealed, wrote nothing into it."""
+    from coupler.run_directory import read_manifest
+
+    try:
+        read_manifest(run_dir)
+    except CouplerError as exc:
+        _fail(f"after the run its directory no longer verifies: {exc}",
+              "on_run_end fires after the run directory is sealed: write into run.directory in an earlier hook "
+              "(on_fit_end, on_evaluate_end), and in on_run_end only outside it")
+
+
+def _check_classes(model, X, predicted, k: int) -> None:
+    import numpy as np
+
+    n = len(predicted)
+    if not np.all(np.isin(predicted, np.arange(k))):
+        _fail(f"predict returned {sorted(set(predicted.tolist()))[:10]}, not class codes 0..{k - 1}",
+              "return class codes 0..K-1 (the order of run.classes), not the labels")
+    if getattr(model, "supports_proba", False):
+        with _step("predict_proba", "predict_proba(X) must accept what predict accepts"):
+            proba = np.asarray(model.predict_proba(X), dtype=float)
+        if proba.shape != (n, k) or not np.allclose(proba.sum(axis=1), 1, atol=1e-5) or (proba < 0).any():
+            _fail(f"predict_proba returned shape {proba.shape} whose rows do not all sum to 1",
+                  f"return probabilities, shape (rows, {k}), each row summing to 1; or supports_proba=False")
 
 
 def _torch():

@@ -1,7 +1,14 @@
-"""Reloading a finished run: ``coupler evaluate`` and ``coupler predict``.
+"""Reloading a finished run: ``coupler evaluate``, ``coupler predict``, and ``coupler.FinishedRun`` in Python.
 
 The model is rebuilt by its registered factory from the saved config and restored with ``Model.load``; the
-preprocessing from ``preprocessor.json``. Nothing is unpickled.
+preprocessing from ``preprocessor.json``. Nothing is unpickled. In Python::
+
+    from coupler import FinishedRun
+
+    run = FinishedRun("outputs/2024-05-01/12-00-00")
+    run.predict(frame)          # labels (or numbers), one per row of a DataFrame with the training columns
+    run.predict_proba(frame)    # a DataFrame, a column per class; None for a model without probabilities
+    run.transform(frame)        # the rows as the model reads them (the run's own preprocessing)
 """
 
 from __future__ import annotations
@@ -47,9 +54,18 @@ def working_directory(path: str | None):
 
 
 class FinishedRun:
-    def __init__(self, run_dir: Path, manager: PluginManager):
+    """A finished run, verified (``read_manifest``) and reloaded: its config, classes, preprocessing and model.
+
+    ``manager``: the plugin manager whose plugins rebuild the model (default: the process's, with every
+    installed plugin)."""
+
+    def __init__(self, run_dir: Path | str, manager: PluginManager | None = None):
         from omegaconf import OmegaConf
 
+        if manager is None:
+            from coupler.plugin_manager import get_plugin_manager
+
+            manager = get_plugin_manager()
         self.directory = Path(run_dir)
         self.manifest = read_manifest(self.directory)
         self.config = OmegaConf.to_container(OmegaConf.load(self.directory / "config.yaml"))
@@ -103,6 +119,40 @@ class FinishedRun:
         """The model for measuring: an exception from its predict names its component and plugin."""
         return BlamedModel(self.model, component_label(self.manager, "model", self.config["model"]["name"]))
 
+    def transform(self, rows, impute: bool = False):
+        """``rows`` (a DataFrame with the training columns, or what ``pandas.DataFrame`` accepts) as the model
+        reads them: the run's own preprocessing, after the checks ``coupler predict`` makes (every training
+        column present; numbers where the run had numbers, unless ``impute``)."""
+        import pandas as pd
+
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+        self.preprocessor.check_columns(frame)
+        self.preprocessor.check_input(frame, impute=impute)
+        return self.preprocessor.transform(frame, self.input_format)
+
+    def predict(self, rows, output_path: Path | None = None, impute: bool = False):
+        """The predictions for ``rows`` (see ``transform``), one a row: the class labels of a classifier, the
+        numbers of a regressor. (With ``output_path``, ``rows`` is a file: ``predict_file``.)"""
+        if output_path is not None:
+            return self.predict_file(rows, output_path, impute)
+        import numpy as np
+
+        predicted = np.asarray(self._predicting().predict(self.transform(rows, impute)))
+        return np.asarray(self.classes, dtype=object)[predicted.astype(int)] if self.classes else predicted
+
+    def predict_proba(self, rows, impute: bool = False):
+        """A DataFrame of class probabilities for ``rows``, a column per class label (index: the rows'); None for
+        a regressor or a model without probabilities."""
+        import pandas as pd
+
+        model = self._predicting()
+        if not self.classes or not model.supports_proba:
+            return None
+        X = self.transform(rows, impute)
+        proba = model.predict_proba(X)
+        index = rows.index if isinstance(rows, pd.DataFrame) else None
+        return None if proba is None else pd.DataFrame(proba, columns=list(self.classes), index=index)
+
     def _array_frame(self, path: Path):
         """An ``.npy`` array, or the array ``X`` of an ``.npz`` (rows, ...), flattened into the training columns."""
         import numpy as np
@@ -131,7 +181,7 @@ class FinishedRun:
                             f"{f' (sequences of {shape[0]} steps x {shape[1]} features)' if shape else ''}")
         return pd.DataFrame(array, columns=columns)
 
-    def predict(self, input_path: Path, output_path: Path, impute: bool = False) -> int:
+    def predict_file(self, input_path: Path, output_path: Path, impute: bool = False) -> int:
         """Predict every row of ``input_path`` (CSV or Parquet; ``.npy``/``.npz`` for a run on numeric features, e.g.
         sequences) into ``output_path`` (CSV): the input's
         columns, ``prediction``, and ``proba_CLASS`` columns for a classifier. Returns the row count.
@@ -149,9 +199,7 @@ class FinishedRun:
         output_path = Path(output_path)
         if output_path.is_dir():
             raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
-        self.preprocessor.check_columns(frame)
-        self.preprocessor.check_input(frame, impute=impute)
-        X = self.preprocessor.transform(frame, self.input_format)
+        X = self.transform(frame, impute)
         measured = measure(self._predicting(), X, None, [], len(self.classes))
         predictions = predictions_frame(frame.index, measured, self.classes)
         replaced = [c for c in predictions.columns if c in frame.columns]

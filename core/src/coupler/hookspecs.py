@@ -224,7 +224,12 @@ def on_export(run, exporter, paths):
 
 @hookspec
 def on_run_end(run, metrics):
-    """The run finished and its directory is complete.
+    """The run finished and its directory is complete and sealed.
+
+    Write nothing into ``run.directory`` here: its manifest already lists every file's checksum, so a file
+    added or changed now makes ``coupler evaluate`` and ``coupler predict`` refuse the run (the conformance
+    kit checks this). Files a run should keep are written in an earlier hook (``on_fit_end``,
+    ``on_evaluate_end``) and sealed with it; here, write only outside the run directory, or log.
 
     :param run: the ``RunContext``.
     :param metrics: ``{"val": {name: number}, "test": {name: number}}``, as written to ``metrics.json``.

@@ -4,7 +4,9 @@ Entry points of the ``coupler`` group are discovered once per process, the first
 components (``coupler --help`` never does). Each plugin is loaded on its own: if importing it, validating its
 hook implementations or calling its registration hooks raises, the plugin is reported as failed (name,
 distribution, version, error), whatever it had registered is rolled back, and every other plugin works.
-Set ``COUPLER_STRICT_PLUGINS=1`` to turn such a failure into an error (for CI).
+Set ``COUPLER_STRICT_PLUGINS=1`` to turn the failures into one error listing every failed plugin (for CI).
+A hook implementation whose name is no hook fails the plugin naming the closest hook, and a config file of a
+list group (``callbacks/NAME.yaml``, ...) without its ``# @package GROUP.NAME`` line fails it naming the line.
 
 A plugin module declares the plugin API versions it supports (``COUPLER_API = ">=1.0,<2"``, see
 ``coupler.hookspecs``); one whose range excludes this core's ``API_VERSION`` is skipped as ``incompatible``,
@@ -204,6 +206,8 @@ class PluginManager:
         self.distributions: dict[str, metadata.Distribution] = {}
         #: plugins that lost a component name to the plugin being loaded: reported once that load is over
         self._displaced: list[PluginInfo] = []
+        #: under ``strict``, the failures of the current load, raised together once it is over (``_raise_failures``)
+        self._failures: list[str] = []
 
     # --- loading --------------------------------------------------------------------------------------
 
@@ -218,6 +222,7 @@ class PluginManager:
                 self.plugins[name] = info
                 continue
             self._load(info, lambda module_name=module_name: importlib.import_module(module_name))
+        self._raise_failures()
 
     def load_entry_points(self) -> None:
         """Every entry point of the ``coupler`` group, in ``precedence`` order (not the order
@@ -250,11 +255,13 @@ class PluginManager:
                 self.plugins[info.name] = info
                 continue
             self._load(info, lambda ep=ep, info=info: _bounded(ep.load, self.import_timeout, info))
+        self._raise_failures()
 
     def load_object(self, name: str, plugin: object, distribution: str = "(in-process)", version: str = "") -> PluginInfo:
         """Register an already-imported plugin object (for tests and embedding)."""
         info = PluginInfo(name=name, distribution=distribution, version=version)
         self._load(info, lambda: plugin)
+        self._raise_failures()
         return info
 
     def _load(self, info: PluginInfo, load: Callable[[], object]) -> None:
@@ -280,11 +287,25 @@ class PluginManager:
             return
         try:
             # a hookimpl whose name matches no hookspec (a typo) fails the plugin instead of being ignored
-            self.hooks.check_pending()
+            self._check_hook_names(info)
             self._call_registrations(info)
         except (Exception, SystemExit) as exc:
             self._roll_back(info)
             self._fail(info, exc)
+
+    def _check_hook_names(self, info: PluginInfo) -> None:
+        """Refuse a hook implementation that matches no hook specification, naming the closest hook (pluggy's
+        own ``check_pending`` says only "unknown hook")."""
+        from coupler.errors import did_you_mean
+
+        specified = sorted(name for name, caller in vars(self.hooks.hook).items()
+                           if hasattr(caller, "has_spec") and caller.has_spec())
+        for caller in self.hooks.get_hookcallers(self.hooks.get_plugin(info.name)) or ():
+            if caller.has_spec() or all(impl.optionalhook for impl in caller.get_hookimpls()):
+                continue
+            raise PluginError(f"unknown hook {caller.name!r}: no hook of Coupler has that name."
+                              f"{did_you_mean(caller.name, specified)} The hooks are listed in coupler.hookspecs "
+                              f"(docs/plugins.md, \"The hooks\").")
 
     def _roll_back(self, info: PluginInfo) -> None:
         """Undo whatever ``info``'s plugin registered: components, hook implementations, config directories."""
@@ -334,6 +355,7 @@ class PluginManager:
                 path = Path(path)
                 if not path.is_dir():
                     raise PluginError(f"config directory {str(path)!r} does not exist")
+                check_package_headers(path)
                 info.config_dirs.append(str(path.resolve()))
 
             impl.function(register_dir)
@@ -344,11 +366,23 @@ class PluginManager:
         self._report(info)
 
     def _report(self, info: PluginInfo) -> None:
+        """A warning naming the plugin that failed; under ``strict``, the failure is kept and raised with every
+        other one of the same load (``_raise_failures``), so that CI sees them all at once."""
         source = f"plugin {info.name!r} ({info.distribution} {info.version})"
         what = "is incompatible" if info.status == "incompatible" else "failed to load"
         if self.strict:
-            raise PluginError(f"{source} {what}: {info.error} ({STRICT_ENV} is set, so this is an error)")
+            self._failures.append(f"{source} {what}: {info.error}")
+            return
         log.warning("%s %s and is skipped: %s", source, what, info.error)
+
+    def _raise_failures(self) -> None:
+        """Under ``strict``: one ``PluginError`` listing every plugin that failed in the load just over."""
+        failures, self._failures = self._failures, []
+        if len(failures) == 1:
+            raise PluginError(f"{failures[0]} ({STRICT_ENV} is set, so this is an error)")
+        if failures:
+            raise PluginError(f"{len(failures)} plugins failed ({STRICT_ENV} is set, so these are errors): "
+                              + "; ".join(f"{i}. {text}" for i, text in enumerate(failures, 1)))
 
     # --- after loading --------------------------------------------------------------------------------
 
@@ -395,6 +429,40 @@ class PluginManager:
     def get(self, kind: str, name: str) -> Component:
         return self.registry.get(kind, name)
 
+
+
+_PACKAGE_HEADER = re.compile(r"#\s*@package\s+(\S+)")
+
+
+def package_header(path: Path) -> str | None:
+    """The package a config file's ``# @package X`` header names (Hydra reads it from the comments above the
+    first key), or None without one."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                return None
+            match = _PACKAGE_HEADER.match(stripped)
+            if match:
+                return match.group(1)
+    return None
+
+
+def check_package_headers(config_dir: Path) -> None:
+    """Refuse a config file of a list group (``callbacks/NAME.yaml``, ``metrics/``, ``exporters/``) without the
+    header ``# @package GROUP.NAME``: Hydra would put its keys straight under ``GROUP`` instead of under
+    ``GROUP.NAME``, and selecting it would fail far from the cause."""
+    from coupler.registry import LIST_GROUPS
+
+    for group in sorted(LIST_GROUPS):
+        for path in sorted((Path(config_dir) / group).glob("*.yaml")):
+            wanted = f"{group}.{path.stem}"
+            found = package_header(path)
+            if found not in (wanted, f"_global_.{wanted}"):
+                now = f"its header says '# @package {found}'" if found else "it has no '# @package' header"
+                raise PluginError(f"config file {str(path)!r}: {now}; a {group} config must start with the line "
+                                  f"'# @package {wanted}' (a list group: each choice is a node of its own, "
+                                  f"{group}.{path.stem}); add it as its first line")
 
 
 def _incompatibility(plugin: object) -> str | None:

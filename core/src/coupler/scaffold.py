@@ -3,7 +3,9 @@
 The package ``coupler-NAME/`` holds a pyproject (distribution ``coupler-NAME``, entry point ``NAME`` in the
 ``coupler`` group, its config files as package data), a ``plugin.py`` with the hook implementations, a real
 working component of the kind, its Hydra config node, tests (Coupler's conformance kit and the component's own
-behaviour) and a README. The templates are the strings below; ``$name``, ``$cls``, ... are filled in by
+behaviour) and a README. The templates are files shipped with Coupler, ``coupler/templates/``: ``package/`` for
+the files every kind gets, ``KIND/`` for the component, its config and its tests (docs/plugins.md quotes them as
+the example of each kind, and a test keeps the two equal); ``$name``, ``$cls``, ... are filled in by
 ``string.Template``. This module imports only the standard library (and Coupler's error class).
 """
 
@@ -14,6 +16,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from string import Template
 
@@ -37,452 +40,20 @@ class Kind:
     usage: str  # the README's "Use" section
 
 
-# --- model ------------------------------------------------------------------------------------------------
+def template(relative: str) -> str:
+    """The text of the template ``coupler/templates/RELATIVE`` (package data), without the ``.tmpl`` ending."""
+    return (resources.files("coupler") / "templates" / f"{relative}.tmpl").read_text(encoding="utf-8")
 
-MODEL = '''\
-"""``$cls``: a linear model in NumPy, for binary, multiclass and regression tasks.
 
-Regression: ridge regression, solved in closed form. Classification: softmax (multinomial logistic)
-regression with the same L2 penalty, fitted by full-batch gradient descent. The state is saved as JSON.
+def _templates(kind: str) -> tuple[str, str, str]:
+    """The component, config and tests templates of ``kind`` (``templates/KIND/``)."""
+    return template(f"{kind}/{kind}.py"), template(f"{kind}/config.yaml"), template(f"{kind}/test.py")
 
-NumPy is imported in the methods that use it: Coupler imports this module whenever it loads plugins (even
-for ``coupler plugins``), and importing NumPy there would slow every command down.
-"""
 
-from __future__ import annotations
+#: the files every kind gets: path in the package -> template
+PACKAGE_FILES = {"pyproject.toml": "package/pyproject.toml", "README.md": "package/README.md",
+                 "src/$package/__init__.py": "package/__init__.py", "src/$package/plugin.py": "package/plugin.py"}
 
-import json
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-from coupler.components import Model, Split
-from coupler.errors import ConfigError
-
-if TYPE_CHECKING:
-    import numpy as np
-
-#: gradient-descent steps of the softmax regression
-STEPS = 500
-#: the file ``save`` writes into the run's model/ directory
-FILE = "model.json"
-
-
-class $cls(Model):
-    """Built by Coupler as ``$cls(task=..., seed=..., alpha=...)`` for ``model=$name``.
-
-    ``alpha`` is the L2 penalty on the weights (not on the intercepts): larger is smoother. The model
-    standardises its input itself, so it also works with ``preprocess.scale=none``.
-    """
-
-    input_format = "matrix"  # fit and predict receive a float NumPy array
-
-    def __init__(self, task: str, seed: int, alpha: float = 1.0):
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
-            raise ConfigError("model.alpha", alpha, "a number >= 0 (the L2 penalty; 0 for none)")
-        self.task, self.alpha = task, float(alpha)
-        self.mean = self.scale = self.weights = None
-
-    def fit(self, train: Split, val: Split | None, run) -> None:
-        import numpy as np
-
-        X = np.asarray(train.X, dtype=float)
-        self.mean, self.scale = X.mean(axis=0), X.std(axis=0)
-        self.scale[self.scale == 0] = 1.0  # a constant column is 0 once centred
-        Z = self._design(X)
-        penalty = self.alpha * np.eye(Z.shape[1])
-        penalty[-1, -1] = 0.0  # the intercept (the last column of Z) is not penalised
-        if self.task == "regression":
-            self.weights = np.linalg.lstsq(Z.T @ Z + penalty, Z.T @ train.y, rcond=None)[0][:, None]
-            return
-        Y = np.eye(len(run.classes))[train.y]  # one-hot targets: a column for each class of the task
-        # The loss's gradient changes at most by (largest eigenvalue of Z'Z / 2 + alpha) per unit of weight:
-        # a step of 1 / that always lowers the loss.
-        step = 1.0 / (np.linalg.eigvalsh(Z.T @ Z).max() / 2 + self.alpha)
-        self.weights = np.zeros((Z.shape[1], Y.shape[1]))
-        for _ in range(STEPS):
-            self.weights -= step * (Z.T @ (_softmax(Z @ self.weights) - Y) + penalty @ self.weights)
-
-    def _design(self, X) -> np.ndarray:
-        """The standardised features and a column of ones (the intercept)."""
-        import numpy as np
-
-        Z = (np.asarray(X, dtype=float) - self.mean) / self.scale
-        return np.hstack([Z, np.ones((len(Z), 1))])
-
-    def predict(self, X) -> np.ndarray:
-        scores = self._design(X) @ self.weights
-        return scores[:, 0] if self.task == "regression" else scores.argmax(axis=1)
-
-    @property
-    def supports_proba(self) -> bool:
-        return self.task != "regression"
-
-    def predict_proba(self, X) -> np.ndarray | None:
-        return _softmax(self._design(X) @ self.weights) if self.supports_proba else None
-
-    def save(self, directory: Path) -> None:
-        state = {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "weights": self.weights.tolist()}
-        (Path(directory) / FILE).write_text(json.dumps(state))
-
-    def load(self, directory: Path) -> None:
-        import numpy as np
-
-        state = json.loads((Path(directory) / FILE).read_text())
-        self.mean, self.scale, self.weights = (np.array(state[key]) for key in ("mean", "scale", "weights"))
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-'''
-
-MODEL_CONFIG = """\
-# A linear model in NumPy: ridge regression (regression), softmax regression (classification).
-# coupler train data=iris model=$name model.alpha=0.1
-name: $name
-alpha: 1.0          # L2 penalty on the weights, not the intercepts: a number >= 0 (0: none)
-"""
-
-MODEL_TESTS = '''\
-"""Tests of the $name plugin: Coupler's conformance kit, and what the model learns."""
-
-import pytest
-from coupler.errors import ConfigError
-from coupler.testing import check_plugin, train_run
-
-from $package.model import $cls
-
-
-def test_the_plugin_passes_couplers_conformance_kit():
-    check_plugin("$name")
-
-
-def test_it_classifies_iris(tmp_path):
-    metrics, run_dir = train_run(tmp_path, "data=iris", "model=$name")
-    assert metrics["test"]["accuracy"] > 0.8
-    assert (run_dir / "model" / "model.json").is_file()
-
-
-def test_it_fits_a_regression(tmp_path):
-    metrics, _ = train_run(tmp_path, "data=diabetes", "model=$name", "model.alpha=10")
-    assert metrics["test"]["r2"] > 0.3
-
-
-def test_a_negative_alpha_is_refused():
-    with pytest.raises(ConfigError, match="model.alpha"):
-        $cls(task="binary", seed=0, alpha=-1)
-'''
-
-# --- data -------------------------------------------------------------------------------------------------
-
-DATA = '''\
-"""``load_$name``: a synthetic classification table, generated from a seed.
-
-NumPy and pandas are imported inside the loader, so that loading the plugin stays instant.
-"""
-
-from __future__ import annotations
-
-from coupler.dataset import Dataset
-from coupler.errors import ConfigError
-
-GROUPS = ("a", "b", "c")
-
-
-def load_$name(rows: int = 500, features: int = 4, noise: float = 0.5, seed: int = 0) -> Dataset:
-    """``rows`` rows of ``features`` standard-normal columns ``x0``, ``x1``, ... and a categorical column
-    ``group``; the target is ``positive`` where a hidden linear score of them, plus Gaussian ``noise``, is
-    above zero, else ``negative``. The same arguments always give the same table."""
-    import numpy as np
-    import pandas as pd
-
-    for key, value, least in (("rows", rows, 20), ("features", features, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ConfigError(f"data.{key}", value, f"a whole number of at least {least}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
-        raise ConfigError("data.noise", noise, "a number >= 0 (the noise's standard deviation)")
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame(rng.standard_normal((rows, features)), columns=[f"x{i}" for i in range(features)])
-    X["group"] = rng.choice(GROUPS, size=rows)
-    score = X.iloc[:, :features].to_numpy() @ rng.standard_normal(features)
-    score += X["group"].map(dict(zip(GROUPS, rng.standard_normal(len(GROUPS))))).to_numpy()
-    score += noise * rng.standard_normal(rows)
-    y = pd.Series(np.where(score > 0, "positive", "negative"), name="target")
-    return Dataset(X, y, name="$name", categorical=["group"])
-'''
-
-DATA_CONFIG = """\
-# A synthetic classification table generated from a seed: coupler train data=$name data.rows=2000
-name: $name
-rows: 500           # at least 20
-features: 4         # numeric columns x0, x1, ...; a categorical column "group" comes on top
-noise: 0.5          # standard deviation of the noise added to the hidden linear score
-seed: 0             # the table's own seed: the same values give the same table
-"""
-
-DATA_TESTS = '''\
-"""Tests of the $name plugin: Coupler's conformance kit, and the table it generates."""
-
-import pytest
-from coupler.errors import ConfigError
-from coupler.testing import check_plugin, train_run
-
-from $package.data import load_$name
-
-
-def test_the_plugin_passes_couplers_conformance_kit():
-    check_plugin("$name")
-
-
-def test_the_table_has_the_rows_asked_for_and_depends_only_on_the_seed():
-    first, again = load_$name(rows=100, seed=3), load_$name(rows=100, seed=3)
-    other = load_$name(rows=100, seed=4)
-    assert len(first.X) == len(first.y) == 100
-    assert first.X.equals(again.X) and first.y.equals(again.y)
-    assert not first.X.equals(other.X)
-    assert set(first.y) == {"positive", "negative"} and first.categorical == ["group"]
-
-
-def test_a_model_learns_it(tmp_path):
-    pytest.importorskip("coupler_sklearn", reason="training needs a model plugin (coupler-sklearn)")
-    metrics, _ = train_run(tmp_path, "data=$name", "data.rows=1000", "model=logistic_regression")
-    assert metrics["test"]["accuracy"] > 0.8
-
-
-def test_too_few_rows_are_refused():
-    with pytest.raises(ConfigError, match="data.rows"):
-        load_$name(rows=5)
-'''
-
-# --- callback ---------------------------------------------------------------------------------------------
-
-CALLBACK = '''\
-"""``${cls}Callback``: a JSON-lines log of a run's events, written into the run directory as they happen."""
-
-from __future__ import annotations
-
-import json
-
-from coupler import hookimpl
-from coupler.errors import ConfigError
-
-
-class ${cls}Callback:
-    """Appends one JSON object per line to ``RUN_DIR/FILENAME``: each epoch's metrics (from models that
-    train in epochs) and each evaluated split's metrics. Every line is written before the run is sealed, so
-    the file is part of the run's checksummed files; ``on_run_end`` only logs where it is."""
-
-    def __init__(self, filename: str = "$name.jsonl"):
-        if not isinstance(filename, str) or not filename.endswith(".jsonl") or "/" in filename:
-            raise ConfigError("callbacks.$name.filename", filename,
-                              "a file name ending in .jsonl, without a directory")
-        self.filename, self.events = filename, 0
-
-    def _write(self, run, record: dict) -> None:
-        run.directory.mkdir(parents=True, exist_ok=True)  # an in-process run makes it only when it saves
-        with open(run.directory / self.filename, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\\n")
-        self.events += 1
-
-    @hookimpl
-    def on_epoch_end(self, run, epoch, metrics):
-        self._write(run, {"event": "epoch", "epoch": epoch, **metrics})
-
-    @hookimpl
-    def on_evaluate_end(self, run, split, metrics):
-        self._write(run, {"event": "evaluate", "split": split, **metrics})
-
-    @hookimpl
-    def on_run_end(self, run, metrics):
-        run.log.info("callback $name: %d events in %s", self.events, run.directory / self.filename)
-'''
-
-CALLBACK_CONFIG = """\
-# @package callbacks.$name
-# A JSON-lines log of the run's events (epochs, evaluated splits): coupler train 'callbacks=[$name]'
-name: $name
-filename: $name.jsonl   # written into the run directory
-"""
-
-CALLBACK_TESTS = '''\
-"""Tests of the $name plugin: Coupler's conformance kit, and the events the callback writes."""
-
-import json
-from types import SimpleNamespace
-
-import pytest
-from coupler.testing import check_plugin, train_run
-
-from $package.callback import ${cls}Callback
-
-
-def test_the_plugin_passes_couplers_conformance_kit():
-    check_plugin("$name")
-
-
-def test_each_epoch_is_one_line(tmp_path):
-    callback, run = ${cls}Callback(), SimpleNamespace(directory=tmp_path)
-    callback.on_epoch_end(run=run, epoch=0, metrics={"val_loss": 0.5})
-    callback.on_epoch_end(run=run, epoch=1, metrics={"val_loss": 0.25})
-    lines = (tmp_path / "$name.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [{"event": "epoch", "epoch": 0, "val_loss": 0.5},
-                                                   {"event": "epoch", "epoch": 1, "val_loss": 0.25}]
-
-
-def test_a_run_logs_its_evaluated_splits(tmp_path):
-    pytest.importorskip("coupler_sklearn", reason="training needs a model plugin (coupler-sklearn)")
-    metrics, run_dir = train_run(tmp_path, "data=iris", "model=logistic_regression", "callbacks=[$name]")
-    events = [json.loads(line) for line in (run_dir / "$name.jsonl").read_text().splitlines()]
-    evaluated = {event.pop("split"): event for event in events if event.pop("event") == "evaluate"}
-    assert evaluated == metrics
-'''
-
-# --- metric -----------------------------------------------------------------------------------------------
-
-METRIC = '''\
-"""``build_$name``: a quantile of the absolute errors, a regression metric that outliers do not sway.
-
-NumPy is imported when the metric is computed, not when Coupler loads the plugin.
-"""
-
-from __future__ import annotations
-
-from coupler.components import Metric
-from coupler.errors import ConfigError
-
-
-def build_$name(quantile: float = 0.5) -> Metric:
-    """The ``quantile`` of |y_true - y_pred|: 0.5 is the median absolute error; 0.9 the error that 90% of
-    the predictions stay within. Lower is better."""
-    if isinstance(quantile, bool) or not isinstance(quantile, (int, float)) or not 0 <= quantile <= 1:
-        raise ConfigError("metrics.$name.quantile", quantile, "a number from 0 to 1 (0.5: the median)")
-
-    def compute(y_true, y_pred, y_proba, n_classes) -> float:
-        import numpy as np
-
-        errors = np.abs(np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float))
-        return float(np.quantile(errors, quantile))
-
-    return Metric("$name", compute, tasks=("regression",), greater_is_better=False)
-'''
-
-METRIC_CONFIG = """\
-# @package metrics.$name
-# A quantile of the absolute errors (regression; lower is better):
-# coupler train data=diabetes model=linear_regression 'metrics=[$name,rmse]'
-name: $name
-quantile: 0.5       # 0.5: the median absolute error; 0.9: the error 90% of predictions stay within
-"""
-
-METRIC_TESTS = '''\
-"""Tests of the $name plugin: Coupler's conformance kit, and the values the metric gives."""
-
-import numpy as np
-import pandas as pd
-import pytest
-from coupler.errors import ConfigError
-from coupler.testing import check_plugin, train_run
-
-from $package.metric import build_$name
-
-
-def test_the_plugin_passes_couplers_conformance_kit():
-    check_plugin("$name")
-
-
-def test_it_is_the_quantile_of_the_absolute_errors():
-    y_true, y_pred = np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.array([1.0, 3.0, 6.0, 4.0, -5.0])
-    assert build_$name()(y_true, y_pred) == 1.0
-    assert build_$name(quantile=1)(y_true, y_pred) == 10.0
-    with pytest.raises(ConfigError, match="quantile"):
-        build_$name(quantile=2)
-
-
-def test_a_run_reports_it_for_its_predictions(tmp_path):
-    pytest.importorskip("coupler_sklearn", reason="training needs a model plugin (coupler-sklearn)")
-    metrics, run_dir = train_run(tmp_path, "data=diabetes", "model=linear_regression", "metrics=[$name,mae]")
-    predictions = pd.read_csv(run_dir / "predictions_test.csv")
-    expected = np.median(np.abs(predictions["target"] - predictions["prediction"]))
-    assert metrics["test"]["$name"] == pytest.approx(expected)
-'''
-
-# --- exporter ---------------------------------------------------------------------------------------------
-
-EXPORTER = '''\
-"""``${cls}Exporter``: a JSON summary of the run, for a registry, a dashboard or a deployment script."""
-
-from __future__ import annotations
-
-import json
-from pathlib import Path
-
-from coupler.components import Exporter
-from coupler.errors import ConfigError
-
-
-class ${cls}Exporter(Exporter):
-    """Writes ``exports/$name.json``: the model's config node, the data set, the task, the classes, the
-    features the model reads and the metrics of every split."""
-
-    def __init__(self, indent: int | None = 2):
-        if indent is not None and (isinstance(indent, bool) or not isinstance(indent, int) or indent < 0):
-            raise ConfigError("exporters.$name.indent", indent, "a whole number >= 0, or null for one line")
-        self.indent = indent
-
-    def export(self, model, run, directory: Path) -> list[Path]:
-        summary = {
-            "model": run.config["model"],
-            "data": run.config["data"]["name"],
-            "task": run.task,
-            "classes": run.classes,
-            "features": run.feature_names,
-            "seed": run.seed,
-            "metrics": json.loads((run.directory / "metrics.json").read_text()),
-        }
-        path = Path(directory) / "$name.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=self.indent, default=str) + "\\n", encoding="utf-8")
-        return [path]
-'''
-
-EXPORTER_CONFIG = """\
-# @package exporters.$name
-# A JSON summary of the run in RUN_DIR/exports/$name.json: coupler train 'exporters=[$name]'
-name: $name
-indent: 2           # null: one line
-"""
-
-EXPORTER_TESTS = '''\
-"""Tests of the $name plugin: Coupler's conformance kit, and the summary the exporter writes."""
-
-import json
-
-import pytest
-from coupler.errors import ConfigError
-from coupler.testing import check_plugin, train_run
-
-from $package.exporter import ${cls}Exporter
-
-
-def test_the_plugin_passes_couplers_conformance_kit():
-    check_plugin("$name")
-
-
-def test_a_run_exports_its_summary(tmp_path):
-    pytest.importorskip("coupler_sklearn", reason="training needs a model plugin (coupler-sklearn)")
-    metrics, run_dir = train_run(tmp_path, "data=iris", "model=logistic_regression", "exporters=[$name]")
-    summary = json.loads((run_dir / "exports" / "$name.json").read_text())
-    assert summary["model"]["name"] == "logistic_regression" and summary["data"] == "iris"
-    assert summary["task"] == "multiclass" and summary["classes"] == ["setosa", "versicolor", "virginica"]
-    assert len(summary["features"]) == 4 and summary["metrics"] == metrics
-
-
-def test_a_negative_indent_is_refused():
-    with pytest.raises(ConfigError, match="indent"):
-        ${cls}Exporter(indent=-1)
-'''
 
 # --- optimizer --------------------------------------------------------------------------------------------
 
@@ -574,22 +145,20 @@ def test_a_momentum_of_one_is_refused():
 
 KINDS: dict[str, Kind] = {
     "model": Kind("model", "register_models", "$cls", "a linear model in NumPy (ridge / softmax regression)",
-                  ("numpy",), MODEL, MODEL_CONFIG, MODEL_TESTS,
+                  ("numpy",), *_templates("model"),
                   "coupler train data=iris model=$name\ncoupler train data=diabetes model=$name model.alpha=10"),
     "data": Kind("data", "register_data_loaders", "load_$name", "a synthetic classification table from a seed",
-                 ("numpy", "pandas"), DATA, DATA_CONFIG, DATA_TESTS,
+                 ("numpy", "pandas"), *_templates("data"),
                  "coupler train data=$name\ncoupler train data=$name data.rows=5000 data.noise=1.0"),
     "callback": Kind("callbacks", "register_callbacks", "${cls}Callback",
-                     "a JSON-lines log of the run's epochs and evaluations", (), CALLBACK, CALLBACK_CONFIG,
-                     CALLBACK_TESTS, "coupler train 'callbacks=[$name]'    # writes RUN_DIR/$name.jsonl"),
+                     "a JSON-lines log of the run's epochs and evaluations", (), *_templates("callback"),
+                     "coupler train 'callbacks=[$name]'    # writes RUN_DIR/$name.jsonl"),
     "metric": Kind("metrics", "register_metrics", "build_$name",
-                   "a quantile of the absolute errors (regression)", ("numpy",), METRIC,
-                   METRIC_CONFIG, METRIC_TESTS,
+                   "a quantile of the absolute errors (regression)", ("numpy",), *_templates("metric"),
                    "coupler train data=diabetes model=linear_regression 'metrics=[$name,rmse]'\n"
                    "coupler train data=diabetes model=linear_regression 'metrics=[$name]' metrics.$name.quantile=0.9"),
     "exporter": Kind("exporters", "register_exporters", "${cls}Exporter",
-                     "a JSON summary of the run (model, data, metrics)", (), EXPORTER,
-                     EXPORTER_CONFIG, EXPORTER_TESTS,
+                     "a JSON summary of the run (model, data, metrics)", (), *_templates("exporter"),
                      "coupler train 'exporters=[$name]'    # writes RUN_DIR/exports/$name.json"),
     "optimizer": Kind("optimizer", "register_optimizers", "build_$name",
                       "SGD with momentum for the torch engine", ("torch",), OPTIMIZER, OPTIMIZER_CONFIG,
@@ -597,120 +166,6 @@ KINDS: dict[str, Kind] = {
                       "coupler train data=digits model=cnn optimizer=$name optimizer.lr=0.05   # needs coupler-torch"
                       " and a model that uses an optimizer"),
 }
-
-# --- files every kind gets ----------------------------------------------------------------------------------
-
-PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=64"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "$dist"
-version = "0.1.0"
-description = "A Coupler $kind plugin: $summary."
-readme = "README.md"
-requires-python = ">=3.10"
-dependencies = [$dependencies]
-
-[project.optional-dependencies]
-test = ["pytest"]
-
-[project.entry-points.coupler]
-$name = "$package.plugin"
-
-[tool.setuptools.packages.find]
-where = ["src"]
-
-[tool.setuptools.package-data]
-$package = ["conf/**/*.yaml"]
-
-[tool.pytest.ini_options]
-testpaths = ["tests"]
-"""
-
-INIT = '''\
-"""$dist: a Coupler $kind plugin: $summary."""
-
-__version__ = "0.1.0"
-'''
-
-PLUGIN = '''\
-"""The $name plugin: registers the $kind ``$name`` and the directory of its config file.
-
-Coupler imports this module (the ``coupler`` entry point ``$name``) whenever it loads plugins, even for
-``coupler plugins``: keep it light, and keep heavy libraries inside the component's functions.
-"""
-
-from __future__ import annotations
-
-from pathlib import Path
-
-from coupler import hookimpl
-
-from $package.$module import $factory
-
-#: The versions of Coupler's plugin API this plugin is written for; Coupler's plugin manager reads it.
-COUPLER_API = "$api"
-
-
-@hookimpl
-def $hook(register):
-    register("$name", $factory,
-             description="$summary")
-
-
-@hookimpl
-def register_config_dirs(register):
-    register(Path(__file__).parent / "conf")
-'''
-
-README = """\
-# $dist
-
-A [Coupler](https://pypi.org/project/coupler/) $kind plugin: $summary.
-
-It registers the $kind `$name` through the entry point `$name = "$package.plugin"` of the `coupler`
-group, and its config node `src/$package/conf/$group/$name.yaml` (each key there is a parameter of the
-$kind; set any on the command line).
-
-## Install
-
-```console
-pip install -e .
-coupler plugins          # lists the plugin $name, status ok
-```
-
-## Use
-
-```console
-$usage
-```
-
-## Test
-
-```console
-pip install -e ".[test]"
-python -m pytest
-```
-
-`tests/test_$name.py` runs Coupler's conformance kit (`coupler.testing.check_plugin("$name")`), which checks
-the plugin against Coupler's contracts, and tests what the $kind does.
-
-## Publish
-
-Set the version in `pyproject.toml`, then build and upload the sdist and the wheel:
-
-```console
-python -m pip install build twine
-python -m build
-python -m twine check dist/*
-python -m twine upload dist/*     # --repository testpypi to try it first
-```
-
-Once published, `pip install $dist` is all a Coupler user needs: Coupler finds the plugin by its entry point.
-"""
-
 
 def check_name(name: str) -> None:
     """Refuse a name that cannot be a component, an entry point and part of a package name."""
@@ -769,10 +224,7 @@ def render(name: str, kind: str = "model") -> dict[str, str]:
     values["usage"] = Template(spec.usage).substitute(values)
     values["dependencies"] = ", ".join(f'"{d}"' for d in (coupler_requirement(), *spec.dependencies))
     files = {
-        "pyproject.toml": PYPROJECT,
-        "README.md": README,
-        f"src/{package}/__init__.py": INIT,
-        f"src/{package}/plugin.py": PLUGIN,
+        **{Template(path).substitute(values): template(relative) for path, relative in PACKAGE_FILES.items()},
         f"src/{package}/{kind}.py": spec.component,
         f"src/{package}/conf/{spec.group}/{name}.yaml": spec.config,
         f"tests/test_{name}.py": spec.tests,

@@ -88,7 +88,7 @@ def train_run(directory: Path, *overrides: str, name: str = "run", manager=None)
     """Train ``overrides`` in-process into ``directory / name``; return the metrics and the run directory.
     ``manager``: a ``PluginManager`` of the test's own (e.g. with a plugin object loaded); the installed
     plugins' by default."""
-    from coupler.cli import compose
+    from coupler.config import compose
     from coupler.plugin_manager import get_plugin_manager
     from coupler.training import train
 
