@@ -10,14 +10,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["__version__", "hookimpl", "hookspec"]
 
 
 def __getattr__(name: str):
-    """``coupler.hookimpl``: the marker from ``coupler.hookspecs``, imported when first asked for."""
-    if name == "hookimpl":
-        from coupler.hookspecs import hookimpl
+    """``coupler.hookimpl`` (and ``coupler.hookspec``, for a plugin's own hooks): the markers from
+    ``coupler.hookspecs``, imported when first asked for."""
+    if name in ("hookimpl", "hookspec"):
+        from coupler import hookspecs
 
-        globals()["hookimpl"] = hookimpl
-        return hookimpl
+        globals()[name] = getattr(hookspecs, name)
+        return globals()[name]
     raise AttributeError(f"module 'coupler' has no attribute {name!r}")
