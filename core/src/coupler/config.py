@@ -367,12 +367,12 @@ def _check_default_choices(manager: PluginManager, overridden: set[str]) -> None
     registry = manager.registry
     if not registry.components("model"):
         raise CouplerError("no model is installed: pip install coupler-sklearn (or another model plugin); coupler "
-                           "plugins lists what is installed")
+                           "plugins lists what is installed" + registry.unavailable_note().replace("\n", " "))
     for group, choice in default_choices(manager).items():
         if group in ("data", "model") and choice is None and group not in overridden:
             listing = ", ".join(sorted(group_options(manager, group))) or "none installed"
             raise CouplerError(f"no {group} is chosen and no installed plugin offers a default one: choose one with "
-                               f"{group}=NAME ({listing})")
+                               f"{group}=NAME ({listing}).{registry.unavailable_note()}")
 
 
 def _choices(override, list_groups: frozenset[str]) -> list:

@@ -223,11 +223,7 @@ class Registry:
         options = {c.name: c.plugin for c in self.components(kind)}
         options.update(extra_options or {})
         group = self.group(kind)
-        note = (f"\nPlugins disabled by COUPLER_DISABLE_PLUGINS, whose components are not listed: "
-                f"{', '.join(sorted(self.disabled_plugins))}." if self.disabled_plugins else "")
-        if self.blocked_plugins:
-            note += (f"\nPlugins not allowed by COUPLER_PLUGINS_ONLY, whose components are not listed: "
-                     f"{', '.join(sorted(self.blocked_plugins))}.")
+        note = self.unavailable_note()
         if not options:
             return f"{group}={name}: no {kind} is registered. Install a plugin that provides one.{note}"
         listing = "\n".join(f"  {option:<28} (plugin: {plugin})" for option, plugin in sorted(options.items()))
@@ -235,6 +231,16 @@ class Registry:
             f"{group}={name}: unknown {kind} {name!r}.{did_you_mean(name, options)}\n"
             f"Valid choices for {group}:\n{listing}{note}"
         )
+
+    def unavailable_note(self) -> str:
+        """The lines naming the plugins whose components are not listed (COUPLER_DISABLE_PLUGINS,
+        COUPLER_PLUGINS_ONLY), for a message listing choices."""
+        note = (f"\nPlugins disabled by COUPLER_DISABLE_PLUGINS, whose components are not listed: "
+                f"{', '.join(sorted(self.disabled_plugins))}." if self.disabled_plugins else "")
+        if self.blocked_plugins:
+            note += (f"\nPlugins not allowed by COUPLER_PLUGINS_ONLY, whose components are not listed: "
+                     f"{', '.join(sorted(self.blocked_plugins))}.")
+        return note
 
     def snapshot(self) -> tuple:
         """What ``restore`` puts back: the components and the record of disabled ones."""
