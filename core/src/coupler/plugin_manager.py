@@ -247,6 +247,7 @@ class PluginManager:
                     self.registry.blocked_plugins.add(info.name)
                 self.plugins[info.name] = info
                 continue
+            self.plugins[info.name] = info  # taken now: a second entry point of this name is refused above
             loads.append((info, lambda ep=ep, info=info: _bounded(ep.load, self.import_timeout, info)))
         self._load_all(loads)
 

@@ -214,6 +214,14 @@ def resume_point(directory: Path) -> Path | None:
     return next((p for p in resume_points(directory) if p.is_file()), None)
 
 
+def _top_entry(path: Path | None, directory: Path) -> str | None:
+    """The entry of ``directory`` that holds ``path`` (``checkpoints`` for ``checkpoints/last.ckpt``), or None."""
+    if path is None or not path.resolve().is_relative_to(directory.resolve()):
+        return None
+    parts = path.resolve().relative_to(directory.resolve()).parts
+    return parts[0] if parts else None
+
+
 def _check_resumable(directory: Path, given: str) -> None:
     from coupler.errors import CouplerError
     from coupler.run_directory import MANIFEST, lock_holder, unknown_entries
@@ -232,7 +240,7 @@ def _check_resumable(directory: Path, given: str) -> None:
         raise CouplerError(f"resume={given}: the directory holds no {wanted} to continue from. An engine that can "
                            f"resume (the torch engine) writes one after the first epoch; a run killed before then, "
                            f"or of a model that cannot resume, must start again.")
-    unknown = unknown_entries(directory)
+    unknown = unknown_entries(directory, frozenset(_top_entry(p, directory) for p in resume_points(directory)))
     if unknown:
         raise CouplerError(f"resume={given}: the directory holds {', '.join(unknown[:5])}"
                            f"{' ...' if len(unknown) > 5 else ''}, which a Coupler run does not write; it was left "
@@ -278,9 +286,7 @@ def _prepare_resume(run_dir: Path) -> None:
     from coupler.run_directory import LOCK
 
     point = resume_point(run_dir)
-    kept = {"overrides.yaml", "train.log", LOCK}
-    if point is not None and point.resolve().is_relative_to(run_dir.resolve()):
-        kept.add(point.resolve().relative_to(run_dir.resolve()).parts[0])
+    kept = {"overrides.yaml", "train.log", LOCK, _top_entry(point, run_dir)}
     for path in run_dir.iterdir():
         if path.name not in kept:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
