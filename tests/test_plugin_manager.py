@@ -438,3 +438,27 @@ def test_with_no_model_installed_train_says_what_to_install():
 
     with pytest.raises(CouplerError, match=r"^no model is installed: pip install coupler-sklearn \(or another"):
         check_overrides([], manager())
+
+
+def test_an_engine_names_its_resume_point_and_the_core_keeps_that_entry_for_a_resume(tmp_path, monkeypatch):
+    from coupler import train_app
+    from coupler.errors import CouplerError
+
+    class Engine:
+        @hookimpl
+        def resume_point(self, directory):
+            return directory / "state" / "progress.json"
+
+    pm = manager()
+    pm.load_object("engine", Engine())
+    monkeypatch.setattr("coupler.plugin_manager.get_plugin_manager", lambda: pm)
+    run = tmp_path / "run"
+    (run / "state").mkdir(parents=True)
+    (run / "overrides.yaml").write_text("- data=wine\n")
+    with pytest.raises(CouplerError, match="holds no state/progress.json to continue from"):
+        train_app._check_resumable(run, "run")
+    (run / "state" / "progress.json").write_text("{}")
+    (run / "metrics.json").write_text("{}")  # written by the interrupted run before it stopped
+    train_app._check_resumable(run, "run")  # state/ is the engine's entry, not a stranger's
+    train_app._prepare_resume(run)
+    assert sorted(p.name for p in run.iterdir()) == ["overrides.yaml", "state"]
