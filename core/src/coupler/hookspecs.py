@@ -173,7 +173,7 @@ def register_kinds(register):
         components the kind holds; ``many`` makes ``group`` a list group (``group=[a,b]``); ``contract`` says in
         one line what a factory returns; ``checks`` maps a conformance rule to ``check(component)``, which raises
         ``coupler.conformance.RuleBroken(problem, fix)``; ``used_by`` names the ``Model`` attribute of models
-        that use the kind (any other model given ``GROUP=NAME`` is refused before data is read).
+        that use the kind (any other model given ``GROUP=NAME`` is refused before it trains).
     :return: None.
     """
 

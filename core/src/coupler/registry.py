@@ -34,7 +34,7 @@ class Kind:
     #: ``coupler.conformance.RuleBroken(problem, fix)`` when the built component breaks the rule
     checks: dict = field(default_factory=dict, compare=False)
     #: the ``Model`` attribute that says a model uses this kind; a model without it given ``group=NAME`` is
-    #: refused before any data is read (None: every model may be given one)
+    #: refused before it trains (None: every model may be given one)
     used_by: str | None = None
 
 

@@ -224,7 +224,7 @@ def measure_baseline(dataset: Dataset, indices, task: str, classes: list, metric
 
 
 def _check_engine_settings(config: dict, model, model_name: str, registry) -> None:
-    """Before any data is read: a group of a plugin's kind that only some models use (``Kind.used_by``, e.g. the
+    """Before anything trains: a group of a plugin's kind that only some models use (``Kind.used_by``, e.g. the
     torch engine's ``optimizer``) given to another model, and ``resume=`` for a model that cannot continue a run
     (``Model.resumable``), are errors naming the fix."""
     for kind in registry.kinds.values():
