@@ -38,16 +38,17 @@ broadcast to every observer.
 **The plugin API version.** ``API_VERSION`` versions this surface: the hooks below, the component contracts
 they name (``coupler.components``, ``coupler.dataset.Dataset``, ``coupler.context.RunContext``). Hooks and kinds a
 plugin adds are versioned by that plugin's own release (``coupler-torch``'s ``register_optimizers``). A plugin
-module declares the range it supports as a PEP 440 specifier, ``COUPLER_API = ">=1.0,<2"``; the plugin manager skips a plugin whose range excludes
-``API_VERSION``, and says which versions it needs. The **major** number goes up when a change can break a
-plugin: a hook removed or renamed, an argument removed or changed in meaning, a contract method or attribute
-that plugins implement changed, a required one added. The **minor** number goes up for additions a plugin
-may ignore: a new hook, a new optional argument, attribute or method, a new ``RunContext`` field.
+module declares the range it supports as a PEP 440 specifier, ``COUPLER_API = ">=1.0,<2"``; the plugin manager
+skips a plugin whose range excludes ``API_VERSION``, and says which versions it needs. The **major** number goes
+up when a change can break a plugin: a hook removed or renamed, an argument removed or changed in meaning, a
+contract method or attribute that plugins implement changed, a required one added. A hook that moves, with its
+name and contract, into the plugin that alone gives it meaning is not removed for the plugins that implement it:
+they already need that plugin. The **minor** number goes up for additions a plugin may ignore: a new hook, a new
+optional argument, attribute or method, a new ``RunContext`` field.
 
 API 1.1 added the extension hooks, ``default=`` and ``resume_point``, and moved ``register_optimizers`` /
-``register_schedulers`` (with ``RunContext.optimizer``, ``scheduler`` and ``resume_from``) into the torch engine,
-the one plugin that gave them meaning: a plugin that implements them needs coupler-torch anyway, and finds them
-there under the same names with the same contracts, so no plugin written for 1.0 breaks and the major number stays.
+``register_schedulers`` (with ``RunContext.optimizer``, ``scheduler`` and ``resume_from``, which only the torch
+engine read) into coupler-torch under the same names and contracts, so a plugin written for 1.0 still loads.
 """
 
 from __future__ import annotations

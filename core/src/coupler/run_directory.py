@@ -211,8 +211,8 @@ def unknown_entries(run_dir: Path, engine_entries: frozenset[str] = frozenset())
     per-split metric arrays (``NAME_val.csv``, ``NAME_test.csv``), the model's staging folder (``.model-*``),
     temporary files (``.NAME.*.tmp``) and ``engine_entries`` (where an engine keeps its resume point)."""
     def known(name: str) -> bool:
-        return (name in RUN_ENTRIES or name in engine_entries or name.endswith(("_val.csv", "_test.csv")) or name.startswith(".model-")
-                or (name.startswith(".") and name.endswith(".tmp")))
+        return (name in RUN_ENTRIES or name in engine_entries or name.endswith(("_val.csv", "_test.csv"))
+                or name.startswith(".model-") or (name.startswith(".") and name.endswith(".tmp")))
 
     return sorted(entry.name for entry in Path(run_dir).iterdir() if not known(entry.name))
 
