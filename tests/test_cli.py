@@ -189,7 +189,10 @@ def test_plugins_disable_by_environment_is_never_imported(tmp_path):
     sklearn = [p for p in json.loads(result.out) if p["name"] == "sklearn"][0]
     assert sklearn["status"] == "disabled" and sklearn["components"] == {}
     result = coupler_process("train", "hydra.run.dir=run", cwd=tmp_path, env={"COUPLER_DISABLE_PLUGINS": "sklearn"})
-    assert result.rc == 2 and "model=logistic_regression" in result.err and "(plugin: sklearn)" not in result.err
+    # the default model was sklearn's offer: with sklearn disabled, the run asks for one and says why
+    assert result.rc == 2 and "no model is chosen and no installed plugin offers a default one" in result.err
+    assert "logistic_regression" not in result.err and "COUPLER_DISABLE_PLUGINS, whose components are not listed: " \
+        "sklearn" in result.err
 
 
 def test_plugins_disable_config_key_disables_a_loaded_plugin(tmp_path):
@@ -298,7 +301,7 @@ def test_choices_of_a_disabled_builtin_are_not_offered(tmp_path):
     result = coupler_process("train", "data=csv", cwd=tmp_path, env=disabled)
     assert result.rc == 2 and "no data is registered" in result.err and "csv " not in result.err
     helped = coupler_process("train", "--help", cwd=tmp_path, env=disabled)
-    assert helped.rc == 2 and "data=iris" in helped.err and "disabled by COUPLER_DISABLE_PLUGINS" in helped.err
+    assert helped.rc == 2 and "no data is chosen" in helped.err and "disabled by COUPLER_DISABLE_PLUGINS" in helped.err
 
 
 COMPLETE = r'''
@@ -345,3 +348,30 @@ def test_completion_offers_every_command_the_parser_has():
 def test_an_unsupported_completion_shell_is_one_clear_line(coupler_cli):
     result = coupler_cli("completion", "fish")
     assert result.rc == 2 and "invalid choice: 'fish'" in result.err and "'bash', 'zsh'" in result.err
+
+def test_with_only_the_core_installed_train_says_what_to_install(tmp_path):
+    listed = json.loads(coupler_process("plugins", "--json", cwd=tmp_path).out)
+    every_plugin = {"COUPLER_DISABLE_PLUGINS": ",".join(p["name"] for p in listed if not p["builtin"])}
+    result = coupler_process("train", cwd=tmp_path, env=every_plugin)
+    assert result.rc == 2 and len(result.err.splitlines()) == 1, result.err
+    assert result.err.startswith("coupler: error: no model is installed: pip install coupler-sklearn (or another")
+    assert not list(tmp_path.iterdir()), "nothing is written"
+
+
+def test_disabling_the_metrics_plugin_leaves_runs_working_without_default_metrics(tmp_path):
+    from coupler.plugin_manager import PluginManager
+    from coupler.testing import train_run
+
+    manager = PluginManager(disabled={"metrics"})
+    manager.load_builtins()
+    manager.load_entry_points()
+    metrics, run_dir = train_run(tmp_path, manager=manager)  # logistic regression on iris, the plugins' defaults
+    assert metrics == {"val": {}, "test": {}} and (run_dir / "manifest.json").is_file()
+
+
+def test_resume_of_a_model_that_cannot_continue_a_run_is_refused_by_name(tmp_path):
+    from coupler.errors import ConfigError
+    from coupler.testing import train_run
+
+    with pytest.raises(ConfigError, match="model 'logistic_regression' cannot resume; start a new run"):
+        train_run(tmp_path, f"resume={tmp_path}")

@@ -6,9 +6,10 @@ import sys
 import types
 
 import pytest
-from coupler import hookimpl
+from coupler import hookimpl, hookspec
 from coupler.errors import PluginError
 from coupler.plugin_manager import BUILTIN_PLUGINS, PluginManager
+from coupler.components import Model
 from coupler.registry import UnknownComponentError
 
 
@@ -352,3 +353,167 @@ def test_the_error_keeps_the_plugins_own_frames_for_tools_that_point_at_its_line
         with blamed("model 'm' (plugin p, coupler-p 1.0)", "fit"):
             plugin_fit()
     assert traceback.extract_tb(error.value.__traceback__)[-1].name == "plugin_fit"
+
+
+# --- a plugin grows the surface: its own hooks, component kinds and config groups (as the torch engine does) ---
+
+
+@hookspec
+def register_sharpeners(register):
+    """Register sharpeners, selected by ``sharpener=NAME``."""
+
+
+#: a third party's hook specifications (a module, as coupler_torch.hookspecs), added with the add_hookspecs hook
+SharpenerSpecs = types.ModuleType("coupler_sharpeners.hookspecs")
+SharpenerSpecs.register_sharpeners = register_sharpeners
+del register_sharpeners
+
+
+class SharpModel(Model):
+    """A model that uses the plugin's sharpener: it builds it from the registry and the run's config node."""
+
+    uses_sharpener = True
+
+    def __init__(self, task, seed):
+        self.sharpener = None
+
+    def fit(self, train, val, run):
+        node = run.config["sharpener"] or {"name": "whetstone"}
+        run.config["sharpener"] = node  # what trained it goes into config.yaml
+        self.sharpener = run.registry.get("sharpener", node["name"]).build("sharpener", node)
+        self.majority = int(np.bincount(train.y).argmax())
+
+    def predict(self, X):
+        return np.full(len(X), self.majority)
+
+    def save(self, directory):
+        (directory / "majority.txt").write_text(str(self.majority))
+
+    def load(self, directory):
+        self.majority = int((directory / "majority.txt").read_text())
+
+
+np = pytest.importorskip("numpy")
+
+
+def sharpener_plugin(config_dir) -> types.ModuleType:
+    module = plugin(
+        add_hookspecs=lambda register: register(SharpenerSpecs),
+        register_kinds=lambda register: register("sharpener", group="sharpener", hook="register_sharpeners",
+                                                 used_by="uses_sharpener", contract="a (stone, grit) pair"),
+        register_config_groups=lambda register: register("polish", default="light"),
+        register_config_dirs=lambda register: register(config_dir),
+        register_models=lambda register: register("sharp", SharpModel, description="majority class, sharpened"),
+        register_sharpeners=lambda register: register("whetstone", lambda grit=400: ("whetstone", grit),
+                                                      description="a whetstone"),
+    )
+    module.COUPLER_API = ">=1.1,<2"
+    return module
+
+
+@pytest.fixture
+def sharpened(tmp_path):
+    (tmp_path / "conf" / "polish").mkdir(parents=True)
+    (tmp_path / "conf" / "polish" / "light.yaml").write_text("level: 1\n")
+    (tmp_path / "conf" / "polish" / "mirror.yaml").write_text("level: 9\n")
+    pm = manager()
+    info = pm.load_object("sharpeners", sharpener_plugin(tmp_path / "conf"), distribution="coupler-sharpeners")
+    assert info.status == "ok", info.error
+    return pm
+
+
+def test_a_plugin_adds_a_hook_a_kind_and_a_group_that_work_like_the_cores(sharpened, tmp_path, capsys, monkeypatch):
+    import yaml
+    from coupler import cli
+    from coupler.config import help_template
+    from coupler.testing import train_run
+
+    monkeypatch.setattr("coupler.plugin_manager.get_plugin_manager", lambda: sharpened)
+    cli.plugins(as_json=False)
+    listing = capsys.readouterr().out
+    assert "declares:  sharpener, polish group" in listing and "sharpener: whetstone" in listing
+    assert "sharpener: whetstone (sharpeners)" in help_template(sharpened)
+    assert "polish: light (sharpeners), mirror (sharpeners)" in help_template(sharpened)
+    with pytest.raises(UnknownComponentError, match="unknown sharpener 'whetstome'. Did you mean 'whetstone'"):
+        train_run(tmp_path, "model=sharp", "sharpener=whetstome", manager=sharpened)
+
+    metrics, run_dir = train_run(tmp_path, "model=sharp", "sharpener=whetstone", "sharpener.grit=1000",
+                                 "polish=mirror", manager=sharpened)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["sharpener"] == {"name": "whetstone", "grit": 1000} and saved["polish"] == {"level": 9}
+    assert metrics["test"]["accuracy"] > 0
+
+
+def test_a_kind_a_model_does_not_use_is_refused_before_any_data_is_read(sharpened, tmp_path):
+    from coupler.config import ConfigError
+    from coupler.testing import train_run
+
+    sharpened.load_object("blunt", plugin(register_models=lambda register: register("blunt", SharpModel)))
+    SharpModel.uses_sharpener = False
+    try:
+        with pytest.raises(ConfigError, match="model 'blunt' does not use a sharpener .* remove sharpener="):
+            train_run(tmp_path, "model=blunt", "sharpener=whetstone", manager=sharpened)
+    finally:
+        SharpModel.uses_sharpener = True
+
+
+def test_a_kind_that_takes_a_cores_group_fails_its_plugin_and_the_host_goes_on(caplog):
+    pm = manager()
+    info = pm.load_object("greedy", plugin(
+        add_hookspecs=lambda register: register(SharpenerSpecs),
+        register_kinds=lambda register: register("sharpener", group="model", hook="register_sharpeners")))
+    assert info.status == "failed" and "'model' is taken by kind 'model'" in info.error
+    assert "plugin 'greedy'" in caplog.text
+    assert "sharpener" not in pm.registry.kinds and pm.get("data", "iris").plugin == "datasets"
+
+
+def test_a_plugin_implementing_a_hook_nobody_added_fails_by_name():
+    pm = manager()
+    info = pm.load_object("early", plugin(register_sharpeners=lambda register: None))
+    assert info.status == "failed" and "register_sharpeners" in info.error
+
+
+def test_the_default_choice_goes_by_precedence_whatever_the_load_order():
+    pm = manager()
+    assert pm.default_choice("data") == "iris"  # the core's data sets offer it
+    assert pm.default_choice("model") is None  # the core names no model
+    pm.load_object("moons", plugin(register_data_loaders=lambda register: register("moons", dict, default=True)),
+                   distribution="coupler-moons")
+    assert pm.default_choice("data") == "iris", "a built-in's offer comes first"
+    pm.load_object("zeta", plugin(register_models=lambda register: register("zeta", dict, default=True)),
+                   distribution="coupler-zeta")
+    pm.load_object("alpha", plugin(register_models=lambda register: register("alpha", dict, default=True)),
+                   distribution="coupler-alpha")
+    assert pm.default_choice("model") == "alpha", "of two third parties, the first distribution by name"
+
+
+def test_with_no_model_installed_train_says_what_to_install():
+    from coupler.config import check_overrides
+    from coupler.errors import CouplerError
+
+    with pytest.raises(CouplerError, match=r"^no model is installed: pip install coupler-sklearn \(or another"):
+        check_overrides([], manager())
+
+
+def test_an_engine_names_its_resume_point_and_the_core_keeps_that_entry_for_a_resume(tmp_path, monkeypatch):
+    from coupler import train_app
+    from coupler.errors import CouplerError
+
+    class Engine:
+        @hookimpl
+        def resume_point(self, directory):
+            return directory / "state" / "progress.json"
+
+    pm = manager()
+    pm.load_object("engine", Engine())
+    monkeypatch.setattr("coupler.plugin_manager.get_plugin_manager", lambda: pm)
+    run = tmp_path / "run"
+    (run / "state").mkdir(parents=True)
+    (run / "overrides.yaml").write_text("- data=wine\n")
+    with pytest.raises(CouplerError, match="holds no state/progress.json to continue from"):
+        train_app._check_resumable(run, "run")
+    (run / "state" / "progress.json").write_text("{}")
+    (run / "metrics.json").write_text("{}")  # written by the interrupted run before it stopped
+    train_app._check_resumable(run, "run")  # state/ is the engine's entry, not a stranger's
+    train_app._prepare_resume(run)
+    assert sorted(p.name for p in run.iterdir()) == ["overrides.yaml", "state"]

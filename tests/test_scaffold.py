@@ -76,7 +76,9 @@ def test_each_kind_has_its_files_and_its_python_compiles(scaffolded, kind):
     assert node["name"] == name and len(node) > 1, "the config node names the component and lists its parameters"
     plugin = ast.parse((package / "plugin.py").read_text())
     declared = {t.id: n.value.value for n in plugin.body if isinstance(n, ast.Assign) for t in n.targets}
-    assert declared.get("COUPLER_API") == ">=1.0,<2"
+    from coupler.hookspecs import API_RANGE
+
+    assert declared.get("COUPLER_API") == API_RANGE
     tests = (root / "tests" / f"test_{name}.py").read_text()
     assert f'check_plugin("{name}")' in tests and "train_run(" in tests
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["FinishedRun", "__version__", "hookimpl"]
+__all__ = ["FinishedRun", "__version__", "hookimpl", "hookspec"]
 
-#: the public names imported on first use: name -> module
-_LAZY = {"hookimpl": "coupler.hookspecs", "FinishedRun": "coupler.finished_run"}
+#: the public names imported on first use: name -> module (``hookspec`` is for a plugin's own hooks)
+_LAZY = {"hookimpl": "coupler.hookspecs", "hookspec": "coupler.hookspecs", "FinishedRun": "coupler.finished_run"}
 
 
 def __getattr__(name: str):
-    """``coupler.hookimpl``, ``coupler.FinishedRun``: imported from their modules when first asked for."""
+    """``coupler.hookimpl``, ``coupler.hookspec``, ``coupler.FinishedRun``: imported from their modules when
+    first asked for."""
     if name in _LAZY:
         import importlib
 

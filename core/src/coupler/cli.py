@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
     new_plugin.add_argument("--kind", default="model", help="the component it provides: model (the default), data, "
-                                                            "callback, metric, exporter or optimizer")
+                                                            "callback, metric, exporter or optimizer (for coupler-torch)")
     new_plugin.add_argument("--directory", type=Path, default=Path("."),
                             help="where to create coupler-NAME/ (default: the current directory)")
 
@@ -150,6 +150,8 @@ def plugins(as_json: bool) -> int:
         status = f"{info.status}: {info.error}" if info.status in ("failed", "incompatible") else info.status
         source = f"{info.distribution} {info.version}" + (" (built in)" if info.builtin else "")
         print(f"{info.name:<14} {source:<34} {status}")
+        if info.declares:  # kinds and config groups of its own (register_kinds, register_config_groups)
+            print(f"    {'declares:':<10} {', '.join(info.declares)}")
         for kind, names in info.components.items():
             print(f"    {kind + ':':<10} {', '.join(sorted(names))}")
     return 0

@@ -13,39 +13,46 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coupler.errors import ConfigError, CouplerError
-from coupler.registry import GROUPS, KIND_OF_GROUP, LIST_GROUPS, UnknownComponentError
+from coupler.registry import UnknownComponentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from coupler.plugin_manager import PluginManager
 
 PRIMARY = "coupler"
-#: Coupler's own config files (csv / parquet data, trainer presets, callbacks): Hydra's primary directory
+#: Coupler's own config files (csv / parquet data, callbacks): Hydra's primary directory
 CORE_CONF = Path(__file__).parent / "conf"
-DEFAULTS = [
-    {"data": "iris"},
-    {"model": "logistic_regression"},
-    {"optimizer": None},
-    {"scheduler": None},
-    {"callbacks": []},
-    {"metrics": []},
-    {"exporters": []},
-    {"trainer": "default"},
-    # Coupler's logging: Hydra's own configs with the console on stderr; hydra/job_logging=... replaces it whole
-    {"override hydra/job_logging": "coupler"},
-    {"override hydra/hydra_logging": "coupler"},
-    "_self_",
-]
-#: config groups that are not component kinds
-SETTING_GROUPS = ("trainer",)
-#: the top-level keys of a composed config
-SETTINGS = {*GROUPS.values(), *SETTING_GROUPS, "task", "seed", "split", "preprocess", "plugins", "resume"}
+#: the top-level keys of a composed config that are the core's own settings (the groups come from the registry)
+CORE_SETTINGS = ("task", "seed", "split", "preprocess", "plugins", "resume")
 #: the keys of the core's own settings nodes
 SETTING_KEYS = {"split": ("val", "test", "stratify"), "preprocess": ("impute", "scale", "encode"), "plugins": ("disable",)}
 
 
+def defaults_list(manager: PluginManager) -> list:
+    """The primary config's defaults: each single group's default choice (the one a plugin offers, or none), empty
+    list groups, each settings group's default option, Coupler's logging. The core names no component: the
+    scikit-learn plugin offers ``model=logistic_regression``, the core's data sets ``data=iris``."""
+    registry = manager.registry
+    groups: list = [{kind.group: [] if kind.many else manager.default_choice(kind.name)}
+                    for kind in registry.kinds.values()]
+    groups += [{group.name: group.default} for group in registry.setting_groups.values()]
+    # Coupler's logging: Hydra's own configs with the console on stderr; hydra/job_logging=... replaces it whole
+    return [*groups, {"override hydra/job_logging": "coupler"}, {"override hydra/hydra_logging": "coupler"}, "_self_"]
+
+
+def default_choices(manager: PluginManager) -> dict:
+    """``{group: default choice}`` of the defaults list's groups (None: none)."""
+    return {group: choice for entry in defaults_list(manager) if isinstance(entry, dict)
+            for group, choice in entry.items() if not group.startswith("override ")}
+
+
+def settings(registry) -> set[str]:
+    """The top-level keys of a composed config: every kind's group, every settings group, the core's settings."""
+    return {*registry.groups.values(), *registry.setting_groups, *CORE_SETTINGS}
+
+
 def primary_config(manager: PluginManager) -> dict:
     return {
-        "defaults": DEFAULTS,
+        "defaults": defaults_list(manager),
         "task": "auto",
         "seed": 0,
         "split": {"val": 0.2, "test": 0.1, "stratify": "auto"},
@@ -109,10 +116,11 @@ def help_template(manager: PluginManager) -> str:
     directories that plugins add to the search path), then the composed config and Hydra's flags."""
     lines = ["coupler train [OVERRIDES...]: train and write one run directory (-m: one per combination).", "",
              "== Config groups (group=option; option (plugin)) ==", ""]
-    for group in [*GROUPS.values(), *SETTING_GROUPS]:
+    registry = manager.registry
+    for group in [*registry.groups.values(), *registry.setting_groups]:
         options = group_options(manager, group)
         listing = ", ".join(f"{name} ({plugin})" for name, plugin in sorted(options.items())) or "(none installed)"
-        lines.append(f"{group}{' (a list: ' + group + '=[a,b])' if group in LIST_GROUPS else ''}: {listing}")
+        lines.append(f"{group}{' (a list: ' + group + '=[a,b])' if group in registry.list_groups else ''}: {listing}")
     lines += ["", "== Config ==", "Override anything in the config (split.test=0.2, model.params.max_iter=500); add "
               "a key it does not list with + (+model.params.C=0.5)", "",
               "$CONFIG", "", "== Hydra flags ==", "$FLAGS_HELP"]
@@ -140,9 +148,10 @@ def group_options(manager: PluginManager, group: str, extra: tuple[str, ...] = (
     it. A file names its component (``name: ...``): the option is that component's plugin's, and a file
     whose component is not registered (its plugin is missing or disabled) offers no choice."""
     options = file_options(manager, group, extra)
-    if group not in KIND_OF_GROUP:
+    kind_of_group = manager.registry.kind_of_group
+    if group not in kind_of_group:
         return options
-    kind = KIND_OF_GROUP[group]
+    kind = kind_of_group[group]
     registered = {c.name: c.plugin for c in manager.registry.components(kind)}
     for option in list(options):
         component = _named_component(manager, group, option, extra) or option
@@ -190,12 +199,12 @@ def store_configs(manager: PluginManager) -> None:
                 provider="coupler")
     store.store(group="hydra/hydra_logging", name="coupler", node=HYDRA_LOGGING, package="hydra.hydra_logging",
                 provider="coupler")
-    for kind, group in GROUPS.items():
+    for kind, group in manager.registry.groups.items():
         with_files = file_options(manager, group)
         for component in manager.registry.components(kind):
             if component.name in with_files:
                 continue
-            package = f"{group}.{component.name}" if group in LIST_GROUPS else group
+            package = f"{group}.{component.name}" if group in manager.registry.list_groups else group
             store.store(group=group, name=component.name, node=generated_node(component), package=package,
                         provider=component.plugin)
 
@@ -260,19 +269,21 @@ def default_node(manager: PluginManager, group: str, option: str, extra: tuple[s
         except yaml.YAMLError:
             return None
         return node if isinstance(node, dict) and "defaults" not in node else ({} if node is None else None)
-    if group in KIND_OF_GROUP:
+    kind_of_group = manager.registry.kind_of_group
+    if group in kind_of_group:
         try:
-            return generated_node(manager.registry.get(KIND_OF_GROUP[group], option))
+            return generated_node(manager.registry.get(kind_of_group[group], option))
         except CouplerError:
             return None
     return None
 
 
-def check_settings(config: dict) -> None:
+def check_settings(config: dict, registry) -> None:
     """The shape and type of the core's settings, so that a bad value is a one-line error naming the key."""
-    unknown = sorted(set(config) - SETTINGS)
+    known = settings(registry)
+    unknown = sorted(set(config) - known)
     if unknown:
-        raise ConfigError(unknown[0], config[unknown[0]], f"top-level keys are {', '.join(sorted(SETTINGS))} "
+        raise ConfigError(unknown[0], config[unknown[0]], f"top-level keys are {', '.join(sorted(known))} "
                           f"(a config file with a wrong '# @package' header puts its keys at the top)")
     for key, allowed in SETTING_KEYS.items():
         node = config.get(key)
@@ -290,14 +301,15 @@ def check_settings(config: dict) -> None:
     for required in ("data", "model"):
         if not isinstance(config.get(required), dict) or not config[required].get("name"):
             raise ConfigError(required, config.get(required), f"a {required} choice: {required}=NAME (see coupler plugins)")
-    for group in GROUPS.values():
+    list_groups = registry.list_groups
+    for group in registry.groups.values():
         node = config.get(group)
         if node is None:
             continue
-        nodes = node.values() if group in LIST_GROUPS and isinstance(node, dict) else [node]
+        nodes = node.values() if group in list_groups and isinstance(node, dict) else [node]
         if not all(isinstance(n, dict) for n in nodes):
             raise ConfigError(group, node, f"a choice from the {group} group ({group}=NAME"
-                              f"{', or a list: ' + group + '=[a,b]' if group in LIST_GROUPS else ''})")
+                              f"{', or a list: ' + group + '=[a,b]' if group in list_groups else ''})")
 
 
 def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs: tuple[str, ...] = (),
@@ -319,28 +331,26 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
             reason = str(exc).splitlines()[0]
             raise ConfigError("override", line, f"{reason}. Quote values holding special characters, "
                                                 f"e.g. 'data.sep=\";\"'") from None
+    registry = manager.registry
     overridden = {o.key_or_group for o in parsed}
-    for default in DEFAULTS if own_primary else ():  # a default whose plugin is missing or disabled fails here too
-        if isinstance(default, dict):
-            ((group, choice),) = default.items()
-            if group in GROUPS.values() and isinstance(choice, str) and group not in overridden \
-                    and choice not in group_options(manager, group, extra_dirs):
-                _refuse(manager, group, choice, extra_dirs)
+    if own_primary:
+        _check_default_choices(manager, overridden)
+    known = settings(registry)
     for override in parsed:
         group = override.key_or_group
         top = group.split(".", 1)[0].split("@", 1)[0]
         value_text = override.input_line.split("=", 1)[-1]
-        if top not in SETTINGS and top != "hydra" and not top.startswith("hydra/") and not override.is_add() \
+        if top not in known and top != "hydra" and not top.startswith("hydra/") and not override.is_add() \
                 and not override.is_force_add():
-            raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(SETTINGS))} (or Hydra's: "
+            raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(known))} (or Hydra's: "
                                                  f"hydra.KEY, hydra/GROUP); {group!r} is not a Coupler setting")
         parts = group.split(".")
         if top in SETTING_KEYS and len(parts) > 1 and parts[1] not in SETTING_KEYS[top]:
             raise ConfigError(group, value_text, f"{top} has the keys {', '.join(SETTING_KEYS[top])}")
-        if override.is_delete() or (group not in GROUPS.values() and group not in SETTING_GROUPS):
+        if override.is_delete() or (group not in registry.groups.values() and group not in registry.setting_groups):
             continue
         options = group_options(manager, group, extra_dirs)
-        for choice in _choices(override):
+        for choice in _choices(override, registry.list_groups):
             if choice is None or (isinstance(choice, str) and choice in options):
                 continue
             _refuse(manager, group, choice, extra_dirs)
@@ -349,13 +359,29 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
     _check_data_values(parsed, manager)
 
 
-def _choices(override) -> list:
+def _check_default_choices(manager: PluginManager, overridden: set[str]) -> None:
+    """With no model installed, say what to install; a data or model choice the command line must make (no plugin
+    offers a default) is asked for by name, before Hydra composes."""
+    from coupler.errors import CouplerError
+
+    registry = manager.registry
+    if not registry.components("model"):
+        raise CouplerError("no model is installed: pip install coupler-sklearn (or another model plugin); coupler "
+                           "plugins lists what is installed" + registry.unavailable_note().replace("\n", " "))
+    for group, choice in default_choices(manager).items():
+        if group in ("data", "model") and choice is None and group not in overridden:
+            listing = ", ".join(sorted(group_options(manager, group))) or "none installed"
+            raise CouplerError(f"no {group} is chosen and no installed plugin offers a default one: choose one with "
+                               f"{group}=NAME ({listing}).{registry.unavailable_note()}")
+
+
+def _choices(override, list_groups: frozenset[str]) -> list:
     """The choices a group override names: one, a list (``callbacks=[a,b]``), or every value of a sweep."""
     group = override.key_or_group
     if override.is_sweep_override():
         return list(override.sweep_string_iterator())
     value = override.value()
-    if isinstance(value, list) and group not in LIST_GROUPS:
+    if isinstance(value, list) and group not in list_groups:
         raise ConfigError(group, value, f"one choice; to train with each of several, sweep them: "
                                         f"-m {group}={','.join(map(str, value))}")
     if value is None and group in ("data", "model"):
@@ -373,17 +399,19 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
     list unless it is added with ``+``. Say so here, in Coupler's words, with the keys there are and the closest."""
     from coupler.errors import did_you_mean
 
-    chosen: dict[str, list] = {g: [c] for d in DEFAULTS if isinstance(d, dict) for g, c in d.items() if g in GROUPS.values()}
+    registry = manager.registry
+    groups, list_groups = registry.groups.values(), registry.list_groups
+    chosen: dict[str, list] = {g: [c] for g, c in default_choices(manager).items() if g in groups}
     for override in parsed:
-        if override.key_or_group in GROUPS.values() and not override.is_delete():
-            chosen[override.key_or_group] = [c for c in _choices(override) if isinstance(c, str)]
+        if override.key_or_group in groups and not override.is_delete():
+            chosen[override.key_or_group] = [c for c in _choices(override, list_groups) if isinstance(c, str)]
     for override in parsed:
         parts = override.key_or_group.split(".")
         group = parts[0]
-        if group not in GROUPS.values() or len(parts) < 2 or override.is_add() or override.is_force_add() \
+        if group not in groups or len(parts) < 2 or override.is_add() or override.is_force_add() \
                 or override.is_delete():
             continue
-        if group in LIST_GROUPS:
+        if group in list_groups:
             options, path = ([parts[1]] if parts[1] in chosen.get(group, []) else []), parts[2:]
         else:
             options, path = chosen.get(group, []), parts[1:]
@@ -395,7 +423,7 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                                   f"choose one first: {group}=NAME {override.input_line} ({group} choices: {listing})")
         for option in (o for o in options if isinstance(o, str)):
             node = default_node(manager, group, option, extra_dirs)
-            prefix = f"{group}.{option}" if group in LIST_GROUPS else group
+            prefix = f"{group}.{option}" if group in list_groups else group
             for depth, key in enumerate(path):
                 if not isinstance(node, dict):
                     break
@@ -406,7 +434,7 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                     raise ConfigError(override.key_or_group, _given(override),
                                       f"the config of {group}={option} lists no {where}.{key} ({where} holds {listed})."
                                       f"{close} Hydra sets only keys a config lists; to pass a key it does not list, "
-                                      f"add it: +{override.input_line} (the {KIND_OF_GROUP[group]} then checks it)")
+                                      f"add it: +{override.input_line} (the {registry.kind_of_group[group]} then checks it)")
                 node = node[key]
 
 
@@ -423,7 +451,7 @@ def _check_data_values(parsed: list, manager: PluginManager) -> None:
     chosen = [o for o in parsed if o.key_or_group == "data" and not o.is_delete()]
     if chosen and chosen[-1].is_sweep_override():
         return  # several loaders: each job's loader checks its own values
-    choice = chosen[-1].value() if chosen else next(d["data"] for d in DEFAULTS if isinstance(d, dict) and "data" in d)
+    choice = chosen[-1].value() if chosen else default_choices(manager).get("data")
     if not isinstance(choice, str):
         return
     try:
@@ -440,8 +468,8 @@ def _check_data_values(parsed: list, manager: PluginManager) -> None:
 
 def _refuse(manager: PluginManager, group: str, choice, extra_dirs: tuple[str, ...] = ()) -> None:
     options = group_options(manager, group, extra_dirs)
-    if group in KIND_OF_GROUP:
-        kind = KIND_OF_GROUP[group]
+    if group in manager.registry.kind_of_group:
+        kind = manager.registry.kind_of_group[group]
         if (kind, choice) in manager.registry.disabled:
             manager.registry.get(kind, choice)  # raises, naming the disabled plugin
         raise UnknownComponentError(manager.registry.unknown_message(kind, str(choice), options))

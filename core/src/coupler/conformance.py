@@ -30,14 +30,11 @@ skipped with the reason; pass the missing values with ``overrides={"COMPONENT": 
   ``text``) does the same on a generated binary text set; a model that reads no table skips the tables.
 - ``data``: the ``Dataset`` has rows, distinct string column names, a usable target, and loads the same
   twice.
-- ``optimizer``: ``make(parameters)`` returns a ``torch.optim.Optimizer`` that moves the weights of a
-  quadratic downhill, and whose ``state_dict`` loads into a fresh one (a resumed run needs it).
-- ``scheduler``: ``make(optimizer, epochs=, steps_per_epoch=)`` returns ``None`` or Lightning's scheduler
-  dict, which steps and round-trips its ``state_dict``.
+- a kind a plugin declares (``register_kinds``): the rules it declares with it (``Kind.checks``); the torch
+  engine's optimizers and schedulers are checked so, by ``coupler_torch.testing``.
 - ``callback``: its hook implementations name real lifecycle hooks, each of them is called during a run with
   the kit's iterative model, the run still verifies afterwards (``on_run_end`` wrote nothing into the sealed
-  run), and a ``state_dict`` holds plain containers (checkpoints load with
-  ``weights_only=True``).
+  run), and a ``state_dict`` holds plain containers (an engine stores it with its progress).
 - ``metric``: a ``Metric`` for known tasks, whose value on known inputs is a finite number, the same twice,
   leaves its inputs alone, and scores perfect predictions at least as well as poor ones; exact expected
   values with ``metric_cases``.
@@ -45,7 +42,7 @@ skipped with the reason; pass the missing values with ``overrides={"COMPONENT": 
   empty, readable in their format (JSON, CSV, YAML, text), and ``load(paths)`` reads them back when the
   exporter has one.
 
-Heavy libraries (NumPy, pandas, Hydra, torch) are imported when a check runs, never at import time: pytest
+Heavy libraries (NumPy, pandas, Hydra) are imported when a check runs, never at import time: pytest
 loads ``coupler.testing`` in every session.
 """
 
@@ -74,8 +71,8 @@ KIT_DATA = {"binary": "conformance_binary", "multiclass": "conformance_multiclas
 KIT_TEXT = "conformance_text"
 KIT_MODEL = "conformance_iterative"
 KIT_ROWS = 200
-#: what every kit run adds, so that engines with epochs stay quick
-KIT_RUN_OVERRIDES = ("trainer.max_epochs=3", "trainer.progress_bar=false")
+#: the epochs of the kit's iterative model (an engine's settings groups shorten its runs: ``test_overrides``)
+KIT_EPOCHS = 3
 #: how far a reloaded model's metrics may differ from the run's, unless the model declares ``reload_tolerance``:
 #: the last bits of a double (a sum taken in another order), relative to the metric's size
 RELOAD_TOLERANCE = 1e-12
@@ -113,6 +110,10 @@ class _Broken(Exception):
     def __init__(self, problem: str, fix: str):
         super().__init__(problem)
         self.problem, self.fix = problem, fix
+
+
+class RuleBroken(_Broken):
+    """``RuleBroken(problem, fix)``: raised by a rule a plugin declares with its kind (``Kind.checks``)."""
 
 
 def _fail(problem: str, fix: str):
@@ -324,16 +325,21 @@ class _Kit:
         checks.append(Check(self.plugin, "plugin", self.plugin, "declares its API range", self.check_api))
         checks.append(Check(self.plugin, "plugin", self.plugin, "config files belong to components",
                             self.check_config_files))
-        kinds = {"model": self.model_checks, "data": self.data_checks, "optimizer": self.optimizer_checks,
-                 "scheduler": self.scheduler_checks, "callback": self.callback_checks,
+        kinds = {"model": self.model_checks, "data": self.data_checks, "callback": self.callback_checks,
                  "metric": self.metric_checks, "exporter": self.exporter_checks}
         for kind, names in info.components.items():
             for name in sorted(names):
                 checks.append(self.check(kind, name, "name and description", self.check_name))
                 checks.append(self.check(kind, name, "config composes", self.check_config))
                 checks.append(self.check(kind, name, "factory builds", self.check_builds))
-                checks.extend(kinds[kind](name))
+                checks.extend(kinds[kind](name) if kind in kinds else self.declared_checks(kind, name))
         return checks
+
+    def declared_checks(self, kind: str, name: str) -> list[Check]:
+        """The rules a plugin declared with its kind (``register_kinds(..., checks={rule: check})``)."""
+        declared = self.manager.registry.kinds[kind].checks
+        return [self.check(kind, name, rule, lambda kind, name, directory, rule_check=rule_check:
+                           rule_check(self.build(kind, name))) for rule, rule_check in declared.items()]
 
     def check(self, kind: str, name: str, rule: str, method) -> Check:
         return Check(self.plugin, kind, name, rule, lambda directory: method(kind, name, directory))
@@ -363,12 +369,10 @@ class _Kit:
                   f"(the one its entry point names)")
 
     def check_config_files(self, directory: Path) -> None:
-        from coupler.registry import KIND_OF_GROUP
-
         info = self.manager.plugins[self.plugin]
         for config_dir in info.config_dirs:
             for path in sorted(Path(config_dir).glob("*/*.yaml")):
-                kind = KIND_OF_GROUP.get(path.parent.name)
+                kind = self.manager.registry.kind_of_group.get(path.parent.name)
                 if kind is None:
                     continue  # a group of the plugin's own (Hydra allows any)
                 if path.stem not in self.manager.registry.names(kind):
@@ -402,17 +406,16 @@ class _Kit:
                           f"overrides={{{name!r}: ['{exc.key}=...']}}") from None
 
     def config_node(self, kind: str, name: str) -> dict:
-        from coupler.registry import GROUPS, LIST_GROUPS
-
-        group = GROUPS[kind]
-        selection = f"{group}=[{name}]" if group in LIST_GROUPS else f"{group}={name}"
+        registry = self.manager.registry
+        group, many = registry.group(kind), registry.kinds[kind].many
+        selection = f"{group}=[{name}]" if many else f"{group}={name}"
         with _step(f"composing {selection}", f"make {group}/{name}.yaml valid YAML whose keys are the factory's "
                                               f"parameters, in a directory given to register_config_dirs"):
             config = self.compose([selection, *self.component_overrides(name)], name)
-        if group in LIST_GROUPS and name not in (config.get(group) or {}):
+        if many and name not in (config.get(group) or {}):
             _fail(f"{selection} composes to {group}={config.get(group)!r}, whose keys are not under {group}.{name}",
                   f"start {group}/{name}.yaml with the line '# @package {group}.{name}'")
-        node = config[group][name] if group in LIST_GROUPS else config[group]
+        node = config[group][name] if many else config[group]
         if node.get("name") != name:
             _fail(f"{selection} composes to a node whose name is {node.get('name')!r}",
                   f"start {group}/{name}.yaml with 'name: {name}'")
@@ -422,15 +425,13 @@ class _Kit:
         self.config_node(kind, name)
 
     def build(self, kind: str, name: str):
-        from coupler.registry import GROUPS
-
         node = self.config_node(kind, name)
         component = self.manager.registry.get(kind, name)
         fix = ("make the factory accept every key of its config file (and task, seed for a model), and raise "
                "coupler.errors.ConfigError(key, value, allowed) for a bad value")
         if kind != "model":
             with _step(f"calling the factory with the config of {name!r}", fix):
-                return component.build(GROUPS[kind], node)
+                return component.build(self.manager.registry.group(kind), node)
         refusals = []
         for task in KIT_DATA:  # a model may refuse a task it cannot do, with a CouplerError
             try:
@@ -450,14 +451,13 @@ class _Kit:
             "model": (lambda o: isinstance(o, Model) or all(hasattr(o, m) for m in ("fit", "predict", "save", "load")),
                       "a coupler.components.Model (fit, predict, save, load)"),
             "data": (lambda o: isinstance(o, Dataset), "a coupler.dataset.Dataset"),
-            "optimizer": (callable, "a callable make(parameters) -> torch.optim.Optimizer"),
-            "scheduler": (callable, "a callable make(optimizer, epochs=, steps_per_epoch=)"),
             "callback": (lambda o: o is not None, "an object with lifecycle hook implementations"),
             "metric": (lambda o: isinstance(o, Metric), "a coupler.components.Metric"),
             "exporter": (lambda o: isinstance(o, Exporter) or hasattr(o, "export"),
                          "a coupler.components.Exporter (export(model, run, directory) -> paths)"),
         }
-        accepts, what = expected[kind]
+        accepts, what = expected.get(kind, (lambda o: o is not None, self.manager.registry.kinds[kind].contract
+                                            or f"what the {kind} kind's plugin documents"))
         if not accepts(built):
             _fail(f"the factory returned {type(built).__name__}", f"return {what}")
 
@@ -474,7 +474,8 @@ class _Kit:
     def run(self, overrides: list[str], directory: Path, doing: str, fix: str) -> tuple[dict, Path]:
         from coupler.training import train
 
-        config = self.compose([*overrides, *KIT_RUN_OVERRIDES])
+        shorter = [o for group in self.manager.registry.setting_groups.values() for o in group.test_overrides]
+        config = self.compose([*overrides, *shorter])
         run_dir = directory / "run"
         with _step(doing, fix):
             return train(config, run_dir, self.manager), run_dir
@@ -579,62 +580,6 @@ class _Kit:
             _fail("two loads of the same config gave different data",
                   "seed any randomness (runs, splits and reloads depend on the same rows)")
 
-    # --- optimizers and schedulers ---
-
-    def optimizer_checks(self, name: str) -> list[Check]:
-        return [self.check("optimizer", name, "steps downhill", self.check_optimizer)]
-
-    def check_optimizer(self, kind: str, name: str, directory: Path) -> None:
-        torch = _torch()
-        make = self.build("optimizer", name)
-        weight = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
-        with _step("make([weight])", "make(parameters) must build an optimizer over the parameters it is given"):
-            optimizer = make([weight])
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            _fail(f"make(parameters) returned {type(optimizer).__name__}", "return a torch.optim.Optimizer")
-        before = float((weight.detach() ** 2).sum())
-        for _ in range(3):
-            optimizer.zero_grad()
-            (weight ** 2).sum().backward()
-            with _step("optimizer.step()", "step() must update the parameters from their gradients"):
-                optimizer.step()
-        after = float((weight.detach() ** 2).sum())
-        if not after < before:
-            _fail(f"three steps on sum(w**2) went from {before:.4g} to {after:.4g}",
-                  "step against the gradient (check the sign and that the learning rate is used)")
-        with _step("loading the optimizer's state_dict into a fresh one",
-                   "state_dict() / load_state_dict() must round-trip (torch.optim.Optimizer's do)"):
-            make([torch.nn.Parameter(weight.detach().clone())]).load_state_dict(optimizer.state_dict())
-
-    def scheduler_checks(self, name: str) -> list[Check]:
-        return [self.check("scheduler", name, "schedules", self.check_scheduler)]
-
-    def check_scheduler(self, kind: str, name: str, directory: Path) -> None:
-        torch = _torch()
-        make = self.build("scheduler", name)
-        weight = torch.nn.Parameter(torch.ones(2))
-        optimizer = torch.optim.SGD([weight], lr=0.1)
-        with _step("make(optimizer, epochs=10, steps_per_epoch=5)", "accept the optimizer and the keyword "
-                                                                    "arguments epochs and steps_per_epoch"):
-            made = make(optimizer, epochs=10, steps_per_epoch=5)
-        if made is None:
-            return
-        if not isinstance(made, dict) or "scheduler" not in made:
-            _fail(f"make returned {type(made).__name__}",
-                  "return None (a constant rate) or {'scheduler': ..., 'interval': 'epoch' or 'step'}")
-        if made.get("interval", "epoch") not in ("epoch", "step"):
-            _fail(f"interval={made['interval']!r}", "set 'interval' to 'epoch' or 'step'")
-        scheduler = made["scheduler"]
-        for _ in range(3):
-            optimizer.step()
-            with _step("scheduler.step()", "the scheduler must step (a monitored one with a metric value)"):
-                scheduler.step(1.0) if "monitor" in made else scheduler.step()
-        rate = optimizer.param_groups[0]["lr"]
-        if not (isinstance(rate, float) and math.isfinite(rate) and rate >= 0):
-            _fail(f"after three steps the learning rate is {rate!r}", "keep the rate a finite number >= 0")
-        with _step("the scheduler's state_dict round trip", "state_dict() / load_state_dict() must round-trip"):
-            scheduler.load_state_dict(scheduler.state_dict())
-
     # --- callbacks ---
 
     def callback_checks(self, name: str) -> list[Check]:
@@ -670,8 +615,8 @@ class _Kit:
                 value = state()
             if not _plain(value):
                 _fail(f"state_dict() returned {value!r}, which is not plain containers",
-                      "return dicts, lists, strings, numbers, booleans, None (or tensors): checkpoints load with "
-                      "torch.load(weights_only=True)")
+                      "return dicts, lists, strings, numbers, booleans, None (or tensors): an engine stores it as "
+                      "plain data with its progress")
             with _step("load_state_dict(state_dict())", "load_state_dict must accept what state_dict returns"):
                 callback.load_state_dict(value)
 
@@ -857,14 +802,6 @@ def _check_classes(model, X, predicted, k: int) -> None:
                   f"return probabilities, shape (rows, {k}), each row summing to 1; or supports_proba=False")
 
 
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        _fail("torch is not installed", "pip install torch (optimizers and schedulers are torch components)")
-    return torch
-
-
 def _plain(value) -> bool:
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
@@ -872,7 +809,7 @@ def _plain(value) -> bool:
         return all(isinstance(k, (str, int)) and _plain(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return all(_plain(v) for v in value)
-    return type(value).__module__.startswith("torch") and type(value).__name__ == "Tensor"
+    return type(value).__name__ == "Tensor"  # an engine's tensor type (it stores its own)
 
 
 def _read_back(path: Path) -> None:
@@ -978,8 +915,7 @@ class _IterativeModel:
         classes = len(run.classes) if self.task != "regression" else 1
         target = np.eye(classes)[train.y] if self.task != "regression" else train.y[:, None]
         self.weights = np.zeros((X.shape[1] + 1, classes))
-        epochs = (run.config.get("trainer") or {}).get("max_epochs", 3)
-        for epoch in range(epochs):
+        for epoch in range(KIT_EPOCHS):
             outputs = self._outputs(X)
             gradient = (outputs - target) / len(X)
             self.weights[:-1] -= self.lr * X.T @ gradient

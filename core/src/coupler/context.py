@@ -14,7 +14,7 @@ class RunContext:
 
     Engines call ``epoch_end`` after each epoch; observers (plugins, callbacks) may set ``should_stop``.
     A callback that keeps state across epochs may offer ``state_dict()`` / ``load_state_dict(state)``: an
-    engine that checkpoints stores it, and restores it when the run is resumed.
+    engine that saves its progress stores it, and restores it when the run is resumed.
     """
 
     config: dict
@@ -29,13 +29,11 @@ class RunContext:
     #: set by an early-stopping callback: the epoch whose model is kept, and its monitored value
     best_epoch: int | None = None
     best_score: float | None = None
-    #: the run's callbacks by config key (engines act on the ones they know, e.g. checkpointing)
+    #: the run's callbacks by config key (engines act on the ones they know)
     callbacks: dict[str, Any] = field(default_factory=dict)
-    #: for a model that ``uses_optimizer``: what the ``optimizer`` and ``scheduler`` factories built
-    optimizer: Any = None
-    scheduler: Any = None
-    #: ``resume=RUN_DIR``: the checkpoint an engine continues from (``RUN_DIR/checkpoints/last.ckpt``)
-    resume_from: Path | None = None
+    #: the ``coupler.registry.Registry``: an engine builds components of its own kinds from it, with the nodes
+    #: of ``config`` (which it may fill in: ``config.yaml`` is written after ``fit``)
+    registry: Any = None
     #: what ``fit`` receives: the model's input format the run chose (``matrix``, ``frame``, ``files``,
     #: ``tokens`` or ``text``; see ``Model.input_formats``)
     input_format: str = "matrix"

@@ -21,7 +21,8 @@ def select_metrics(nodes: dict | None, task: str, model: Model, registry: Regist
     from coupler.builtin.metrics import DEFAULTS
 
     explicit = bool(nodes)
-    nodes = nodes or {name: {"name": name} for name in DEFAULTS[task]}
+    # a default metric whose plugin is disabled (COUPLER_DISABLE_PLUGINS=metrics) is left out, not an error
+    nodes = nodes or {name: {"name": name} for name in DEFAULTS[task] if registry.provider("metric", name)}
     chosen = []
     for key, node in nodes.items():
         name = (node or {}).get("name", key)

@@ -11,14 +11,23 @@ Two families of hooks exist.
 *Registration hooks* (``register_*``) are called once per process, when the plugin manager loads plugins.
 Each receives a ``register`` callable; call it once per component::
 
-    register(name, factory, description="one line for `coupler plugins`")
+    register(name, factory, description="one line for `coupler plugins`", default=False)
 
+``default=True`` offers the component as its kind's default choice (the scikit-learn plugin offers
+``logistic_regression``, the core's data sets ``iris``); of several offers, the plugin first in precedence wins.
 ``factory`` is called later, only when a run selects the component, with the keys of the component's
 config node as keyword arguments (``name`` excluded). Keep heavy imports (torch, xgboost, sklearn) inside the
 factory or in a module the factory imports, so that ``coupler --help`` and ``coupler plugins`` stay instant.
 A name registered by two plugins is an error naming both: the plugin later in precedence (the built-ins, then
 Coupler's own distributions, then the others by distribution name) is reported as failed and rolled back,
 whatever order the two load in.
+
+*Extension hooks* let a plugin grow the surface itself, as pytest's ``pytest_addhooks`` does: ``add_hookspecs``
+adds hook specifications of its own, ``register_kinds`` declares component kinds (each with its config group
+and its registration hook), ``register_config_groups`` declares groups of settings. The plugin manager calls
+them on every plugin before any registration hook, so a plugin may implement another plugin's hooks. The torch
+engine (``coupler-torch``) declares ``optimizer`` and ``scheduler`` so, with ``register_optimizers`` and
+``register_schedulers`` in ``coupler_torch.hookspecs``, and the ``trainer`` group.
 
 *Lifecycle hooks* (``on_*``) are called during a run, on every plugin and on every callback that the run's
 config selects. Their return values are ignored. ``run`` is the ``coupler.context.RunContext`` of the run.
@@ -27,13 +36,19 @@ None of the hooks is ``firstresult``: registration collects from every plugin, a
 broadcast to every observer.
 
 **The plugin API version.** ``API_VERSION`` versions this surface: the hooks below, the component contracts
-they name (``coupler.components``, ``coupler.dataset.Dataset``, ``coupler.context.RunContext``) and the
-engine contracts of the optimizer and scheduler kinds. A plugin module declares the range it supports as a
-PEP 440 specifier, ``COUPLER_API = ">=1.0,<2"``; the plugin manager skips a plugin whose range excludes
-``API_VERSION``, and says which versions it needs. The **major** number goes up when a change can break a
-plugin: a hook removed or renamed, an argument removed or changed in meaning, a contract method or attribute
-that plugins implement changed, a required one added. The **minor** number goes up for additions a plugin
-may ignore: a new hook, a new optional argument, attribute or method, a new ``RunContext`` field.
+they name (``coupler.components``, ``coupler.dataset.Dataset``, ``coupler.context.RunContext``). Hooks and kinds a
+plugin adds are versioned by that plugin's own release (``coupler-torch``'s ``register_optimizers``). A plugin
+module declares the range it supports as a PEP 440 specifier, ``COUPLER_API = ">=1.0,<2"``; the plugin manager
+skips a plugin whose range excludes ``API_VERSION``, and says which versions it needs. The **major** number goes
+up when a change can break a plugin: a hook removed or renamed, an argument removed or changed in meaning, a
+contract method or attribute that plugins implement changed, a required one added. A hook that moves, with its
+name and contract, into the plugin that alone gives it meaning is not removed for the plugins that implement it:
+they already need that plugin. The **minor** number goes up for additions a plugin may ignore: a new hook, a new
+optional argument, attribute or method, a new ``RunContext`` field.
+
+API 1.1 added the extension hooks, ``default=`` and ``resume_point``, and moved ``register_optimizers`` /
+``register_schedulers`` (with ``RunContext.optimizer``, ``scheduler`` and ``resume_from``, which only the torch
+engine read) into coupler-torch under the same names and contracts, so a plugin written for 1.0 still loads.
 """
 
 from __future__ import annotations
@@ -42,7 +57,7 @@ import pluggy
 
 PROJECT = "coupler"
 #: The plugin API this core provides (see "The plugin API version" above).
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 #: The ``COUPLER_API`` a plugin written against this API declares: this version up to the next major one.
 API_RANGE = f">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}"
 
@@ -76,30 +91,6 @@ def register_models(register):
         ``model`` config node's keys (``name`` excluded); it returns a ``coupler.components.Model``.
         The same factory rebuilds the model from the saved config when a run is reloaded, before
         ``Model.load`` restores its state.
-    :return: None.
-    """
-
-
-@hookspec
-def register_optimizers(register):
-    """Register optimizers, selected by ``optimizer=NAME``, for engines that use one (the torch engine).
-
-    Called once, when plugins are loaded.
-
-    :param register: ``register(name, factory, description=None)``. ``factory(**config)`` receives the
-        ``optimizer`` config node's keys (``name`` excluded); what it returns is the engine's contract
-        (for torch: a callable taking the model's parameters and returning a ``torch.optim.Optimizer``).
-    :return: None.
-    """
-
-
-@hookspec
-def register_schedulers(register):
-    """Register learning-rate schedulers, selected by ``scheduler=NAME``, for engines that use one.
-
-    Called once, when plugins are loaded.
-
-    :param register: ``register(name, factory, description=None)``; as for optimizers.
     :return: None.
     """
 
@@ -152,6 +143,65 @@ def register_config_dirs(register):
         (``model/NAME.yaml``, ``data/NAME.yaml``, ...). The directory joins the config search path. A
         registered component without a file of its own still gets a minimal config node ``{name: NAME}``.
     :return: None.
+    """
+
+
+# --- extension hooks ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def add_hookspecs(register):
+    """Add hook specifications of the plugin's own (pluggy's ``PluginManager.add_hookspecs``).
+
+    Called once, when plugins are loaded. It runs on every plugin before any registration hook.
+
+    :param register: ``register(namespace)`` with a module or class whose functions are marked with
+        ``coupler.hookspec`` (the torch engine's ``coupler_torch.hookspecs``).
+    :return: None.
+    """
+
+
+@hookspec
+def register_kinds(register):
+    """Declare component kinds of the plugin's own, each selected by a config group and registered by a hook.
+
+    Called once, when plugins are loaded. It runs after ``add_hookspecs`` and before any registration hook. A
+    kind so declared is listed by ``coupler plugins`` and ``coupler train --help``, chosen with ``GROUP=NAME``, checked
+    by name and by the conformance kit, exactly as the core's.
+
+    :param register: ``register(kind, *, group, hook, many=False, contract="", checks=None, used_by=None)``:
+        ``hook`` is the registration hook (``register_NAMES(register)``, added with ``add_hookspecs``) whose
+        components the kind holds; ``many`` makes ``group`` a list group (``group=[a,b]``); ``contract`` says in
+        one line what a factory returns; ``checks`` maps a conformance rule to ``check(component)``, which raises
+        ``coupler.conformance.RuleBroken(problem, fix)``; ``used_by`` names the ``Model`` attribute of models
+        that use the kind (any other model given ``GROUP=NAME`` is refused before it trains).
+    :return: None.
+    """
+
+
+@hookspec
+def register_config_groups(register):
+    """Declare config groups of settings that select no component (the torch engine's ``trainer``).
+
+    Called once, when plugins are loaded. It runs with ``register_kinds``.
+
+    :param register: ``register(group, *, default=None, description="", test_overrides=())``: the group's
+        options are the files ``GROUP/OPTION.yaml`` of the plugin's config directories; ``default`` is the option
+        every run gets; ``test_overrides`` make a run as short as a test allows (the conformance kit adds them).
+    :return: None.
+    """
+
+
+@hookspec
+def resume_point(directory):
+    """Asked whether a run in progress can continue, and from where.
+
+    The answer is the file an engine wrote in ``directory`` to continue the run from, or None.
+    ``coupler train resume=RUN_DIR`` requires one, and a run that stops keeps its directory while one exists.
+    The engine reads ``run.config["resume"]`` (the run directory) in ``Model.fit``.
+
+    :param directory: a ``pathlib.Path``.
+    :return: a ``pathlib.Path`` inside ``directory``, or None.
     """
 
 

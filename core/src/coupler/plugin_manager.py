@@ -53,7 +53,7 @@ import pluggy
 
 from coupler import hookspecs
 from coupler.errors import ConfigError, CouplerError, PluginError
-from coupler.registry import Component, DuplicateComponentError, Registry
+from coupler.registry import Component, DuplicateComponentError, Kind, Registry, SettingGroup
 
 log = logging.getLogger("coupler")
 
@@ -75,16 +75,9 @@ DEFAULT_IMPORT_TIMEOUT = 120.0
 FIRST_PARTY = frozenset({"coupler-cnn", "coupler-rnn", "coupler-sklearn", "coupler-torch", "coupler-transformer",
                          "coupler-xgboost"})
 
-#: registration hook name -> component kind
-REGISTRATION_HOOKS = {
-    "register_data_loaders": "data",
-    "register_models": "model",
-    "register_optimizers": "optimizer",
-    "register_schedulers": "scheduler",
-    "register_callbacks": "callback",
-    "register_metrics": "metric",
-    "register_exporters": "exporter",
-}
+#: hooks that grow the plugin surface, called on every plugin of a load before any registration hook (the
+#: registration hooks are the kinds': ``Registry.kinds``)
+EXTENSION_HOOKS = ("add_hookspecs", "register_kinds", "register_config_groups")
 
 
 @dataclass
@@ -97,6 +90,8 @@ class PluginInfo:
     error: str | None = None
     components: dict[str, list[str]] = field(default_factory=dict)
     config_dirs: list[str] = field(default_factory=list)
+    #: the component kinds and config groups it declared (``register_kinds``, ``register_config_groups``)
+    declares: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -208,6 +203,8 @@ class PluginManager:
         self._displaced: list[PluginInfo] = []
         #: under ``strict``, the failures of the current load, raised together once it is over (``_raise_failures``)
         self._failures: list[str] = []
+        #: hook name -> the plugin whose ``add_hookspecs`` added it
+        self.hook_owners: dict[str, str] = {}
 
     # --- loading --------------------------------------------------------------------------------------
 
@@ -226,8 +223,9 @@ class PluginManager:
 
     def load_entry_points(self) -> None:
         """Every entry point of the ``coupler`` group, in ``precedence`` order (not the order
-        importlib.metadata finds them in), each import bounded by ``import_timeout``."""
-        found = []
+        importlib.metadata finds them in), each import bounded by ``import_timeout``; every one is imported and
+        extends the surface (``EXTENSION_HOOKS``) before any registers components."""
+        found, loads = [], []
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             # each access to Distribution.metadata (and .version) parses the METADATA file again: once is enough
             meta = ep.dist.metadata if ep.dist is not None else None
@@ -254,7 +252,9 @@ class PluginManager:
                     self.registry.blocked_plugins.add(info.name)
                 self.plugins[info.name] = info
                 continue
-            self._load(info, lambda ep=ep, info=info: _bounded(ep.load, self.import_timeout, info))
+            self.plugins[info.name] = info  # taken now: a second entry point of this name is refused above
+            loads.append((info, lambda ep=ep, info=info: _bounded(ep.load, self.import_timeout, info)))
+        self._load_all(loads)
         self._raise_failures()
 
     def load_object(self, name: str, plugin: object, distribution: str = "(in-process)", version: str = "") -> PluginInfo:
@@ -265,33 +265,81 @@ class PluginManager:
         return info
 
     def _load(self, info: PluginInfo, load: Callable[[], object]) -> None:
-        self.plugins[info.name] = info
+        self._load_all([(info, load)])
+
+    def _load_all(self, loads: list[tuple[PluginInfo, Callable[[], object]]]) -> None:
+        """Import each plugin, then let each extend the surface (hook specifications, kinds, config groups), then
+        register each: a plugin may implement hooks that another one of the same load adds."""
+        imported = []
+        for info, load in loads:
+            self.plugins[info.name] = info
+            plugin = self._guarded(info, lambda load=load, info=info: self._import(info, load))
+            if plugin is not None:
+                imported.append((info, plugin))
+        extended = [(info, plugin) for info, plugin in imported
+                    if self._guarded(info, lambda info=info, plugin=plugin: self._extend(info, plugin) or True)]
+        for info, plugin in extended:
+            self._guarded(info, lambda info=info, plugin=plugin: self._register(info, plugin))
+
+    def _guarded(self, info: PluginInfo, step: Callable[[], object]) -> object:
+        """``step()``, or None when it raises: a broken plugin must never take the host down. Whatever the plugin
+        registered is rolled back and it is reported as failed, naming it."""
         try:
-            self._load_and_register(info, load)
+            return step()
+        except (Exception, SystemExit) as exc:
+            self._roll_back(info)
+            self._fail(info, exc)
+            return None
         finally:
             displaced, self._displaced = self._displaced, []
             for other in displaced:
                 self._report(other)
 
-    def _load_and_register(self, info: PluginInfo, load: Callable[[], object]) -> None:
-        try:
-            plugin = load()
-            needs = _incompatibility(plugin)
-            if needs:
-                info.status, info.error = "incompatible", needs
-                self._report(info)
-                return
-            self.hooks.register(plugin, name=info.name)
-        except (Exception, SystemExit) as exc:  # a broken plugin must never take the host down
-            self._fail(info, exc)
-            return
-        try:
-            # a hookimpl whose name matches no hookspec (a typo) fails the plugin instead of being ignored
-            self._check_hook_names(info)
-            self._call_registrations(info)
-        except (Exception, SystemExit) as exc:
-            self._roll_back(info)
-            self._fail(info, exc)
+    def _import(self, info: PluginInfo, load: Callable[[], object]) -> object:
+        plugin = load()
+        needs = _incompatibility(plugin)
+        if needs:
+            info.status, info.error = "incompatible", needs
+            self._report(info)
+            return None
+        return plugin
+
+    def _extend(self, info: PluginInfo, plugin: object) -> None:
+        """Call the plugin's extension hooks (``EXTENSION_HOOKS``), before any plugin of the load registers."""
+        calls = {"add_hookspecs": lambda namespace: self._add_hookspecs(info, namespace),
+                 "register_kinds": lambda kind, **declared: self._add_kind(info, kind, **declared),
+                 "register_config_groups": lambda group, **declared: self._add_group(info, group, **declared)}
+        for hook_name in EXTENSION_HOOKS:
+            function = getattr(plugin, hook_name, None)
+            if function is not None and getattr(function, f"{hookspecs.PROJECT}_impl", None) is not None:
+                function(calls[hook_name])
+
+    def _add_hookspecs(self, info: PluginInfo, namespace: object) -> None:
+        before = set(self.hooks.hook.__dict__)
+        self.hooks.add_hookspecs(namespace)  # pluggy refuses a namespace without specs, or a hook specified twice
+        for name in set(self.hooks.hook.__dict__) - before:
+            self.hook_owners[name] = info.name
+
+    def _add_kind(self, info: PluginInfo, kind: str, *, group: str, hook: str, many: bool = False,
+                  contract: str = "", checks: dict | None = None, used_by: str | None = None) -> None:
+        caller = getattr(self.hooks.hook, hook, None)
+        if caller is None or caller.spec is None:
+            raise PluginError(f"component kind {kind!r}: no hook specification is named {hook!r}; add it with the "
+                              f"add_hookspecs hook first")
+        self.registry.add_kind(Kind(kind, group, hook, many=many, plugin=info.name, contract=contract,
+                                    checks=dict(checks or {}), used_by=used_by))
+        info.declares.append(kind)
+
+    def _add_group(self, info: PluginInfo, group: str, *, default: str | None = None, description: str = "",
+                   test_overrides: Iterable[str] = ()) -> None:
+        self.registry.add_setting_group(SettingGroup(group, default, info.name, description, tuple(test_overrides)))
+        info.declares.append(f"{group} group")
+
+    def _register(self, info: PluginInfo, plugin: object) -> None:
+        self.hooks.register(plugin, name=info.name)
+        # a hookimpl whose name matches no hookspec (a typo) fails the plugin instead of being ignored
+        self._check_hook_names(info)
+        self._call_registrations(info)
 
     def _check_hook_names(self, info: PluginInfo) -> None:
         """Refuse a hook implementation that matches no hook specification, naming the closest hook (pluggy's
@@ -310,9 +358,10 @@ class PluginManager:
     def _roll_back(self, info: PluginInfo) -> None:
         """Undo whatever ``info``'s plugin registered: components, hook implementations, config directories."""
         self.registry.remove_plugin(info.name)
+        self.registry.remove_kinds_of(info.name)
         if self.hooks.get_plugin(info.name) is not None:
             self.hooks.unregister(name=info.name)
-        info.components, info.config_dirs = {}, []
+        info.components, info.config_dirs, info.declares = {}, [], []
 
     def _settle_clash(self, kind: str, name: str, newcomer: PluginInfo) -> None:
         """Before ``newcomer`` registers ``kind`` ``name``: if another plugin has it, the one later in
@@ -336,14 +385,15 @@ class PluginManager:
         self._displaced.append(holder)
 
     def _call_registrations(self, info: PluginInfo) -> None:
-        for hook_name, kind in REGISTRATION_HOOKS.items():
-            for impl in getattr(self.hooks.hook, hook_name).get_hookimpls():
+        self._check_hook_owners(info)
+        for kind in list(self.registry.kinds.values()):
+            for impl in getattr(self.hooks.hook, kind.hook).get_hookimpls():
                 if impl.plugin_name != info.name:
                     continue
 
-                def register(name, factory, description=None, *, _kind=kind):
+                def register(name, factory, description=None, default=False, *, _kind=kind.name):
                     self._settle_clash(_kind, name, info)
-                    self.registry.add(Component(_kind, name, factory, info.name, description or ""))
+                    self.registry.add(Component(_kind, name, factory, info.name, description or "", bool(default)))
                     info.components.setdefault(_kind, []).append(name)
 
                 impl.function(register)
@@ -359,6 +409,24 @@ class PluginManager:
                 info.config_dirs.append(str(path.resolve()))
 
             impl.function(register_dir)
+
+    def _check_hook_owners(self, info: PluginInfo) -> None:
+        """A plugin implementing a hook that another plugin added, which then failed: say so, instead of never
+        calling the implementation."""
+        for hook_name, owner in self.hook_owners.items():
+            status = self.plugins[owner].status if owner in self.plugins else "gone"
+            if owner != info.name and status != "ok" and any(
+                    impl.plugin_name == info.name for impl in getattr(self.hooks.hook, hook_name).get_hookimpls()):
+                raise PluginError(f"it implements {hook_name}, a hook of plugin {owner!r}, which is {status}; fix or "
+                                  f"install that plugin, or disable this one")
+
+    def default_choice(self, kind: str) -> str | None:
+        """The component offered as ``kind``'s default (``register(..., default=True)``): of several offers, the
+        one of the plugin first in ``precedence``, as for a name two plugins register. None: no offer."""
+        offers = [c for c in self.registry.components(kind) if c.default and c.plugin in self.plugins]
+        if not offers:
+            return None
+        return min(offers, key=lambda c: (precedence(self.plugins[c.plugin]), c.name)).name
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.status = "failed"

@@ -3,23 +3,69 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from coupler.errors import CouplerError, did_you_mean
 
-#: Component kinds, in the order ``coupler plugins`` lists them, with the config group that selects each.
-GROUPS: dict[str, str] = {
-    "data": "data",
-    "model": "model",
-    "optimizer": "optimizer",
-    "scheduler": "scheduler",
-    "callback": "callbacks",
-    "metric": "metrics",
-    "exporter": "exporters",
-}
-#: Groups that select several components at once (``metrics=[a,b]``); the others select one.
-LIST_GROUPS = frozenset({"callbacks", "metrics", "exporters"})
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: top-level config keys of the core that no plugin's group may take
+RESERVED_GROUPS = frozenset({"task", "seed", "split", "preprocess", "plugins", "resume", "hydra"})
+
+@dataclass(frozen=True)
+class Kind:
+    """A component kind: the config group that selects its components and the hook that registers them.
+
+    The core declares ``CORE_KINDS``; a plugin declares kinds of its own with the ``register_kinds`` hook (the
+    torch engine's ``optimizer`` and ``scheduler``), which then work exactly as the core's: listed by
+    ``coupler plugins`` and ``coupler train --help``, chosen with ``group=NAME``, checked by name."""
+
+    name: str
+    group: str
+    hook: str
+    #: a list group selects several components at once (``metrics=[a,b]``); the others select one
+    many: bool = False
+    #: the plugin that declared it ("coupler" for the core's own)
+    plugin: str = "coupler"
+    #: one line on what a factory returns (the conformance kit's message when it returns something else)
+    contract: str = ""
+    #: the conformance kit's extra rules for this kind: rule -> ``check(component)``, which raises
+    #: ``coupler.conformance.RuleBroken(problem, fix)`` when the built component breaks the rule
+    checks: dict = field(default_factory=dict, compare=False)
+    #: the ``Model`` attribute that says a model uses this kind; a model without it given ``group=NAME`` is
+    #: refused before it trains (None: every model may be given one)
+    used_by: str | None = None
+
+
+@dataclass(frozen=True)
+class SettingGroup:
+    """A config group of settings that selects no component (``trainer=default``), declared by a plugin with the
+    ``register_config_groups`` hook; its options are the config files ``GROUP/OPTION.yaml`` of its config
+    directories."""
+
+    name: str
+    default: str | None
+    plugin: str
+    description: str = ""
+    #: overrides that make a run as short as a test allows; the conformance kit adds them to every run
+    test_overrides: tuple[str, ...] = ()
+
+
+CORE_KINDS = (
+    Kind("data", "data", "register_data_loaders", contract="a coupler.dataset.Dataset"),
+    Kind("model", "model", "register_models", contract="a coupler.components.Model (fit, predict, save, load)"),
+    Kind("callback", "callbacks", "register_callbacks", many=True,
+         contract="an object with lifecycle hook implementations"),
+    Kind("metric", "metrics", "register_metrics", many=True, contract="a coupler.components.Metric"),
+    Kind("exporter", "exporters", "register_exporters", many=True,
+         contract="a coupler.components.Exporter (export(model, run, directory) -> paths)"),
+)
+#: The core's component kinds with the config group that selects each (a registry adds the plugins' own kinds:
+#: ``Registry.groups``).
+GROUPS: dict[str, str] = {kind.name: kind.group for kind in CORE_KINDS}
+#: The core's groups that select several components at once (``metrics=[a,b]``); the others select one.
+LIST_GROUPS = frozenset(kind.group for kind in CORE_KINDS if kind.many)
 KIND_OF_GROUP = {group: kind for kind, group in GROUPS.items()}
 
 
@@ -30,6 +76,9 @@ class Component:
     factory: Callable
     plugin: str
     description: str = ""
+    #: offered as the default choice of its kind (``register(..., default=True)``); of several offers, the plugin
+    #: first in precedence wins (``PluginManager.default_choice``)
+    default: bool = False
 
     def build(self, key: str, config: dict, **context):
         """Call the factory with the component's config node (``name`` dropped) and ``context`` (a model's
@@ -64,6 +113,10 @@ class Registry:
 
     def __init__(self) -> None:
         self._components: dict[tuple[str, str], Component] = {}
+        #: component kinds by name: the core's, then those plugins declared (``add_kind``)
+        self.kinds: dict[str, Kind] = {kind.name: kind for kind in CORE_KINDS}
+        #: settings groups plugins declared (``add_setting_group``), by group
+        self.setting_groups: dict[str, SettingGroup] = {}
         #: (kind, name) -> plugin, for components of plugins disabled after they were loaded
         self.disabled: dict[tuple[str, str], str] = {}
         #: plugins disabled before loading (COUPLER_DISABLE_PLUGINS): their components are unknown
@@ -71,9 +124,67 @@ class Registry:
         #: plugins not allowed by COUPLER_PLUGINS_ONLY (never imported): their components are unknown
         self.blocked_plugins: set[str] = set()
 
+    # --- kinds and groups -------------------------------------------------------------------------------
+
+    @property
+    def groups(self) -> dict[str, str]:
+        """Every component kind with the config group that selects it, the plugins' kinds included."""
+        return {kind.name: kind.group for kind in self.kinds.values()}
+
+    @property
+    def list_groups(self) -> frozenset[str]:
+        return frozenset(kind.group for kind in self.kinds.values() if kind.many)
+
+    @property
+    def kind_of_group(self) -> dict[str, str]:
+        return {kind.group: kind.name for kind in self.kinds.values()}
+
+    def group(self, kind: str) -> str:
+        try:
+            return self.kinds[kind].group
+        except KeyError:
+            raise CouplerError(f"no installed plugin declares the component kind {kind!r}; kinds are "
+                               f"{', '.join(self.kinds)}") from None
+
+    def add_kind(self, kind: Kind) -> None:
+        """Declare a plugin's component kind; a kind, group or hook name already in use is an error."""
+        if not NAME.match(kind.name) or not NAME.match(kind.group) or not kind.hook.startswith("register_"):
+            raise CouplerError(f"a component kind needs lowercase names and a register_* hook, not kind="
+                               f"{kind.name!r}, group={kind.group!r}, hook={kind.hook!r}")
+        for other in self.kinds.values():
+            for what, mine, theirs in (("kind", kind.name, other.name), ("config group", kind.group, other.group),
+                                       ("hook", kind.hook, other.hook)):
+                if mine == theirs:
+                    raise CouplerError(f"component kind {kind.name!r}: the {what} name {mine!r} is taken by kind "
+                                       f"{other.name!r} (plugin {other.plugin!r}); choose another name")
+        if kind.group in self.setting_groups or kind.group in RESERVED_GROUPS:
+            raise CouplerError(f"component kind {kind.name!r}: the config group {kind.group!r} is taken; choose "
+                               f"another name")
+        self.kinds[kind.name] = kind
+
+    def add_setting_group(self, group: SettingGroup) -> None:
+        """Declare a plugin's settings group; a name a kind or another group uses is an error."""
+        holder = next((k for k in self.kinds.values() if group.name in (k.name, k.group)), None) \
+            or self.setting_groups.get(group.name)
+        if holder is not None or group.name in RESERVED_GROUPS or not NAME.match(group.name):
+            owner = f" (plugin {holder.plugin!r})" if holder is not None else ""
+            raise CouplerError(f"the config group {group.name!r} is taken{owner} or not a lowercase name; choose "
+                               f"another name")
+        self.setting_groups[group.name] = group
+
+    def remove_kinds_of(self, plugin: str) -> None:
+        """Drop the kinds and settings groups ``plugin`` declared, and every component of those kinds."""
+        gone = [name for name, kind in self.kinds.items() if kind.plugin == plugin]
+        for name in gone:
+            del self.kinds[name]
+        self._components = {k: c for k, c in self._components.items() if c.kind not in gone}
+        self.setting_groups = {n: g for n, g in self.setting_groups.items() if g.plugin != plugin}
+
+    # --- components ---------------------------------------------------------------------------------------
+
     def add(self, component: Component) -> None:
-        if component.kind not in GROUPS:
-            raise CouplerError(f"unknown component kind {component.kind!r}; kinds are {', '.join(GROUPS)}")
+        if component.kind not in self.kinds:
+            raise CouplerError(f"unknown component kind {component.kind!r}; kinds are {', '.join(self.kinds)}")
         if not component.name or not isinstance(component.name, str):
             raise CouplerError(f"a {component.kind} name must be a non-empty string, not {component.name!r}")
         if not callable(component.factory):
@@ -98,7 +209,7 @@ class Registry:
             return self._components[(kind, name)]
         except KeyError:
             pass
-        group = GROUPS[kind]
+        group = self.group(kind)
         if (kind, name) in self.disabled:
             plugin = self.disabled[(kind, name)]
             raise UnknownComponentError(
@@ -111,12 +222,8 @@ class Registry:
         """The message for an unknown ``name``: every valid choice with its plugin, and the closest one."""
         options = {c.name: c.plugin for c in self.components(kind)}
         options.update(extra_options or {})
-        group = GROUPS[kind]
-        note = (f"\nPlugins disabled by COUPLER_DISABLE_PLUGINS, whose components are not listed: "
-                f"{', '.join(sorted(self.disabled_plugins))}." if self.disabled_plugins else "")
-        if self.blocked_plugins:
-            note += (f"\nPlugins not allowed by COUPLER_PLUGINS_ONLY, whose components are not listed: "
-                     f"{', '.join(sorted(self.blocked_plugins))}.")
+        group = self.group(kind)
+        note = self.unavailable_note()
         if not options:
             return f"{group}={name}: no {kind} is registered. Install a plugin that provides one.{note}"
         listing = "\n".join(f"  {option:<28} (plugin: {plugin})" for option, plugin in sorted(options.items()))
@@ -124,6 +231,16 @@ class Registry:
             f"{group}={name}: unknown {kind} {name!r}.{did_you_mean(name, options)}\n"
             f"Valid choices for {group}:\n{listing}{note}"
         )
+
+    def unavailable_note(self) -> str:
+        """The lines naming the plugins whose components are not listed (COUPLER_DISABLE_PLUGINS,
+        COUPLER_PLUGINS_ONLY), for a message listing choices."""
+        note = (f"\nPlugins disabled by COUPLER_DISABLE_PLUGINS, whose components are not listed: "
+                f"{', '.join(sorted(self.disabled_plugins))}." if self.disabled_plugins else "")
+        if self.blocked_plugins:
+            note += (f"\nPlugins not allowed by COUPLER_PLUGINS_ONLY, whose components are not listed: "
+                     f"{', '.join(sorted(self.blocked_plugins))}.")
+        return note
 
     def snapshot(self) -> tuple:
         """What ``restore`` puts back: the components and the record of disabled ones."""

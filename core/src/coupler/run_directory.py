@@ -203,16 +203,16 @@ def checksums_paths(run_dir: Path) -> list[str]:
 #: what a run writes into its directory before it is sealed (``unknown_entries``: anything else is not its own)
 RUN_ENTRIES = frozenset({"config.yaml", "overrides.yaml", "metrics.json", "preprocessor.json", "history.csv",
                          "feature_importances.csv", "predictions_test.csv", "baseline.json", "model", "exports",
-                         "checkpoints", "train.log", LOCK})
+                         "train.log", LOCK})
 
 
-def unknown_entries(run_dir: Path) -> list[str]:
+def unknown_entries(run_dir: Path, engine_entries: frozenset[str] = frozenset()) -> list[str]:
     """The names in ``run_dir`` that no run writes there: its files and folders are ``RUN_ENTRIES``, the
-    per-split metric arrays (``NAME_val.csv``, ``NAME_test.csv``), the model's staging folder (``.model-*``)
-    and temporary files (``.NAME.*.tmp``)."""
+    per-split metric arrays (``NAME_val.csv``, ``NAME_test.csv``), the model's staging folder (``.model-*``),
+    temporary files (``.NAME.*.tmp``) and ``engine_entries`` (where an engine keeps its resume point)."""
     def known(name: str) -> bool:
-        return (name in RUN_ENTRIES or name.endswith(("_val.csv", "_test.csv")) or name.startswith(".model-")
-                or (name.startswith(".") and name.endswith(".tmp")))
+        return (name in RUN_ENTRIES or name in engine_entries or name.endswith(("_val.csv", "_test.csv"))
+                or name.startswith(".model-") or (name.startswith(".") and name.endswith(".tmp")))
 
     return sorted(entry.name for entry in Path(run_dir).iterdir() if not known(entry.name))
 

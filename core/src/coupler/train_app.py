@@ -179,7 +179,7 @@ def _is_resume(override: str) -> bool:
 
 
 def _resume_command(resume: list[str], others: list[str]) -> list[str] | None:
-    """``resume=RUN_DIR`` alone: the overrides that continue the run (its own, its directory, the checkpoint),
+    """``resume=RUN_DIR`` alone: the overrides that continue the run (its own, its directory, the resume point),
     for ``restart``. The command line ``restart`` gives (those overrides already): None, go on. Anything else
     beside ``resume=`` is refused. The directory is checked to be a Coupler run in progress first."""
     from coupler.errors import CouplerError
@@ -201,6 +201,27 @@ def _resume_command(resume: list[str], others: list[str]) -> list[str] | None:
     raise drop
 
 
+def resume_points(directory: Path) -> list[Path]:
+    """Where the installed engines would continue a run in ``directory`` from (the ``resume_point`` hook)."""
+    from coupler.plugin_manager import get_plugin_manager
+
+    return [Path(p) for p in get_plugin_manager().hooks.hook.resume_point(directory=Path(directory)) if p is not None]
+
+
+def resume_point(directory: Path) -> Path | None:
+    """The file an installed engine wrote in ``directory`` to continue the run from, or None: a run without one
+    cannot resume."""
+    return next((p for p in resume_points(directory) if p.is_file()), None)
+
+
+def _top_entry(path: Path | None, directory: Path) -> str | None:
+    """The entry of ``directory`` that holds ``path`` (``checkpoints`` for ``checkpoints/last.ckpt``), or None."""
+    if path is None or not path.resolve().is_relative_to(directory.resolve()):
+        return None
+    parts = path.resolve().relative_to(directory.resolve()).parts
+    return parts[0] if parts else None
+
+
 def _check_resumable(directory: Path, given: str) -> None:
     from coupler.errors import CouplerError
     from coupler.run_directory import MANIFEST, lock_holder, unknown_entries
@@ -213,11 +234,13 @@ def _check_resumable(directory: Path, given: str) -> None:
     holder = lock_holder(directory)
     if holder:
         raise CouplerError(f"resume={given}: the run is still training ({holder}); wait for it, or stop it first.")
-    if not (directory / "checkpoints" / "last.ckpt").is_file() or not (directory / "overrides.yaml").is_file():
-        raise CouplerError(f"resume={given}: the directory holds no checkpoints/last.ckpt to continue from. "
-                           f"Engines that checkpoint (the torch engine, with trainer.resumable=true) write one after "
-                           f"the first epoch; a run killed before its first epoch ended must start again.")
-    unknown = unknown_entries(directory)
+    if resume_point(directory) is None or not (directory / "overrides.yaml").is_file():
+        wanted = " or ".join(str(p.relative_to(directory)) if p.is_relative_to(directory) else str(p)
+                             for p in resume_points(directory)) or "resume point of an installed engine"
+        raise CouplerError(f"resume={given}: the directory holds no {wanted} to continue from. An engine that can "
+                           f"resume (the torch engine) writes one after the first epoch; a run killed before then, "
+                           f"or of a model that cannot resume, must start again.")
+    unknown = unknown_entries(directory, frozenset(_top_entry(p, directory) for p in resume_points(directory)))
     if unknown:
         raise CouplerError(f"resume={given}: the directory holds {', '.join(unknown[:5])}"
                            f"{' ...' if len(unknown) > 5 else ''}, which a Coupler run does not write; it was left "
@@ -255,17 +278,17 @@ def _saved_overrides(directory: Path, given: str) -> list[str]:
 
 
 def _prepare_resume(run_dir: Path) -> None:
-    """Clear what the interrupted run left besides its checkpoints, its overrides, its log and its lock. Every
-    entry is one a run writes (``_check_resumable`` refused any other before the resume began)."""
+    """Clear what the interrupted run left besides the entry holding its resume point (the engine's, which the
+    engine tidies), its overrides, its log and its lock. Every entry is one a run writes (``_check_resumable``
+    refused any other before the resume began)."""
     import shutil
 
     from coupler.run_directory import LOCK
 
+    point = resume_point(run_dir)
+    kept = {"overrides.yaml", "train.log", LOCK, _top_entry(point, run_dir)}
     for path in run_dir.iterdir():
-        if path.name == "checkpoints":
-            for stale in path.glob(".*.tmp"):  # a checkpoint being written when the run was killed
-                stale.unlink()
-        elif path.name not in ("overrides.yaml", "train.log", LOCK):
+        if path.name not in kept:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
@@ -333,8 +356,7 @@ def _job(cfg, manager) -> dict | None:
     log_file = run_dir / f"{hydra_config.job.name}.log"
     new_log = not log_file.exists() or log_file.stat().st_size == 0
     resuming = cfg.get("resume") is not None
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    resumed_from = _file_state(checkpoint) if resuming else None
+    resumed_from = _file_state(resume_point(run_dir)) if resuming else None
 
     def failed(message: str, status: int, job_only: bool = True) -> None:
         print(f"coupler: error: {message}", file=sys.stderr)
@@ -376,8 +398,8 @@ def _job(cfg, manager) -> dict | None:
         if not isinstance(exc, CouplerError):  # a bug: one line here, the traceback in the log
             return failed(f"{type(exc).__name__}: {exc} (unexpected; {fate} Set {DEBUG_ENV}=1 to see the traceback "
                           f"on the terminal, and please report it)", EXIT_FAULT)
-        # a resume refused before it wrote a checkpoint (a damaged one, say) would be refused again: no advice
-        if fate.startswith("the run was kept") and not (resuming and _file_state(checkpoint) == resumed_from):
+        # a resume refused before it wrote a new resume point (a damaged one, say) would be refused again: no advice
+        if fate.startswith("the run was kept") and not (resuming and _file_state(resume_point(run_dir)) == resumed_from):
             print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
         return failed(str(exc), exc.exit_status)
     lock.release()
@@ -404,8 +426,10 @@ def _report_sweep(directory: Path) -> int:
     return 0
 
 
-def _file_state(path: Path) -> tuple | None:
+def _file_state(path: Path | None) -> tuple | None:
     """(size, modification time) of a file, or None: whether it was written since."""
+    if path is None:
+        return None
     try:
         stat = path.stat()
     except OSError:
@@ -422,7 +446,7 @@ def _clean_up_failed_run(run_dir: Path, log_file: Path, lock, own: bool, new_log
     never touch what was there before. Returns what became of the directory, for the error line."""
     import shutil
 
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():  # an interrupted run that can go on: keep it
+    if resume_point(run_dir) is not None:  # an interrupted run that can go on: keep it
         lock.release(keep=True)
         return f"the run was kept; continue it with: coupler train resume={run_dir}"
     lock.release()

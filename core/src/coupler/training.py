@@ -60,7 +60,7 @@ def train(config: dict, run_dir: Path, manager: PluginManager) -> dict:
     Raises ``CouplerError`` for anything the user can fix; the caller removes the half-written directory.
     """
     run_dir = Path(run_dir)
-    check_settings(config)
+    check_settings(config, manager.registry)
     if (run_dir / MANIFEST).exists():
         raise CouplerError(f"{run_dir} already holds a finished run; choose another directory.")
     run_dir.mkdir(parents=True, exist_ok=True)  # on_run_start promises it exists (Hydra makes it for the CLI)
@@ -75,9 +75,10 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     # Resolve every component by name before any work, so that a typo fails in milliseconds.
     data_component = registry.get("data", config["data"]["name"])
     model_component = registry.get("model", config["model"]["name"])
-    for kind in ("optimizer", "scheduler"):
-        if config.get(kind) and config[kind].get("name"):
-            registry.get(kind, config[kind]["name"])
+    for kind in registry.kinds.values():  # the single groups plugins declared (an engine builds them itself)
+        node = config.get(kind.group)
+        if kind.plugin != "coupler" and not kind.many and isinstance(node, dict) and node.get("name"):
+            registry.get(kind.name, node["name"])
     callback_nodes = config.get("callbacks") or {}
     exporter_nodes = config.get("exporters") or {}
     callbacks = [registry.get("callback", n.get("name", k)).build(f"callbacks.{k}", n) for k, n in callback_nodes.items()]
@@ -87,9 +88,7 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     labels = {id(callback): component_label(manager, "callback", node.get("name", key))
               for (key, node), callback in zip(callback_nodes.items(), callbacks)}
     run = RunContext(config=config, directory=run_dir, hooks=BlamedHooks(manager, run_dir, labels), seed=seed,
-                     callbacks=dict(zip(callback_nodes, callbacks)))
-    if config.get("resume"):
-        run.resume_from = Path(config["resume"]) / "checkpoints" / "last.ckpt"
+                     callbacks=dict(zip(callback_nodes, callbacks)), registry=registry)
     registered = []
     try:
         for callback in callbacks:
@@ -120,7 +119,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
         raise CouplerError(f"model {model_component.name!r}: its factory returned {type(model).__name__}, "
                            f"which lacks fit / predict / save / load")
-    _optimizer_and_scheduler(run, config, model, model_component.name, registry)
+    _check_engine_settings(config, model, model_component.name, registry)
     metrics = select_metrics(config.get("metrics"), task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
              len(y), dataset.X.shape[1], task, len(indices.train), len(indices.val), len(indices.test))
@@ -224,30 +223,20 @@ def measure_baseline(dataset: Dataset, indices, task: str, classes: list, metric
     return measured
 
 
-def _optimizer_and_scheduler(run: RunContext, config: dict, model, model_name: str, registry) -> None:
-    """Build the optimizer and scheduler for a model that uses them (``Model.uses_optimizer``). A model's
-    ``default_optimizer`` / ``default_scheduler`` (config nodes) fill in what the config leaves out, and the
-    run's config.yaml records them."""
-    if not getattr(model, "uses_optimizer", False):
-        for kind in ("optimizer", "scheduler"):
-            if config.get(kind):
-                raise ConfigError(kind, config[kind].get("name", config[kind]),
-                                  f"nothing: model {model_name!r} does not use an {kind}; remove {kind}=...")
-        return
-    for kind in ("optimizer", "scheduler"):
-        node, default = config.get(kind) or {}, getattr(model, f"default_{kind}", None) or {}
-        if not node.get("name"):  # nothing chosen, or only keys set (optimizer.lr=0.01): on the model's default
-            if node and not default:
-                raise ConfigError(kind, node, f"a choice before its keys: {kind}=NAME {kind}.KEY=VALUE")
-            if node and any(k not in default for k in node):
-                raise ConfigError(kind, node, f"keys of the default {kind} {default['name']!r} "
-                                  f"({', '.join(k for k in default if k != 'name')}), or {kind}=NAME first")
-            config[kind] = {**default, **node} if default else None
-        node = config.get(kind)
-        if node:
-            setattr(run, kind, registry.get(kind, node["name"]).build(kind, node))
-    if run.optimizer is None:
-        raise ConfigError("optimizer", None, f"an optimizer for model {model_name!r}: optimizer=NAME (see coupler plugins)")
+def _check_engine_settings(config: dict, model, model_name: str, registry) -> None:
+    """Before anything trains: a group of a plugin's kind that only some models use (``Kind.used_by``, e.g. the
+    torch engine's ``optimizer``) given to another model, and ``resume=`` for a model that cannot continue a run
+    (``Model.resumable``), are errors naming the fix."""
+    for kind in registry.kinds.values():
+        node = config.get(kind.group)
+        if kind.used_by and node and not getattr(model, kind.used_by, False):
+            article = "an" if kind.name[0] in "aeiou" else "a"
+            raise ConfigError(kind.group, node.get("name", node) if isinstance(node, dict) else node,
+                              f"nothing: model {model_name!r} does not use {article} {kind.name} (the {kind.name}s of plugin "
+                              f"{kind.plugin!r} are for models with {kind.used_by}); remove {kind.group}=...")
+    if config.get("resume") and not getattr(model, "resumable", False):
+        raise ConfigError("resume", config["resume"], f"a run of a model that can continue an interrupted run: model "
+                                                      f"{model_name!r} cannot resume; start a new run instead")
 
 
 def _save(run: RunContext, config: dict, model: Model, preprocessor: Preprocessor, results: dict) -> None:

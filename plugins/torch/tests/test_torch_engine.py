@@ -361,3 +361,24 @@ def test_seeded_runs_are_identical(manager, tmp_path):
     first, _ = run(manager, tmp_path, "data=wine", name="a")
     second, _ = run(manager, tmp_path, "data=wine", name="b")
     assert first == second
+
+
+def test_an_optimizer_given_to_a_model_that_uses_none_is_refused_clearly(coupler_cli):
+    pytest.importorskip("coupler_xgboost")
+    result = coupler_cli("train", "model=xgboost", "optimizer=adam", "hydra.run.dir=run")
+    assert result.rc == 2 and len(result.error_lines) == 1
+    assert "model 'xgboost' does not use an optimizer" in result.error_lines[0]
+    assert "remove optimizer=" in result.error_lines[0]
+
+
+def test_the_torch_plugin_declares_its_kinds_hooks_and_trainer_group():
+    from coupler.plugin_manager import get_plugin_manager
+    from coupler_torch import hookspecs
+
+    manager = get_plugin_manager()
+    kinds = manager.registry.kinds
+    assert (kinds["optimizer"].plugin, kinds["optimizer"].hook, kinds["scheduler"].hook) == \
+        ("torch", "register_optimizers", "register_schedulers")
+    assert manager.hook_owners["register_optimizers"] == "torch" == manager.registry.setting_groups["trainer"].plugin
+    assert {"register_optimizers", "register_schedulers"} <= set(dir(hookspecs))
+    assert manager.registry.setting_groups["trainer"].default == "default"

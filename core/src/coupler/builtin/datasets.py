@@ -313,6 +313,7 @@ def load_parquet(path: FilePath = None, target: Column = None, features: Columns
 @hookimpl
 def register_data_loaders(register):
     for name, (function, description) in BUNDLED.items():
-        register(name, bundled_loader(name, function), description=f"scikit-learn's {description}")
+        register(name, bundled_loader(name, function), description=f"scikit-learn's {description}",
+                 default=name == "iris")  # what a plain `coupler train` trains on
     register("csv", load_csv, description="a CSV file: data.path=FILE data.target=COLUMN")
     register("parquet", load_parquet, description="a Parquet file: data.path=FILE data.target=COLUMN")

@@ -12,7 +12,7 @@ from coupler import hookimpl
 from coupler.components import check_params
 from coupler.errors import CouplerError
 
-COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+COUPLER_API = ">=1.1,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
 
 #: model name -> (classifier, regressor, description); None where the model has no such variant
 ESTIMATORS = {
@@ -55,7 +55,8 @@ def build_any(task: str, seed: int, estimator: str | None = None, params: dict |
 @hookimpl
 def register_models(register):
     for name, (classifier, regressor, description) in ESTIMATORS.items():
-        register(name, named_factory(name, classifier, regressor), description=f"scikit-learn {description}")
+        register(name, named_factory(name, classifier, regressor), description=f"scikit-learn {description}",
+                 default=name == "logistic_regression")  # what a plain `coupler train` trains
     register("sklearn", build_any, description="any scikit-learn estimator: model.estimator=sklearn.MODULE.CLASS")
 
 

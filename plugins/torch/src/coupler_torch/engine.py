@@ -17,8 +17,9 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
   ``Trainer.save_checkpoint`` is collective; Lightning writes on rank 0 only). Batch norm normalizes each
   process's share (no ``SyncBatchNorm``) and dropout / augmentation draw from a per-process stream, so the
   numbers are close to one process's, not equal.
-- **Optimizer and scheduler** come from the ``optimizer`` / ``scheduler`` components the run selected
-  (``run.optimizer``, ``run.scheduler``), built by the core from the registries.
+- **Optimizer and scheduler** come from the ``optimizer`` / ``scheduler`` components the run selected, or the
+  model's ``default_optimizer`` / ``default_scheduler`` (recorded in the run's ``config.yaml``), built from the
+  registry when ``fit`` starts (``coupler_torch.optimizers.for_run``).
 - **Epoch events.** After each training epoch the validation split is scored in one pass, and
   ``run.epoch_end`` fires with ``train_loss``, ``val_loss`` and ``val_accuracy`` (classification) or
   ``val_rmse`` (regression); an early-stopping observer stops training, and the best epoch's weights are kept.
@@ -26,7 +27,8 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
   (``trainer.resumable``), ``checkpoints/last.ckpt`` is written after the first epoch and then after each epoch
   that ends ``trainer.resume_interval`` seconds (default 30; 0: every epoch) after the previous write, so its
   cost stays small however short the epochs are; ``best.ckpt`` / a kept ``last.ckpt`` (written every epoch)
-  with ``callbacks=[checkpoint]``. ``coupler train resume=RUN_DIR`` continues from ``last.ckpt``; each epoch's
+  with ``callbacks=[checkpoint]``. ``coupler train resume=RUN_DIR`` continues from ``RUN_DIR/checkpoints/last.ckpt``
+  (``run.config["resume"]``; the plugin's ``resume_point`` hook tells the core it is there); each epoch's
   random streams (order, dropout, augmentation) are seeded from (seed, epoch), so a resumed run ends with the
   same numbers as an uninterrupted one.
 - **Artifacts:** ``weights.safetensors`` and ``network.json`` (the architecture and the target scaling),
@@ -239,6 +241,8 @@ class TorchModel(Model):
 
     input_format = "matrix"
     uses_optimizer = True
+    #: a run killed mid-training continues with ``resume=RUN_DIR`` from its last checkpoint
+    resumable = True
     default_optimizer = DEFAULT_OPTIMIZER
     default_scheduler = DEFAULT_SCHEDULER
 
@@ -285,7 +289,10 @@ class TorchModel(Model):
     # --- training --------------------------------------------------------------------------------------
 
     def fit(self, train: Split, val: Split | None, run) -> None:
+        from coupler_torch.optimizers import for_run
+
         trainer_config = _trainer_config(run.config.get("trainer") or {})
+        optimizer, scheduler = for_run(run, self)  # before any work: a bad optimizer value is one line
         classification = self.task != "regression"
         self.n_inputs = self.input_size(train.X)
         self.n_outputs = len(run.classes) if classification else 1
@@ -314,8 +321,9 @@ class TorchModel(Model):
         # Lightning cannot clip the gradients of an optimizer that unscales them itself (a fused one) under
         # mixed precision
         clips_mixed = trainer_config["gradient_clip_val"] is not None and trainer_config["precision"].endswith("-mixed")
-        module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches), fused_allowed=not clips_mixed)
-        resume = getattr(run, "resume_from", None)
+        module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches), fused_allowed=not clips_mixed,
+                         optimizer=optimizer, scheduler=scheduler)
+        resume = _resume_checkpoint(run)
         with _interruptible():
             trainer.fit(module, train_dataloaders=batches, ckpt_path=str(resume) if resume else None,
                         weights_only=True)
@@ -513,6 +521,21 @@ def _interruptible():
             signal.signal(signal.SIGINT, handler)
 
 
+def _resume_checkpoint(run) -> Path | None:
+    """``resume=RUN_DIR``: the checkpoint to continue from, ``RUN_DIR/checkpoints/last.ckpt``; a checkpoint being
+    written when the run was killed (a temporary file beside it) is removed first, by the process that writes."""
+    from coupler.distributed import secondary_process
+
+    resume = run.config.get("resume")
+    if not resume:
+        return None
+    checkpoint = Path(resume) / CHECKPOINTS / "last.ckpt"
+    if not secondary_process():
+        for stale in checkpoint.parent.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+    return checkpoint
+
+
 def _trainer_config(node: dict) -> dict:
     """The trainer keys with their defaults, checked."""
     config = {"max_epochs": 100, "accelerator": "auto", "devices": "auto", "precision": "32-true",
@@ -546,11 +569,13 @@ def _trainer_config(node: dict) -> dict:
 class _Module(pl.LightningModule):
     """The Lightning side of a ``TorchModel``: loss, training step, optimizer and scheduler."""
 
-    def __init__(self, model: TorchModel, run, epochs: int, steps_per_epoch: int, fused_allowed: bool = True):
+    def __init__(self, model: TorchModel, run, epochs: int, steps_per_epoch: int, fused_allowed: bool = True,
+                 optimizer=None, scheduler=None):
         super().__init__()
         self.network = model.network
         self.model, self.run, self.epochs, self.steps_per_epoch = model, run, epochs, steps_per_epoch
         self.fused_allowed = fused_allowed
+        self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.loss_sum = torch.zeros(())
         self.batches = 0
 
@@ -578,7 +603,7 @@ class _Module(pl.LightningModule):
     def configure_optimizers(self):
         from coupler_torch.optimizers import OptimizerFactory
 
-        make_optimizer, name = self.run.optimizer, self.run.config["optimizer"]["name"]
+        make_optimizer, name = self.make_optimizer, self.run.config["optimizer"]["name"]
         if not self.fused_allowed and isinstance(make_optimizer, OptimizerFactory):
             make_optimizer = make_optimizer.unfused()
         optimizer = make_optimizer(self.parameters())
@@ -589,7 +614,7 @@ class _Module(pl.LightningModule):
             raise ConfigError("trainer.gradient_clip_val", self.trainer.gradient_clip_val,
                               f"null with a fused optimizer under precision={self.trainer.precision}: Lightning cannot "
                               f"clip the gradients it unscales itself (or set optimizer.fused=false)")
-        make_scheduler = self.run.scheduler
+        make_scheduler = self.make_scheduler
         scheduler = make_scheduler(optimizer, epochs=self.epochs, steps_per_epoch=self.steps_per_epoch) \
             if make_scheduler is not None else None
         return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -189,3 +189,29 @@ SCHEDULERS: dict[str, tuple[Callable, str]] = {
     "plateau": (plateau, "reduce the learning rate when a metric stops improving"),
     "none": (none, "a constant learning rate"),
 }
+
+
+# --- a run's optimizer and scheduler ----------------------------------------------------------------------
+
+
+def for_run(run, model) -> tuple[Callable, Callable | None]:
+    """``(make_optimizer, make_scheduler or None)`` for a run of ``model``, from its ``optimizer`` / ``scheduler``
+    nodes in ``run.config`` and the registry (``run.registry``). The model's ``default_optimizer`` /
+    ``default_scheduler`` (config nodes) fill in what the config leaves out, and are written into ``run.config``,
+    so the run's ``config.yaml`` records what trained it."""
+    config, model_name = run.config, (run.config.get("model") or {}).get("name", type(model).__name__)
+    made = {}
+    for kind in ("optimizer", "scheduler"):
+        node, default = config.get(kind) or {}, getattr(model, f"default_{kind}", None) or {}
+        if not node.get("name"):  # nothing chosen, or only keys set (optimizer.lr=0.01): on the model's default
+            if node and not default:
+                raise ConfigError(kind, node, f"a choice before its keys: {kind}=NAME {kind}.KEY=VALUE")
+            if node and any(k not in default for k in node):
+                raise ConfigError(kind, node, f"keys of the default {kind} {default['name']!r} "
+                                  f"({', '.join(k for k in default if k != 'name')}), or {kind}=NAME first")
+            config[kind] = {**default, **node} if default else None
+        node = config.get(kind)
+        made[kind] = run.registry.get(kind, node["name"]).build(kind, node) if node else None
+    if made["optimizer"] is None:
+        raise ConfigError("optimizer", None, f"an optimizer for model {model_name!r}: optimizer=NAME (see coupler plugins)")
+    return made["optimizer"], made["scheduler"]

@@ -1,4 +1,5 @@
-"""The ``torch`` plugin: optimizers, schedulers, the engine's callbacks and ``model=mlp``. Imports no torch.
+"""The ``torch`` plugin: the engine's own hooks, kinds and ``trainer`` group; its optimizers, schedulers,
+callbacks and ``model=mlp``; where a run resumes from. Imports no torch.
 
 Neural models (``coupler-cnn``, ``coupler-rnn``, ...) subclass ``coupler_torch.engine.TorchModel``.
 """
@@ -9,10 +10,46 @@ from pathlib import Path
 
 from coupler import hookimpl
 
+from coupler_torch import hookspecs
 from coupler_torch.callbacks import CALLBACKS
 from coupler_torch.optimizers import OPTIMIZERS, SCHEDULERS
 
-COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+COUPLER_API = ">=1.1,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+#: where a run in progress keeps the checkpoint ``resume=RUN_DIR`` continues from, relative to the run directory
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+def _check_optimizer(make) -> None:
+    from coupler_torch.testing import check_optimizer
+
+    check_optimizer(make)
+
+
+def _check_scheduler(make) -> None:
+    from coupler_torch.testing import check_scheduler
+
+    check_scheduler(make)
+
+
+@hookimpl
+def add_hookspecs(register):
+    register(hookspecs)
+
+
+@hookimpl
+def register_kinds(register):
+    register("optimizer", group="optimizer", hook="register_optimizers", used_by="uses_optimizer",
+             contract="a callable make(parameters) -> torch.optim.Optimizer",
+             checks={"steps downhill": _check_optimizer})
+    register("scheduler", group="scheduler", hook="register_schedulers", used_by="uses_optimizer",
+             contract="a callable make(optimizer, epochs=, steps_per_epoch=)",
+             checks={"schedules": _check_scheduler})
+
+
+@hookimpl
+def register_config_groups(register):
+    register("trainer", default="default", description="the torch engine's Lightning trainer settings",
+             test_overrides=("trainer.max_epochs=3", "trainer.progress_bar=false"))
 
 
 def build_mlp(task: str, seed: int, hidden=(64,), dropout: float = 0.0, batch_size: int = 64, threads=1):
@@ -47,3 +84,8 @@ def register_callbacks(register):
 @hookimpl
 def register_config_dirs(register):
     register(Path(__file__).parent / "conf")
+
+
+@hookimpl
+def resume_point(directory):
+    return Path(directory) / LAST_CHECKPOINT

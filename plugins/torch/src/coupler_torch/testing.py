@@ -1,4 +1,6 @@
-"""Test helpers for plugins on the torch engine: a run killed mid-training must resume to the same numbers.
+"""Test helpers for plugins on the torch engine: a run killed mid-training must resume to the same numbers; and the
+conformance rules of the engine's kinds, which the core's kit runs (``check_plugin``) for every optimizer and
+scheduler a plugin registers (the ``torch`` plugin declares them with its kinds: ``register_kinds(..., checks=)``).
 
     from coupler_torch.testing import epoch_at_least, kill_and_resume
 
@@ -10,15 +12,88 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from coupler.conformance import RuleBroken
 from coupler.testing import read_metrics
+
+
+@contextlib.contextmanager
+def _step(doing: str, fix: str) -> Iterator[None]:
+    """An exception raised while ``doing`` breaks the rule, with ``fix``."""
+    try:
+        yield
+    except RuleBroken:
+        raise
+    except Exception as exc:
+        raise RuleBroken(f"{doing} raised {type(exc).__name__}: {exc}", fix) from exc
+
+
+def check_optimizer(make) -> None:
+    """The ``optimizer`` kind's rule: ``make(parameters)`` returns a ``torch.optim.Optimizer`` that moves the weights
+    of a quadratic downhill, and whose ``state_dict`` loads into a fresh one (a resumed run needs it)."""
+    import torch
+
+    if not callable(make):
+        raise RuleBroken(f"the factory returned {type(make).__name__}", "return a callable make(parameters)")
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    with _step("make([weight])", "make(parameters) must build an optimizer over the parameters it is given"):
+        optimizer = make([weight])
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise RuleBroken(f"make(parameters) returned {type(optimizer).__name__}", "return a torch.optim.Optimizer")
+    before = float((weight.detach() ** 2).sum())
+    for _ in range(3):
+        optimizer.zero_grad()
+        (weight ** 2).sum().backward()
+        with _step("optimizer.step()", "step() must update the parameters from their gradients"):
+            optimizer.step()
+    after = float((weight.detach() ** 2).sum())
+    if not after < before:
+        raise RuleBroken(f"three steps on sum(w**2) went from {before:.4g} to {after:.4g}",
+                         "step against the gradient (check the sign and that the learning rate is used)")
+    with _step("loading the optimizer's state_dict into a fresh one",
+               "state_dict() / load_state_dict() must round-trip (torch.optim.Optimizer's do)"):
+        make([torch.nn.Parameter(weight.detach().clone())]).load_state_dict(optimizer.state_dict())
+
+
+def check_scheduler(make) -> None:
+    """The ``scheduler`` kind's rule: ``make(optimizer, epochs=, steps_per_epoch=)`` returns ``None`` or Lightning's
+    scheduler dict, which steps and round-trips its ``state_dict``."""
+    import torch
+
+    if not callable(make):
+        raise RuleBroken(f"the factory returned {type(make).__name__}",
+                         "return a callable make(optimizer, epochs=, steps_per_epoch=)")
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    with _step("make(optimizer, epochs=10, steps_per_epoch=5)", "accept the optimizer and the keyword "
+                                                                "arguments epochs and steps_per_epoch"):
+        made = make(optimizer, epochs=10, steps_per_epoch=5)
+    if made is None:
+        return
+    if not isinstance(made, dict) or "scheduler" not in made:
+        raise RuleBroken(f"make returned {type(made).__name__}",
+                         "return None (a constant rate) or {'scheduler': ..., 'interval': 'epoch' or 'step'}")
+    if made.get("interval", "epoch") not in ("epoch", "step"):
+        raise RuleBroken(f"interval={made['interval']!r}", "set 'interval' to 'epoch' or 'step'")
+    scheduler = made["scheduler"]
+    for _ in range(3):
+        optimizer.step()
+        with _step("scheduler.step()", "the scheduler must step (a monitored one with a metric value)"):
+            scheduler.step(1.0) if "monitor" in made else scheduler.step()
+    rate = optimizer.param_groups[0]["lr"]
+    if not (isinstance(rate, float) and math.isfinite(rate) and rate >= 0):
+        raise RuleBroken(f"after three steps the learning rate is {rate!r}", "keep the rate a finite number >= 0")
+    with _step("the scheduler's state_dict round trip", "state_dict() / load_state_dict() must round-trip"):
+        scheduler.load_state_dict(scheduler.state_dict())
 
 
 def coupler_train(*args: str, log: Path) -> subprocess.Popen:
