@@ -2,9 +2,10 @@
 
 A callback overrides the lifecycle hooks it needs (``coupler.hookspecs``: ``on_run_start`` ... ``on_run_end``);
 the others stay no-ops. An override needs no ``@hookimpl``: the subclass's methods named like a lifecycle hook are
-marked when the class is created. The base class's own no-ops are *not* hook implementations, so a callback
-observes only the events it overrides (``early_stopping`` watches epochs; a ``model_card``-like callback does
-not). Plain objects with ``@hookimpl`` methods keep working as callbacks.
+marked when the class is created. The base class's no-ops are hook implementations too (so every lifecycle
+method of a callback is one, as the conformance kit requires); ``observes`` tells an override from a no-op (the
+run warns about an epoch watcher whose model reported no epoch). Plain objects with ``@hookimpl`` methods keep
+working as callbacks.
 
 A callback declares what it needs from the model, and the run refuses it, before reading any data, with a
 model that cannot honour it (``coupler.capabilities``):
@@ -39,24 +40,31 @@ class Callback:
             if callable(method) and not hasattr(method, f"{hookimpl.project_name}_impl"):
                 setattr(cls, name, hookimpl(method))
 
+    @hookimpl
     def on_run_start(self, run) -> None:
         """The run's config is resolved and its directory exists; no data is loaded yet."""
 
+    @hookimpl
     def on_fit_start(self, run, model) -> None:
         """Data loaded, split and preprocessed; ``model`` is about to be fitted."""
 
+    @hookimpl
     def on_epoch_end(self, run, epoch, metrics) -> None:
         """An engine finished an epoch; set ``run.should_stop = True`` to stop it."""
 
+    @hookimpl
     def on_fit_end(self, run, model) -> None:
         """Training finished (or stopped early)."""
 
+    @hookimpl
     def on_evaluate_end(self, run, split, metrics) -> None:
         """A split was measured."""
 
+    @hookimpl
     def on_export(self, run, exporter, paths) -> None:
         """An exporter wrote its files."""
 
+    @hookimpl
     def on_run_end(self, run, metrics) -> None:
         """The run directory is complete and sealed."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coupler.components import CLASSIFICATION, Metric, declared_model, gives_proba
+from coupler.components import CLASSIFICATION, TASKS, Metric, declared_model, gives_proba
 from coupler.errors import ConfigError
 from coupler.registry import Registry
 
@@ -36,11 +36,12 @@ def check_before_data(config: dict, registry: Registry, model_name: str, factory
     if model is None:
         return
     task = config.get("task") if config.get("task") not in (None, "auto") else None
-    if task and task not in model.tasks:
-        fitting = models_that(registry, lambda m: task in m.tasks)
+    learns = tuple(getattr(model, "tasks", None) or TASKS)  # a class that is no Model subclass declares nothing
+    if task and task not in learns:
+        fitting = models_that(registry, lambda m: task in getattr(m, "tasks", TASKS))
         raise ConfigError("model", model_name, f"a model for a {task} task (task={task}), e.g. {_choices(fitting)}; "
-                          f"{model_name!r} learns {', '.join(model.tasks)}")
-    tasks = (task,) if task else tuple(model.tasks)
+                          f"{model_name!r} learns {', '.join(learns)}")
+    tasks = (task,) if task else learns
     _check_common(model, model_name, config, registry, callbacks, exporters, tasks)
     for key, node in (config.get("metrics") or {}).items():
         name = (node or {}).get("name", key)
@@ -110,7 +111,7 @@ def _check_metric(model, model_name: str, metric: Metric, tasks: tuple, registry
                           f"{' learns' if len(tasks) > 1 else ' on this task'}); {metric.name!r} measures "
                           f"{', '.join(metric.tasks)}")
     if metric.needs_proba and not any(gives_proba(model, t) for t in fitting_tasks):
-        fitting = models_that(registry, lambda m: any(t in (m.proba_tasks or ()) for t in fitting_tasks))
+        fitting = models_that(registry, lambda m: any(gives_proba(m, t) for t in fitting_tasks))
         raise ConfigError("metrics", metric.name, f"metrics that need no class probabilities: model {model_name!r} "
                           f"gives none{'' if len(tasks) > 1 else f' for a {tasks[0]} task'}; remove {metric.name} "
                           f"from metrics, or choose a model that gives them{f' ({_choices(fitting)})' if fitting else ''}")
@@ -126,7 +127,7 @@ def _check_class_weight(model, model_name: str, value, tasks: tuple, registry: R
                           f"class; remove train.class_weight, or choose a classifier")
     if not getattr(model, "sample_weights", False):
         fitting = models_that(registry, lambda m: bool(getattr(m, "sample_weights", False))
-                              and any(t in CLASSIFICATION for t in m.tasks))
+                              and any(t in CLASSIFICATION for t in getattr(m, "tasks", TASKS)))
         raise ConfigError("train.class_weight", value, f"null with model {model_name!r}, which "
                           f"{LACKS['sample_weights']} (Model.sample_weights); remove train.class_weight, or choose a "
                           f"model that takes them{f' ({_choices(fitting)})' if fitting else ''}")
