@@ -61,9 +61,11 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from coupler.components import CLASSIFICATION, Model, Split
+from coupler.components import Split
 from coupler.errors import ConfigError, CouplerError
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from coupler_torch.contract import TorchContract
 
 log = logging.getLogger("coupler")
 
@@ -235,14 +237,10 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
-class TorchModel(Model):
+class TorchModel(TorchContract):
     """Subclass with ``build_network`` and ``architecture``; see the module docstring for what the engine does."""
 
     input_format = "matrix"
-    proba_tasks = CLASSIFICATION
-    reports_epochs = True
-    sample_weights = True  # a per-row weighted loss (weighted_loss); training batches carry the weights
-    engine = "torch"
     uses_optimizer = True
     default_optimizer = DEFAULT_OPTIMIZER
     default_scheduler = DEFAULT_SCHEDULER
