@@ -86,3 +86,41 @@ def test_balanced_weights_follow_scikit_learns_compute_sample_weight():
 def test_a_mapping_naming_no_class_of_the_data_is_refused_naming_them():
     with pytest.raises(ConfigError, match=r"train.class_weight.d=2 is not allowed: weights for the data's classes: a, b"):
         row_weights({"d": 2}, np.array([0, 1]), ["a", "b"])
+
+
+def test_a_torch_model_whose_batches_carry_no_weights_is_refused_at_its_first_step(tmp_path):
+    torch = pytest.importorskip("torch")
+    from coupler import hookimpl
+    from coupler.plugin_manager import PluginManager
+    from coupler_torch.engine import TorchModel
+
+    class OwnBatches(TorchModel):
+        def build_network(self, n_inputs, n_outputs):
+            return torch.nn.Linear(n_inputs, n_outputs)
+
+        def training_batches(self, split, epoch):  # a plugin's own batches: (x, y), no weights
+            return OneBatch(torch.as_tensor(split.X, dtype=torch.float32), torch.as_tensor(split.y))
+
+    class OneBatch:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return 1
+
+        def __iter__(self):
+            yield self.x, self.y
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register("own_batches", OwnBatches)
+
+    manager = PluginManager()
+    manager.load_builtins()
+    manager.load_entry_points()
+    manager.load_object("own_batches", Plugin())
+    with pytest.raises(ConfigError, match="train.class_weight='balanced' is not allowed: null for model OwnBatches: "
+                                          "its training batches carry no row weights"):
+        train_run(tmp_path, "data=iris", "model=own_batches", "trainer.max_epochs=1", "trainer.resumable=false",
+                  "train.class_weight=balanced", manager=manager)
