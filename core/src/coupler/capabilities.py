@@ -38,7 +38,7 @@ def check_before_data(config: dict, registry: Registry, model_name: str, factory
     task = config.get("task") if config.get("task") not in (None, "auto") else None
     learns = tuple(getattr(model, "tasks", None) or TASKS)  # a class that is no Model subclass declares nothing
     if task and task not in learns:
-        fitting = models_that(registry, lambda m: task in getattr(m, "tasks", TASKS))
+        fitting = models_that(registry, model_name, lambda m: task in getattr(m, "tasks", TASKS))
         raise ConfigError("model", model_name, f"a model for a {task} task (task={task}), e.g. {_choices(fitting)}; "
                           f"{model_name!r} learns {', '.join(learns)}")
     tasks = (task,) if task else learns
@@ -69,14 +69,14 @@ def _check_callback(model, model_name: str, name: str, callback, registry: Regis
     engines = getattr(callback, "engines", None)
     engine = getattr(model, "engine", None)
     if engines and engine not in engines:
-        fitting = models_that(registry, lambda m: getattr(m, "engine", None) in engines)
+        fitting = models_that(registry, model_name, lambda m: getattr(m, "engine", None) in engines)
         raise ConfigError("callbacks", name, f"callbacks that model {model_name!r} can honour: {name!r} acts only "
                           f"inside the {' or '.join(engines)} engine, and {model_name!r} "
                           f"{f'trains with {engine}' if engine else 'names no engine'}; remove {name} from callbacks, "
                           f"or choose a {'/'.join(engines)} model{f' ({_choices(fitting)})' if fitting else ''}")
     for capability in getattr(callback, "requires", None) or ():
         if getattr(model, capability, None) is False:
-            fitting = models_that(registry, lambda m: bool(getattr(m, capability, False)))
+            fitting = models_that(registry, model_name, lambda m: bool(getattr(m, capability, False)))
             raise ConfigError("callbacks", name, f"callbacks that model {model_name!r} can honour: {name!r} needs a "
                               f"model that {DOES.get(capability, f'declares {capability}')}, and {model_name!r} "
                               f"{LACKS.get(capability, f'does not')}; remove {name} from callbacks, or choose a "
@@ -111,7 +111,7 @@ def _check_metric(model, model_name: str, metric: Metric, tasks: tuple, registry
                           f"{' learns' if len(tasks) > 1 else ' on this task'}); {metric.name!r} measures "
                           f"{', '.join(metric.tasks)}")
     if metric.needs_proba and not any(gives_proba(model, t) for t in fitting_tasks):
-        fitting = models_that(registry, lambda m: any(gives_proba(m, t) for t in fitting_tasks))
+        fitting = models_that(registry, model_name, lambda m: any(gives_proba(m, t) for t in fitting_tasks))
         raise ConfigError("metrics", metric.name, f"metrics that need no class probabilities: model {model_name!r} "
                           f"gives none{'' if len(tasks) > 1 else f' for a {tasks[0]} task'}; remove {metric.name} "
                           f"from metrics, or choose a model that gives them{f' ({_choices(fitting)})' if fitting else ''}")
@@ -126,17 +126,19 @@ def _check_class_weight(model, model_name: str, value, tasks: tuple, registry: R
         raise ConfigError("train.class_weight", value, f"null for {which}: class weights weigh the rows of each "
                           f"class; remove train.class_weight, or choose a classifier")
     if not getattr(model, "sample_weights", False):
-        fitting = models_that(registry, lambda m: bool(getattr(m, "sample_weights", False))
+        fitting = models_that(registry, model_name, lambda m: bool(getattr(m, "sample_weights", False))
                               and any(t in CLASSIFICATION for t in getattr(m, "tasks", TASKS)))
         raise ConfigError("train.class_weight", value, f"null with model {model_name!r}, which "
                           f"{LACKS['sample_weights']} (Model.sample_weights); remove train.class_weight, or choose a "
                           f"model that takes them{f' ({_choices(fitting)})' if fitting else ''}")
 
 
-def models_that(registry: Registry, predicate) -> list[str]:
-    """The model components whose declared class (``declared_model``) satisfies ``predicate``, by name."""
+def models_that(registry: Registry, chosen: str, predicate) -> list[str]:
+    """The model components but ``chosen`` whose declared class (``declared_model``) satisfies ``predicate``."""
     names = []
     for component in registry.components("model"):
+        if component.name == chosen:
+            continue
         declared = declared_model(component.factory)
         try:
             if declared is not None and predicate(declared):
