@@ -107,9 +107,12 @@ def _exported(exporter) -> str:
 def _check_metric(model, model_name: str, metric: Metric, tasks: tuple, registry: Registry) -> None:
     fitting_tasks = [t for t in tasks if t in metric.tasks]
     if not fitting_tasks:
-        raise ConfigError("metrics", metric.name, f"metrics for a {' or '.join(tasks)} task (model {model_name!r}"
-                          f"{' learns' if len(tasks) > 1 else ' on this task'}); {metric.name!r} measures "
-                          f"{', '.join(metric.tasks)}")
+        from coupler.evaluation import _tasks
+
+        fitting = sorted(c.name for c in registry.components("metric") if set(_tasks(c)) & set(tasks))
+        raise ConfigError("metrics", metric.name, f"metrics for a {' or '.join(tasks)} task"
+                          f"{f', which model {model_name!r} learns' if len(tasks) > 1 else ''}: {', '.join(fitting)}; "
+                          f"{metric.name!r} measures {', '.join(metric.tasks)}")
     if metric.needs_proba and not any(gives_proba(model, t) for t in fitting_tasks):
         fitting = models_that(registry, model_name, lambda m: any(gives_proba(m, t) for t in fitting_tasks))
         raise ConfigError("metrics", metric.name, f"metrics that need no class probabilities: model {model_name!r} "
