@@ -22,9 +22,10 @@ PRIMARY = "coupler"
 #: Coupler's own config files (csv / parquet data, callbacks): Hydra's primary directory
 CORE_CONF = Path(__file__).parent / "conf"
 #: the top-level keys of a composed config that are the core's own settings (the groups come from the registry)
-CORE_SETTINGS = ("task", "seed", "split", "preprocess", "plugins", "resume")
+CORE_SETTINGS = ("task", "seed", "split", "preprocess", "train", "plugins", "resume")
 #: the keys of the core's own settings nodes
-SETTING_KEYS = {"split": ("val", "test", "stratify"), "preprocess": ("impute", "scale", "encode"), "plugins": ("disable",)}
+SETTING_KEYS = {"split": ("val", "test", "stratify"), "preprocess": ("impute", "scale", "encode"),
+                "train": ("class_weight",), "plugins": ("disable",)}
 
 
 def defaults_list(manager: PluginManager) -> list:
@@ -57,6 +58,7 @@ def primary_config(manager: PluginManager) -> dict:
         "seed": 0,
         "split": {"val": 0.2, "test": 0.1, "stratify": "auto"},
         "preprocess": {"impute": "median", "scale": "standard", "encode": "onehot"},
+        "train": {"class_weight": None},  # coupler.class_weight
         "plugins": {"disable": []},
         "resume": None,
         "hydra": {
@@ -292,6 +294,9 @@ def check_settings(config: dict, registry) -> None:
         for name in node:
             if name not in allowed:
                 raise ConfigError(f"{key}.{name}", node[name], f"{key} has the keys {', '.join(allowed)}")
+    from coupler.class_weight import check_setting
+
+    check_setting(config["train"].get("class_weight"))
     resume = config.get("resume")
     if resume is not None and not isinstance(resume, str):
         raise ConfigError("resume", resume, "the directory of an interrupted run: resume=RUN_DIR")

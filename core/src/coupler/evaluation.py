@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coupler.components import Metric, Model
+from coupler.components import Metric, Model, gives_proba
 from coupler.errors import ConfigError, CouplerError
 from coupler.registry import Registry
 
@@ -15,8 +15,9 @@ from coupler.registry import Registry
 def select_metrics(nodes: dict | None, task: str, model: Model, registry: Registry) -> list[Metric]:
     """The metrics a run computes: those ``metrics=[...]`` names, else the task's defaults.
 
-    A metric that does not fit the task, or needs probabilities the model cannot give, is an error when
-    named and silently left out when it is a default.
+    A metric that does not fit the task, or needs probabilities the model cannot give for it
+    (``Model.proba_tasks``), is an error when named and silently left out when it is a default. This runs once the
+    data gave the task, before ``fit``; ``coupler.capabilities`` refused what it could before reading the data.
     """
     from coupler.builtin.metrics import DEFAULTS
 
@@ -34,9 +35,10 @@ def select_metrics(nodes: dict | None, task: str, model: Model, registry: Regist
                 fitting = [c.name for c in registry.components("metric") if task in _tasks(c)]
                 raise ConfigError("metrics", name, f"metrics for a {task} task: {', '.join(sorted(fitting))}")
             continue
-        if metric.needs_proba and not model.supports_proba:
+        if metric.needs_proba and not gives_proba(model, task):
             if explicit:
-                raise ConfigError("metrics", name, "metrics that need no class probabilities: this model gives none")
+                raise ConfigError("metrics", name, f"metrics that need no class probabilities: this model gives none "
+                                  f"for a {task} task; remove {name} from metrics")
             continue
         chosen.append(metric)
     return chosen
@@ -57,10 +59,13 @@ class Measured:
     proba: np.ndarray | None = None
 
 
-def measure(model: Model, X, y: np.ndarray | None, metrics: list[Metric], n_classes: int = 0) -> Measured:
-    """Predict ``X`` once and compute every metric against ``y``. NaN (undefined) becomes None."""
+def measure(model: Model, X, y: np.ndarray | None, metrics: list[Metric], n_classes: int = 0,
+            task: str | None = None) -> Measured:
+    """Predict ``X`` once and compute every metric against ``y``. NaN (undefined) becomes None. ``task``: the
+    run's (by default the one ``n_classes`` implies), for which the model may give probabilities."""
     prediction = np.asarray(model.predict(X))
-    proba = model.predict_proba(X) if model.supports_proba else None
+    task = task or ("regression" if not n_classes else "binary" if n_classes == 2 else "multiclass")
+    proba = model.predict_proba(X) if gives_proba(model, task) else None
     if proba is not None and np.shape(proba) != (len(prediction), n_classes):
         raise CouplerError(f"the model's predict_proba gave shape {np.shape(proba)}; a {n_classes}-class task needs "
                            f"({len(prediction)}, {n_classes}), one column per class (0 for a class it never saw).")

@@ -12,7 +12,10 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from coupler.components import Model, Split
+from coupler.callback import observes
+from coupler.capabilities import check_before_data, check_built
+from coupler.class_weight import row_weights
+from coupler.components import CLASSIFICATION, Model, Split
 from coupler.config import check_settings
 from coupler.context import RunContext
 from coupler.dataset import Dataset, encode_target, infer_task
@@ -83,6 +86,9 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     exporter_nodes = config.get("exporters") or {}
     callbacks = [registry.get("callback", n.get("name", k)).build(f"callbacks.{k}", n) for k, n in callback_nodes.items()]
     exporters = {k: registry.get("exporter", n.get("name", k)).build(f"exporters.{k}", n) for k, n in exporter_nodes.items()}
+    # what the model cannot honour is refused before any data is read (coupler.capabilities)
+    check_before_data(config, registry, model_component.name, model_component.factory,
+                      by_name(callback_nodes, callbacks), by_name(exporter_nodes, exporters.values()))
 
     # hooks that raise are named: a plugin by its name, a callback by its component
     labels = {id(callback): component_label(manager, "callback", node.get("name", key))
@@ -93,7 +99,7 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     try:
         for callback in callbacks:
             registered.append(manager.hooks.register(callback))
-        epoch_watchers = [key for key, callback in zip(callback_nodes, callbacks) if hasattr(callback, "on_epoch_end")]
+        epoch_watchers = [key for key, callback in zip(callback_nodes, callbacks) if observes(callback, "on_epoch_end")]
         return _run(run, config, manager, data_component, model_component, exporters, epoch_watchers)
     finally:
         for name in registered:
@@ -119,6 +125,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
         raise CouplerError(f"model {model_component.name!r}: its factory returned {type(model).__name__}, "
                            f"which lacks fit / predict / save / load")
+    check_built(model, model_component.name, config, registry, by_name(config.get("callbacks"), run.callbacks.values()),
+                by_name(config.get("exporters"), exporters.values()), task)
     _check_engine_settings(config, model, model_component.name, registry)
     metrics = select_metrics(config.get("metrics"), task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
@@ -141,6 +149,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     splits = {name: Split(preprocessor.transform(X, input_format), y[getattr(indices, name)])
               for name, X in rows_of.items()}
     del rows_of
+    if task in CLASSIFICATION:  # train.class_weight: per-row weights the model honours (Model.sample_weights)
+        splits["train"].weight = row_weights(config["train"].get("class_weight"), splits["train"].y, run.classes)
     run.feature_names = preprocessor.feature_names(input_format)
     if input_format == "tokens":
         run.sequence_shape, run.vocab_size = (preprocessor.vocabulary.length,), preprocessor.vocabulary.size
@@ -164,7 +174,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         if not len(splits[name]):
             continue
         measured = measure(BlamedModel(model, model_label, run_dir), splits[name].X, splits[name].y, metrics,
-                           len(run.classes))
+                           len(run.classes), task)
         results[name] = measured.scalars
         for metric_name, array in measured.arrays.items():
             labels = run.classes or list(range(len(array)))
@@ -184,6 +194,11 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     _seal(run, config, manager, dataset, indices, input_format, model_component)
     run.hooks.on_run_end(run=run, metrics=results)
     return results
+
+
+def by_name(nodes: dict | None, built) -> dict:
+    """Components built from a list group's ``nodes`` (``{key: node}``), by component name, for the checks."""
+    return {(node or {}).get("name", key): component for (key, node), component in zip((nodes or {}).items(), built)}
 
 
 def choose_input_format(model, dataset: Dataset, model_name: str) -> str:

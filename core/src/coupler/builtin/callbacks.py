@@ -1,22 +1,27 @@
 """Built-in callbacks. ``early_stopping`` is engine-neutral: it watches ``on_epoch_end`` and sets
-``run.should_stop``; every iterative engine honours that flag and keeps the best epoch's model."""
+``run.should_stop``; every iterative engine honours that flag and keeps the best epoch's model. It requires a
+model that reports epochs (``Model.reports_epochs``): with one that declares it trains in one step, the run is
+refused before it reads data."""
 
 from __future__ import annotations
 
 import math
 
+from coupler.callback import Callback
 from coupler.errors import ConfigError
 from coupler.hookspecs import hookimpl
 
 COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     ``monitor`` names a key of the epoch's metrics (``val_loss``, ``val_accuracy``, ...); ``mode`` is ``min``
     or ``max``. ``run.best_epoch`` and ``run.best_score`` tell the engine which epoch to keep.
     """
+
+    requires = ("reports_epochs",)
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, mode: str = "min", min_delta: float = 0.0):
         if mode not in ("min", "max"):
@@ -39,7 +44,6 @@ class EarlyStopping:
     def load_state_dict(self, state: dict) -> None:
         self.wait = state["wait"]
 
-    @hookimpl
     def on_epoch_end(self, run, epoch, metrics):
         if self.monitor not in metrics:
             raise ConfigError("callbacks.early_stopping.monitor", self.monitor,

@@ -22,9 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import skops.io
-from coupler.components import Model, Split
+from coupler.components import Split
 from coupler.errors import CouplerError, did_you_mean
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.utils.validation import has_fit_parameter
+
+from coupler_sklearn.plugin import SklearnContract
 from sklearn.utils._param_validation import InvalidParameterError
 
 #: Only estimators from these packages are built from a config: a config is data, not code to run.
@@ -73,7 +76,10 @@ def _single_thread(estimator):
         estimator.set_params(n_jobs=n_jobs)
 
 
-class SklearnModel(Model):
+class SklearnModel(SklearnContract):
+    """A scikit-learn estimator; it narrows what ``SklearnContract`` declares to what its estimator has:
+    probabilities where it has ``predict_proba``, row weights where its ``fit`` takes ``sample_weight``."""
+
     input_format = "matrix"
 
     def __init__(self, estimator: str, params: dict, task: str, seed: int):
@@ -105,12 +111,15 @@ class SklearnModel(Model):
             raise CouplerError(f"model.params: {exc}") from None
         except AttributeError:  # an estimator without scikit-learn's parameter validation
             pass
+        if task == "regression" or not hasattr(self.estimator, "predict_proba"):
+            self.proba_tasks = ()
+        self.sample_weights = has_fit_parameter(self.estimator, "sample_weight")
 
     def fit(self, train: Split, val: Split | None, run) -> None:
         self.feature_names = run.feature_names
         self.n_classes = len(run.classes)
         try:
-            self.estimator.fit(train.X, train.y)
+            self.estimator.fit(train.X, train.y, **({} if train.weight is None else {"sample_weight": train.weight}))
         except ValueError as exc:  # a parameter combination the estimator rejects
             raise CouplerError(f"{type(self.estimator).__name__} could not fit with model.params "
                                f"{self.estimator.get_params(deep=False)}: {exc}") from None
@@ -131,12 +140,8 @@ class SklearnModel(Model):
         with self._predicting():
             return self.estimator.predict(X)
 
-    @property
-    def supports_proba(self) -> bool:
-        return self.task != "regression" and hasattr(self.estimator, "predict_proba")
-
     def predict_proba(self, X):
-        if not self.supports_proba:
+        if self.task not in self.proba_tasks:
             return None
         with self._predicting():
             proba = self.estimator.predict_proba(X)

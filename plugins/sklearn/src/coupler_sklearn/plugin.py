@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupler import hookimpl
-from coupler.components import check_params
+from coupler.components import CLASSIFICATION, Model, check_params
 from coupler.errors import CouplerError
 
 COUPLER_API = ">=1.1,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
@@ -28,6 +28,24 @@ ESTIMATORS = {
 }
 
 
+#: the named models whose estimator takes no ``sample_weight`` in fit (so no ``train.class_weight``)
+NO_SAMPLE_WEIGHT = {"knn"}
+#: the named classifiers without ``predict_proba`` (svm has it only with model.params.probability=true)
+NO_PROBA = {"ridge"}
+
+
+class SklearnContract(Model):
+    """What a scikit-learn model of this plugin declares (``coupler.components``), readable without importing
+    scikit-learn: ``coupler_sklearn.model.SklearnModel`` extends it, and each factory's ``returns`` names it. A
+    built model narrows it to its estimator (no ``predict_proba``, no ``sample_weight``)."""
+
+    tasks = ("binary", "multiclass", "regression")
+    proba_tasks = CLASSIFICATION
+    reports_epochs = False  # trains in one step
+    sample_weights = True  # the estimator's fit(sample_weight=)
+    engine = "sklearn"
+
+
 def named_factory(name: str, classifier: str | None, regressor: str | None):
     def build(task: str, seed: int, params: dict | None = None):
         from coupler_sklearn.model import SklearnModel
@@ -39,6 +57,10 @@ def named_factory(name: str, classifier: str | None, regressor: str | None):
         return SklearnModel(path, check_params(params), task=task, seed=seed)
 
     build.__name__ = f"build_{name}"
+    build.returns = SklearnContract
+    build.tasks = (CLASSIFICATION if classifier else ()) + (("regression",) if regressor else ())
+    build.proba_tasks = () if name in NO_PROBA or not classifier else CLASSIFICATION
+    build.sample_weights = name not in NO_SAMPLE_WEIGHT
     return build
 
 
@@ -50,6 +72,9 @@ def build_any(task: str, seed: int, estimator: str | None = None, params: dict |
         raise CouplerError("model.estimator is required with model=sklearn, e.g. "
                            "model.estimator=sklearn.ensemble.ExtraTreesClassifier")
     return SklearnModel(estimator, check_params(params), task=task, seed=seed)
+
+
+build_any.returns = SklearnContract
 
 
 @hookimpl

@@ -1,20 +1,25 @@
 """Callbacks the torch engine acts on: ``checkpoint`` and ``lr_monitor``.
 
 They are selected like every callback (``callbacks=[checkpoint,lr_monitor]``) and built by the core; the
-engine finds them among the run's callbacks (``run.callbacks``) and does the work inside Lightning's loop.
+engine finds them among the run's callbacks (``run.callbacks``) and does the work inside Lightning's loop. They
+implement no hook, so they declare ``engines = ("torch",)``: a run whose model trains with another engine
+(``model=xgboost callbacks=[checkpoint]``) is refused before it reads data, instead of silently doing nothing.
 """
 
 from __future__ import annotations
 
+from coupler.callback import Callback
 from coupler.errors import ConfigError
 
 
-class Checkpoint:
+class Checkpoint(Callback):
     """Keep ``checkpoints/best.ckpt`` (the best epoch by ``monitor``) and ``checkpoints/last.ckpt``.
 
     Every checkpoint is written to a temporary file and renamed into place: a crash never leaves one half
     written. ``last.ckpt`` is what ``coupler train resume=RUN_DIR`` continues from.
     """
+
+    engines = ("torch",)
 
     def __init__(self, monitor: str = "val_loss", mode: str = "min", save_best: bool = True, save_last: bool = True):
         if mode not in ("min", "max"):
@@ -39,9 +44,11 @@ class Checkpoint:
         self.best = state.get("best")
 
 
-class LearningRateMonitor:
+class LearningRateMonitor(Callback):
     """Add the learning rate each epoch starts with (``lr``; ``lr_N`` for parameter group N > 0) to the
     epoch metrics."""
+
+    engines = ("torch",)
 
 
 CALLBACKS = {

@@ -63,9 +63,11 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from coupler.components import Model, Split
+from coupler.components import Split
 from coupler.errors import ConfigError, CouplerError
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from coupler_torch.contract import TorchContract
 
 log = logging.getLogger("coupler")
 
@@ -95,23 +97,24 @@ class TensorBatches:
     """
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 epoch=lambda: 0, share=lambda: (0, 1)):
+                 epoch=lambda: 0, share=lambda: (0, 1), weight: torch.Tensor | None = None):
         self.X, self.y, self.batch_size, self.shuffle, self.seed, self.epoch = X, y, batch_size, shuffle, seed, epoch
         self.share = share
+        self.weight = weight  # one per row (Split.weight): batches are then (x, y, weight)
 
     def __len__(self) -> int:
         return math.ceil(len(self.y) / self.batch_size)
 
     def __iter__(self):
-        X, y = self.X, self.y
+        tensors = (self.X, self.y) if self.weight is None else (self.X, self.y, self.weight)
         rank, world = self.share()
         if self.shuffle:
             generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch()))
-            order = torch.randperm(len(y), generator=generator)
-            X, y = X[order], y[order]
-        for start in range(0, len(y), self.batch_size):
-            low, high = _share_of(min(self.batch_size, len(y) - start), rank, world)
-            yield X[start + low:start + high], y[start + low:start + high]
+            order = torch.randperm(len(self.y), generator=generator)
+            tensors = tuple(t[order] for t in tensors)
+        for start in range(0, len(self.y), self.batch_size):
+            low, high = _share_of(min(self.batch_size, len(self.y) - start), rank, world)
+            yield tuple(t[start + low:start + high] for t in tensors)
 
 
 def _share_of(rows: int, rank: int, world: int) -> tuple[int, int]:
@@ -236,7 +239,7 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
-class TorchModel(Model):
+class TorchModel(TorchContract):
     """Subclass with ``build_network`` and ``architecture``; see the module docstring for what the engine does."""
 
     input_format = "matrix"
@@ -278,7 +281,9 @@ class TorchModel(Model):
     def training_batches(self, split: Split, epoch):
         """An iterable of ``(x, y)`` training batches, re-iterated each epoch in a (seed, ``epoch()``) order."""
         X = torch.as_tensor(np.asarray(split.X, dtype=np.float32))
-        return TensorBatches(X, self._targets(split.y), self.batch_size, shuffle=True, seed=self.seed, epoch=epoch)
+        weight = None if split.weight is None else torch.as_tensor(np.asarray(split.weight, dtype=np.float32))
+        return TensorBatches(X, self._targets(split.y), self.batch_size, shuffle=True, seed=self.seed, epoch=epoch,
+                             weight=weight)
 
     def input_batches(self, X):
         """Batches of inputs for scoring, in row order."""
@@ -324,6 +329,7 @@ class TorchModel(Model):
         module = _Module(self, run, epochs=epochs, steps_per_epoch=len(batches), fused_allowed=not clips_mixed,
                          optimizer=optimizer, scheduler=scheduler)
         resume = _resume_checkpoint(run)
+        module.weighted = train.weight is not None
         with _interruptible():
             trainer.fit(module, train_dataloaders=batches, ckpt_path=str(resume) if resume else None,
                         weights_only=True)
@@ -343,6 +349,16 @@ class TorchModel(Model):
         if self.task == "regression":
             return torch.nn.functional.mse_loss(outputs.squeeze(-1), y)
         return torch.nn.functional.cross_entropy(outputs, y)
+
+    def weighted_loss(self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The loss with each row counted ``weight`` times (``Split.weight``): the weighted mean of the rows'
+        losses, as scikit-learn's ``sample_weight`` and XGBoost's weights count them."""
+        if self.task == "regression":
+            rows = (outputs.squeeze(-1) - y) ** 2
+        else:
+            rows = torch.nn.functional.cross_entropy(outputs, y, reduction="none")
+        weight = weight.to(rows.dtype)
+        return (rows * weight).sum() / weight.sum().clamp_min(torch.finfo(rows.dtype).tiny)
 
     def outputs(self, X, device=None, context=None) -> torch.Tensor:
         """The network's outputs for every row of ``X``, in batches, without gradients (float32, on the CPU)."""
@@ -593,9 +609,15 @@ class _Module(pl.LightningModule):
     def forward(self, x):
         return self.network(x)
 
+    weighted = False  # the train split has row weights (Split.weight): batches are (x, y, weight)
+
     def training_step(self, batch, batch_index):
-        x, y = batch
-        loss = self.model.loss(self.network(self.model.augment(x)), y)
+        x, y, *weight = batch
+        outputs = self.network(self.model.augment(x))
+        if self.weighted and not weight:
+            raise ConfigError("train.class_weight", self.run.config["train"]["class_weight"],
+                              f"null for model {type(self.model).__name__}: its training batches carry no row weights")
+        loss = self.model.weighted_loss(outputs, y, weight[0]) if weight else self.model.loss(outputs, y)
         self.loss_sum = self.loss_sum.to(loss.device) + loss.detach()  # no .item(): no sync on every step
         self.batches += 1
         return loss

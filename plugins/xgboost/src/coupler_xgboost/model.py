@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
-from coupler.components import Model, Split
+from coupler.components import Split
 from coupler.errors import ConfigError, CouplerError, did_you_mean
+
+from coupler_xgboost.plugin import XGBoostContract
 
 FILE = "model.ubj"
 OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
@@ -60,9 +62,7 @@ def _check_value(key: str, value) -> None:
         raise ConfigError(f"model.params.{key}", value, allowed)
 
 
-class XGBoostModel(Model):
-    input_format = "frame"
-
+class XGBoostModel(XGBoostContract):
     def __init__(self, task: str, seed: int, params: dict, num_boost_round: int = 500):
         if not isinstance(num_boost_round, int) or num_boost_round < 1:
             raise CouplerError(f"model.num_boost_round={num_boost_round!r}: give a whole number of at least 1.")
@@ -116,7 +116,7 @@ class XGBoostModel(Model):
     def fit(self, train: Split, val: Split | None, run) -> None:
         n_classes = len(run.classes) if run.classes else int(train.y.max()) + 1
         params = {**self.params, **self._task_params(n_classes)}
-        dtrain = self._dmatrix(train.X, train.y)
+        dtrain = self._dmatrix(train.X, train.y, train.weight)
         evals = [(self._dmatrix(val.X, val.y), "val")] if val is not None else []
         callbacks = [_RoundEvents(run, LOSSES[self.task])] if evals else []
         self.booster = xgb.train(params, dtrain, num_boost_round=self.num_boost_round, evals=evals,
@@ -124,11 +124,12 @@ class XGBoostModel(Model):
         if run.best_epoch is not None:  # an early-stopping callback chose a round: keep the model up to it
             self.booster = self.booster[: run.best_epoch + 1]
 
-    def _dmatrix(self, X, y=None) -> xgb.DMatrix:
-        """One DMatrix per input: the validation matrix built for training serves its predictions too."""
+    def _dmatrix(self, X, y=None, weight=None) -> xgb.DMatrix:
+        """One DMatrix per input: the validation matrix built for training serves its predictions too. ``weight``:
+        the training rows' weights (``Split.weight``)."""
         hit = self._matrices.get(id(X))
         if hit is None or hit[0] is not X:
-            hit = (X, xgb.DMatrix(X, label=y, enable_categorical=True))
+            hit = (X, xgb.DMatrix(X, label=y, weight=weight, enable_categorical=True))
             self._matrices[id(X)] = hit  # holding X keeps its id from being reused
         return hit[1]
 
@@ -150,10 +151,6 @@ class XGBoostModel(Model):
         if self.task == "binary":
             return (raw > 0.5).astype(np.int64)
         return raw.argmax(axis=1)
-
-    @property
-    def supports_proba(self) -> bool:
-        return self.task != "regression"
 
     def predict_proba(self, X):
         raw = self._raw(X)
