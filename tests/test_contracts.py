@@ -29,10 +29,22 @@ def test_a_torch_callback_with_a_model_of_another_engine_is_refused(coupler_cli)
     assert "remove checkpoint from callbacks, or choose a torch model" in line
 
 
+def test_the_neural_plugins_declare_their_models_so_the_refusal_lists_them(coupler_cli):
+    line = refused(coupler_cli, "model=xgboost", "callbacks=[checkpoint]")
+    listed = line.split("choose a torch model", 1)[1]
+    assert all(f"model={name}" in listed for name in ("mlp", "cnn", "lstm", "gru", "transformer", "hf_transformer"))
+
+
+def test_a_neural_model_is_checked_before_any_data_is_read(coupler_cli):
+    line = refused(coupler_cli, "model=mlp", "task=regression", "train.class_weight=balanced")
+    assert "null for a regression task" in line
+
+
 def test_early_stopping_with_a_model_that_trains_in_one_step_is_refused_naming_models_that_report_epochs(coupler_cli):
     line = refused(coupler_cli, "model=logistic_regression", "callbacks=[early_stopping]")
     assert "'early_stopping' needs a model that reports epochs" in line
-    assert "remove early_stopping from callbacks, or choose a model that does (model=xgboost" in line
+    assert "remove early_stopping from callbacks, or choose a model that does (model=cnn" in line
+    assert "model=mlp" in line and "model=xgboost" in line and "model=logistic_regression" not in line
 
 
 def test_class_weight_with_a_model_without_row_weights_is_refused_naming_models_with_them(coupler_cli):

@@ -151,6 +151,6 @@ def models_that(registry: Registry, chosen: str, predicate) -> list[str]:
     return sorted(names)
 
 
-def _choices(names: list[str], most: int = 6) -> str:
+def _choices(names: list[str], most: int = 10) -> str:
     shown = ", ".join(f"model={n}" for n in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")

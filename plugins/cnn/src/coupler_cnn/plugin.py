@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupler import hookimpl
+from coupler_torch.contract import TorchContract  # what its models declare, without importing torch
 
 COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
 
@@ -17,6 +18,9 @@ def build_cnn(task: str, seed: int, depth: int = 2, width: int = 32, kernel_size
     return CNN(task=task, seed=seed, depth=depth, width=width, kernel_size=kernel_size, batch_norm=batch_norm,
                dropout=dropout, input_shape=input_shape, batch_size=batch_size, augment=augment,
                num_workers=num_workers)
+
+
+build_cnn.returns = TorchContract
 
 
 def load_image_folder(path=None):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupler import hookimpl
+from coupler_torch.contract import TorchContract  # what its models declare, without importing torch
 
 COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
 
@@ -19,6 +20,7 @@ def _model(cell: str):
                    bidirectional=bidirectional, dropout=dropout, batch_size=batch_size, skip=skip, threads=threads)
 
     build.__name__ = f"build_{cell}"
+    build.returns = TorchContract
     return build
 
 

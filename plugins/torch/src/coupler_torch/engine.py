@@ -281,9 +281,14 @@ class TorchModel(TorchContract):
     def training_batches(self, split: Split, epoch):
         """An iterable of ``(x, y)`` training batches, re-iterated each epoch in a (seed, ``epoch()``) order."""
         X = torch.as_tensor(np.asarray(split.X, dtype=np.float32))
-        weight = None if split.weight is None else torch.as_tensor(np.asarray(split.weight, dtype=np.float32))
         return TensorBatches(X, self._targets(split.y), self.batch_size, shuffle=True, seed=self.seed, epoch=epoch,
-                             weight=weight)
+                             weight=self.row_weights(split))
+
+    @staticmethod
+    def row_weights(split: Split) -> torch.Tensor | None:
+        """The train split's row weights (``Split.weight``, from ``train.class_weight``) as a tensor, or None: a
+        model that builds its own ``TensorBatches`` passes them as ``weight=``."""
+        return None if split.weight is None else torch.as_tensor(np.asarray(split.weight, dtype=np.float32))
 
     def input_batches(self, X):
         """Batches of inputs for scoring, in row order."""

@@ -12,6 +12,7 @@ from coupler import hookimpl
 
 from coupler_torch import hookspecs
 from coupler_torch.callbacks import CALLBACKS
+from coupler_torch.contract import TorchContract
 from coupler_torch.optimizers import OPTIMIZERS, SCHEDULERS
 
 COUPLER_API = ">=1.1,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
@@ -56,6 +57,9 @@ def build_mlp(task: str, seed: int, hidden=(64,), dropout: float = 0.0, batch_si
     from coupler_torch.mlp import MLP
 
     return MLP(task, seed, hidden=hidden, dropout=dropout, batch_size=batch_size, threads=threads)
+
+
+build_mlp.returns = TorchContract
 
 
 @hookimpl

@@ -257,7 +257,7 @@ class HFTransformer(TorchModel):
 
     def training_batches(self, split, epoch):
         return TensorBatches(self.encode(split.X), self._targets(split.y), self.batch_size, shuffle=True,
-                             seed=self.seed, epoch=epoch)
+                             seed=self.seed, epoch=epoch, weight=self.row_weights(split))
 
     def input_batches(self, X):
         if isinstance(X, torch.Tensor):  # already encoded

@@ -154,7 +154,8 @@ class Transformer(TorchModel):
         if self.kind != "tokens":
             return super().training_batches(split, epoch)
         X = torch.as_tensor(np.asarray(split.X, dtype=np.int64))
-        return TensorBatches(X, self._targets(split.y), self.batch_size, shuffle=True, seed=self.seed, epoch=epoch)
+        return TensorBatches(X, self._targets(split.y), self.batch_size, shuffle=True, seed=self.seed, epoch=epoch,
+                             weight=self.row_weights(split))
 
     def input_batches(self, X):
         if self.kind != "tokens" or isinstance(X, torch.Tensor):

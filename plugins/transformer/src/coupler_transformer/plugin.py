@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupler import hookimpl
+from coupler_torch.contract import TorchContract  # what its models declare, without importing torch
 
 COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
 
@@ -18,12 +19,18 @@ def build_transformer(task: str, seed: int, depth: int = 2, heads: int = 4, widt
                        positional=positional, max_length=max_length, batch_size=batch_size)
 
 
+build_transformer.returns = TorchContract
+
+
 def build_hf_transformer(task: str, seed: int, path=None, max_length: int = 128, batch_size: int = 16,
                          dropout: float = 0.1, freeze: bool = False):
     from coupler_transformer.hf import HFTransformer
 
     return HFTransformer(task=task, seed=seed, path=path, max_length=max_length, batch_size=batch_size,
                          dropout=dropout, freeze=freeze)
+
+
+build_hf_transformer.returns = TorchContract
 
 
 def load_text_csv(path=None, text: str = "text", label: str = "label", level: str = "word", vocab_size: int = 20000,
