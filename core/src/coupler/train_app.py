@@ -340,31 +340,25 @@ def _remove_stale_scratch(directory: Path) -> None:
 
 
 def _job(cfg, manager) -> dict | None:
+    from functools import partial
+
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     from coupler.config import to_plain
-    from coupler.errors import CouplerError
     from coupler.hydra_callbacks import record_outcome
-    from coupler.run_directory import LOCK, MANIFEST, RunLock, RunLockedError, atomic_write_text
+    from coupler.run_directory import LOCK, RunLock, RunLockedError
     from coupler.training import train as run_training
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     sweeping = hydra_config.mode == RunMode.MULTIRUN
+    failed = partial(_failed, hydra_config, run_dir, sweeping)
     # Hydra made the directory and opened the log in it; anything else there is not this run's to touch.
     log_file = run_dir / f"{hydra_config.job.name}.log"
     new_log = not log_file.exists() or log_file.stat().st_size == 0
     resuming = cfg.get("resume") is not None
     resumed_from = _file_state(resume_point(run_dir)) if resuming else None
-
-    def failed(message: str, status: int, job_only: bool = True) -> None:
-        print(f"coupler: error: {message}", file=sys.stderr)
-        if sweeping:  # the summary lists the failures; the other jobs still run unless the machine failed
-            record_outcome(hydra_config, run_dir, error=message.splitlines()[0])
-            if job_only:
-                return None
-        raise SystemExit(status)
 
     try:  # atomic: of two runs started at one moment in one directory, one claims it, the other touches nothing
         lock = RunLock.claim(run_dir, resume=resuming)
@@ -372,41 +366,71 @@ def _job(cfg, manager) -> dict | None:
         return failed(str(exc), exc.exit_status)
     foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in (log_file.name, LOCK))
     try:
-        if MANIFEST in foreign:
-            raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
-        if resuming:
-            _prepare_resume(run_dir)
-        elif foreign:
-            raise CouplerError(f"{run_dir} is not empty ({', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); "
-                               f"a run needs a new or empty directory (hydra.run.dir=...).")
-        else:
-            atomic_write_text(run_dir / "overrides.yaml", "".join(f"- {o}\n" for o in hydra_config.overrides.task))
+        _take_directory(run_dir, foreign, resuming, hydra_config.overrides.task)
         results = run_training(to_plain(cfg), run_dir, manager)
     except BaseException as exc:
         logged = getattr(exc, "traceback_file", None) == log_file  # a plugin's failure: its traceback is there
         fate = _clean_up_failed_run(run_dir, log_file, lock, own=not foreign or resuming, new_log=new_log,
                                     keep_log=logged or (not isinstance(exc, OSError) and _log_traceback(exc, log_file)))
-        if isinstance(exc, KeyboardInterrupt):
-            print(f"coupler: error: interrupted (Ctrl-C); {fate}", file=sys.stderr)
-            raise SystemExit(EXIT_INTERRUPTED) from None
-        if isinstance(exc, OSError):
-            from coupler.errors import describe_os_error
-
-            return failed(f"{describe_os_error(exc)} {fate[0].upper()}{fate[1:]}", EXIT_FAULT, job_only=False)
-        if isinstance(exc, SystemExit) or (not isinstance(exc, CouplerError) and _debugging()):
-            raise
-        if not isinstance(exc, CouplerError):  # a bug: one line here, the traceback in the log
-            return failed(f"{type(exc).__name__}: {exc} (unexpected; {fate} Set {DEBUG_ENV}=1 to see the traceback "
-                          f"on the terminal, and please report it)", EXIT_FAULT)
-        # a resume refused before it wrote a new resume point (a damaged one, say) would be refused again: no advice
-        if fate.startswith("the run was kept") and not (resuming and _file_state(resume_point(run_dir)) == resumed_from):
-            print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
-        return failed(str(exc), exc.exit_status)
+        kept_new_resume_point = not (resuming and _file_state(resume_point(run_dir)) == resumed_from)
+        return _job_failed(exc, fate, run_dir, failed, kept_new_resume_point)
     lock.release()
     _print_results(results, run_dir)
     if sweeping:
         record_outcome(hydra_config, run_dir, results=results)
     return results
+
+
+def _failed(hydra_config, run_dir: Path, sweeping: bool, message: str, status: int, job_only: bool = True) -> None:
+    """Print a job's failure; in a sweep, record it and let the other jobs run (unless the machine failed)."""
+    from coupler.hydra_callbacks import record_outcome
+
+    print(f"coupler: error: {message}", file=sys.stderr)
+    if sweeping:  # the summary lists the failures
+        record_outcome(hydra_config, run_dir, error=message.splitlines()[0])
+        if job_only:
+            return None
+    raise SystemExit(status)
+
+
+def _take_directory(run_dir: Path, foreign: list[str], resuming: bool, overrides: list[str]) -> None:
+    """Refuse a directory that holds a finished run or someone else's files; prepare a resume; record the
+    command line's overrides of a new run."""
+    from coupler.errors import CouplerError
+    from coupler.run_directory import MANIFEST, atomic_write_text
+
+    if MANIFEST in foreign:
+        raise CouplerError(f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...).")
+    if resuming:
+        _prepare_resume(run_dir)
+    elif foreign:
+        raise CouplerError(f"{run_dir} is not empty ({', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); "
+                           f"a run needs a new or empty directory (hydra.run.dir=...).")
+    else:
+        atomic_write_text(run_dir / "overrides.yaml", "".join(f"- {o}\n" for o in overrides))
+
+
+def _job_failed(exc: BaseException, fate: str, run_dir: Path, failed, kept_new_resume_point: bool) -> None:
+    """Report a job that raised ``exc`` (its directory already cleaned up: ``fate`` says how) with the exit status
+    its kind deserves: interrupted, a fault of the machine, a bug (traceback in the log), or the user's error."""
+    from coupler.errors import CouplerError
+
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"coupler: error: interrupted (Ctrl-C); {fate}", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    if isinstance(exc, OSError):
+        from coupler.errors import describe_os_error
+
+        return failed(f"{describe_os_error(exc)} {fate[0].upper()}{fate[1:]}", EXIT_FAULT, job_only=False)
+    if isinstance(exc, SystemExit) or (not isinstance(exc, CouplerError) and _debugging()):
+        raise exc
+    if not isinstance(exc, CouplerError):  # a bug: one line here, the traceback in the log
+        return failed(f"{type(exc).__name__}: {exc} (unexpected; {fate} Set {DEBUG_ENV}=1 to see the traceback "
+                      f"on the terminal, and please report it)", EXIT_FAULT)
+    # a resume refused before it wrote a new resume point (a damaged one, say) would be refused again: no advice
+    if fate.startswith("the run was kept") and kept_new_resume_point:
+        print(f"coupler: the run stopped; continue it with: coupler train resume={run_dir}", file=sys.stderr)
+    return failed(str(exc), exc.exit_status)
 
 
 def _report_sweep(directory: Path) -> int:

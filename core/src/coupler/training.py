@@ -108,54 +108,14 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
 
 def _run(run: RunContext, config: dict, manager: PluginManager, data_component, model_component, exporters,
          epoch_watchers: list[str]) -> dict:
-    import pandas as pd
-
-    registry = manager.registry
-    run_dir = run.directory
+    registry, run_dir = manager.registry, run.directory
     run.hooks.on_run_start(run=run)
-
-    dataset = data_component.build("data", config["data"])
-    if not isinstance(dataset, Dataset):
-        raise CouplerError(f"data loader {data_component.name!r} returned {type(dataset).__name__}, not a Dataset")
-    task = run.task = infer_task(dataset.y, config["task"])
-    y, run.classes = encode_target(dataset.y, task)
-    indices = split_rows(y, task, config["split"], run.seed, run.classes, ordered=dataset.ordered, gap=dataset.gap)
-
-    model = model_component.build("model", config["model"], task=task, seed=run.seed)
-    if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
-        raise CouplerError(f"model {model_component.name!r}: its factory returned {type(model).__name__}, "
-                           f"which lacks fit / predict / save / load")
-    check_built(model, model_component.name, config, registry, by_name(config.get("callbacks"), run.callbacks.values()),
-                by_name(config.get("exporters"), exporters.values()), task)
-    _check_engine_settings(config, model, model_component.name, registry)
-    metrics = select_metrics(config.get("metrics"), task, model, registry)
+    dataset, y, indices = _load_and_split(run, config, data_component)
+    model = _build_model(run, config, registry, model_component, exporters)
+    metrics = select_metrics(config.get("metrics"), run.task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
-             len(y), dataset.X.shape[1], task, len(indices.train), len(indices.val), len(indices.test))
-
-    preprocess = config.get("preprocess") or {}
-    input_format = run.input_format = choose_input_format(model, dataset, model_component.name)
-    if input_format == "text" and dataset.tokenizer:
-        from coupler.tokenizer import check_settings
-
-        defaults = check_settings({})
-        unused = {k: v for k, v in dataset.tokenizer.items() if defaults.get(k) != v}
-        if unused:
-            log.warning("model %r reads the raw text with its own tokenizer: the data set's tokenizer settings %s "
-                        "are not used", model_component.name, ", ".join(f"{k}={v}" for k, v in unused.items()))
-    rows_of = {name: dataset.X.iloc[rows] for name, rows in (("train", indices.train), ("val", indices.val),
-                                                              ("test", indices.test))}  # each copied once
-    preprocessor = Preprocessor(**preprocess).fit(rows_of["train"], dataset.categorical, input_format,
-                                                  dataset.tokenizer)
-    splits = {name: Split(preprocessor.transform(X, input_format), y[getattr(indices, name)])
-              for name, X in rows_of.items()}
-    del rows_of
-    if task in CLASSIFICATION:  # train.class_weight: per-row weights the model honours (Model.sample_weights)
-        splits["train"].weight = row_weights(config["train"].get("class_weight"), splits["train"].y, run.classes)
-    run.feature_names = preprocessor.feature_names(input_format)
-    if input_format == "tokens":
-        run.sequence_shape, run.vocab_size = (preprocessor.vocabulary.length,), preprocessor.vocabulary.size
-    else:
-        run.sequence_shape = dataset.sequence
+             len(y), dataset.X.shape[1], run.task, len(indices.train), len(indices.val), len(indices.test))
+    preprocessor, splits = _preprocess(run, config, dataset, y, indices, model, model_component.name)
 
     run.hooks.on_fit_start(run=run, model=model)
     model_label = component_label(manager, "model", model_component.name)
@@ -168,31 +128,95 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         log.warning("callbacks %s watch epochs, but model %r reported none (it trains in one step%s): they had "
                     "no effect", epoch_watchers, model_component.name, "" if len(splits["val"]) else ", or split.val=0")
 
+    results = _evaluate(run, BlamedModel(model, model_label, run_dir), splits, metrics, dataset, indices)
+    _save(run, config, model, preprocessor, results)
+    for key, exporter in exporters.items():
+        paths = exporter.export(model, run, run_dir / "exports")
+        run.hooks.on_export(run=run, exporter=key, paths=paths)
+    _seal(run, config, manager, dataset, indices, run.input_format, model_component)
+    run.hooks.on_run_end(run=run, metrics=results)
+    return results
+
+
+def _load_and_split(run: RunContext, config: dict, data_component):
+    """The data set, its encoded target (setting ``run.task`` and ``run.classes``) and the split's row indices."""
+    dataset = data_component.build("data", config["data"])
+    if not isinstance(dataset, Dataset):
+        raise CouplerError(f"data loader {data_component.name!r} returned {type(dataset).__name__}, not a Dataset")
+    task = run.task = infer_task(dataset.y, config["task"])
+    y, run.classes = encode_target(dataset.y, task)
+    indices = split_rows(y, task, config["split"], run.seed, run.classes, ordered=dataset.ordered, gap=dataset.gap)
+    return dataset, y, indices
+
+
+def _build_model(run: RunContext, config: dict, registry, model_component, exporters: dict):
+    """The model for the data's task, checked against what the run asks of it (capabilities, engine settings)."""
+    model = model_component.build("model", config["model"], task=run.task, seed=run.seed)
+    if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
+        raise CouplerError(f"model {model_component.name!r}: its factory returned {type(model).__name__}, "
+                           f"which lacks fit / predict / save / load")
+    check_built(model, model_component.name, config, registry, by_name(config.get("callbacks"), run.callbacks.values()),
+                by_name(config.get("exporters"), exporters.values()), run.task)
+    _check_engine_settings(config, model, model_component.name, registry)
+    return model
+
+
+def _preprocess(run: RunContext, config: dict, dataset: Dataset, y, indices, model, model_name: str):
+    """Fit the preprocessing on the training rows, in the input format the model takes, and apply it to each split;
+    the training split carries ``train.class_weight``'s row weights. Sets what ``fit`` reads from ``run``."""
+    input_format = run.input_format = choose_input_format(model, dataset, model_name)
+    if input_format == "text" and dataset.tokenizer:
+        _warn_unused_tokenizer(dataset.tokenizer, model_name)
+    rows_of = {name: dataset.X.iloc[rows] for name, rows in (("train", indices.train), ("val", indices.val),
+                                                              ("test", indices.test))}  # each copied once
+    preprocessor = Preprocessor(**(config.get("preprocess") or {})).fit(rows_of["train"], dataset.categorical,
+                                                                       input_format, dataset.tokenizer)
+    splits = {name: Split(preprocessor.transform(X, input_format), y[getattr(indices, name)])
+              for name, X in rows_of.items()}
+    if run.task in CLASSIFICATION:  # train.class_weight: per-row weights the model honours (Model.sample_weights)
+        splits["train"].weight = row_weights(config["train"].get("class_weight"), splits["train"].y, run.classes)
+    run.feature_names = preprocessor.feature_names(input_format)
+    if input_format == "tokens":
+        run.sequence_shape, run.vocab_size = (preprocessor.vocabulary.length,), preprocessor.vocabulary.size
+    else:
+        run.sequence_shape = dataset.sequence
+    return preprocessor, splits
+
+
+def _warn_unused_tokenizer(tokenizer: dict, model_name: str) -> None:
+    from coupler.tokenizer import check_settings
+
+    defaults = check_settings({})
+    unused = {k: v for k, v in tokenizer.items() if defaults.get(k) != v}
+    if unused:
+        log.warning("model %r reads the raw text with its own tokenizer: the data set's tokenizer settings %s "
+                    "are not used", model_name, ", ".join(f"{k}={v}" for k, v in unused.items()))
+
+
+def _evaluate(run: RunContext, model, splits: dict, metrics, dataset: Dataset, indices) -> dict:
+    """Measure the val and test splits (writing array metrics, test predictions and the data set's baseline) and
+    return ``{"val": {...}, "test": {...}}``."""
+    import pandas as pd
+
     results: dict[str, dict] = {}
     for name in ("val", "test"):
         results[name] = {}
         if not len(splits[name]):
             continue
-        measured = measure(BlamedModel(model, model_label, run_dir), splits[name].X, splits[name].y, metrics,
-                           len(run.classes), task)
+        measured = measure(model, splits[name].X, splits[name].y, metrics, len(run.classes), run.task)
         results[name] = measured.scalars
         for metric_name, array in measured.arrays.items():
             labels = run.classes or list(range(len(array)))
             frame = pd.DataFrame(array, index=[f"true_{c}" for c in labels], columns=[f"pred_{c}" for c in labels])
-            write_csv(run_dir / f"{metric_name}_{name}.csv", frame)
+            write_csv(run.directory / f"{metric_name}_{name}.csv", frame)
         if name == "test":
             rows = dataset.X.index[indices.test]
-            write_csv(run_dir / "predictions_test.csv", predictions_frame(rows, measured, run.classes, splits[name].y))
+            write_csv(run.directory / "predictions_test.csv",
+                      predictions_frame(rows, measured, run.classes, splits[name].y))
         run.hooks.on_evaluate_end(run=run, split=name, metrics=measured.scalars)
     if dataset.baseline is not None:
-        write_json(run_dir / "baseline.json", measure_baseline(dataset, indices, task, run.classes, metrics))
-
-    _save(run, config, model, preprocessor, results)
-    for key, exporter in exporters.items():
-        paths = exporter.export(model, run, run_dir / "exports")
-        run.hooks.on_export(run=run, exporter=key, paths=paths)
-    _seal(run, config, manager, dataset, indices, input_format, model_component)
-    run.hooks.on_run_end(run=run, metrics=results)
+        write_json(run.directory / "baseline.json",
+                   measure_baseline(dataset, indices, run.task, run.classes, metrics))
     return results
 
 
