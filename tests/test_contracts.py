@@ -40,6 +40,12 @@ def test_a_neural_model_is_checked_before_any_data_is_read(coupler_cli):
     assert "null for a regression task" in line
 
 
+def test_a_trainer_setting_with_a_model_of_another_engine_is_refused(coupler_cli):
+    line = refused(coupler_cli, "model=xgboost", "trainer.precision=16-mixed")
+    assert "trainer.precision='16-mixed' is not allowed: its default ('32-true')" in line
+    assert "read only by torch models, and model 'xgboost' trains with xgboost" in line
+
+
 def test_early_stopping_with_a_model_that_trains_in_one_step_is_refused_naming_models_that_report_epochs(coupler_cli):
     line = refused(coupler_cli, "model=logistic_regression", "callbacks=[early_stopping]")
     assert "'early_stopping' needs a model that reports epochs" in line

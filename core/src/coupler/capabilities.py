@@ -50,6 +50,26 @@ def check_before_data(config: dict, registry: Registry, model_name: str, factory
             _check_metric(model, model_name, metric, tasks, registry)
 
 
+def check_setting_groups(config: dict, registry: Registry, model: Any, model_name: str, default_of) -> None:
+    """A settings group that only some engines read (``SettingGroup.engines``: the torch engine's ``trainer``),
+    changed from its default for a model of another engine, is refused: the change would do nothing.
+    ``default_of(group)`` is the node of the group's default option, or None when it cannot be told."""
+    engine = getattr(model, "engine", None)
+    for group in registry.setting_groups.values():
+        default = default_of(group) if group.engines and engine not in group.engines else None
+        if default is None:
+            continue
+        node = config.get(group.name) or {}
+        changed = sorted(k for k in set(node) | set(default) if node.get(k) != default.get(k))
+        if changed:
+            key, engines = changed[0], "/".join(group.engines)
+            raise ConfigError(f"{group.name}.{key}", node.get(key),
+                              f"its default ({default.get(key)!r}): the {group.name} settings are read only by {engines} "
+                              f"models, and model {model_name!r} {f'trains with {engine}' if engine else 'names no engine'}; "
+                              f"remove the {group.name} overrides, or choose a {engines} model (its own settings are "
+                              f"model.KEY=VALUE)")
+
+
 def check_built(model: Any, model_name: str, config: dict, registry: Registry, callbacks: dict, exporters: dict,
                 task: str) -> None:
     """The same checks on the built model and the data's task, before ``fit`` (metrics: ``select_metrics``)."""

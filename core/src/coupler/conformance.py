@@ -471,10 +471,14 @@ class _Kit:
                             lambda directory: self.check_model_round_trip(name, "binary", directory, text=True)))
         return checks
 
-    def run(self, overrides: list[str], directory: Path, doing: str, fix: str) -> tuple[dict, Path]:
+    def run(self, overrides: list[str], directory: Path, doing: str, fix: str, engine: str | None = None
+            ) -> tuple[dict, Path]:
+        """Train ``overrides`` into ``directory/run``, made short by the ``test_overrides`` of the settings groups
+        that a model of ``engine`` reads (``SettingGroup.engines``)."""
         from coupler.training import train
 
-        shorter = [o for group in self.manager.registry.setting_groups.values() for o in group.test_overrides]
+        shorter = [o for group in self.manager.registry.setting_groups.values()
+                   if not group.engines or engine in group.engines for o in group.test_overrides]
         config = self.compose([*overrides, *shorter])
         run_dir = directory / "run"
         with _step(doing, fix):
@@ -487,7 +491,7 @@ class _Kit:
             [f"data={data}", f"model={name}", *self.component_overrides(name)], directory,
             f"training it on the kit's {'text' if text else task} data (coupler train data={data} model={name})",
             "fit(train, val, run) must train on train.X (the model's input_format) and train.y (class codes 0..K-1, "
-            "or floats for regression); save(directory) must write its state there")
+            "or floats for regression); save(directory) must write its state there", engine=getattr(model, "engine", None))
         for split in ("val", "test"):
             bad = {k: v for k, v in results[split].items() if v is not None and not math.isfinite(v)}
             if bad:
@@ -621,7 +625,10 @@ class _Kit:
                 callback.load_state_dict(value)
 
     def check_callback_events(self, kind: str, name: str, directory: Path) -> None:
-        wanted = _implemented_hooks(self.build("callback", name))
+        callback = self.build("callback", name)
+        wanted = _implemented_hooks(callback)
+        overrides = self.component_overrides(name)
+        model, engine = self.callback_model(name, callback, overrides)
         named = {id(self.manager.hooks.get_plugin(n)) for n in self.manager.plugins}
         fired: set[str] = set()
         received: set[str] = set()
@@ -634,10 +641,10 @@ class _Kit:
 
         undo = self.manager.hooks.add_hookcall_monitoring(before, lambda *args: None)
         try:
-            _, run_dir = self.run([f"data={KIT_DATA['binary']}", f"model={KIT_MODEL}", f"callbacks=[{name}]",
-                                   *self.component_overrides(name)], directory,
-                                  f"a run with callbacks=[{name}] and the kit's iterative model",
-                                  "the callback's hooks must not raise during a normal run")
+            _, run_dir = self.run([f"data={KIT_DATA['binary']}", *([] if model else [f"model={KIT_MODEL}"]),
+                                   f"callbacks=[{name}]", *overrides], directory,
+                                  f"a run with callbacks=[{name}] and {f'model={model}' if model else 'the kit model'}",
+                                  "the callback's hooks must not raise during a normal run", engine=engine)
         finally:
             undo()
         missed = sorted((wanted & fired) - received)
@@ -645,6 +652,19 @@ class _Kit:
             _fail(f"its hooks {missed} were not called in a run that fired them",
                   "return the object whose methods carry @coupler.hookimpl from the factory")
         _check_still_sealed(run_dir)
+
+    def callback_model(self, name: str, callback, overrides: list[str]) -> tuple[str | None, str | None]:
+        """The model a callback's run uses: the kit's iterative one, or the ``model=`` its overrides name (with its
+        declared engine). A callback that acts only inside some engines (``Callback.engines``) needs the latter."""
+        from coupler.components import declared_model
+
+        model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
+        engines = getattr(callback, "engines", None)
+        if model is None and engines:
+            raise Skipped(f"it acts only inside the {'/'.join(engines)} engine, and the kit's model names none: pass "
+                          f"overrides={{{name!r}: ['model=NAME']}} with a {'/'.join(engines)} model")
+        declared = declared_model(self.manager.registry.get("model", model).factory) if model else None
+        return model, getattr(declared, "engine", None)
 
     # --- metrics ---
 

@@ -185,9 +185,11 @@ def register_config_groups(register):
 
     Called once, when plugins are loaded. It runs with ``register_kinds``.
 
-    :param register: ``register(group, *, default=None, description="", test_overrides=())``: the group's
-        options are the files ``GROUP/OPTION.yaml`` of the plugin's config directories; ``default`` is the option
-        every run gets; ``test_overrides`` make a run as short as a test allows (the conformance kit adds them).
+    :param register: ``register(group, *, default=None, description="", test_overrides=(), engines=())``: the
+        group's options are the files ``GROUP/OPTION.yaml`` of the plugin's config directories; ``default`` is the
+        option every run gets; ``test_overrides`` make a run as short as a test allows (the conformance kit adds
+        them to runs of the group's engines); ``engines`` names the engines (``Model.engine``) whose models read
+        the group, so that a run of another model that changes it is refused before any data is read.
     :return: None.
     """
 

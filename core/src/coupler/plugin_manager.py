@@ -331,8 +331,9 @@ class PluginManager:
         info.declares.append(kind)
 
     def _add_group(self, info: PluginInfo, group: str, *, default: str | None = None, description: str = "",
-                   test_overrides: Iterable[str] = ()) -> None:
-        self.registry.add_setting_group(SettingGroup(group, default, info.name, description, tuple(test_overrides)))
+                   test_overrides: Iterable[str] = (), engines: Iterable[str] = ()) -> None:
+        self.registry.add_setting_group(SettingGroup(group, default, info.name, description, tuple(test_overrides),
+                                                     tuple(engines)))
         info.declares.append(f"{group} group")
 
     def _register(self, info: PluginInfo, plugin: object) -> None:

@@ -50,6 +50,9 @@ class SettingGroup:
     description: str = ""
     #: overrides that make a run as short as a test allows; the conformance kit adds them to every run
     test_overrides: tuple[str, ...] = ()
+    #: the engines (``Model.engine``) whose models read the group; empty: every model. A run of another model
+    #: that changes the group from its default is refused (``coupler.capabilities.check_setting_groups``).
+    engines: tuple[str, ...] = ()
 
 
 CORE_KINDS = (

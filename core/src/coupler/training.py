@@ -9,13 +9,14 @@ import os
 import platform
 import shutil
 import tempfile
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
 from coupler.callback import observes
-from coupler.capabilities import check_before_data, check_built
+from coupler.capabilities import check_before_data, check_built, check_setting_groups
 from coupler.class_weight import row_weights
-from coupler.components import CLASSIFICATION, Model, Split
+from coupler.components import CLASSIFICATION, Model, Split, declared_model
 from coupler.config import check_settings
 from coupler.context import RunContext
 from coupler.dataset import Dataset, encode_target, infer_task
@@ -89,6 +90,9 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     # what the model cannot honour is refused before any data is read (coupler.capabilities)
     check_before_data(config, registry, model_component.name, model_component.factory,
                       by_name(callback_nodes, callbacks), by_name(exporter_nodes, exporters.values()))
+    declared = declared_model(model_component.factory)
+    if declared is not None:
+        check_setting_groups(config, registry, declared, model_component.name, partial(_group_default, manager))
 
     # hooks that raise are named: a plugin by its name, a callback by its component
     labels = {id(callback): component_label(manager, "callback", node.get("name", key))
@@ -111,7 +115,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     registry, run_dir = manager.registry, run.directory
     run.hooks.on_run_start(run=run)
     dataset, y, indices = _load_and_split(run, config, data_component)
-    model = _build_model(run, config, registry, model_component, exporters)
+    model = _build_model(run, config, manager, model_component, exporters)
     metrics = select_metrics(config.get("metrics"), run.task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
              len(y), dataset.X.shape[1], run.task, len(indices.train), len(indices.val), len(indices.test))
@@ -149,8 +153,9 @@ def _load_and_split(run: RunContext, config: dict, data_component):
     return dataset, y, indices
 
 
-def _build_model(run: RunContext, config: dict, registry, model_component, exporters: dict):
+def _build_model(run: RunContext, config: dict, manager: PluginManager, model_component, exporters: dict):
     """The model for the data's task, checked against what the run asks of it (capabilities, engine settings)."""
+    registry = manager.registry
     model = model_component.build("model", config["model"], task=run.task, seed=run.seed)
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
         raise CouplerError(f"model {model_component.name!r}: its factory returned {type(model).__name__}, "
@@ -158,7 +163,15 @@ def _build_model(run: RunContext, config: dict, registry, model_component, expor
     check_built(model, model_component.name, config, registry, by_name(config.get("callbacks"), run.callbacks.values()),
                 by_name(config.get("exporters"), exporters.values()), run.task)
     _check_engine_settings(config, model, model_component.name, registry)
+    check_setting_groups(config, registry, model, model_component.name, partial(_group_default, manager))
     return model
+
+
+def _group_default(manager: PluginManager, group) -> dict | None:
+    """The node of a settings group's default option (``trainer=default``), or None when it cannot be told."""
+    from coupler.config import default_node
+
+    return default_node(manager, group.name, group.default) if group.default else None
 
 
 def _preprocess(run: RunContext, config: dict, dataset: Dataset, y, indices, model, model_name: str):

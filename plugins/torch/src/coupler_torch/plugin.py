@@ -50,7 +50,7 @@ def register_kinds(register):
 @hookimpl
 def register_config_groups(register):
     register("trainer", default="default", description="the torch engine's Lightning trainer settings",
-             test_overrides=("trainer.max_epochs=3", "trainer.progress_bar=false"))
+             test_overrides=("trainer.max_epochs=3", "trainer.progress_bar=false"), engines=("torch",))
 
 
 def build_mlp(task: str, seed: int, hidden=(64,), dropout: float = 0.0, batch_size: int = 64, threads=1):
