@@ -1,0 +1,60 @@
+"""The docs' reference tables say what the code says: the hook tables of docs/plugins.md list exactly the hook
+specifications (the core's and coupler-torch's), and its Model capability table lists exactly the capabilities
+``coupler.components.Model`` declares. A hook or capability added, renamed or removed without the docs fails here."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from coupler import hookspecs
+from coupler.components import Model
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGINS_MD = ROOT / "docs" / "plugins.md"
+#: a table row whose first cell is a code span: ``| `name(...)` ... |`` gives ``name``
+FIRST_CELL = re.compile(r"^\|\s*`([A-Za-z_][A-Za-z0-9_]*)(?:\([^`]*\))?`", re.MULTILINE)
+
+
+def section(text: str, heading: str) -> str:
+    """The text under the ``## heading`` up to the next ``## `` heading."""
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]
+
+
+def specs(module) -> set[str]:
+    marker = f"{hookspecs.PROJECT}_spec"
+    return {name for name, fn in inspect.getmembers(module, inspect.isfunction) if hasattr(fn, marker)}
+
+
+def test_the_hook_tables_list_exactly_the_hookspecs():
+    from coupler_torch import hookspecs as torch_hookspecs
+
+    documented = FIRST_CELL.findall(section(PLUGINS_MD.read_text(), "The hooks"))
+    assert len(documented) == len(set(documented)), f"a hook is listed twice: {sorted(documented)}"
+    expected = specs(hookspecs) | specs(torch_hookspecs)
+    assert set(documented) == expected, (f"docs/plugins.md, 'The hooks': missing {sorted(expected - set(documented))}, "
+                                         f"not hooks {sorted(set(documented) - expected)}")
+
+
+def declared_capabilities() -> set[str]:
+    """The capability attributes of ``Model``: the class attributes ``capabilities.py`` checks, read from the
+    class's annotations up to ``input_format`` (the input attributes that follow are documented as a list)."""
+    names = list(Model.__annotations__)
+    return set(names[:names.index("input_format")])
+
+
+def test_the_capability_table_lists_exactly_the_models_declared_capabilities():
+    contracts = section(PLUGINS_MD.read_text(), "The contracts")
+    table = contracts[contracts.index("| attribute | default |"):]
+    table = table[:table.index("\n\n")]
+    documented = FIRST_CELL.findall(table)
+    assert set(documented) == declared_capabilities() == {"tasks", "proba_tasks", "reports_epochs", "sample_weights",
+                                                          "engine"}
+    for name in documented:  # the default column says the class's default
+        default = getattr(Model, name)
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{name}`"))
+        shown = {None: "`None`", False: "`False`", (): "`()`"}.get(default, "all three")
+        assert shown in row, f"{name}: the table's default should be {shown} (Model.{name} = {default!r})"
