@@ -58,3 +58,30 @@ def test_the_capability_table_lists_exactly_the_models_declared_capabilities():
         row = next(line for line in table.splitlines() if line.startswith(f"| `{name}`"))
         shown = {None: "`None`", False: "`False`", (): "`()`"}.get(default, "all three")
         assert shown in row, f"{name}: the table's default should be {shown} (Model.{name} = {default!r})"
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lowercase, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.MULTILINE | re.DOTALL)  # no headings in code
+    return {anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+
+
+def test_every_relative_link_of_the_docs_reaches_a_file_and_its_heading():
+    pages = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", ROOT / "core" / "README.md",
+             *(ROOT / "docs").glob("*.md"), *(ROOT / "plugins").glob("*/README.md")]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # an absolute URL
+            path, _, fragment = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif fragment and resolved.suffix == ".md" and fragment not in anchors(resolved):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
