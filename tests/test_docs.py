@@ -1,12 +1,16 @@
 """The docs' reference tables say what the code says: the hook tables of docs/plugins.md list exactly the hook
-specifications (the core's and coupler-torch's), and its Model capability table lists exactly the capabilities
-``coupler.components.Model`` declares. A hook or capability added, renamed or removed without the docs fails here."""
+specifications (the core's and coupler-torch's), its Model capability table exactly the capabilities
+``coupler.components.Model`` declares, each parameter table exactly the keys and defaults of its config file, and
+every relative link reaches its file and heading. A hook, capability or key added, renamed or removed without the
+docs fails here."""
 
 from __future__ import annotations
 
 import inspect
 import re
 from pathlib import Path
+
+import pytest
 
 from coupler import hookspecs
 from coupler.components import Model
@@ -85,3 +89,57 @@ def test_every_relative_link_of_the_docs_reaches_a_file_and_its_heading():
             elif fragment and resolved.suffix == ".md" and fragment not in anchors(resolved):
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+#: (page, which of its ``| key | default |`` tables, the config file it documents)
+PARAMETER_TABLES = [
+    ("docs/configuration.md", 0, "core/src/coupler/conf/data/csv.yaml"),
+    ("plugins/cnn/README.md", 0, "plugins/cnn/src/coupler_cnn/conf/model/cnn.yaml"),
+    ("plugins/rnn/README.md", 0, "plugins/rnn/src/coupler_rnn/conf/model/lstm.yaml"),
+    ("plugins/rnn/README.md", 0, "plugins/rnn/src/coupler_rnn/conf/model/gru.yaml"),
+    ("plugins/rnn/README.md", 1, "plugins/rnn/src/coupler_rnn/conf/data/timeseries.yaml"),
+    ("plugins/rnn/README.md", 2, "plugins/rnn/src/coupler_rnn/conf/data/sequences.yaml"),
+    ("plugins/torch/README.md", 0, "plugins/torch/src/coupler_torch/conf/trainer/default.yaml"),
+    ("plugins/transformer/README.md", 0, "plugins/transformer/src/coupler_transformer/conf/data/text_csv.yaml"),
+    ("plugins/transformer/README.md", 1, "plugins/transformer/src/coupler_transformer/conf/model/transformer.yaml"),
+    ("plugins/transformer/README.md", 2, "plugins/transformer/src/coupler_transformer/conf/model/hf_transformer.yaml"),
+]
+KEY_TABLE = re.compile(r"^\| key \| default \|.*\n\|[-| ]+\|\n((?:\|.*\n)+)", re.MULTILINE)
+
+
+def documented_defaults(rows: str) -> dict[str, str]:
+    """``{key: default cell}`` of a table's rows; a row may name several keys (`` `a`, `b` | `1`, `2` ``)."""
+    documented = {}
+    for line in rows.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        keys, defaults = cells[0].split(", "), cells[1].split(", ")
+        for i, key in enumerate(keys):
+            documented[key.strip("`")] = defaults[i] if len(defaults) == len(keys) else cells[1]
+    return documented
+
+
+def config_leaves(node: dict, prefix: str = "") -> dict:
+    leaves = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            leaves.update(config_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+@pytest.mark.parametrize(("page", "index", "config"), PARAMETER_TABLES, ids=lambda v: str(v))
+def test_a_parameter_table_lists_every_key_of_its_config_file_with_its_default(page, index, config):
+    import yaml
+
+    documented = documented_defaults(KEY_TABLE.findall((ROOT / page).read_text())[index])
+    keys = config_leaves(yaml.safe_load((ROOT / config).read_text()))
+    keys.pop("name", None)  # the component, not a parameter
+    assert set(documented) == set(keys), (f"{page}: keys missing {sorted(set(keys) - set(documented))}, "
+                                          f"not in {config}: {sorted(set(documented) - set(keys))}")
+    for key, value in keys.items():
+        cell = documented[key].strip("`")
+        if value == "???":
+            assert cell in ("required", "(required)"), f"{page}: {key} is required, the table says {cell}"
+        else:
+            assert yaml.safe_load(cell) == value, f"{page}: {key}'s default is {value!r}, the table says {cell}"
