@@ -93,6 +93,7 @@ def _output(runs, name: str) -> str:
     return runs["logs"][name].read_text()[-4000:]
 
 
+@pytest.mark.slow  # the module's runs: seven processes, each importing torch and Lightning
 def test_two_processes_train_and_only_the_first_writes_the_run_directory(runs):
     assert runs["codes"]["ddp"] == 0, _output(runs, "ddp")
     assert runs["codes"]["single"] == 0, _output(runs, "single")
@@ -103,6 +104,7 @@ def test_two_processes_train_and_only_the_first_writes_the_run_directory(runs):
     assert json.loads((ddp / "manifest.json").read_text())["files"], "the run is sealed"
 
 
+@pytest.mark.slow
 def test_coupler_evaluate_reproduces_the_two_process_run(runs, coupler_cli):
     run_dir = runs["dir"] / "ddp"
     assert runs["codes"]["ddp"] == 0, _output(runs, "ddp")
@@ -111,6 +113,7 @@ def test_coupler_evaluate_reproduces_the_two_process_run(runs, coupler_cli):
     assert json.loads(result.out) == read_metrics(run_dir)
 
 
+@pytest.mark.slow
 def test_two_processes_reach_the_accuracy_of_one_with_the_same_global_batch(runs):
     assert runs["codes"]["ddp"] == 0 and runs["codes"]["single"] == 0
     single, ddp = read_metrics(runs["dir"] / "single"), read_metrics(runs["dir"] / "ddp")
@@ -121,6 +124,7 @@ def test_two_processes_reach_the_accuracy_of_one_with_the_same_global_batch(runs
     assert [len(h) for h in histories] == [3, 3], "two epochs each"
 
 
+@pytest.mark.slow
 def test_an_interrupted_two_process_run_resumes_to_the_uninterrupted_numbers(runs):
     assert runs["codes"]["interrupted"] == EXIT_INTERRUPTED, _output(runs, "interrupted")
     assert runs["checkpoint"]["epoch"] == 0, "interrupted after the first of two epochs"
