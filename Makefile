@@ -28,10 +28,13 @@ demo: $(STAMP)
 	$(VENV)/bin/coupler train
 
 # Two workers (pytest-xdist), each test file on one of them: a file's module-scoped runs are made once, and the
-# files that pip-install tests/plugins/* build each distribution in one process. TEST_WORKERS=0: one process.
+# files that pip-install tests/plugins/* build each distribution in one process. Each worker, and each process a
+# test starts, computes on one thread (OMP_NUM_THREADS=1): torch's and XGBoost's thread pools, two per worker on
+# two cores, would wait on each other. TEST_WORKERS=0: one process, every library's default threads.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+	$(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1) $(PY) -m pytest \
+		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 clean:
 	rm -rf $(VENV) runs multirun
