@@ -221,11 +221,18 @@ def test_a_temporary_file_left_by_a_killed_predict_is_removed_and_named(iris_run
 
 # --- 4. interruptions and faults: one line, no half-written run -------------------------------------------
 
+def hears_ctrl_c() -> None:
+    """In the child, before it runs: SIGINT as on a terminal. A test session started in the background of a shell
+    (``make test &``, ``nohup``) ignores SIGINT, and its children would inherit that and never hear the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(directory: Path, overrides: list[str], ready) -> CliResult:
     """Start ``coupler train OVERRIDES hydra.run.dir=run`` in ``directory``, press Ctrl-C (SIGINT) once
     ``ready(run_dir)`` holds, and return what the command printed."""
     process = subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *overrides, "hydra.run.dir=run"],
-                               cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=hears_ctrl_c)
     deadline = time.monotonic() + 120
     while not ready(directory / "run") and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)

@@ -38,7 +38,12 @@ def _train(*args: str, log: Path) -> subprocess.Popen:
     with open(log, "w") as output:
         return subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *args], stdout=output,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_hears_ctrl_c)
+
+
+def _hears_ctrl_c() -> None:
+    """SIGINT as on a terminal: a test session started in a shell's background ignores it, and so would the run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait(process: subprocess.Popen, log: Path, timeout: float = 900) -> int:
