@@ -1,5 +1,5 @@
 # make demo: create .venv, install the core and every plugin, run the default training.
-# make test: create or reuse .venv, run every test of the core and of every plugin.
+# make test: create or reuse .venv, run every test of the core and of every plugin (in two processes).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e ./core $(foreach p,$(PLUGINS),-e ./$(p)) pytest setuptools
+		-e ./core $(foreach p,$(PLUGINS),-e ./$(p)) pytest pytest-xdist setuptools
 	# then each plugin's test extra (pip 23.2 cannot resolve local plugins that depend on each other
 	# when they are named with extras in one go)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
@@ -27,8 +27,14 @@ $(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) constraints.t
 demo: $(STAMP)
 	$(VENV)/bin/coupler train
 
+# Two workers (pytest-xdist), each test file on one of them: a file's module-scoped runs are made once, and the
+# files that pip-install tests/plugins/* build each distribution in one process. Each worker, and each process a
+# test starts, computes on one thread (OMP_NUM_THREADS=1): torch's and XGBoost's thread pools, two per worker on
+# two cores, would wait on each other. TEST_WORKERS=0: one process, every library's default threads.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest
+	$(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1) $(PY) -m pytest \
+		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 clean:
 	rm -rf $(VENV) runs multirun

@@ -23,10 +23,15 @@ def coupler_process(*args: str, cwd: Path, env: dict | None = None, timeout: int
 
 @pytest.fixture(scope="session")
 def iris_run(tmp_path_factory) -> Path:
-    """One finished default run (logistic regression on iris), shared by the tests that only read it."""
+    """One finished default run (logistic regression on iris), shared by the tests that only read it: ``coupler
+    train hydra.run.dir=run`` in this process (as ``coupler_cli`` runs it; no interpreter to start)."""
+    from coupler import train_app
+
     cwd = tmp_path_factory.mktemp("iris_run")
-    result = coupler_process("train", "hydra.run.dir=run", cwd=cwd)
-    assert result.rc == 0, result.err
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", ["coupler-train", "hydra.run.dir=run"])
+        assert train_app.run() == 0
     return cwd / "run"
 
 

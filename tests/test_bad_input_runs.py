@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from coupler.testing import CliResult
 
-from tests.conftest import coupler_process
 from tests.corpus import refused, untouched
 
 
@@ -188,14 +187,15 @@ def test_a_lock_left_by_a_killed_process_is_stale(coupler_cli, tmp_path):
     RunLock.claim(directory, resume=True).release()  # a resume takes the stale lock over
 
 
-def test_two_runs_started_at_once_in_one_directory(tmp_path):
+@pytest.mark.slow
+def test_two_runs_started_at_once_in_one_directory(coupler_cli, tmp_path):
     command = [sys.executable, "-m", "coupler.cli", "train", "hydra.run.dir=run"]
     processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
     outcomes = sorted((p.wait(timeout=180), p.stderr.read()) for p in processes)
     assert [rc for rc, _ in outcomes] == [0, 2], outcomes
     assert ("is being trained by process" in outcomes[1][1] or "already holds a finished run" in outcomes[1][1])
-    evaluated = coupler_process("evaluate", "run", cwd=tmp_path)
+    evaluated = coupler_cli("evaluate", "run")
     assert evaluated.rc == 0, evaluated.err
     assert "data iris" in (tmp_path / "run" / "train.log").read_text(), "the winner's log is kept"
 
@@ -221,11 +221,18 @@ def test_a_temporary_file_left_by_a_killed_predict_is_removed_and_named(iris_run
 
 # --- 4. interruptions and faults: one line, no half-written run -------------------------------------------
 
+def hears_ctrl_c() -> None:
+    """In the child, before it runs: SIGINT as on a terminal. A test session started in the background of a shell
+    (``make test &``, ``nohup``) ignores SIGINT, and its children would inherit that and never hear the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(directory: Path, overrides: list[str], ready) -> CliResult:
     """Start ``coupler train OVERRIDES hydra.run.dir=run`` in ``directory``, press Ctrl-C (SIGINT) once
     ``ready(run_dir)`` holds, and return what the command printed."""
     process = subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *overrides, "hydra.run.dir=run"],
-                               cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=hears_ctrl_c)
     deadline = time.monotonic() + 120
     while not ready(directory / "run") and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
@@ -253,6 +260,7 @@ def fitting_for(seconds: float):
     # no checkpoint: Lightning's own Ctrl-C handling used to end the process with exit 1 and no word
     ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=1000", "trainer.resumable=false"],
 ], ids=["sklearn", "xgboost", "cnn-before-its-first-checkpoint"])
+@pytest.mark.slow
 def test_ctrl_c_during_training(tmp_path, overrides):
     seconds = 4.0 if "model=cnn" in overrides else 1.0  # torch's start-up, then inside fit
     refused(interrupt(tmp_path, overrides, fitting_for(seconds)), "interrupted (Ctrl-C)",
@@ -260,6 +268,7 @@ def test_ctrl_c_during_training(tmp_path, overrides):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_after_a_checkpoint_keeps_the_run_to_resume(tmp_path):
     overrides = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=1000", "trainer.resume_interval=0"]
     result = interrupt(tmp_path, overrides, lambda run_dir: (run_dir / "checkpoints" / "last.ckpt").is_file())

@@ -195,8 +195,8 @@ def test_plugins_disable_by_environment_is_never_imported(tmp_path):
         "sklearn" in result.err
 
 
-def test_plugins_disable_config_key_disables_a_loaded_plugin(tmp_path):
-    result = coupler_process("train", "plugins.disable=[sklearn]", "hydra.run.dir=run", cwd=tmp_path)
+def test_plugins_disable_config_key_disables_a_loaded_plugin(coupler_cli, tmp_path):
+    result = coupler_cli("train", "plugins.disable=[sklearn]", "hydra.run.dir=run")
     assert result.rc == 2
     assert "provided by plugin 'sklearn', which is disabled" in result.err
     assert not (tmp_path / "run").exists()

@@ -18,19 +18,24 @@ from coupler_cnn.model import CNN
 from coupler_torch.testing import epoch_at_least, kill_and_resume
 
 
+#: a narrower network and 10 epochs instead of the defaults' 100 (README's 0.989): test accuracy 0.92 (seed 0),
+#: against 0.10 for the majority class. The defaults' figure is checked by benchmarks/cnn_digits_accuracy.py.
+DIGITS = ("data=digits", "model=cnn", "model.width=16", "trainer.max_epochs=10")
+
+
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    """``coupler train data=digits model=cnn`` with every default."""
+    """``coupler train data=digits model=cnn``, small, in a process of its own (stderr a pipe, not a terminal)."""
     directory = tmp_path_factory.mktemp("digits")
-    result = subprocess.run([sys.executable, "-m", "coupler.cli", "train", "data=digits", "model=cnn",
+    result = subprocess.run([sys.executable, "-m", "coupler.cli", "train", *DIGITS,
                              f"hydra.run.dir={directory / 'run'}"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return directory / "run", result
 
 
-def test_digits_reaches_the_promised_test_accuracy(digits_run):
+def test_digits_are_learned_and_no_progress_bar_is_drawn_on_a_pipe(digits_run):
     run_dir, result = digits_run
-    assert read_metrics(run_dir)["test"]["accuracy"] >= 0.98
+    assert read_metrics(run_dir)["test"]["accuracy"] >= 0.85
     assert "Epoch" not in result.stderr, "no progress bar when stderr is not a terminal"
 
 
@@ -46,15 +51,17 @@ def test_digits_run_saves_safetensors_and_reproduces_on_reload(digits_run, tmp_p
     assert written == 20
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_training_resumes_to_the_same_final_metrics(tmp_path):
-    settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=10", "trainer.resume_interval=0"]
-    checkpoint = kill_and_resume(tmp_path, settings, epoch_at_least(3))
-    assert 3 <= checkpoint["epoch"] < 9
+    settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=6", "trainer.resume_interval=0"]
+    checkpoint = kill_and_resume(tmp_path, settings, epoch_at_least(2))
+    assert 2 <= checkpoint["epoch"] < 5
 
 
+@pytest.mark.slow
 def test_a_run_resumed_from_a_checkpoint_older_than_its_last_epoch_replays_to_the_same_metrics(tmp_path):
     # resume_interval=3600: last.ckpt holds epoch 0 only; the run is killed epochs later, and the resume replays them
-    settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=30", "trainer.resume_interval=3600"]
+    settings = ["data=digits", "model=cnn", "model.width=8", "trainer.max_epochs=12", "trainer.resume_interval=3600"]
     first_seen = []
 
     def a_few_epochs_after_the_checkpoint(last) -> bool:

@@ -38,7 +38,12 @@ def _train(*args: str, log: Path) -> subprocess.Popen:
     with open(log, "w") as output:
         return subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *args], stdout=output,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_hears_ctrl_c)
+
+
+def _hears_ctrl_c() -> None:
+    """SIGINT as on a terminal: a test session started in a shell's background ignores it, and so would the run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait(process: subprocess.Popen, log: Path, timeout: float = 900) -> int:
@@ -93,6 +98,7 @@ def _output(runs, name: str) -> str:
     return runs["logs"][name].read_text()[-4000:]
 
 
+@pytest.mark.slow  # the module's runs: seven processes, each importing torch and Lightning
 def test_two_processes_train_and_only_the_first_writes_the_run_directory(runs):
     assert runs["codes"]["ddp"] == 0, _output(runs, "ddp")
     assert runs["codes"]["single"] == 0, _output(runs, "single")
@@ -103,6 +109,7 @@ def test_two_processes_train_and_only_the_first_writes_the_run_directory(runs):
     assert json.loads((ddp / "manifest.json").read_text())["files"], "the run is sealed"
 
 
+@pytest.mark.slow
 def test_coupler_evaluate_reproduces_the_two_process_run(runs, coupler_cli):
     run_dir = runs["dir"] / "ddp"
     assert runs["codes"]["ddp"] == 0, _output(runs, "ddp")
@@ -111,6 +118,7 @@ def test_coupler_evaluate_reproduces_the_two_process_run(runs, coupler_cli):
     assert json.loads(result.out) == read_metrics(run_dir)
 
 
+@pytest.mark.slow
 def test_two_processes_reach_the_accuracy_of_one_with_the_same_global_batch(runs):
     assert runs["codes"]["ddp"] == 0 and runs["codes"]["single"] == 0
     single, ddp = read_metrics(runs["dir"] / "single"), read_metrics(runs["dir"] / "ddp")
@@ -121,6 +129,7 @@ def test_two_processes_reach_the_accuracy_of_one_with_the_same_global_batch(runs
     assert [len(h) for h in histories] == [3, 3], "two epochs each"
 
 
+@pytest.mark.slow
 def test_an_interrupted_two_process_run_resumes_to_the_uninterrupted_numbers(runs):
     assert runs["codes"]["interrupted"] == EXIT_INTERRUPTED, _output(runs, "interrupted")
     assert runs["checkpoint"]["epoch"] == 0, "interrupted after the first of two epochs"
