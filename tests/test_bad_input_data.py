@@ -52,7 +52,8 @@ def train_refused(coupler_cli, tmp_path, path, *overrides, fragments, target="la
 @pytest.mark.parametrize("model", ["logistic_regression", "xgboost", "lstm"])
 def test_infinity_in_a_feature_is_named_for_every_engine(coupler_cli, tmp_path, model):
     path = csv_with(tmp_path, table(), {(4, "x1"): "inf"})
-    train_refused(coupler_cli, tmp_path, path, f"model={model}", "trainer.max_epochs=1",
+    shorter = ["trainer.max_epochs=1"] if model == "lstm" else []  # trainer.* is the torch engine's
+    train_refused(coupler_cli, tmp_path, path, f"model={model}", *shorter,
                   fragments=["column 'x1'", "infinity", "data row 5", "not a missing value", "replace"])
 
 
