@@ -372,7 +372,7 @@ def _check_default_choices(manager: PluginManager, overridden: set[str]) -> None
     registry = manager.registry
     if not registry.components("model"):
         raise CouplerError("no model is installed: pip install coupler-sklearn (or another model plugin); coupler "
-                           "plugins lists what is installed" + registry.unavailable_note().replace("\n", " "))
+                           "plugins lists what is installed." + registry.unavailable_note().replace("\n", " "))
     for group, choice in default_choices(manager).items():
         if group in ("data", "model") and choice is None and group not in overridden:
             listing = ", ".join(sorted(group_options(manager, group))) or "none installed"
