@@ -154,7 +154,8 @@ def test_probabilities_per_task_and_the_former_supports_proba():
     assert gives_proba(Classifier, "binary") and not gives_proba(Classifier, "regression")
     assert gives_proba(Classifier(), "multiclass") and not gives_proba(Classifier(), "regression")
     assert gives_proba(Former(), "binary") and gives_proba(Former, "binary")
-    assert not gives_proba(SetsIt(), "binary") and not gives_proba(Model, "binary")
+    assert not gives_proba(SetsIt(), "binary")
+    assert gives_proba(SetsIt, "binary")  # declares nothing: unknown until built, so the built model decides
 
 
 def test_a_factory_declares_its_class_and_may_narrow_it():
@@ -207,3 +208,17 @@ def test_the_callback_base_class_names_every_lifecycle_hook():
     assert set(LIFECYCLE_HOOKS) == specified
     assert all(callable(getattr(Callback, name)) for name in LIFECYCLE_HOOKS)
     Callback().on_epoch_end(None, 0, {})  # a no-op
+
+
+def test_a_model_that_sets_supports_proba_in_init_is_not_refused_before_it_is_built():
+    class Older(Model):  # written before proba_tasks: it says so once it knows its task
+        def __init__(self, task="binary", seed=0):
+            self.supports_proba = task != "regression"
+
+    assert gives_proba(Older, "binary")  # unknown before it is built: the built model decides
+    assert gives_proba(Older(task="binary"), "binary") and not gives_proba(Older(task="regression"), "regression")
+
+    class Declared(Model):
+        proba_tasks = ()
+
+    assert not gives_proba(Declared, "binary")

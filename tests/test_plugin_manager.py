@@ -517,3 +517,33 @@ def test_an_engine_names_its_resume_point_and_the_core_keeps_that_entry_for_a_re
     train_app._check_resumable(run, "run")  # state/ is the engine's entry, not a stranger's
     train_app._prepare_resume(run)
     assert sorted(p.name for p in run.iterdir()) == ["overrides.yaml", "state"]
+
+
+def test_a_group_whose_default_option_has_no_file_fails_its_plugin_not_every_run(tmp_path):
+    (tmp_path / "conf").mkdir()  # no polish/light.yaml: every run would compose polish=light and fail
+    pm = manager()
+    info = pm.load_object("sharpeners", sharpener_plugin(tmp_path / "conf"), distribution="coupler-sharpeners")
+    assert info.status == "failed" and "polish/light.yaml" in info.error and "package data" in info.error
+    assert "polish" not in pm.registry.setting_groups and "sharpener" not in pm.registry.kinds
+
+
+def test_an_engine_whose_resume_point_raises_is_named_and_ignored(tmp_path, monkeypatch, caplog):
+    from coupler import train_app
+
+    class Broken:
+        @hookimpl
+        def resume_point(self, directory):
+            raise RuntimeError("disk on fire")
+
+    class Engine:
+        @hookimpl
+        def resume_point(self, directory):
+            return directory / "last.state"
+
+    pm = manager()
+    pm.load_object("broken_engine", Broken())
+    pm.load_object("engine", Engine())
+    monkeypatch.setattr("coupler.plugin_manager.get_plugin_manager", lambda: pm)
+    (tmp_path / "last.state").write_text("{}")
+    assert train_app.resume_point(tmp_path) == tmp_path / "last.state"
+    assert "plugin 'broken_engine' failed in resume_point (RuntimeError: disk on fire)" in caplog.text

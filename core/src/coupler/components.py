@@ -191,7 +191,12 @@ def gives_proba(model: Any, task: str) -> bool:
         return True
     if isinstance(model, type):  # a class: its own supports_proba is a bool, or a property known once built
         own = getattr(model, "supports_proba", False)
-        return own if isinstance(own, bool) else own is not Model.supports_proba
+        if isinstance(own, bool):
+            return own
+        declared = any("proba_tasks" in vars(c) for c in model.__mro__ if c is not Model)
+        # Model's own property and no proba_tasks: an older plugin that may set supports_proba in __init__; it
+        # cannot be told before the model is built, so the check on the built model decides
+        return own is not Model.supports_proba or not declared
     return bool(getattr(model, "supports_proba", False))
 
 

@@ -555,7 +555,7 @@ class _Kit:
         if predicted.shape != (n,):
             _fail(f"predict returned shape {predicted.shape} for {n} rows", f"return one value per row: shape ({n},)")
         if task != "regression":
-            _check_classes(model, X, predicted, len(finished.classes))
+            _check_classes(model, X, predicted, len(finished.classes), finished.task)
         if not np.array_equal(predicted, np.asarray(model.predict(X))):
             _fail("predict gave other values for the same rows the second time", "make predict deterministic")
 
@@ -807,19 +807,21 @@ def _check_still_sealed(run_dir: Path) -> None:
               "(on_fit_end, on_evaluate_end), and in on_run_end only outside it")
 
 
-def _check_classes(model, X, predicted, k: int) -> None:
+def _check_classes(model, X, predicted, k: int, task: str) -> None:
     import numpy as np
+
+    from coupler.components import gives_proba
 
     n = len(predicted)
     if not np.all(np.isin(predicted, np.arange(k))):
         _fail(f"predict returned {sorted(set(predicted.tolist()))[:10]}, not class codes 0..{k - 1}",
               "return class codes 0..K-1 (the order of run.classes), not the labels")
-    if getattr(model, "supports_proba", False):
+    if gives_proba(model, task):
         with _step("predict_proba", "predict_proba(X) must accept what predict accepts"):
             proba = np.asarray(model.predict_proba(X), dtype=float)
         if proba.shape != (n, k) or not np.allclose(proba.sum(axis=1), 1, atol=1e-5) or (proba < 0).any():
             _fail(f"predict_proba returned shape {proba.shape} whose rows do not all sum to 1",
-                  f"return probabilities, shape (rows, {k}), each row summing to 1; or supports_proba=False")
+                  f"return probabilities, shape (rows, {k}), each row summing to 1; or leave {task} out of proba_tasks")
 
 
 def _plain(value) -> bool:

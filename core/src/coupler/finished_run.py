@@ -145,9 +145,11 @@ class FinishedRun:
         a regressor or a model without probabilities."""
         import pandas as pd
 
-        model = self._predicting()
-        if not self.classes or not model.supports_proba:
+        from coupler.components import gives_proba
+
+        if not self.classes or not gives_proba(self.model, self.task):
             return None
+        model = self._predicting()
         X = self.transform(rows, impute)
         proba = model.predict_proba(X)
         index = rows.index if isinstance(rows, pd.DataFrame) else None

@@ -341,6 +341,18 @@ class PluginManager:
         # a hookimpl whose name matches no hookspec (a typo) fails the plugin instead of being ignored
         self._check_hook_names(info)
         self._call_registrations(info)
+        self._check_group_defaults(info)
+
+    def _check_group_defaults(self, info: PluginInfo) -> None:
+        """A settings group the plugin declared with a default option ships that option's file: every run
+        composes it, so a missing one would break every run, not only the plugin's."""
+        for group in self.registry.setting_groups.values():
+            if group.plugin != info.name or group.default is None:
+                continue
+            if not any((Path(d) / group.name / f"{group.default}.yaml").is_file() for d in info.config_dirs):
+                raise PluginError(f"config group {group.name!r}: its default option {group.default!r} has no file "
+                                  f"{group.name}/{group.default}.yaml in the plugin's config directories "
+                                  f"(register_config_dirs); ship it as package data, or declare no default")
 
     def _check_hook_names(self, info: PluginInfo) -> None:
         """Refuse a hook implementation that matches no hook specification, naming the closest hook (pluggy's

@@ -205,7 +205,17 @@ def resume_points(directory: Path) -> list[Path]:
     """Where the installed engines would continue a run in ``directory`` from (the ``resume_point`` hook)."""
     from coupler.plugin_manager import get_plugin_manager
 
-    return [Path(p) for p in get_plugin_manager().hooks.hook.resume_point(directory=Path(directory)) if p is not None]
+    points = []
+    for implementation in get_plugin_manager().hooks.hook.resume_point.get_hookimpls():
+        try:  # an engine's failing answer must not keep a failed run from being cleaned up
+            point = implementation.function(directory=Path(directory))
+        except Exception as exc:  # noqa: BLE001 - any plugin failure: named, and counted as no resume point
+            log.warning("plugin %r failed in resume_point (%s: %s); its answer is ignored",
+                        implementation.plugin_name, type(exc).__name__, exc)
+            continue
+        if point is not None:
+            points.append(Path(point))
+    return points
 
 
 def resume_point(directory: Path) -> Path | None:
