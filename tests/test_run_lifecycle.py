@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from coupler import hookimpl
-from coupler.cli import compose
+from coupler.config import compose
 from coupler.components import Model
 from coupler.errors import ConfigError
 from coupler.finished_run import FinishedRun

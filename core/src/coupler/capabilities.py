@@ -29,12 +29,13 @@ LACKS = {"reports_epochs": "trains in one step and reports no epoch", "sample_we
 
 
 def check_before_data(config: dict, registry: Registry, model_name: str, factory: Any, callbacks: dict,
-                      exporters: dict) -> None:
+                      exporters: dict, default_of) -> None:
     """Refuse what the model declared by ``factory`` cannot honour (see the module docstring). ``callbacks`` and
-    ``exporters``: ``{name: built component}``."""
+    ``exporters``: ``{name: built component}``; ``default_of``: as for ``check_setting_groups``."""
     model = declared_model(factory)
     if model is None:
         return
+    check_setting_groups(config, registry, model, model_name, default_of)
     task = config.get("task") if config.get("task") not in (None, "auto") else None
     learns = tuple(getattr(model, "tasks", None) or TASKS)  # a class that is no Model subclass declares nothing
     if task and task not in learns:

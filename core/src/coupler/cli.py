@@ -211,6 +211,7 @@ def completion(shell: str) -> int:
 
 
 def evaluate(run_dir: Path, overrides: list[str], as_json: bool) -> int:
+    from coupler.config import compose
     from coupler.errors import CouplerError
     from coupler.evaluation import format_table
     from coupler.finished_run import FinishedRun
@@ -233,13 +234,6 @@ def evaluate(run_dir: Path, overrides: list[str], as_json: bool) -> int:
     results = run.evaluate(data_config)
     print(json.dumps(results, indent=2) if as_json else format_table(results))
     return 0
-
-
-def compose(overrides: list[str], manager) -> dict:
-    """The config that ``overrides`` compose to, without running anything (``coupler.config.compose``)."""
-    from coupler.config import compose as composed
-
-    return composed(overrides, manager)
 
 
 def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool = False, impute: bool = False) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from coupler.callback import observes
 from coupler.capabilities import check_before_data, check_built, check_setting_groups
 from coupler.class_weight import row_weights
-from coupler.components import CLASSIFICATION, Model, Split, declared_model
+from coupler.components import CLASSIFICATION, Model, Split
 from coupler.config import check_settings
 from coupler.context import RunContext
 from coupler.dataset import Dataset, encode_target, infer_task
@@ -89,10 +89,8 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     exporters = {k: registry.get("exporter", n.get("name", k)).build(f"exporters.{k}", n) for k, n in exporter_nodes.items()}
     # what the model cannot honour is refused before any data is read (coupler.capabilities)
     check_before_data(config, registry, model_component.name, model_component.factory,
-                      by_name(callback_nodes, callbacks), by_name(exporter_nodes, exporters.values()))
-    declared = declared_model(model_component.factory)
-    if declared is not None:
-        check_setting_groups(config, registry, declared, model_component.name, partial(_group_default, manager))
+                      by_name(callback_nodes, callbacks), by_name(exporter_nodes, exporters.values()),
+                      partial(_group_default, manager))
 
     # hooks that raise are named: a plugin by its name, a callback by its component
     labels = {id(callback): component_label(manager, "callback", node.get("name", key))

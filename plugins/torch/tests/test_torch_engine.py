@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from coupler import hookimpl
-from coupler.cli import compose
+from coupler.config import compose
 from coupler.errors import ConfigError, CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import PluginManager

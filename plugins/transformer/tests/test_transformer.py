@@ -125,7 +125,7 @@ def _sequence_loader(path=None):
 
 def test_numeric_sequences_are_classified(tmp_path):
     from coupler import hookimpl
-    from coupler.cli import compose
+    from coupler.config import compose
     from coupler.training import train
 
     class TrendPlugin:
