@@ -164,7 +164,8 @@ def test_unknown_component_lists_choices_with_plugins_and_the_closest():
 
 def test_factory_keys_are_checked_against_its_signature():
     pm = manager()
-    with pytest.raises(Exception, match=r"data.pathh: data 'csv' has no parameter 'pathh'. Did you mean 'path'\?"):
+    with pytest.raises(Exception, match=r"data.pathh='x.csv' is not allowed: data 'csv' has no parameter 'pathh'. "
+                                        r"Did you mean 'path'\?"):
         pm.get("data", "csv").build("data", {"name": "csv", "pathh": "x.csv"})
 
 

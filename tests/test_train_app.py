@@ -4,7 +4,6 @@ without a file, and how a process of a distributed job knows it is not the first
 from __future__ import annotations
 
 import pytest
-from coupler.config import generated_node
 from coupler.distributed import secondary_process
 from coupler.registry import Component
 from coupler.train_app import split_command_line
@@ -35,13 +34,19 @@ def needs(task, seed, size, **rest):
     return None
 
 
-def test_a_component_without_a_config_file_gets_its_factorys_parameters_as_its_node():
-    node = generated_node(Component("model", "mine", build, "plugin"))
+def stored(component) -> dict:
+    from coupler.schema import hydra_node
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.structured(hydra_node(component.parameters, component.name)))
+
+
+def test_a_component_without_a_schema_gets_its_factorys_parameters_as_its_node():
     # task and seed come from the run, a tuple becomes a list, an object default cannot live in a config
-    assert node == {"name": "mine", "width": 32, "rates": [0.1, 0.2], "path": None, "depth": 2, "required": None,
-                    "mode": "a"}
-    assert generated_node(Component("model", "sized", needs, "plugin")) == {"name": "sized", "size": "???"}
-    assert generated_node(Component("metric", "m", lambda task=None: None, "plugin")) == {"name": "m", "task": None}
+    assert stored(Component("model", "mine", build, "plugin")) == {
+        "name": "mine", "width": 32, "rates": [0.1, 0.2], "path": None, "depth": 2, "required": None, "mode": "a"}
+    assert stored(Component("model", "sized", needs, "plugin")) == {"name": "sized", "size": "???"}
+    assert stored(Component("metric", "m", lambda task=None: None, "plugin")) == {"name": "m", "task": None}
 
 
 @pytest.mark.parametrize("environment, secondary", [

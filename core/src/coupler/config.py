@@ -51,7 +51,7 @@ def settings(registry) -> set[str]:
     return {*registry.groups.values(), *registry.setting_groups, *CORE_SETTINGS}
 
 
-def primary_config(manager: PluginManager) -> dict:
+def primary_config(manager: PluginManager, chosen: dict | None = None) -> dict:
     return {
         "defaults": defaults_list(manager),
         "task": "auto",
@@ -67,7 +67,7 @@ def primary_config(manager: PluginManager) -> dict:
             # own config.yaml and overrides.yaml)
             "output_subdir": None,
             "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"},
-            "help": {"app_name": "coupler train", "template": help_template(manager)},
+            "help": {"app_name": "coupler train", "template": help_template(manager, chosen)},
             "sweep": {"dir": "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", "subdir": "${hydra.job.num}"},
             # a run or sweep directory that cannot be created is one line, before Hydra tries; a sweep's
             # parameters are checked before its first job, and its jobs' outcomes collected after the last
@@ -113,9 +113,10 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("coupler_log_file", lambda path: os.devnull if secondary_process() else path)
 
 
-def help_template(manager: PluginManager) -> str:
+def help_template(manager: PluginManager, chosen: dict | None = None) -> str:
     """``coupler train --help``: every group's choices with their plugins (Hydra's own listing misses the
-    directories that plugins add to the search path), then the composed config and Hydra's flags."""
+    directories that plugins add to the search path), the parameters of the chosen components (``chosen``:
+    ``{group: option}`` from the command line, over the defaults), then the composed config and Hydra's flags."""
     lines = ["coupler train [OVERRIDES...]: train and write one run directory (-m: one per combination).", "",
              "== Config groups (group=option; option (plugin)) ==", ""]
     registry = manager.registry
@@ -123,11 +124,34 @@ def help_template(manager: PluginManager) -> str:
         options = group_options(manager, group)
         listing = ", ".join(f"{name} ({plugin})" for name, plugin in sorted(options.items())) or "(none installed)"
         lines.append(f"{group}{' (a list: ' + group + '=[a,b])' if group in registry.list_groups else ''}: {listing}")
+    lines += ["", "== Parameters of the chosen components (GROUP.KEY=VALUE) ==", ""]
+    lines += parameter_listing(manager, chosen)
     lines += ["", "== Config ==", "Override anything in the config (split.test=0.2, model.params.max_iter=500); add "
               "a key it does not list with + (+model.params.C=0.5)", "",
               "$CONFIG", "", "== Hydra flags ==", "$FLAGS_HELP"]
     # Hydra's help template is an OmegaConf string: escape interpolation markers from option names
     return "\n".join(lines).replace("${", "\\${")
+
+
+def parameter_listing(manager: PluginManager, chosen: dict | None = None) -> list[str]:
+    """The parameters of each chosen component, from its schema (``coupler.schema.listing``); list groups name
+    their components' keys under ``GROUP.NAME``."""
+    from coupler.schema import listing
+
+    registry = manager.registry
+    choices = {**default_choices(manager), **(chosen or {})}
+    lines: list[str] = []
+    for group, option in choices.items():
+        if group not in registry.kind_of_group:
+            continue
+        for one in (option if isinstance(option, list) else [option]):
+            component = _component_of(manager, group, one)
+            if component is None:
+                continue
+            prefix = f"{group}.{one}" if group in registry.list_groups else group
+            lines += [f"{prefix}={one}:" if group not in registry.list_groups else f"{group}=[{one}]:",
+                      *(listing(component.parameters, prefix) or ["  (no parameters)"])]
+    return lines
 
 
 def config_directories(manager: PluginManager, extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
@@ -189,14 +213,16 @@ def _named_component(manager: PluginManager, group: str, option: str, extra: tup
 stored_directories: list[tuple[str, str]] = []
 
 
-def store_configs(manager: PluginManager) -> None:
-    """Put the primary config, Coupler's logging configs and the generated component nodes into Hydra's
+def store_configs(manager: PluginManager, chosen: dict | None = None) -> None:
+    """Put the primary config (its help listing the parameters of the ``chosen`` components), Coupler's logging configs and the generated component nodes into Hydra's
     ConfigStore, and the manager's config directories into ``stored_directories``."""
     from hydra.core.config_store import ConfigStore
 
+    from coupler.schema import hydra_node
+
     stored_directories[:] = config_directories(manager)
     store = ConfigStore.instance()
-    store.store(name=PRIMARY, node=primary_config(manager), provider="coupler")
+    store.store(name=PRIMARY, node=primary_config(manager, chosen), provider="coupler")
     store.store(group="hydra/job_logging", name="coupler", node=JOB_LOGGING, package="hydra.job_logging",
                 provider="coupler")
     store.store(group="hydra/hydra_logging", name="coupler", node=HYDRA_LOGGING, package="hydra.hydra_logging",
@@ -207,52 +233,9 @@ def store_configs(manager: PluginManager) -> None:
             if component.name in with_files:
                 continue
             package = f"{group}.{component.name}" if group in manager.registry.list_groups else group
-            store.store(group=group, name=component.name, node=generated_node(component), package=package,
+            store.store(group=group, name=component.name, node=hydra_node(component.parameters, component.name),
+                        package=package,
                         provider=component.plugin)
-
-
-#: what a model's factory receives from the run, not from its config node
-CONTEXT_PARAMETERS = {"model": ("task", "seed")}
-_MISSING = object()
-
-
-def generated_node(component) -> dict:
-    """The config node of a component that ships no config file: its name and each keyword parameter of its
-    factory with the default (``???``: required), so that ``model.PARAM=VALUE`` sets it as in a file. A default
-    a config cannot hold (an object) is left out: set that parameter with ``+model.PARAM=VALUE``."""
-    import inspect
-
-    node: dict = {"name": component.name}
-    try:
-        parameters = inspect.signature(component.factory).parameters.values()
-    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
-        return node
-    for parameter in parameters:
-        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY) \
-                or parameter.name in CONTEXT_PARAMETERS.get(component.kind, ()) or parameter.name == "name":
-            continue
-        if parameter.default is parameter.empty:
-            node[parameter.name] = "???"
-            continue
-        value = _config_value(parameter.default)
-        if value is not _MISSING:
-            node[parameter.name] = value
-    return node
-
-
-def _config_value(value):
-    """``value`` as a config holds it (a tuple becomes a list), or ``_MISSING``."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return value if "${" not in value else _MISSING  # an interpolation marker would be resolved
-    if isinstance(value, (list, tuple)):
-        items = [_config_value(v) for v in value]
-        return _MISSING if any(v is _MISSING for v in items) else items
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        items = {k: _config_value(v) for k, v in value.items()}
-        return _MISSING if any(v is _MISSING for v in items.values()) else items
-    return _MISSING
 
 
 def default_node(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = ()) -> dict | None:
@@ -273,8 +256,10 @@ def default_node(manager: PluginManager, group: str, option: str, extra: tuple[s
         return node if isinstance(node, dict) and "defaults" not in node else ({} if node is None else None)
     kind_of_group = manager.registry.kind_of_group
     if group in kind_of_group:
+        from coupler.schema import defaults
+
         try:
-            return generated_node(manager.registry.get(kind_of_group[group], option))
+            return {"name": option, **defaults(manager.registry.get(kind_of_group[group], option).parameters)}
         except CouplerError:
             return None
     return None
@@ -315,6 +300,24 @@ def check_settings(config: dict, registry) -> None:
         if not all(isinstance(n, dict) for n in nodes):
             raise ConfigError(group, node, f"a choice from the {group} group ({group}=NAME"
                               f"{', or a list: ' + group + '=[a,b]' if group in list_groups else ''})")
+    check_components(config, registry)
+
+
+def check_components(config: dict, registry) -> None:
+    """Check every chosen component's config node against its schema (``Component.check``), before any data is
+    read. A name no plugin registers is left to the run, which says what exists."""
+    for kind, group in registry.groups.items():
+        node = config.get(group)
+        if not isinstance(node, dict):
+            continue
+        entries = node.items() if group in registry.list_groups else [(None, node)]
+        for key, entry in entries:
+            entry = entry or {}
+            try:
+                component = registry.get(kind, entry.get("name", key))
+            except CouplerError:
+                continue
+            component.check(group if key is None else f"{group}.{key}", entry)
 
 
 def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs: tuple[str, ...] = (),
@@ -361,7 +364,7 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
             _refuse(manager, group, choice, extra_dirs)
     if own_primary:
         _check_component_keys(parsed, manager, extra_dirs)
-    _check_data_values(parsed, manager)
+    _check_component_values(parsed, manager)
 
 
 def _check_default_choices(manager: PluginManager, overridden: set[str]) -> None:
@@ -443,32 +446,43 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                 node = node[key]
 
 
-def _check_data_values(parsed: list, manager: PluginManager) -> None:
-    """Check ``data.KEY=VALUE`` against the data loader's annotations (``coupler.dataset.typed_parameters``) before
-    Hydra composes: a mapping given where the loader's config file holds a list (``data.na_values={a:1}``) would
-    fail inside Hydra's merge, in Hydra's words, and never reach the loader's own check."""
-    import inspect
-    import typing
+def _check_component_values(parsed: list, manager: PluginManager) -> None:
+    """Check each ``GROUP.KEY=VALUE`` against the chosen component's schema (``coupler.schema``) before Hydra
+    composes: the type, range and choices, in one line naming the key, not Hydra's merge error or the library's."""
+    from coupler.schema import check_value, field_at
 
-    from coupler.dataset import check_value
-    from coupler.errors import CouplerError
-
-    chosen = [o for o in parsed if o.key_or_group == "data" and not o.is_delete()]
-    if chosen and chosen[-1].is_sweep_override():
-        return  # several loaders: each job's loader checks its own values
-    choice = chosen[-1].value() if chosen else default_choices(manager).get("data")
-    if not isinstance(choice, str):
-        return
-    try:
-        factory = manager.registry.get("data", _named_component(manager, "data", choice) or choice).factory
-        hints = typing.get_type_hints(inspect.unwrap(factory), include_extras=True)
-    except (CouplerError, NameError, TypeError):  # an unknown choice is refused elsewhere; unreadable hints: unchecked
-        return
+    registry = manager.registry
     for override in parsed:
         parts = override.key_or_group.split(".")
-        if len(parts) == 2 and parts[0] == "data" and parts[1] in hints and not override.is_delete() \
-                and not override.is_sweep_override():
-            check_value(f"data.{parts[1]}", override.value(), hints[parts[1]])
+        if len(parts) < 2 or parts[0] not in registry.kind_of_group or override.is_delete() \
+                or override.is_sweep_override():
+            continue
+        group = parts[0]
+        many = group in registry.list_groups
+        option, path = (parts[1], parts[2:]) if many else (_chosen(parsed, manager, group), parts[1:])
+        component = _component_of(manager, group, option)
+        found = field_at(component.parameters, path) if component is not None and path else None
+        if found is not None:
+            check_value(override.key_or_group, override.value(), *found)
+
+
+def _chosen(parsed: list, manager: PluginManager, group: str):
+    """The option a command line chooses for a single group (the last override, else the default)."""
+    chosen = [o for o in parsed if o.key_or_group == group and not o.is_delete()]
+    if chosen:
+        return None if chosen[-1].is_sweep_override() else chosen[-1].value()
+    return default_choices(manager).get(group)
+
+
+def _component_of(manager: PluginManager, group: str, option):
+    """The registered component ``group=option`` builds (a config file names it), or None."""
+    if not isinstance(option, str):
+        return None
+    try:
+        kind = manager.registry.kind_of_group[group]
+        return manager.registry.get(kind, _named_component(manager, group, option) or option)
+    except CouplerError:  # an unknown choice is refused elsewhere
+        return None
 
 
 def _refuse(manager: PluginManager, group: str, choice, extra_dirs: tuple[str, ...] = ()) -> None:

@@ -257,54 +257,7 @@ def typed_parameters(loader):
 
 
 def check_value(key: str, value, hint) -> None:
-    """Refuse ``value`` for ``key`` unless the type annotation ``hint`` admits it (``typed_parameters``'s check, also
-    run on the command line's ``data.KEY=VALUE`` before Hydra composes)."""
-    if not _fits(value, hint):
-        raise ConfigError(key, plain(value), _described(hint))
+    """Refuse ``value`` for ``key`` unless the type annotation ``hint`` admits it (``coupler.schema.check_value``)."""
+    from coupler.schema import check_value as check
 
-
-def _fits(value, hint) -> bool:
-    import os
-    import types
-    import typing
-
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Annotated:
-        return _fits(value, args[0])
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arg) for arg in args)
-    if hint is type(None) or hint is None:
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if isinstance(hint, type) and issubclass(hint, os.PathLike):
-        return isinstance(value, os.PathLike)
-    if origin in (list, tuple) or hint in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            return False
-        return all(_fits(v, args[0]) for v in value) if args else True
-    if origin is dict or hint is dict:
-        return isinstance(value, dict)
-    return True  # a type this check does not know: the loader checks it
-
-
-def _described(hint) -> str:
-    import types
-    import typing
-
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Annotated:
-        return str(args[1]) if len(args) > 1 else _described(args[0])
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(dict.fromkeys(_described(arg) for arg in args))
-    if origin in (list, tuple):
-        return f"a list of {_described(args[0])} values" if args else "a list"
-    words = {type(None): "null", None: "null", bool: "true or false", int: "a whole number", float: "a number",
-             str: "text", dict: "a mapping", list: "a list", tuple: "a list"}
-    return words.get(hint, "a path" if isinstance(hint, type) else str(hint))
+    check(key, value, hint)

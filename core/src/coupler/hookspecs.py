@@ -49,6 +49,7 @@ optional argument, attribute or method, a new ``RunContext`` field.
 API 1.1 added the extension hooks, ``default=`` and ``resume_point``, and moved ``register_optimizers`` /
 ``register_schedulers`` (with ``RunContext.optimizer``, ``scheduler`` and ``resume_from``, which only the torch
 engine read) into coupler-torch under the same names and contracts, so a plugin written for 1.0 still loads.
+API 1.2 added ``register(..., schema=)``: a component's parameters as a dataclass (``coupler.schema``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ import pluggy
 
 PROJECT = "coupler"
 #: The plugin API this core provides (see "The plugin API version" above).
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 #: The ``COUPLER_API`` a plugin written against this API declares: this version up to the next major one.
 API_RANGE = f">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}"
 
@@ -86,7 +87,10 @@ def register_models(register):
 
     Called once, when plugins are loaded.
 
-    :param register: ``register(name, factory, description=None)``. ``factory(task=..., seed=..., **config)``
+    :param register: ``register(name, factory, description=None, default=False, schema=None)`` (every
+        registration hook's ``register`` takes the same arguments: ``default=True`` offers the component as its
+        group's default, ``schema`` is the dataclass of its parameters, ``coupler.schema``; without one, the
+        factory's keyword parameters are its schema). ``factory(task=..., seed=..., **config)``
         receives the task (``"binary"``, ``"multiclass"`` or ``"regression"``), the run's seed and the
         ``model`` config node's keys (``name`` excluded); it returns a ``coupler.components.Model``.
         The same factory rebuilds the model from the saved config when a run is reloaded, before

@@ -404,9 +404,10 @@ class PluginManager:
                 if impl.plugin_name != info.name:
                     continue
 
-                def register(name, factory, description=None, default=False, *, _kind=kind.name):
+                def register(name, factory, description=None, default=False, *, schema=None, _kind=kind.name):
                     self._settle_clash(_kind, name, info)
-                    self.registry.add(Component(_kind, name, factory, info.name, description or "", bool(default)))
+                    self.registry.add(Component(_kind, name, factory, info.name, description or "", bool(default),
+                                                schema))
                     info.components.setdefault(_kind, []).append(name)
 
                 impl.function(register)

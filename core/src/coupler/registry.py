@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,25 +82,63 @@ class Component:
     #: offered as the default choice of its kind (``register(..., default=True)``); of several offers, the plugin
     #: first in precedence wins (``PluginManager.default_choice``)
     default: bool = False
+    #: the dataclass of its parameters (``coupler.schema``), as registered; None: derived from the factory
+    schema: type | None = None
+
+    @functools.cached_property
+    def parameters(self) -> type:
+        """The component's schema: the one registered, or the one derived from its factory's signature."""
+        from coupler.schema import derived
+
+        return self.schema if self.schema is not None else derived(self.factory, self.kind)
+
+    def node(self, config: dict) -> dict:
+        """The config node (``name`` dropped) over the schema's defaults: a key the node lacks takes the default."""
+        from coupler.schema import defaults
+
+        return _merged(defaults(self.parameters), {k: v for k, v in config.items() if k != "name"})
+
+    def check(self, key: str, config: dict) -> None:
+        """Check a config node against the schema (``coupler.schema.check_node``): the key, type, range and choices
+        of every value, each error one line naming the key."""
+        from coupler.schema import check_node
+
+        check_node(self.node(config), self.parameters, key, what=f"{self.kind} {self.name!r}")
 
     def build(self, key: str, config: dict, **context):
-        """Call the factory with the component's config node (``name`` dropped) and ``context`` (a model's
-        ``task`` and ``seed``), after checking every config key against the factory's signature."""
-        kwargs = {k: v for k, v in config.items() if k != "name"}
-        try:
-            parameters = inspect.signature(self.factory).parameters.values()
-        except (TypeError, ValueError):  # a builtin or C callable: let it check its own arguments
-            parameters = None
-        if parameters is not None and not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            valid = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-            unknown = [k for k in kwargs if k not in valid or k in context]
-            if unknown:
-                allowed = [v for v in valid if v not in context]
-                raise CouplerError(
-                    f"{key}.{unknown[0]}: {self.kind} {self.name!r} has no parameter {unknown[0]!r}."
-                    f"{did_you_mean(unknown[0], allowed)} Its parameters are: {', '.join(allowed) or '(none)'}."
-                )
-        return self.factory(**kwargs, **context)
+        """Call the factory with the component's config node checked against its schema and completed with the
+        schema's defaults (``name`` dropped), and ``context`` (a model's ``task`` and ``seed``)."""
+        self.check(key, config)
+        return self.factory(**self.node(config), **context)
+
+
+def _check_schema(component: Component) -> None:
+    """A registered schema is a dataclass whose every field the factory takes (by keyword)."""
+    import dataclasses
+    import inspect
+
+    what = f"{component.kind} {component.name!r}"
+    if not (isinstance(component.schema, type) and dataclasses.is_dataclass(component.schema)):
+        raise CouplerError(f"{what}: schema= must be a dataclass (coupler.schema), not {component.schema!r}")
+    try:
+        parameters = inspect.signature(component.factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    missing = [f.name for f in dataclasses.fields(component.schema) if f.name not in parameters]
+    if missing:
+        raise CouplerError(f"{what}: the factory takes no parameter {missing[0]!r} of its schema "
+                           f"{component.schema.__name__}; add it to the factory's signature (or take **params)")
+
+
+def _merged(defaults: dict, given: dict) -> dict:
+    """``given`` over ``defaults``, nested mappings merged key by key."""
+    merged = dict(defaults)
+    for key, value in given.items():
+        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
 
 
 class UnknownComponentError(CouplerError):
@@ -192,6 +230,8 @@ class Registry:
             raise CouplerError(f"a {component.kind} name must be a non-empty string, not {component.name!r}")
         if not callable(component.factory):
             raise CouplerError(f"{component.kind} {component.name!r}: the factory must be callable")
+        if component.schema is not None:
+            _check_schema(component)
         key = (component.kind, component.name)
         if key in self._components:
             other = self._components[key].plugin

@@ -92,9 +92,9 @@ def _run() -> int:
 
     root = logging.getLogger()
     manager = get_plugin_manager()
-    store_configs(manager)
-    register_resolvers()
     flags, overrides = split_command_line(sys.argv[1:])
+    store_configs(manager, chosen=_chosen_groups(overrides) if "--help" in flags or "-h" in flags else None)
+    register_resolvers()
     _check_flags(flags)
     if not secondary_process() and not UNCHECKED_FLAGS.intersection(flags):
         # the first process checks; a secondary one of a distributed job runs what it checked
@@ -118,6 +118,20 @@ def _run() -> int:
     if SweepOutcomes.directory is not None:
         return _report_sweep(SweepOutcomes.directory)
     return 0
+
+
+def _chosen_groups(overrides: list[str]) -> dict:
+    """``{group: option}`` of the plain ``group=option`` overrides (``callbacks=[a,b]``: a list), for ``--help``."""
+    chosen: dict = {}
+    for override in overrides:
+        key, equals, value = override.partition("=")
+        if not equals or not key.isidentifier() or not value:
+            continue
+        if value.startswith("[") and value.endswith("]"):
+            chosen[key] = [item.strip() for item in value[1:-1].split(",") if item.strip()]
+        elif "," not in value:  # a sweep's values: not one choice
+            chosen[key] = value
+    return chosen
 
 
 def restart(args: list[str], program: list[str] | None = None) -> int:

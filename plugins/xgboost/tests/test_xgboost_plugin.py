@@ -211,19 +211,18 @@ def test_the_ubjson_reader_refuses_what_is_not_one_whole_document(data, problem)
         read(data)
 
 
-def test_the_config_file_lists_parameters_at_xgboosts_defaults_but_depth_and_rate():
-    """model.params.subsample=0.8 needs no +: the YAML lists the parameters users tune most, each at the value
-    XGBoost itself uses (read from a booster's own config), but eta (0.1: 500 rounds of 0.3 overfit) and
-    tree_method (hist, set on purpose)."""
-    from pathlib import Path
+def test_the_schema_lists_parameters_at_xgboosts_defaults_but_depth_and_rate():
+    """model.params.subsample=0.8 needs no +: the schema lists the parameters users tune most, each at the value
+    XGBoost itself uses (read from a booster's own config; reg_lambda/reg_alpha are its lambda/alpha), but eta
+    (0.1: 500 rounds of 0.3 overfit) and tree_method (hist, set on purpose)."""
+    from coupler.schema import defaults
+    from coupler_xgboost.plugin import XGBoostSchema
 
-    import coupler_xgboost
-    import yaml
-
-    node = yaml.safe_load((Path(coupler_xgboost.__file__).parent / "conf" / "model" / "xgboost.yaml").read_text())
+    node = defaults(XGBoostSchema)
     booster = xgboost.train({}, xgboost.DMatrix(np.zeros((4, 1)), label=[0, 1, 0, 1]), num_boost_round=1)
     tree = json.loads(booster.save_config())["learner"]["gradient_booster"]["tree_train_param"]
     for key, value in node["params"].items():
         if key not in ("eta", "tree_method"):
-            assert float(tree[key]) == value, f"xgboost.yaml: {key}={value}, XGBoost's default is {tree[key]}"
+            xgboost_key = key.removeprefix("reg_")
+            assert float(tree[xgboost_key]) == value, f"{key}={value}, XGBoost's default is {tree[xgboost_key]}"
     assert node["params"]["eta"] == 0.1

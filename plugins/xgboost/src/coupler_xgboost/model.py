@@ -64,8 +64,6 @@ def _check_value(key: str, value) -> None:
 
 class XGBoostModel(XGBoostContract):
     def __init__(self, task: str, seed: int, params: dict, num_boost_round: int = 500):
-        if not isinstance(num_boost_round, int) or num_boost_round < 1:
-            raise CouplerError(f"model.num_boost_round={num_boost_round!r}: give a whole number of at least 1.")
         for key, why in RESERVED.items():
             if key in params:
                 raise CouplerError(f"model.params.{key} cannot be set: {why}.")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 from coupler import hookimpl
-from coupler.components import CLASSIFICATION, Model, check_params
+from coupler.components import CLASSIFICATION, Model
+from coupler.schema import param
 
-COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+COUPLER_API = ">=1.2,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
 
 
 class XGBoostContract(Model):
@@ -22,10 +23,35 @@ class XGBoostContract(Model):
     engine = "xgboost"
 
 
-def build_xgboost(task: str, seed: int, params: dict | None = None, num_boost_round: int = 500):
+@dataclass
+class XGBoostParams:
+    """``model.params``: the parameters users tune most, at XGBoost's defaults but ``max_depth`` and ``eta``."""
+
+    extra_keys = "xgboost.train (any parameter XGBoost documents; a one-round fit checks it)"
+
+    max_depth: int = param(6, help="deepest level of a tree (0: no limit)", ge=0)
+    eta: float = param(0.1, help="learning rate: how much each round adds", gt=0, le=1)
+    tree_method: str = param("hist", help="how trees are grown", choices=("hist", "approx", "exact", "auto"))
+    subsample: float = param(1.0, help="fraction of the rows each tree sees", gt=0, le=1)
+    colsample_bytree: float = param(1.0, help="fraction of the columns each tree sees", gt=0, le=1)
+    min_child_weight: float = param(1.0, help="least weight (hessian) a leaf holds", ge=0)
+    reg_lambda: float = param(1.0, help="L2 penalty on leaf weights (XGBoost's lambda)", ge=0)
+    reg_alpha: float = param(0.0, help="L1 penalty on leaf weights (XGBoost's alpha)", ge=0)
+
+
+@dataclass
+class XGBoostSchema:
+    """``model=xgboost``. The objective and ``num_class`` follow the task; early stopping: callbacks=[early_stopping]
+    (monitor val_loss, or val_EVAL_METRIC)."""
+
+    num_boost_round: int = param(500, help="boosting rounds (early stopping may stop sooner)", ge=1)
+    params: XGBoostParams = param(default_factory=XGBoostParams, help="passed to xgboost.train")
+
+
+def build_xgboost(task: str, seed: int, params: dict, num_boost_round: int):
     from coupler_xgboost.model import XGBoostModel
 
-    return XGBoostModel(task=task, seed=seed, params=check_params(params), num_boost_round=num_boost_round)
+    return XGBoostModel(task=task, seed=seed, params=params, num_boost_round=num_boost_round)
 
 
 build_xgboost.returns = XGBoostContract
@@ -33,10 +59,6 @@ build_xgboost.returns = XGBoostContract
 
 @hookimpl
 def register_models(register):
-    register("xgboost", build_xgboost,
+    register("xgboost", build_xgboost, schema=XGBoostSchema,
              description="XGBoost gradient boosting (native API; early stopping, native categoricals)")
 
-
-@hookimpl
-def register_config_dirs(register):
-    register(Path(__file__).parent / "conf")
