@@ -118,10 +118,10 @@ def test_help_and_docs_tables_come_from_the_schema():
     pm = manager()
     lines = parameter_listing(pm, {"model": "tiny"})
     assert "  model.size = 8  a whole number (>= 1): units per layer" in lines
-    assert "  model.inner.kind = fast  text (one of fast, slow): how" in lines
+    assert "  model.inner.kind = fast  one of fast, slow: how" in lines
     assert "  +model.inner.NAME=VALUE: any other key goes to the library" in lines
     table = markdown_table(Tiny, "model")
-    assert "| `model.inner.rate` | `0.1` | > 0 and <= 1 | step size |" in table.splitlines()
+    assert "| `model.inner.rate` | `0.1` | a number > 0 and <= 1 | step size |" in table.splitlines()
 
 
 def test_a_factory_without_a_schema_is_checked_by_its_annotations():
@@ -157,3 +157,10 @@ def test_a_settings_group_with_a_schema_needs_no_file_and_is_checked_like_a_comp
         compose(["loop.device=tpu"], pm)
     with pytest.raises(ConfigError, match=r"lists no loop.epoch .*Did you mean 'epochs'\?"):
         compose(["loop.epoch=3"], pm)
+
+
+def test_the_core_settings_schema_names_the_tasks_the_components_know():
+    from coupler.components import TASKS
+    from coupler.settings import TASKS as SETTING_TASKS
+
+    assert SETTING_TASKS == ("auto", *TASKS)
