@@ -158,9 +158,3 @@ def test_a_settings_group_with_a_schema_needs_no_file_and_is_checked_like_a_comp
     with pytest.raises(ConfigError, match=r"lists no loop.epoch .*Did you mean 'epochs'\?"):
         compose(["loop.epoch=3"], pm)
 
-
-def test_the_core_settings_schema_names_the_tasks_the_components_know():
-    from coupler.components import TASKS
-    from coupler.settings import TASKS as SETTING_TASKS
-
-    assert SETTING_TASKS == ("auto", *TASKS)

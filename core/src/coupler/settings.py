@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from coupler.components import TASKS as MODEL_TASKS
 from coupler.schema import param
 
-#: ``coupler.components.TASKS`` and ``auto`` (that module imports NumPy; this one is read by ``coupler --help``)
-TASKS = ("auto", "binary", "multiclass", "regression")
+TASKS = ("auto", *MODEL_TASKS)
 IMPUTE = ("median", "mean", "zero")
 SCALE = ("standard", "minmax", "none")
 ENCODE = ("onehot", "ordinal")
