@@ -158,3 +158,12 @@ def test_a_settings_group_with_a_schema_needs_no_file_and_is_checked_like_a_comp
     with pytest.raises(ConfigError, match=r"lists no loop.epoch .*Did you mean 'epochs'\?"):
         compose(["loop.epoch=3"], pm)
 
+
+
+def test_every_value_a_sweep_lists_is_checked_before_its_first_job():
+    from coupler.config import check_overrides
+
+    pm = manager()
+    check_overrides(["model.inner.rate=0.1,0.5", "model.size=interval(1,10)"], pm)
+    with pytest.raises(ConfigError, match=r"model.inner.rate=2 is not allowed"):
+        check_overrides(["model.inner.rate=0.1,2"], pm)

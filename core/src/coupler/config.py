@@ -479,8 +479,10 @@ def _check_component_values(parsed: list, manager: PluginManager) -> None:
     registry = manager.registry
     for override in parsed:
         parts = override.key_or_group.split(".")
-        if (len(parts) < 2 and parts[0] not in CORE_SETTINGS) or override.is_delete() or override.is_sweep_override():
+        if (len(parts) < 2 and parts[0] not in CORE_SETTINGS) or override.is_delete():
             continue
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            continue  # an interval a search draws from: each job's value is checked when it composes
         group = parts[0]
         settings_group = registry.setting_groups.get(group)
         if group in CORE_SETTINGS:
@@ -498,7 +500,9 @@ def _check_component_values(parsed: list, manager: PluginManager) -> None:
             continue
         found = field_at(schema, path) if schema is not None and path else None
         if found is not None:
-            check_value(override.key_or_group, override.value(), *found)
+            values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+            for value in values:  # every job of a sweep, before the first one starts
+                check_value(override.key_or_group, value, *found)
 
 
 def _chosen(parsed: list, manager: PluginManager, group: str):
