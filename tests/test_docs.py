@@ -120,10 +120,18 @@ def schema_table(choice: str, manager) -> str:
 
 def stale_tables(page: str, text: str, manager) -> list[str]:
     """What differs between the page's marked tables and the schemas, each naming the command that rewrites it."""
+    from coupler.errors import CouplerError
+
     problems = []
     for choices, written in SCRIPT.marked_tables(text):
         for choice in choices.split():
-            if written.rstrip("\n") != schema_table(choice, manager):
+            try:
+                expected = schema_table(choice, manager)
+            except (CouplerError, KeyError) as error:
+                problems.append(f"{page}: <!-- parameters: {choice} --> names no installed component ({error}); "
+                                f"mark the table with GROUP=NAME of a registered component")
+                continue
+            if written.rstrip("\n") != expected:
                 problems.append(f"{page}: the parameter table of {choice} is not its schema's; run "
                                 f"`{SCRIPT.COMMAND}` to rewrite the docs' tables from the schemas")
     return problems
@@ -157,6 +165,9 @@ def test_a_stale_table_fails_naming_the_command_which_rewrites_it_in_place():
         "to rewrite the docs' tables from the schemas"]
     rewritten = SCRIPT.regenerated(page, manager)
     assert rewritten == page.replace(stale, current) and stale_tables("page.md", rewritten, manager) == []
+    unknown = page.replace("model=xgboost", "model=xgbost")
+    assert stale_tables("page.md", unknown, manager)[0].startswith("page.md: <!-- parameters: model=xgbost --> names "
+                                                                   "no installed component (")
 
 
 def test_every_key_default_table_of_the_docs_is_generated_or_a_settings_table():
