@@ -1,8 +1,9 @@
 """The docs' reference tables say what the code says: the hook tables of docs/plugins.md list exactly the hook
 specifications (the core's and coupler-torch's), its Model capability table exactly the capabilities
-``coupler.components.Model`` declares, each parameter table exactly the keys and defaults of its config file, and
-every relative link reaches its file and heading. A hook, capability or key added, renamed or removed without the
-docs fails here."""
+``coupler.components.Model`` declares, each component's parameter table exactly the one its schema gives
+(``coupler.schema.markdown_table``; ``python docs/parameter_tables.py`` rewrites them), each settings table the keys
+and defaults of its config file, and every relative link reaches its file and heading. A hook, capability, parameter
+or key added, renamed or removed without the docs fails here."""
 
 from __future__ import annotations
 
@@ -91,19 +92,103 @@ def test_every_relative_link_of_the_docs_reaches_a_file_and_its_heading():
     assert not broken, "\n".join(broken)
 
 
-#: (page, which of its ``| key | default |`` tables, the config file it documents)
-PARAMETER_TABLES = [
-    ("docs/configuration.md", 0, "core/src/coupler/conf/data/csv.yaml"),
-    ("plugins/cnn/README.md", 0, "plugins/cnn/src/coupler_cnn/conf/model/cnn.yaml"),
-    ("plugins/rnn/README.md", 0, "plugins/rnn/src/coupler_rnn/conf/model/lstm.yaml"),
-    ("plugins/rnn/README.md", 0, "plugins/rnn/src/coupler_rnn/conf/model/gru.yaml"),
-    ("plugins/rnn/README.md", 1, "plugins/rnn/src/coupler_rnn/conf/data/timeseries.yaml"),
-    ("plugins/rnn/README.md", 2, "plugins/rnn/src/coupler_rnn/conf/data/sequences.yaml"),
-    ("plugins/torch/README.md", 0, "plugins/torch/src/coupler_torch/conf/trainer/default.yaml"),
-    ("plugins/transformer/README.md", 0, "plugins/transformer/src/coupler_transformer/conf/data/text_csv.yaml"),
-    ("plugins/transformer/README.md", 1, "plugins/transformer/src/coupler_transformer/conf/model/transformer.yaml"),
-    ("plugins/transformer/README.md", 2, "plugins/transformer/src/coupler_transformer/conf/model/hf_transformer.yaml"),
-]
+def parameter_tables_script():
+    """``docs/parameter_tables.py``, the script that writes the tables, imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("parameter_tables", ROOT / "docs" / "parameter_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT = parameter_tables_script()
+#: every marked parameter table of the docs: (page, the components its marker names, the table as written)
+MARKED_TABLES = [(page.relative_to(ROOT).as_posix(), choices, written) for page in SCRIPT.pages() if page.is_file()
+                 for choices, written in SCRIPT.marked_tables(page.read_text())]
+
+
+def schema_table(choice: str, manager) -> str:
+    """``markdown_table`` of the component a marker names (``model=xgboost``), as its plugin registers it."""
+    from coupler.schema import markdown_table
+
+    group, _, name = choice.partition("=")
+    registry = manager.registry
+    component = registry.get(registry.kind_of_group[group], name)
+    return markdown_table(component.parameters, f"{group}.{name}" if group in registry.list_groups else group)
+
+
+def stale_tables(page: str, text: str, manager) -> list[str]:
+    """What differs between the page's marked tables and the schemas, each naming the command that rewrites it."""
+    from coupler.errors import CouplerError
+
+    problems = []
+    for choices, written in SCRIPT.marked_tables(text):
+        for choice in choices.split():
+            try:
+                expected = schema_table(choice, manager)
+            except (CouplerError, KeyError) as error:
+                problems.append(f"{page}: <!-- parameters: {choice} --> names no installed component ({error}); "
+                                f"mark the table with GROUP=NAME of a registered component")
+                continue
+            if written.rstrip("\n") != expected:
+                problems.append(f"{page}: the parameter table of {choice} is not its schema's; run "
+                                f"`{SCRIPT.COMMAND}` to rewrite the docs' tables from the schemas")
+    return problems
+
+
+def test_the_docs_mark_parameter_tables_of_models_and_data_sets_xgboosts_among_them():
+    marked = {choice.partition("=")[0] for _, choices, _ in MARKED_TABLES for choice in choices.split()}
+    assert {"model", "data"} <= marked, f"marked tables: {MARKED_TABLES}"
+    assert ("plugins/xgboost/README.md", "model=xgboost") in {(page, choices) for page, choices, _ in MARKED_TABLES}
+
+
+@pytest.mark.parametrize(("page", "choices", "written"),
+                         [pytest.param(*table, id=f"{table[0]}:{table[1]}") for table in MARKED_TABLES])
+def test_a_parameter_table_is_the_one_its_components_schema_gives(page, choices, written):
+    from coupler.plugin_manager import get_plugin_manager
+
+    problems = stale_tables(page, f"<!-- parameters: {choices} -->\n{written}<!-- /parameters -->", get_plugin_manager())
+    assert not problems, "\n".join(problems)
+
+
+def test_a_stale_table_fails_naming_the_command_which_rewrites_it_in_place():
+    from coupler.plugin_manager import get_plugin_manager
+
+    manager = get_plugin_manager()
+    current = schema_table("model=xgboost", manager)
+    stale = current.replace("| `model.num_boost_round` | `500` |", "| `model.num_boost_round` | `100` |")
+    page = f"# Page\n\nBefore.\n\n<!-- parameters: model=xgboost -->\n{stale}\n<!-- /parameters -->\n\nAfter.\n"
+    assert stale != current
+    assert stale_tables("page.md", page, manager) == [
+        "page.md: the parameter table of model=xgboost is not its schema's; run `python docs/parameter_tables.py` "
+        "to rewrite the docs' tables from the schemas"]
+    rewritten = SCRIPT.regenerated(page, manager)
+    assert rewritten == page.replace(stale, current) and stale_tables("page.md", rewritten, manager) == []
+    unknown = page.replace("model=xgboost", "model=xgbost")
+    assert stale_tables("page.md", unknown, manager)[0].startswith("page.md: <!-- parameters: model=xgbost --> names "
+                                                                   "no installed component (")
+
+
+def test_every_key_default_table_of_the_docs_is_generated_or_a_settings_table():
+    """A component's parameter table is written by the script (between its markers); the other ``| key | default |``
+    tables document settings, not components: the core's top-level keys, and the settings groups checked below."""
+    unmarked = []
+    for page in SCRIPT.pages():
+        if page.is_file():
+            text = SCRIPT.MARKED.sub("", page.read_text())
+            unmarked += [f"{page.relative_to(ROOT)}: {rows.splitlines()[0]}" for rows in KEY_TABLE.findall(text)]
+    assert sorted(unmarked) == sorted(f"{page}: {first_row}" for page, first_row in SETTINGS_TABLES.values()), \
+        f"mark each component's table (<!-- parameters: GROUP=NAME -->) and run `{SCRIPT.COMMAND}`"
+
+
+#: the tables of settings (no component, so no schema): id -> (page, its first row)
+SETTINGS_TABLES = {
+    "top-level keys": ("docs/configuration.md", "| `task` | `auto` | `auto`, `binary`, `multiclass`, `regression` |"),
+    "trainer": ("plugins/torch/README.md", "| `max_epochs` | `100` | a whole number of at least 1 |"),
+}
+#: a settings table and the config file whose keys and defaults it lists
+SETTINGS_FILES = {"trainer": "plugins/torch/src/coupler_torch/conf/trainer/default.yaml"}
 KEY_TABLE = re.compile(r"^\| key \| default \|.*\n\|[-| ]+\|\n((?:\|.*\n)+)", re.MULTILINE)
 
 
@@ -128,13 +213,15 @@ def config_leaves(node: dict, prefix: str = "") -> dict:
     return leaves
 
 
-@pytest.mark.parametrize(("page", "index", "config"), PARAMETER_TABLES, ids=lambda v: str(v))
-def test_a_parameter_table_lists_every_key_of_its_config_file_with_its_default(page, index, config):
+@pytest.mark.parametrize("table", list(SETTINGS_FILES))
+def test_a_settings_table_lists_every_key_of_its_config_file_with_its_default(table):
     import yaml
 
-    documented = documented_defaults(KEY_TABLE.findall((ROOT / page).read_text())[index])
+    page, first_row = SETTINGS_TABLES[table]
+    config = SETTINGS_FILES[table]
+    rows = next(rows for rows in KEY_TABLE.findall((ROOT / page).read_text()) if rows.startswith(first_row))
+    documented = documented_defaults(rows)
     keys = config_leaves(yaml.safe_load((ROOT / config).read_text()))
-    keys.pop("name", None)  # the component, not a parameter
     assert set(documented) == set(keys), (f"{page}: keys missing {sorted(set(keys) - set(documented))}, "
                                           f"not in {config}: {sorted(set(documented) - set(keys))}")
     for key, value in keys.items():

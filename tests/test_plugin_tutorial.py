@@ -33,6 +33,11 @@ def test_the_tutorial_shows_both_packages_whole():
         assert f"{package}/pyproject.toml" in files
 
 
+def with_site(site: Path) -> dict:
+    """The environment of a process that sees the tutorial's packages (and the Coupler under test first)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(site), os.environ.get("PYTHONPATH"))))}
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("tutorial")
@@ -50,7 +55,7 @@ def site(tmp_path_factory) -> Path:
 
 def test_the_tutorials_plugins_are_listed_with_their_components(site, tmp_path):
     listed = {p["name"]: p for p in json.loads(coupler_process("plugins", "--json", cwd=tmp_path,
-                                                               env={"PYTHONPATH": str(site)}).out)}
+                                                               env=with_site(site)).out)}
     assert listed["least_squares"]["status"] == "ok"
     assert listed["least_squares"]["components"] == {"model": ["least_squares"]}
     assert listed["examples"]["components"] == {"optimizer": ["sign_descent"], "scheduler": ["halving"]}
@@ -58,21 +63,32 @@ def test_the_tutorials_plugins_are_listed_with_their_components(site, tmp_path):
 
 def test_the_tutorials_model_trains_and_its_own_tests_pass(site, tmp_path):
     result = coupler_process("train", "data=diabetes", "model=least_squares", "model.alpha=0.1", "hydra.run.dir=run",
-                             cwd=tmp_path, env={"PYTHONPATH": str(site)})
+                             cwd=tmp_path, env=with_site(site))
     assert result.rc == 0, result.err
     assert read_metrics(tmp_path / "run")["test"]["rmse"] < 70
     tests = site.parent / "least_squares_tests"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)], cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=300)
+                          env=with_site(site), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout
 
 
 def test_the_examples_pass_the_conformance_kit(site, tmp_path):
     probe = "from coupler.testing import check_plugin; print(len(check_plugin('examples')))"
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=with_site(site),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model=least_squares", "model.alpha=-1"], "model.alpha=-1 is not allowed: a number >= 0 (the ridge penalty"),
+    (["model=mlp", "optimizer=sign_descent", "optimizer.lr=0"], "optimizer.lr=0 is not allowed: a number > 0"),
+], ids=["schema", "derived from the signature"])
+def test_the_tutorials_parameters_are_checked_in_one_line_before_any_data_is_read(site, tmp_path, overrides,
+                                                                                   message):
+    result = coupler_process("train", "data=iris", *overrides, cwd=tmp_path, env=with_site(site))
+    assert result.rc == 2 and len(result.error_lines) == 1, result.err
+    assert message in result.err
 
 
 def test_the_example_of_each_kind_is_the_scaffolds_template_which_the_docs_link():

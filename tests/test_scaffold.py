@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from coupler import __version__
 from coupler.testing import read_metrics
 
@@ -34,6 +33,11 @@ DEPENDENCIES = {"model": [CORE, "numpy"], "data": [CORE, "numpy", "pandas"], "ca
 
 def package_dir(root: Path, kind: str) -> Path:
     return root / f"coupler-{NAMES[kind].replace('_', '-')}"
+
+
+def with_site(site: Path) -> dict:
+    """The environment of a process that sees the installed packages (and the Coupler under test first)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(site), os.environ.get("PYTHONPATH"))))}
 
 
 @pytest.fixture(scope="module")
@@ -58,27 +62,36 @@ def site(scaffolded, tmp_path_factory) -> Path:
     return target
 
 
+def schema_fields(module: ast.Module, schema: str) -> dict[str, list[str]]:
+    """``{field: the keywords of its param(...)}`` of the dataclass ``schema`` a module defines."""
+    (node,) = [n for n in module.body if isinstance(n, ast.ClassDef) and n.name == schema]
+    assert [d.id for d in node.decorator_list] == ["dataclass"], f"{schema} is a dataclass"
+    return {f.target.id: [k.arg for k in f.value.keywords] for f in node.body if isinstance(f, ast.AnnAssign)
+            and isinstance(f.value, ast.Call) and f.value.func.id == "param"}
+
+
 @pytest.mark.parametrize("kind", list(NAMES))
-def test_each_kind_has_its_files_and_its_python_compiles(scaffolded, kind):
-    name, group = NAMES[kind], GROUPS[kind]
+def test_each_kind_declares_its_parameters_in_a_schema_and_its_python_compiles(scaffolded, kind):
+    name = NAMES[kind]
     root = package_dir(scaffolded, kind)
     package = root / "src" / f"coupler_{name}"
     for path in ("README.md", "pyproject.toml", f"tests/test_{name}.py"):
         assert (root / path).is_file(), path
-    for path in ("__init__.py", "plugin.py", f"{kind}.py", f"conf/{group}/{name}.yaml"):
+    for path in ("__init__.py", "plugin.py", f"{kind}.py"):
         assert (package / path).is_file(), path
+    assert not (package / "conf").exists(), "the schema is the component's config node: no YAML file"
     for path in [*package.glob("*.py"), *root.glob("tests/*.py")]:
         compile(path.read_text(), str(path), "exec")
-    config = (package / "conf" / group / f"{name}.yaml").read_text()
-    if group in ("callbacks", "metrics", "exporters"):  # a list group: each choice a node of its own
-        assert config.startswith(f"# @package {group}.{name}\n")
-    node = yaml.safe_load(config)
-    assert node["name"] == name and len(node) > 1, "the config node names the component and lists its parameters"
+    schema = "".join(part.capitalize() for part in name.split("_")) + "Params"
+    fields = schema_fields(ast.parse((package / f"{kind}.py").read_text()), schema)
+    assert fields and all("help" in keywords for keywords in fields.values()), f"every field has help: {fields}"
     plugin = ast.parse((package / "plugin.py").read_text())
     declared = {t.id: n.value.value for n in plugin.body if isinstance(n, ast.Assign) for t in n.targets}
     from coupler.hookspecs import API_RANGE
 
     assert declared.get("COUPLER_API") == API_RANGE
+    registered = [n for n in ast.walk(plugin) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "register"]
+    assert [k.value.id for call in registered for k in call.keywords if k.arg == "schema"] == [schema]
     tests = (root / "tests" / f"test_{name}.py").read_text()
     assert f'check_plugin("{name}")' in tests and "train_run(" in tests
 
@@ -93,12 +106,12 @@ def test_each_pyproject_declares_the_distribution_entry_point_and_package_data(s
     assert project["project"]["dependencies"] == DEPENDENCIES[kind]
     assert project["project"]["entry-points"]["coupler"] == {name: f"coupler_{name}.plugin"}
     assert project["project"]["optional-dependencies"]["test"] == ["pytest"]
-    assert project["tool"]["setuptools"]["package-data"] == {f"coupler_{name}": ["conf/**/*.yaml"]}
+    assert "package-data" not in project["tool"]["setuptools"], "no config file to ship: the schema is the node"
     assert project["build-system"]["build-backend"] == "setuptools.build_meta"
 
 
 def test_every_kind_is_listed_ok_by_coupler_plugins_which_imports_no_heavy_library(site, tmp_path):
-    result = coupler_process("plugins", "--json", cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    result = coupler_process("plugins", "--json", cwd=tmp_path, env=with_site(site))
     plugins = {p["name"]: p for p in json.loads(result.out)}
     for kind, name in NAMES.items():
         assert plugins[name] == {"name": name, "distribution": f"coupler-{name.replace('_', '-')}",
@@ -107,14 +120,14 @@ def test_every_kind_is_listed_ok_by_coupler_plugins_which_imports_no_heavy_libra
     code = ("import sys\nfrom coupler.cli import main\nmain(['plugins'])\n"
             "print('HEAVY', [m for m in ('numpy', 'pandas', 'torch') if m in sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(site)})
+                          env=with_site(site))
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_the_model_plugin_trains_on_iris_in_a_fresh_interpreter(site, tmp_path):
     name = NAMES["model"]
     result = coupler_process("train", "data=iris", f"model={name}", "hydra.run.dir=run", cwd=tmp_path,
-                             env={"PYTHONPATH": str(site)})
+                             env=with_site(site))
     assert result.rc == 0, result.err
     metrics = read_metrics(tmp_path / "run")
     assert metrics["test"]["accuracy"] > 0.8 and metrics["val"]["accuracy"] > 0.8
@@ -123,12 +136,21 @@ def test_the_model_plugin_trains_on_iris_in_a_fresh_interpreter(site, tmp_path):
     assert manifest["components"]["model"]["distribution"] == f"coupler-{name.replace('_', '-')}"
 
 
+def test_coupler_train_help_lists_the_parameters_of_the_schemas(site, tmp_path):
+    result = coupler_process("train", f"model={NAMES['model']}", f"data={NAMES['data']}",
+                             f"metrics=[{NAMES['metric']}]", "--help", cwd=tmp_path, env=with_site(site))
+    assert result.rc == 0, result.err
+    for line in ("model.alpha = 1.0  a number (>= 0): L2 penalty on the weights, not the intercepts (0: none)",
+                 "data.rows = 500  a whole number (>= 20): rows of the table",
+                 f"metrics.{NAMES['metric']}.quantile = 0.5  a number (>= 0 and <= 1): 0.5: the median absolute error"):
+        assert line in result.out, result.out
+
+
 def test_the_generated_packages_pass_their_own_tests(scaffolded, site):
     """Each package's tests: Coupler's conformance kit (check_plugin) and its component's own behaviour."""
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
                            *(str(package_dir(scaffolded, kind) / "tests") for kind in NAMES)],
-                          capture_output=True, text=True, cwd=scaffolded, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(site)})
+                          capture_output=True, text=True, cwd=scaffolded, timeout=600, env=with_site(site))
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     passed = {line.split("::")[-1] for line in proc.stdout.splitlines() if line.startswith("PASSED ")}
     assert {"test_the_plugin_passes_couplers_conformance_kit", "test_it_classifies_iris",
@@ -206,5 +228,5 @@ def test_the_templates_are_package_data_of_the_core():
     globs = tomllib.loads((core / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["coupler"]
     shipped = {path for pattern in globs for path in package.glob(pattern)}
     templates = set((package / "templates").rglob("*.tmpl"))
-    assert len(templates) >= 19 and templates <= shipped
+    assert len(templates) >= 16 and templates <= shipped
     assert not [p for p in (package / "templates").rglob("*") if p.is_file() and p.suffix != ".tmpl"]

@@ -1,12 +1,12 @@
 """``coupler new-plugin NAME --kind KIND``: write a ready-to-install plugin package to start from.
 
 The package ``coupler-NAME/`` holds a pyproject (distribution ``coupler-NAME``, entry point ``NAME`` in the
-``coupler`` group, its config files as package data), a ``plugin.py`` with the hook implementations, a real
-working component of the kind, its Hydra config node, tests (Coupler's conformance kit and the component's own
-behaviour) and a README. The templates are files shipped with Coupler, ``coupler/templates/``: ``package/`` for
-the files every kind gets, ``KIND/`` for the component, its config and its tests (docs/plugins.md quotes them as
-the example of each kind, and a test keeps the two equal); ``$name``, ``$cls``, ... are filled in by
-``string.Template``. This module imports only the standard library (and Coupler's error class).
+``coupler`` group), a ``plugin.py`` with the hook implementation, a real working component of the kind beside
+its schema (the dataclass ``CLSParams`` that declares its parameters once: ``coupler.schema``; no config file),
+tests (Coupler's conformance kit and the component's own behaviour) and a README. The templates are files shipped
+with Coupler, ``coupler/templates/``: ``package/`` for the files every kind gets, ``KIND/`` for the component and
+its tests (docs/plugins.md links them as the example of each kind, and a test keeps the two in step); ``$name``,
+``$cls``, ... are filled in by ``string.Template``. This module imports only the standard library (and Coupler's error class).
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ from coupler.hookspecs import API_RANGE
 class Kind:
     """What a kind of component needs: its config group, registration hook, module, factory and templates."""
 
-    group: str  # the config group that selects it: conf/GROUP/NAME.yaml
+    group: str  # the config group that selects it: GROUP=NAME
     hook: str  # the registration hook of plugin.py
-    factory: str  # what plugin.py registers, defined in src/coupler_NAME/KIND.py
+    factory: str  # what plugin.py registers, defined in src/coupler_NAME/KIND.py beside its schema ${cls}Params
     summary: str  # one line: the description given to register() and the README's first line
     dependencies: tuple[str, ...]
-    component: str  # the module's source
-    config: str  # conf/GROUP/NAME.yaml
+    component: str  # the module's source: the schema and the component
     tests: str  # tests/test_NAME.py
     usage: str  # the README's "Use" section
 
@@ -45,103 +44,15 @@ def template(relative: str) -> str:
     return (resources.files("coupler") / "templates" / f"{relative}.tmpl").read_text(encoding="utf-8")
 
 
-def _templates(kind: str) -> tuple[str, str, str]:
-    """The component, config and tests templates of ``kind`` (``templates/KIND/``)."""
-    return template(f"{kind}/{kind}.py"), template(f"{kind}/config.yaml"), template(f"{kind}/test.py")
+def _templates(kind: str) -> tuple[str, str]:
+    """The component and tests templates of ``kind`` (``templates/KIND/``)."""
+    return template(f"{kind}/{kind}.py"), template(f"{kind}/test.py")
 
 
 #: the files every kind gets: path in the package -> template
 PACKAGE_FILES = {"pyproject.toml": "package/pyproject.toml", "README.md": "package/README.md",
                  "src/$package/__init__.py": "package/__init__.py", "src/$package/plugin.py": "package/plugin.py"}
 
-
-# --- optimizer --------------------------------------------------------------------------------------------
-
-OPTIMIZER = '''\
-"""``build_$name``: stochastic gradient descent with momentum, for the torch engine (coupler-torch).
-
-The engine's contract: the factory checks the config's values and returns ``make(parameters)``, which builds a
-``torch.optim.Optimizer``. torch is imported only when ``make`` runs, so that loading the plugin stays instant.
-"""
-
-from __future__ import annotations
-
-from coupler.errors import ConfigError
-
-
-def _number(key: str, value, low: float, high: float | None = None, *, above: bool = False) -> float:
-    """``value`` as a float when it is a number >= low (> low with ``above``) and < high; else a ConfigError."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (value > low if above else value >= low) and (high is None or value < high)
-    if not ok:
-        raise ConfigError(f"optimizer.{key}", value, f"a number {'>' if above else '>='} {low}"
-                          + (f" and < {high}" if high is not None else ""))
-    return float(value)
-
-
-def build_$name(lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0):
-    lr = _number("lr", lr, 0, above=True)
-    momentum = _number("momentum", momentum, 0, 1)
-    weight_decay = _number("weight_decay", weight_decay, 0)
-
-    def make(parameters):
-        import torch
-
-        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-    return make
-'''
-
-OPTIMIZER_CONFIG = """\
-# torch.optim.SGD with momentum, for the torch engine: coupler train data=digits model=cnn optimizer=$name
-name: $name
-lr: 0.01            # learning rate, > 0
-momentum: 0.9       # from 0 (none) to below 1
-weight_decay: 0.0   # L2 penalty, >= 0
-"""
-
-OPTIMIZER_TESTS = '''\
-"""Tests of the $name plugin: Coupler's conformance kit, and what the optimizer does."""
-
-import pytest
-from coupler.errors import ConfigError
-from coupler.testing import check_plugin, train_run
-
-from $package.optimizer import build_$name
-
-torch = pytest.importorskip("torch")
-
-
-def test_the_plugin_passes_couplers_conformance_kit():
-    check_plugin("$name")
-
-
-def test_it_fits_a_line():
-    torch.manual_seed(0)
-    x = torch.linspace(-1, 1, 64).unsqueeze(1)
-    y = 3 * x + 1
-    line = torch.nn.Linear(1, 1)
-    optimizer = build_$name(lr=0.1)(line.parameters())
-    assert isinstance(optimizer, torch.optim.Optimizer)
-    for _ in range(200):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(line(x), y)
-        loss.backward()
-        optimizer.step()
-    assert loss.item() < 1e-4
-
-
-def test_it_trains_a_network(tmp_path):
-    pytest.importorskip("coupler_cnn", reason="a network to train needs coupler-cnn")
-    metrics, _ = train_run(tmp_path, "data=digits", "model=cnn", "optimizer=$name", "optimizer.lr=0.05",
-                           "trainer.max_epochs=2", "trainer.accelerator=cpu")
-    assert metrics["test"]["accuracy"] > 0.5
-
-
-def test_a_momentum_of_one_is_refused():
-    with pytest.raises(ConfigError, match="optimizer.momentum"):
-        build_$name(momentum=1)
-'''
 
 KINDS: dict[str, Kind] = {
     "model": Kind("model", "register_models", "$cls", "a linear model in NumPy (ridge / softmax regression)",
@@ -161,11 +72,13 @@ KINDS: dict[str, Kind] = {
                      "a JSON summary of the run (model, data, metrics)", (), *_templates("exporter"),
                      "coupler train 'exporters=[$name]'    # writes RUN_DIR/exports/$name.json"),
     "optimizer": Kind("optimizer", "register_optimizers", "build_$name",
-                      "SGD with momentum for the torch engine", ("torch",), OPTIMIZER, OPTIMIZER_CONFIG,
-                      OPTIMIZER_TESTS,
+                      "SGD with momentum for the torch engine", ("torch",), *_templates("optimizer"),
                       "coupler train data=digits model=cnn optimizer=$name optimizer.lr=0.05   # needs coupler-torch"
                       " and a model that uses an optimizer"),
 }
+#: the kinds whose group takes a list (``callbacks=[a,b]``)
+LIST_KINDS = frozenset({"callback", "metric", "exporter"})
+
 
 def check_name(name: str) -> None:
     """Refuse a name that cannot be a component, an entry point and part of a package name."""
@@ -220,13 +133,16 @@ def render(name: str, kind: str = "model") -> dict[str, str]:
     values = {"name": name, "kind": kind, "group": spec.group, "package": package, "dist": dist, "api": API_RANGE,
               "cls": "".join(part.capitalize() for part in name.split("_")), "module": kind, "hook": spec.hook}
     values["factory"] = Template(spec.factory).substitute(values)
+    values["schema"] = f"{values['cls']}Params"
+    # plugin.py's import, in isort's order: classes (CamelCase) before functions
+    values["imports"] = ", ".join(sorted((values["factory"], values["schema"]), key=lambda n: (n[0].islower(), n)))
+    values["select"] = f"'{spec.group}=[{name}]'" if kind in LIST_KINDS else f"{spec.group}={name}"
     values["summary"] = spec.summary
     values["usage"] = Template(spec.usage).substitute(values)
     values["dependencies"] = ", ".join(f'"{d}"' for d in (coupler_requirement(), *spec.dependencies))
     files = {
         **{Template(path).substitute(values): template(relative) for path, relative in PACKAGE_FILES.items()},
         f"src/{package}/{kind}.py": spec.component,
-        f"src/{package}/conf/{spec.group}/{name}.yaml": spec.config,
         f"tests/test_{name}.py": spec.tests,
     }
     return {path: Template(text).substitute(values) for path, text in files.items()}
