@@ -117,7 +117,7 @@ def test_a_schema_the_factory_cannot_take_or_that_is_no_dataclass_fails_its_plug
 def test_help_and_docs_tables_come_from_the_schema():
     pm = manager()
     lines = parameter_listing(pm, {"model": "tiny"})
-    assert "  model.size = 8  a whole number (>= 1): units per layer" in lines
+    assert "  model.size = 8  a whole number >= 1: units per layer" in lines
     assert "  model.inner.kind = fast  one of fast, slow: how" in lines
     assert "  +model.inner.NAME=VALUE: any other key goes to the library" in lines
     table = markdown_table(Tiny, "model")

@@ -93,6 +93,8 @@ class Row:
     default: Any
     rule: Rule
     required: bool = False
+    #: the field's annotation, without ``Annotated``
+    hint: Any = None
 
 
 # --- reading a schema ----------------------------------------------------------------------------------------
@@ -114,16 +116,14 @@ def nested_schema(hint) -> type | None:
 
 
 def rule_of(field: dataclasses.Field, hint=None) -> Rule:
-    """A field's rule: from ``param``, or from an ``Annotated`` hint (``Rule`` or a string of help)."""
+    """A field's rule: from ``param``, or from an ``Annotated`` hint's ``Rule``."""
     if RULE in field.metadata:
         return field.metadata[RULE]
     if typing.get_origin(hint) is typing.Annotated:
         for extra in typing.get_args(hint)[1:]:
             if isinstance(extra, Rule):
                 return extra
-            if isinstance(extra, str):
-                return Rule(help=extra)
-    return Rule()
+    return Rule()  # an Annotated string says what the value may be: ``described`` shows it
 
 
 def default_of(field: dataclasses.Field):
@@ -154,7 +154,7 @@ def rows(schema: type, prefix: str) -> list[Row]:
             continue
         default = default_of(field)
         found.append(Row(key, described(hint), None if default is MISSING else default, rule_of(field, hint),
-                         default is MISSING))
+                         default is MISSING, _bare(hint)))
     return found
 
 
@@ -223,8 +223,16 @@ def check_value(key: str, value, hint, rule: Rule = Rule()) -> None:
         raise ConfigError(key, plain(value), described(hint) if worded else _allowed(described(hint), rule))
     problem = rule.problem(value)
     if problem:
-        what = problem if rule.choices else f"{described(_bare(hint))} {problem}"
+        what = problem if rule.choices else _limited(_bare(hint), problem)
         raise ConfigError(key, plain(value), _allowed(what, rule))
+
+
+def _limited(hint, limits: str) -> str:
+    """``a whole number >= 0``, and ``null, or a whole number >= 0`` for an optional one."""
+    if _optional(hint):
+        others = [a for a in typing.get_args(hint) if a is not type(None)]
+        return "null, or " + " or ".join(described(a) for a in others) + f" {limits}"
+    return f"{described(hint)} {limits}"
 
 
 def _allowed(what: str, rule: Rule) -> str:
@@ -409,7 +417,7 @@ def listing(schema: type, prefix: str) -> list[str]:
     for row in rows(schema, prefix):
         default = "(required)" if row.required else f"= {_shown_default(row.default)}"
         limits = row.rule.limits()
-        detail = row.rule.allowed_choices() if row.rule.choices else row.type + (f" ({limits})" if limits else "")
+        detail = row.rule.allowed_choices() if row.rule.choices else _limited(row.hint, limits) if limits else row.type
         lines.append(f"  {row.key} {default}  {detail}{': ' + row.rule.help if row.rule.help else ''}")
     if getattr(schema, "extra_keys", None):
         lines.append(f"  {prefix}.*: any other key, added with +, goes to {schema.extra_keys}")
@@ -425,8 +433,8 @@ def markdown_table(schema: type, prefix: str) -> str:
     lines = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
     for row in rows(schema, prefix):
         default = "required" if row.required else f"`{_shown_default(row.default)}`"
-        allowed = row.rule.allowed_choices() if row.rule.choices else " ".join(filter(None, [row.type,
-                                                                                             row.rule.limits()]))
+        limits = row.rule.limits()
+        allowed = row.rule.allowed_choices() if row.rule.choices else _limited(row.hint, limits) if limits else row.type
         lines.append(f"| `{row.key}` | {default} | {allowed} | {row.rule.help} |")
     return "\n".join(lines)
 
