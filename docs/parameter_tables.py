@@ -10,7 +10,8 @@ A parameter table stands between two marker comments naming the component (its c
 and holds ``coupler.schema.markdown_table(component.parameters, prefix)`` of that component as registered with
 every installed plugin (``coupler.plugin_manager.get_plugin_manager()``): the prefix is the group (``model``), or
 ``GROUP.NAME`` for a group that takes a list (``callbacks.early_stopping``). Several components that take the same
-parameters share one table (``<!-- parameters: model=lstm model=gru -->``). The script rewrites every table in
+parameters share one table (``<!-- parameters: model=lstm model=gru -->``). ``<!-- parameters: settings -->`` is the
+core's own settings (``coupler.settings``), ``<!-- parameters: GROUP -->`` a settings group that has a schema. The script rewrites every table in
 place and names the pages it changed; ``tests/test_docs.py`` fails, naming this command, when a table differs
 from its schema. Run it after changing a schema (a parameter, its default, range, choices or help).
 """
@@ -49,6 +50,12 @@ def component_table(choice: str, manager) -> str:
 
     group, _, name = choice.partition("=")
     registry = manager.registry
+    if choice == "settings":  # the core's own settings
+        from coupler.settings import CoreSettings
+
+        return markdown_table(CoreSettings, "")
+    if group in registry.setting_groups and not name and registry.setting_groups[group].schema is not None:
+        return markdown_table(registry.setting_groups[group].schema, group)
     if group not in registry.kind_of_group or not name:
         raise SystemExit(f"<!-- parameters: {choice} -->: name a component as GROUP=NAME; groups are "
                          f"{', '.join(sorted(registry.kind_of_group))}")

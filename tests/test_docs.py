@@ -108,16 +108,6 @@ MARKED_TABLES = [(page.relative_to(ROOT).as_posix(), choices, written) for page 
                  for choices, written in SCRIPT.marked_tables(page.read_text())]
 
 
-def schema_table(choice: str, manager) -> str:
-    """``markdown_table`` of the component a marker names (``model=xgboost``), as its plugin registers it."""
-    from coupler.schema import markdown_table
-
-    group, _, name = choice.partition("=")
-    registry = manager.registry
-    component = registry.get(registry.kind_of_group[group], name)
-    return markdown_table(component.parameters, f"{group}.{name}" if group in registry.list_groups else group)
-
-
 def stale_tables(page: str, text: str, manager) -> list[str]:
     """What differs between the page's marked tables and the schemas, each naming the command that rewrites it."""
     from coupler.errors import CouplerError
@@ -126,8 +116,8 @@ def stale_tables(page: str, text: str, manager) -> list[str]:
     for choices, written in SCRIPT.marked_tables(text):
         for choice in choices.split():
             try:
-                expected = schema_table(choice, manager)
-            except (CouplerError, KeyError) as error:
+                expected = SCRIPT.component_table(choice, manager)
+            except (CouplerError, KeyError, SystemExit) as error:
                 problems.append(f"{page}: <!-- parameters: {choice} --> names no installed component ({error}); "
                                 f"mark the table with GROUP=NAME of a registered component")
                 continue
@@ -156,7 +146,7 @@ def test_a_stale_table_fails_naming_the_command_which_rewrites_it_in_place():
     from coupler.plugin_manager import get_plugin_manager
 
     manager = get_plugin_manager()
-    current = schema_table("model=xgboost", manager)
+    current = SCRIPT.component_table("model=xgboost", manager)
     stale = current.replace("| `model.num_boost_round` | `500` |", "| `model.num_boost_round` | `100` |")
     page = f"# Page\n\nBefore.\n\n<!-- parameters: model=xgboost -->\n{stale}\n<!-- /parameters -->\n\nAfter.\n"
     assert stale != current
@@ -184,7 +174,6 @@ def test_every_key_default_table_of_the_docs_is_generated_or_a_settings_table():
 
 #: the tables of settings (no component, so no schema): id -> (page, its first row)
 SETTINGS_TABLES = {
-    "top-level keys": ("docs/configuration.md", "| `task` | `auto` | `auto`, `binary`, `multiclass`, `regression` |"),
     "trainer": ("plugins/torch/README.md", "| `max_epochs` | `100` | a whole number of at least 1 |"),
 }
 #: a settings table and the config file whose keys and defaults it lists

@@ -22,39 +22,39 @@ ENCODE = ("onehot", "ordinal")
 
 @dataclass
 class Split:
-    val: float = param(0.2, help="fraction of the rows that validate", ge=0, lt=1)
-    test: float = param(0.1, help="fraction of the rows held out to test", ge=0, lt=1)
-    stratify: Any = param("auto", help="keep class proportions in each split; auto: for classification",
+    val: float = param(0.2, help="fraction of all rows for validation", ge=0, lt=1)
+    test: float = param(0.1, help="fraction of all rows for test; split.val + split.test < 1", ge=0, lt=1)
+    stratify: Any = param("auto", help="stratify by class; auto: for classification (regression: auto or false)",
                           choices=("auto", True, False))
 
 
 @dataclass
 class Preprocess:
-    impute: str = param("median", help="fills a missing number; a missing category takes the most frequent", choices=IMPUTE)
-    scale: str = param("standard", help="scales numeric columns", choices=SCALE)
-    encode: str = param("onehot", help="encodes categorical columns", choices=ENCODE)
+    impute: str = param("median", help="fill for missing numbers (a missing category takes the most frequent)", choices=IMPUTE)
+    scale: str = param("standard", help="standard: mean 0, std 1; minmax: [0, 1]", choices=SCALE)
+    encode: str = param("onehot", help="how categorical columns are encoded", choices=ENCODE)
 
 
 @dataclass
 class Train:
     # its shape is checked by coupler.class_weight.check_setting (null, balanced, or a mapping of labels)
-    class_weight: Any = param(None, help="null, balanced, or {label: weight} (coupler.class_weight)")
+    class_weight: Any = param(None, help="null; balanced; or a mapping of classes to weights, train.class_weight={yes:10} (see below)")
 
 
 @dataclass
 class Plugins:
-    disable: list[str] = param(default_factory=list, help="plugins to leave out of this run")
+    disable: list[str] = param(default_factory=list, help="plugin names whose components this run may not use")
 
 
 @dataclass
 class CoreSettings:
     task: str = param("auto", help="what to learn; auto: told from the target", choices=TASKS)
-    seed: int = param(0, help="seeds the split and every model", ge=0, lt=2**32)
+    seed: int = param(0, help="seeds the split, random_state of estimators that have one, XGBoost's seed", ge=0, lt=2**32)
     split: Split = param(default_factory=Split, help="how rows are split")
     preprocess: Preprocess = param(default_factory=Preprocess, help="fitted on the training rows")
     train: Train = param(default_factory=Train, help="training settings every engine honours")
     plugins: Plugins = field(default_factory=Plugins)
-    resume: str | None = param(None, help="the directory of an interrupted run: resume=RUN_DIR")
+    resume: str | None = param(None, help="resume=RUN_DIR: continue an interrupted run (see below)")
 
 
 #: the top-level keys of a composed config that are the core's own settings (the groups come from the registry)
