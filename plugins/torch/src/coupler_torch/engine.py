@@ -65,9 +65,11 @@ import numpy as np
 import torch
 from coupler.components import Split
 from coupler.errors import ConfigError, CouplerError
+from coupler.schema import defaults
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from coupler_torch.contract import TorchContract
+from coupler_torch.optimizers import AdamSchema, CosineSchema
 
 log = logging.getLogger("coupler")
 
@@ -78,9 +80,9 @@ CHECKPOINTS = "checkpoints"
 TRAINER_KEYS = ("max_epochs", "accelerator", "devices", "precision", "deterministic", "gradient_clip_val",
                 "strategy", "progress_bar", "resumable", "resume_interval")
 #: the optimizer and scheduler a run gets when it names none (recorded in the run's config.yaml);
-#: scheduler=none keeps the rate constant
-DEFAULT_OPTIMIZER = {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "weight_decay": 0.0, "fused": "auto"}
-DEFAULT_SCHEDULER = {"name": "cosine", "min_lr": 0.0}
+#: scheduler=none keeps the rate constant. Both at their schemas' defaults (adam: lr 0.001; cosine: min_lr 0)
+DEFAULT_OPTIMIZER = {"name": "adam", **defaults(AdamSchema)}
+DEFAULT_SCHEDULER = {"name": "cosine", **defaults(CosineSchema)}
 
 for _name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False ..." is not news on every run
     logging.getLogger(_name).setLevel(logging.WARNING)
