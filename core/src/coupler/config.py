@@ -176,6 +176,9 @@ def group_options(manager: PluginManager, group: str, extra: tuple[str, ...] = (
     options = file_options(manager, group, extra)
     kind_of_group = manager.registry.kind_of_group
     if group not in kind_of_group:
+        settings_group = manager.registry.setting_groups.get(group)
+        if settings_group is not None and settings_group.schema is not None and settings_group.default:
+            options.setdefault(settings_group.default, settings_group.plugin)  # its node is the schema
         return options
     kind = kind_of_group[group]
     registered = {c.name: c.plugin for c in manager.registry.components(kind)}
@@ -227,6 +230,10 @@ def store_configs(manager: PluginManager, chosen: dict | None = None) -> None:
                 provider="coupler")
     store.store(group="hydra/hydra_logging", name="coupler", node=HYDRA_LOGGING, package="hydra.hydra_logging",
                 provider="coupler")
+    for group in manager.registry.setting_groups.values():
+        if group.schema is not None and group.default and group.default not in file_options(manager, group.name):
+            store.store(group=group.name, name=group.default, node=hydra_node(group.schema), package=group.name,
+                        provider=group.plugin)
     for kind, group in manager.registry.groups.items():
         with_files = file_options(manager, group)
         for component in manager.registry.components(kind):
@@ -254,9 +261,13 @@ def default_node(manager: PluginManager, group: str, option: str, extra: tuple[s
         except yaml.YAMLError:
             return None
         return node if isinstance(node, dict) and "defaults" not in node else ({} if node is None else None)
+    from coupler.schema import defaults
+
+    settings_group = manager.registry.setting_groups.get(group)
+    if settings_group is not None and settings_group.schema is not None and option == settings_group.default:
+        return defaults(settings_group.schema)
     kind_of_group = manager.registry.kind_of_group
     if group in kind_of_group:
-        from coupler.schema import defaults
 
         try:
             return {"name": option, **defaults(manager.registry.get(kind_of_group[group], option).parameters)}
@@ -305,7 +316,14 @@ def check_settings(config: dict, registry) -> None:
 
 def check_components(config: dict, registry) -> None:
     """Check every chosen component's config node against its schema (``Component.check``), before any data is
-    read. A name no plugin registers is left to the run, which says what exists."""
+    read, and every settings group's node against the group's schema. A name no plugin registers is left to the run,
+    which says what exists."""
+    from coupler.schema import check_node
+
+    for settings_group in registry.setting_groups.values():
+        node = config.get(settings_group.name)
+        if settings_group.schema is not None and isinstance(node, dict):
+            check_node(node, settings_group.schema, settings_group.name, what=f"the {settings_group.name} group")
     for kind, group in registry.groups.items():
         node = config.get(group)
         if not isinstance(node, dict):
@@ -408,7 +426,7 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
     from coupler.errors import did_you_mean
 
     registry = manager.registry
-    groups, list_groups = registry.groups.values(), registry.list_groups
+    groups, list_groups = {*registry.groups.values(), *registry.setting_groups}, registry.list_groups
     chosen: dict[str, list] = {g: [c] for g, c in default_choices(manager).items() if g in groups}
     for override in parsed:
         if override.key_or_group in groups and not override.is_delete():
@@ -442,26 +460,32 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                     raise ConfigError(override.key_or_group, _given(override),
                                       f"the config of {group}={option} lists no {where}.{key} ({where} holds {listed})."
                                       f"{close} Hydra sets only keys a config lists; to pass a key it does not list, "
-                                      f"add it: +{override.input_line} (the {registry.kind_of_group[group]} then checks it)")
+                                      f"add it: +{override.input_line} (the {registry.kind_of_group.get(group, 'group')} then checks it)")
                 node = node[key]
 
 
 def _check_component_values(parsed: list, manager: PluginManager) -> None:
-    """Check each ``GROUP.KEY=VALUE`` against the chosen component's schema (``coupler.schema``) before Hydra
-    composes: the type, range and choices, in one line naming the key, not Hydra's merge error or the library's."""
+    """Check each ``GROUP.KEY=VALUE`` against the chosen component's schema, or the settings group's
+    (``coupler.schema``), before Hydra composes: the type, range and choices, in one line naming the key, not Hydra's merge error or the library's."""
     from coupler.schema import check_value, field_at
 
     registry = manager.registry
     for override in parsed:
         parts = override.key_or_group.split(".")
-        if len(parts) < 2 or parts[0] not in registry.kind_of_group or override.is_delete() \
-                or override.is_sweep_override():
+        if len(parts) < 2 or override.is_delete() or override.is_sweep_override():
             continue
         group = parts[0]
-        many = group in registry.list_groups
-        option, path = (parts[1], parts[2:]) if many else (_chosen(parsed, manager, group), parts[1:])
-        component = _component_of(manager, group, option)
-        found = field_at(component.parameters, path) if component is not None and path else None
+        settings_group = registry.setting_groups.get(group)
+        if settings_group is not None:
+            schema, path = settings_group.schema, parts[1:]
+        elif group in registry.kind_of_group:
+            many = group in registry.list_groups
+            option, path = (parts[1], parts[2:]) if many else (_chosen(parsed, manager, group), parts[1:])
+            component = _component_of(manager, group, option)
+            schema = component.parameters if component is not None else None
+        else:
+            continue
+        found = field_at(schema, path) if schema is not None and path else None
         if found is not None:
             check_value(override.key_or_group, override.value(), *found)
 
