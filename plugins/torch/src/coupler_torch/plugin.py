@@ -50,10 +50,39 @@ def register_kinds(register):
              checks={"schedules": _check_scheduler})
 
 
+#: the precisions the engine trains under (Lightning's names; 32 and 64, as Hydra reads trainer.precision=32, are
+#: 32-true and 64-true)
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", 32, 64)
+
+
+@dataclass
+class TrainerSchema:
+    """``trainer=default``: the torch engine's settings of Lightning's ``Trainer`` and of its own checkpoints. The
+    group's default option is conf/trainer/default.yaml, which holds these defaults (the README's table is checked
+    against it); this schema checks every option's node."""
+
+    max_epochs: int = param(100, help="passes over the training split (early stopping may stop sooner)", ge=1)
+    accelerator: str = param("auto", help="Lightning's accelerator (auto: a GPU when there is one)",
+                             choices=("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"))
+    devices: int | str | list[int] = param("auto", help="Lightning's devices: auto, a count (-1: all), or a list of "
+                                                        "device indices")
+    strategy: str = param("auto", help="Lightning's strategy: auto, ddp (data parallel over trainer.devices), ...")
+    precision: str | int = param("32-true", help="Lightning's precision: the dtype of the weights and the compute",
+                                 choices=PRECISIONS)
+    deterministic: bool = param(False, help="torch's deterministic algorithms only")
+    gradient_clip_val: float | None = param(None, help="clip the gradients' norm to this (null: no clipping)", gt=0)
+    progress_bar: bool | str = param("auto", help="Lightning's progress bar: auto (only when stderr is a terminal), "
+                                                  "true or false", choices=("auto", True, False))
+    resumable: bool = param(True, help="keep checkpoints/last.ckpt up to date while the run trains, for resume=RUN_DIR")
+    resume_interval: float = param(30, help="seconds between writes of checkpoints/last.ckpt, after the first epoch "
+                                            "(0: after every epoch)", ge=0)
+
+
 @hookimpl
 def register_config_groups(register):
     register("trainer", default="default", description="the torch engine's Lightning trainer settings",
-             test_overrides=("trainer.max_epochs=3", "trainer.progress_bar=false"), engines=("torch",))
+             test_overrides=("trainer.max_epochs=3", "trainer.progress_bar=false"), engines=("torch",),
+             schema=TrainerSchema)
 
 
 @dataclass
