@@ -196,6 +196,25 @@ def test_the_schemas_hold_the_defaults_runs_trained_with():
     assert DEFAULT_SCHEDULER == {"name": "cosine", **expected["cosine"]}
 
 
+def test_the_readmes_table_of_options_shows_the_schemas_defaults():
+    """The README's `optimizer=` / `scheduler=` table is written by hand: each row's `key: value` pairs are the
+    schema's keys and defaults."""
+    import re
+    from pathlib import Path
+
+    import yaml
+    from coupler.schema import defaults
+    from coupler_torch.optimizers import SCHEDULERS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(?:optimizer|scheduler)=(\w+)` \| (.*) \|$", readme, re.MULTILINE))
+    assert set(rows) == set(OPTIMIZERS) | set(SCHEDULERS)
+    for name, cell in rows.items():
+        shown = {key: yaml.safe_load(value) for key, value in re.findall(r"`(\w+): ([^`]+)`", cell)}
+        schema = (OPTIMIZERS.get(name) or SCHEDULERS[name])[1]
+        assert shown == defaults(schema), f"README.md, {name}: {shown} != the schema's {defaults(schema)}"
+
+
 def test_a_run_without_an_optimizer_gets_the_engine_default_and_records_it(manager, tmp_path):
     _, run_dir = run(manager, tmp_path, "data=iris", "trainer.max_epochs=2")
     saved = (run_dir / "config.yaml").read_text()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 from coupler.errors import ConfigError
 from coupler.schema import param
@@ -25,7 +26,9 @@ from coupler.schema import param
 _LR = "learning rate"
 _WEIGHT_DECAY = "L2 penalty added to the gradient (0: none)"
 _FUSED = ("torch's fused kernel (one kernel updates every parameter): auto where it supports the parameters "
-          "(floats on a CPU or CUDA device), true or false")
+          "(floats on a CPU or CUDA device)")
+#: ``fused``: a word or a switch
+AutoOrSwitch = Annotated[bool | str, "auto, true or false"]
 _BETAS = "Adam's decay rates of the running averages of the gradient and of its square, two numbers in [0, 1)"
 _FUSED_CHOICES = ("auto", True, False)
 
@@ -38,7 +41,7 @@ class SGDSchema:
     momentum: float = param(0.9, help="momentum factor (0: plain gradient descent)", ge=0, lt=1)
     nesterov: bool = param(False, help="Nesterov momentum (needs momentum > 0)")
     weight_decay: float = param(0.0, help=_WEIGHT_DECAY, ge=0)
-    fused: bool | str = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
+    fused: AutoOrSwitch = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
 
 
 @dataclass
@@ -48,7 +51,7 @@ class AdamSchema:
     lr: float = param(0.001, help=_LR, gt=0)
     betas: list[float] = param(default_factory=lambda: [0.9, 0.999], help=_BETAS)
     weight_decay: float = param(0.0, help=_WEIGHT_DECAY, ge=0)
-    fused: bool | str = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
+    fused: AutoOrSwitch = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
 
 
 @dataclass
@@ -59,7 +62,7 @@ class AdamWSchema:
     betas: list[float] = param(default_factory=lambda: [0.9, 0.999], help=_BETAS)
     weight_decay: float = param(0.01, help="decoupled weight decay: each step shrinks the weights by lr * this",
                                 ge=0)
-    fused: bool | str = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
+    fused: AutoOrSwitch = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
 
 
 @dataclass

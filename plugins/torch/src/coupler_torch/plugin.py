@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from coupler import hookimpl
 from coupler.schema import param
@@ -64,15 +65,15 @@ class TrainerSchema:
     max_epochs: int = param(100, help="passes over the training split (early stopping may stop sooner)", ge=1)
     accelerator: str = param("auto", help="Lightning's accelerator (auto: a GPU when there is one)",
                              choices=("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"))
-    devices: int | str | list[int] = param("auto", help="Lightning's devices: auto, a count (-1: all), or a list of "
-                                                        "device indices")
+    devices: Annotated[int | str | list[int], "auto, a whole number or a list of them"] = param(
+        "auto", help="Lightning's devices: auto, a count (-1: all), or a list of device indices")
     strategy: str = param("auto", help="Lightning's strategy: auto, ddp (data parallel over trainer.devices), ...")
-    precision: str | int = param("32-true", help="Lightning's precision: the dtype of the weights and the compute",
-                                 choices=PRECISIONS)
+    precision: Annotated[str | int, "a precision's name"] = param(
+        "32-true", help="Lightning's precision: the dtype of the weights and the compute", choices=PRECISIONS)
     deterministic: bool = param(False, help="torch's deterministic algorithms only")
     gradient_clip_val: float | None = param(None, help="clip the gradients' norm to this (null: no clipping)", gt=0)
-    progress_bar: bool | str = param("auto", help="Lightning's progress bar: auto (only when stderr is a terminal), "
-                                                  "true or false", choices=("auto", True, False))
+    progress_bar: Annotated[bool | str, "auto, true or false"] = param(
+        "auto", help="Lightning's progress bar (auto: only when stderr is a terminal)", choices=("auto", True, False))
     resumable: bool = param(True, help="keep checkpoints/last.ckpt up to date while the run trains, for resume=RUN_DIR")
     resume_interval: float = param(30, help="seconds between writes of checkpoints/last.ckpt, after the first epoch "
                                             "(0: after every epoch)", ge=0)
