@@ -118,10 +118,10 @@ def test_help_and_docs_tables_come_from_the_schema():
     pm = manager()
     lines = parameter_listing(pm, {"model": "tiny"})
     assert "  model.size = 8  a whole number (>= 1): units per layer" in lines
-    assert "  model.inner.kind = fast  text (one of fast, slow): how" in lines
+    assert "  model.inner.kind = fast  one of fast, slow: how" in lines
     assert "  +model.inner.NAME=VALUE: any other key goes to the library" in lines
     table = markdown_table(Tiny, "model")
-    assert "| `model.inner.rate` | `0.1` | > 0 and <= 1 | step size |" in table.splitlines()
+    assert "| `model.inner.rate` | `0.1` | a number > 0 and <= 1 | step size |" in table.splitlines()
 
 
 def test_a_factory_without_a_schema_is_checked_by_its_annotations():
@@ -157,3 +157,13 @@ def test_a_settings_group_with_a_schema_needs_no_file_and_is_checked_like_a_comp
         compose(["loop.device=tpu"], pm)
     with pytest.raises(ConfigError, match=r"lists no loop.epoch .*Did you mean 'epochs'\?"):
         compose(["loop.epoch=3"], pm)
+
+
+
+def test_every_value_a_sweep_lists_is_checked_before_its_first_job():
+    from coupler.config import check_overrides
+
+    pm = manager()
+    check_overrides(["model.inner.rate=0.1,0.5", "model.size=interval(1,10)"], pm)
+    with pytest.raises(ConfigError, match=r"model.inner.rate=2 is not allowed"):
+        check_overrides(["model.inner.rate=0.1,2"], pm)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from coupler.errors import ConfigError, CouplerError
 from coupler.registry import UnknownComponentError
+from coupler.settings import CORE_SETTINGS
 
 if TYPE_CHECKING:  # pragma: no cover
     from coupler.plugin_manager import PluginManager
@@ -21,11 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 PRIMARY = "coupler"
 #: Coupler's own config files (csv / parquet data, callbacks): Hydra's primary directory
 CORE_CONF = Path(__file__).parent / "conf"
-#: the top-level keys of a composed config that are the core's own settings (the groups come from the registry)
-CORE_SETTINGS = ("task", "seed", "split", "preprocess", "train", "plugins", "resume")
-#: the keys of the core's own settings nodes
-SETTING_KEYS = {"split": ("val", "test", "stratify"), "preprocess": ("impute", "scale", "encode"),
-                "train": ("class_weight",), "plugins": ("disable",)}
 
 
 def defaults_list(manager: PluginManager) -> list:
@@ -52,15 +48,12 @@ def settings(registry) -> set[str]:
 
 
 def primary_config(manager: PluginManager, chosen: dict | None = None) -> dict:
+    from coupler.schema import defaults
+    from coupler.settings import CoreSettings
+
     return {
         "defaults": defaults_list(manager),
-        "task": "auto",
-        "seed": 0,
-        "split": {"val": 0.2, "test": 0.1, "stratify": "auto"},
-        "preprocess": {"impute": "median", "scale": "standard", "encode": "onehot"},
-        "train": {"class_weight": None},  # coupler.class_weight
-        "plugins": {"disable": []},
-        "resume": None,
+        **defaults(CoreSettings),
         "hydra": {
             "job": {"name": "train", "chdir": False},
             # Hydra writes nothing into the run directory before the job checks it (the run keeps its
@@ -151,7 +144,13 @@ def parameter_listing(manager: PluginManager, chosen: dict | None = None) -> lis
             prefix = f"{group}.{one}" if group in registry.list_groups else group
             lines += [f"{prefix}={one}:" if group not in registry.list_groups else f"{group}=[{one}]:",
                       *(listing(component.parameters, prefix) or ["  (no parameters)"])]
-    return lines
+    for settings_group in registry.setting_groups.values():
+        if settings_group.schema is not None:
+            lines += [f"{settings_group.name} ({settings_group.description or settings_group.plugin}):",
+                      *listing(settings_group.schema, settings_group.name)]
+    from coupler.settings import CoreSettings
+
+    return [*lines, "run settings:", *listing(CoreSettings, "")]
 
 
 def config_directories(manager: PluginManager, extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
@@ -277,28 +276,19 @@ def default_node(manager: PluginManager, group: str, option: str, extra: tuple[s
 
 
 def check_settings(config: dict, registry) -> None:
-    """The shape and type of the core's settings, so that a bad value is a one-line error naming the key."""
+    """The shape and type of the core's settings (``coupler.settings``) and of every chosen component's node, so that a
+    bad value is a one-line error naming the key."""
     known = settings(registry)
     unknown = sorted(set(config) - known)
     if unknown:
         raise ConfigError(unknown[0], config[unknown[0]], f"top-level keys are {', '.join(sorted(known))} "
                           f"(a config file with a wrong '# @package' header puts its keys at the top)")
-    for key, allowed in SETTING_KEYS.items():
-        node = config.get(key)
-        if not isinstance(node, dict):
-            raise ConfigError(key, node, f"a group of settings ({', '.join(allowed)}): set one as {key}.{allowed[0]}=...")
-        for name in node:
-            if name not in allowed:
-                raise ConfigError(f"{key}.{name}", node[name], f"{key} has the keys {', '.join(allowed)}")
     from coupler.class_weight import check_setting
+    from coupler.schema import check_node
+    from coupler.settings import CoreSettings
 
-    check_setting(config["train"].get("class_weight"))
-    resume = config.get("resume")
-    if resume is not None and not isinstance(resume, str):
-        raise ConfigError("resume", resume, "the directory of an interrupted run: resume=RUN_DIR")
-    seed = config.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        raise ConfigError("seed", seed, "a whole number from 0 to 4294967295")
+    check_node({key: value for key, value in config.items() if key in CORE_SETTINGS}, CoreSettings, "")
+    check_setting((config.get("train") or {}).get("class_weight"))
     for required in ("data", "model"):
         if not isinstance(config.get(required), dict) or not config[required].get("name"):
             raise ConfigError(required, config.get(required), f"a {required} choice: {required}=NAME (see coupler plugins)")
@@ -370,9 +360,7 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
                 and not override.is_force_add():
             raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(known))} (or Hydra's: "
                                                  f"hydra.KEY, hydra/GROUP); {group!r} is not a Coupler setting")
-        parts = group.split(".")
-        if top in SETTING_KEYS and len(parts) > 1 and parts[1] not in SETTING_KEYS[top]:
-            raise ConfigError(group, value_text, f"{top} has the keys {', '.join(SETTING_KEYS[top])}")
+        _check_core_key(group, value_text)
         if override.is_delete() or (group not in registry.groups.values() and group not in registry.setting_groups):
             continue
         options = group_options(manager, group, extra_dirs)
@@ -383,6 +371,25 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
     if own_primary:
         _check_component_keys(parsed, manager, extra_dirs)
     _check_component_values(parsed, manager)
+
+
+def _check_core_key(key: str, value_text: str) -> None:
+    """``split.vall=0.1``: a key under one of the core's settings groups that it does not have."""
+    import dataclasses
+
+    from coupler.errors import did_you_mean
+    from coupler.schema import field_at, nested_schema
+    from coupler.settings import CoreSettings
+
+    parts = key.split(".")
+    if len(parts) < 2 or parts[0] not in CORE_SETTINGS or field_at(CoreSettings, parts) is not None:
+        return
+    parent = field_at(CoreSettings, parts[:-1])
+    inner = nested_schema(parent[0]) if parent is not None else None
+    if inner is not None:
+        names = [f.name for f in dataclasses.fields(inner)]
+        raise ConfigError(key, value_text, f"{'.'.join(parts[:-1])} has the keys {', '.join(names)}."
+                                           f"{did_you_mean(parts[-1], names)}")
 
 
 def _check_default_choices(manager: PluginManager, overridden: set[str]) -> None:
@@ -472,11 +479,17 @@ def _check_component_values(parsed: list, manager: PluginManager) -> None:
     registry = manager.registry
     for override in parsed:
         parts = override.key_or_group.split(".")
-        if len(parts) < 2 or override.is_delete() or override.is_sweep_override():
+        if (len(parts) < 2 and parts[0] not in CORE_SETTINGS) or override.is_delete():
             continue
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            continue  # an interval a search draws from: each job's value is checked when it composes
         group = parts[0]
         settings_group = registry.setting_groups.get(group)
-        if settings_group is not None:
+        if group in CORE_SETTINGS:
+            from coupler.settings import CoreSettings
+
+            schema, path = CoreSettings, parts
+        elif settings_group is not None:
             schema, path = settings_group.schema, parts[1:]
         elif group in registry.kind_of_group:
             many = group in registry.list_groups
@@ -487,7 +500,9 @@ def _check_component_values(parsed: list, manager: PluginManager) -> None:
             continue
         found = field_at(schema, path) if schema is not None and path else None
         if found is not None:
-            check_value(override.key_or_group, override.value(), *found)
+            values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+            for value in values:  # every job of a sweep, before the first one starts
+                check_value(override.key_or_group, value, *found)
 
 
 def _chosen(parsed: list, manager: PluginManager, group: str):

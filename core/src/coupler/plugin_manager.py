@@ -102,6 +102,7 @@ class PluginInfo:
             "status": self.status,
             "error": self.error,
             "components": {kind: sorted(names) for kind, names in self.components.items() if names},
+            "declares": list(self.declares),
         }
 
 
