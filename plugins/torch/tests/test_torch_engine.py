@@ -131,7 +131,7 @@ def test_fused_auto_takes_torchs_fused_kernel_for_float_parameters_and_false_tur
 
 @pytest.mark.parametrize("choice, override, allowed", [
     ("optimizer=adam", "optimizer.lr=-1", "a number > 0 (learning rate)"),
-    ("optimizer=adam", "optimizer.fused=maybe", "one of auto, True, False"),
+    ("optimizer=adam", "optimizer.fused=maybe", "one of auto, true, false"),
     ("optimizer=sgd", "optimizer.momentum=1", "a number >= 0 and < 1"),
     ("optimizer=rmsprop", "optimizer.alpha=1.5", "a number >= 0 and <= 1"),
     ("scheduler=step", "scheduler.step_size=0", "a whole number >= 1"),
