@@ -331,9 +331,13 @@ def test_a_resume_checkpoint_loads_as_plain_data_whatever_the_environment_says(t
     assert load_checkpoint(tmp_path / "last.ckpt")["epoch"] == 3
 
 
-def test_a_checkpoint_monitor_the_engine_does_not_report_is_named(manager, tmp_path):
-    with pytest.raises(ConfigError, match="callbacks.checkpoint.monitor='val_auc'.*val_accuracy"):
-        run(manager, tmp_path, "data=wine", "callbacks=[checkpoint]", "callbacks.checkpoint.monitor=val_auc")
+@pytest.mark.parametrize("choice, key", [("callbacks=[checkpoint]", "callbacks.checkpoint.monitor"),
+                                         ("scheduler=plateau", "scheduler.monitor")])
+def test_a_monitor_the_engine_does_not_report_is_named_by_its_key(manager, tmp_path, choice, key):
+    """Which metrics a run reports is known when its first epoch ends (the task's, the model's own): a monitor the
+    schema cannot check is refused then, by its key, with the metrics there are."""
+    with pytest.raises(ConfigError, match=f"{key}='val_auc' is not allowed: one of the epoch metrics: .*val_accuracy"):
+        run(manager, tmp_path, "data=wine", choice, f"{key}=val_auc")
 
 
 # --- data feeding ---------------------------------------------------------------------------------------------

@@ -696,6 +696,10 @@ class _RunEvents(pl.Callback):
                                                     trainer.precision_plugin.forward_context))
         if self.lr_monitor:
             metrics.update({"lr" if i == 0 else f"lr_{i}": rate for i, rate in enumerate(self.rates)})
+        for scheduler in trainer.lr_scheduler_configs:  # plateau's monitor: a metric the run reports, named by key
+            if scheduler.monitor and scheduler.monitor not in metrics:
+                raise ConfigError("scheduler.monitor", scheduler.monitor,
+                                  f"one of the epoch metrics: {', '.join(sorted(metrics))}")
         stop = self.run.epoch_end(epoch, metrics)
         if self.run.best_epoch == epoch:
             self.best_state = {k: v.detach().cpu().clone() for k, v in module.network.state_dict().items()}
