@@ -101,8 +101,8 @@ def history(run_dir):
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_every_registered_optimizer_builds_and_steps(name):
-    factory = OPTIMIZERS[name][0]()
+def test_every_registered_optimizer_builds_at_its_schemas_defaults_and_steps(manager, name):
+    factory = manager.registry.get("optimizer", name).build("optimizer", {"name": name})
     weight = torch.nn.Parameter(torch.ones(3))
     optimizer = factory([weight])
     assert isinstance(optimizer, torch.optim.Optimizer)
@@ -129,17 +129,90 @@ def test_fused_auto_takes_torchs_fused_kernel_for_float_parameters_and_false_tur
     assert not registration.build("optimizer", {"name": name})([meta]).defaults["fused"]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optimizer.lr=-1", "optimizer.lr=-1"),
-    ("optimizer.fused=maybe", "optimizer.fused='maybe'.*auto"),
-    ("optimizer.nesterov=true", "Nesterov needs momentum"),
-    ("optimizer.betas=[0.9]", "optimizer.betas"),
+@pytest.mark.parametrize("choice, override, allowed", [
+    ("optimizer=adam", "optimizer.lr=-1", "a number > 0 (learning rate)"),
+    ("optimizer=adam", "optimizer.fused=maybe", "one of auto, true, false"),
+    ("optimizer=sgd", "optimizer.momentum=1", "a number >= 0 and < 1"),
+    ("optimizer=rmsprop", "optimizer.alpha=1.5", "a number >= 0 and <= 1"),
+    ("scheduler=step", "scheduler.step_size=0", "a whole number >= 1"),
+    ("scheduler=plateau", "scheduler.mode=up", "one of min, max"),
+    ("scheduler=plateau", "scheduler.factor=1", "a number > 0 and < 1"),
+    ("scheduler=onecycle", "scheduler.pct_start=0", "a number > 0 and <= 1"),
+    ("callbacks=[checkpoint]", "callbacks.checkpoint.mode=up", "one of min, max"),
+    ("callbacks=[checkpoint]", "callbacks.checkpoint.save_best=maybe", "true or false"),
+    ("optimizer=adam", "optimizer.beta=[0.9,0.99]", "Did you mean 'betas'"),
 ])
-def test_a_bad_optimizer_value_names_the_key_and_what_is_allowed(manager, tmp_path, override, message):
-    optimizer = "optimizer=sgd" if "nesterov" in override else "optimizer=adam"
+def test_a_bad_optimizer_scheduler_or_callback_value_is_one_line_before_any_data_is_read(coupler_cli, tmp_path,
+                                                                                         choice, override, allowed):
+    """The schemas' ranges and choices, from torch's documentation, refuse the value before anything is read or
+    built: the csv file does not exist, and the refusal names the component's key instead."""
+    result = coupler_cli("train", "model=mlp", choice, override, "data=csv", "data.path=absent.csv", "data.target=y",
+                         "hydra.run.dir=run")
+    assert result.rc == 2 and len(result.error_lines) == 1 and "Traceback" not in result.err, result.err
+    key = override.partition("=")[0]
+    assert result.error_lines[0].startswith(f"coupler: error: {key}=") and " is not allowed: " in result.error_lines[0]
+    assert allowed in result.error_lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimizer.nesterov=true", "Nesterov needs momentum"),
+    ("optimizer.betas=[0.9]", r"optimizer.betas=\[0.9\] is not allowed: two numbers in \[0, 1\)"),
+    ("optimizer.betas=[0.9,1.0]", r"optimizer.betas=\[0.9, 1.0\] is not allowed: two numbers in \[0, 1\)"),
+])
+def test_what_the_optimizer_schemas_cannot_express_is_refused_when_the_optimizer_is_built(manager, override, message):
+    """nesterov needs momentum (two fields); betas holds two numbers, each in [0, 1) (a list's length and its
+    entries' range): the factories check these when the run builds the optimizer."""
+    optimizer = "sgd" if "nesterov" in override else "adam"
     extra = ["optimizer.momentum=0"] if "nesterov" in override else []
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
-        run(manager, tmp_path, optimizer, override, *extra)
+    config = compose(["model=tiny_mlp", f"optimizer={optimizer}", override, *extra], manager)
+    with pytest.raises(ConfigError, match=message):
+        manager.registry.get("optimizer", optimizer).build("optimizer", config["optimizer"])
+
+
+def test_the_schemas_hold_the_defaults_runs_trained_with():
+    """The keys and defaults of the deleted conf/optimizer/, conf/scheduler/ and conf/callbacks/ files: a user's run
+    did not change; the engine's default optimizer and scheduler are the schemas'."""
+    from coupler.schema import defaults
+    from coupler_torch.callbacks import CALLBACKS
+    from coupler_torch.engine import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULER
+    from coupler_torch.optimizers import SCHEDULERS
+
+    fused = {"fused": "auto"}
+    expected = {
+        "sgd": {"lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0, **fused},
+        "adam": {"lr": 0.001, "betas": [0.9, 0.999], "weight_decay": 0.0, **fused},
+        "adamw": {"lr": 0.001, "betas": [0.9, 0.999], "weight_decay": 0.01, **fused},
+        "rmsprop": {"lr": 0.001, "alpha": 0.99, "momentum": 0.0, "weight_decay": 0.0},
+        "cosine": {"min_lr": 0.0}, "step": {"step_size": 30, "gamma": 0.1}, "none": {},
+        "onecycle": {"max_lr": 0.01, "pct_start": 0.3},
+        "plateau": {"monitor": "val_loss", "mode": "min", "factor": 0.1, "patience": 5, "min_lr": 0.0},
+        "checkpoint": {"monitor": "val_loss", "mode": "min", "save_best": True, "save_last": True},
+        "lr_monitor": {},
+    }
+    schemas = {name: entry[1] for table in (OPTIMIZERS, SCHEDULERS, CALLBACKS) for name, entry in table.items()}
+    assert {name: defaults(schema) for name, schema in schemas.items()} == expected
+    assert DEFAULT_OPTIMIZER == {"name": "adam", **expected["adam"]}
+    assert DEFAULT_SCHEDULER == {"name": "cosine", **expected["cosine"]}
+
+
+def test_the_readmes_table_of_options_shows_the_schemas_defaults():
+    """The README's `optimizer=` / `scheduler=` table is written by hand: each row's `key: value` pairs are the
+    schema's keys and defaults."""
+    import re
+    from pathlib import Path
+
+    import yaml
+    from coupler.schema import defaults
+    from coupler_torch.optimizers import SCHEDULERS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(?:optimizer|scheduler)=(\w+)` \| (.*) \|$", readme, re.MULTILINE))
+    assert set(rows) == set(OPTIMIZERS) | set(SCHEDULERS)
+    for name, cell in rows.items():
+        shown = {key: yaml.safe_load(value) for key, value in re.findall(r"`(\w+): ([^`]+)`", cell)}
+        schema = (OPTIMIZERS.get(name) or SCHEDULERS[name])[1]
+        assert shown == defaults(schema), f"README.md, {name}: {shown} != the schema's {defaults(schema)}"
 
 
 def test_a_run_without_an_optimizer_gets_the_engine_default_and_records_it(manager, tmp_path):
@@ -258,9 +331,13 @@ def test_a_resume_checkpoint_loads_as_plain_data_whatever_the_environment_says(t
     assert load_checkpoint(tmp_path / "last.ckpt")["epoch"] == 3
 
 
-def test_a_checkpoint_monitor_the_engine_does_not_report_is_named(manager, tmp_path):
-    with pytest.raises(ConfigError, match="callbacks.checkpoint.monitor='val_auc'.*val_accuracy"):
-        run(manager, tmp_path, "data=wine", "callbacks=[checkpoint]", "callbacks.checkpoint.monitor=val_auc")
+@pytest.mark.parametrize("choice, key", [("callbacks=[checkpoint]", "callbacks.checkpoint.monitor"),
+                                         ("scheduler=plateau", "scheduler.monitor")])
+def test_a_monitor_the_engine_does_not_report_is_named_by_its_key(manager, tmp_path, choice, key):
+    """Which metrics a run reports is known when its first epoch ends (the task's, the model's own): a monitor the
+    schema cannot check is refused then, by its key, with the metrics there are."""
+    with pytest.raises(ConfigError, match=f"{key}='val_auc' is not allowed: one of the epoch metrics: .*val_accuracy"):
+        run(manager, tmp_path, "data=wine", choice, f"{key}=val_auc")
 
 
 # --- data feeding ---------------------------------------------------------------------------------------------
@@ -292,6 +369,20 @@ def test_tensor_batches_cover_every_row_once_in_a_seeded_order_per_epoch():
 def test_a_bad_trainer_value_is_a_clear_error(manager, tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         run(manager, tmp_path, "data=iris", override)
+
+
+def test_the_trainer_groups_default_file_holds_the_schemas_defaults():
+    """conf/trainer/default.yaml stays (the README's table is checked against it), the schema checks every trainer
+    node: the two must not drift apart."""
+    from pathlib import Path
+
+    import coupler_torch
+    import yaml
+    from coupler.schema import defaults
+    from coupler_torch.plugin import TrainerSchema
+
+    node = yaml.safe_load((Path(coupler_torch.__file__).parent / "conf" / "trainer" / "default.yaml").read_text())
+    assert node == defaults(TrainerSchema)
 
 
 def test_clipping_under_mixed_precision_takes_the_unfused_kernel_and_refuses_a_forced_fused_one(manager, tmp_path):

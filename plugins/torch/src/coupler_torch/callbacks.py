@@ -4,12 +4,38 @@ They are selected like every callback (``callbacks=[checkpoint,lr_monitor]``) an
 engine finds them among the run's callbacks (``run.callbacks``) and does the work inside Lightning's loop. They
 implement no hook, so they declare ``engines = ("torch",)``: a run whose model trains with another engine
 (``model=xgboost callbacks=[checkpoint]``) is refused before it reads data, instead of silently doing nothing.
+
+Their parameters are declared once, in their schemas (``coupler.schema``), checked before any data is read. Whether
+``monitor`` is a metric the run reports is known only when the first epoch ends: the engine checks it then.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from coupler.callback import Callback
-from coupler.errors import ConfigError
+from coupler.schema import param
+
+
+@dataclass
+class CheckpointSchema:
+    """``callbacks=[checkpoint]``: keep checkpoints/best.ckpt (the best epoch by ``monitor``) and
+    checkpoints/last.ckpt."""
+
+    monitor: str = param("val_loss", help="the epoch metric that picks the best epoch: val_loss, train_loss, "
+                                          "val_accuracy (classification), val_rmse (regression), or one the model "
+                                          "reports")
+    mode: str = param("min", help="whether the metric improves as it falls (min) or rises (max)",
+                      choices=("min", "max"))
+    save_best: bool = param(True, help="keep checkpoints/best.ckpt, the best epoch by monitor")
+    save_last: bool = param(True, help="keep checkpoints/last.ckpt, written every epoch (resume=RUN_DIR continues "
+                                       "from it)")
+
+
+@dataclass
+class LearningRateMonitorSchema:
+    """``callbacks=[lr_monitor]``: record each epoch's learning rate (the lr column of history.csv); no
+    parameters."""
 
 
 class Checkpoint(Callback):
@@ -21,14 +47,7 @@ class Checkpoint(Callback):
 
     engines = ("torch",)
 
-    def __init__(self, monitor: str = "val_loss", mode: str = "min", save_best: bool = True, save_last: bool = True):
-        if mode not in ("min", "max"):
-            raise ConfigError("callbacks.checkpoint.mode", mode, "min or max")
-        for key, value in (("save_best", save_best), ("save_last", save_last)):
-            if not isinstance(value, bool):
-                raise ConfigError(f"callbacks.checkpoint.{key}", value, "true or false")
-        if not isinstance(monitor, str) or not monitor:
-            raise ConfigError("callbacks.checkpoint.monitor", monitor, "the name of an epoch metric, e.g. val_loss")
+    def __init__(self, monitor: str, mode: str, save_best: bool, save_last: bool):
         self.monitor, self.mode, self.save_best, self.save_last = monitor, mode, save_best, save_last
         self.best: float | None = None
 
@@ -51,7 +70,8 @@ class LearningRateMonitor(Callback):
     engines = ("torch",)
 
 
+#: name: (factory, schema, description)
 CALLBACKS = {
-    "checkpoint": (Checkpoint, "torch engine: keep the best and the last checkpoint (atomic writes)"),
-    "lr_monitor": (LearningRateMonitor, "torch engine: record the learning rate each epoch"),
+    "checkpoint": (Checkpoint, CheckpointSchema, "torch engine: keep the best and the last checkpoint (atomic writes)"),
+    "lr_monitor": (LearningRateMonitor, LearningRateMonitorSchema, "torch engine: record the learning rate each epoch"),
 }

@@ -65,22 +65,22 @@ import numpy as np
 import torch
 from coupler.components import Split
 from coupler.errors import ConfigError, CouplerError
+from coupler.schema import check_node, defaults
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from coupler_torch.contract import TorchContract
+from coupler_torch.optimizers import AdamSchema, CosineSchema
+from coupler_torch.plugin import TrainerSchema
 
 log = logging.getLogger("coupler")
 
 WEIGHTS = "weights.safetensors"
 NETWORK = "network.json"
 CHECKPOINTS = "checkpoints"
-#: the trainer keys this engine reads (the ``trainer`` config group)
-TRAINER_KEYS = ("max_epochs", "accelerator", "devices", "precision", "deterministic", "gradient_clip_val",
-                "strategy", "progress_bar", "resumable", "resume_interval")
 #: the optimizer and scheduler a run gets when it names none (recorded in the run's config.yaml);
-#: scheduler=none keeps the rate constant
-DEFAULT_OPTIMIZER = {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "weight_decay": 0.0, "fused": "auto"}
-DEFAULT_SCHEDULER = {"name": "cosine", "min_lr": 0.0}
+#: scheduler=none keeps the rate constant. Both at their schemas' defaults (adam: lr 0.001; cosine: min_lr 0)
+DEFAULT_OPTIMIZER = {"name": "adam", **defaults(AdamSchema)}
+DEFAULT_SCHEDULER = {"name": "cosine", **defaults(CosineSchema)}
 
 for _name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False ..." is not news on every run
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -557,31 +557,13 @@ def _resume_checkpoint(run) -> Path | None:
 
 
 def _trainer_config(node: dict) -> dict:
-    """The trainer keys with their defaults, checked."""
-    config = {"max_epochs": 100, "accelerator": "auto", "devices": "auto", "precision": "32-true",
-              "deterministic": False, "gradient_clip_val": None, "strategy": "auto", "progress_bar": "auto",
-              "resumable": True, "resume_interval": 30}
-    config.update({k: v for k, v in node.items() if k in TRAINER_KEYS})
-    epochs = config["max_epochs"]
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ConfigError("trainer.max_epochs", epochs, "a whole number of at least 1")
-    clip = config["gradient_clip_val"]
-    if clip is not None and (not isinstance(clip, (int, float)) or isinstance(clip, bool) or clip <= 0):
-        raise ConfigError("trainer.gradient_clip_val", clip, "null (no clipping) or a number > 0")
-    for key in ("deterministic", "resumable"):
-        if not isinstance(config[key], bool):
-            raise ConfigError(f"trainer.{key}", config[key], "true or false")
-    interval = config["resume_interval"]
-    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval < 0:
-        raise ConfigError("trainer.resume_interval", interval,
-                          "a number of seconds >= 0 between writes of checkpoints/last.ckpt (0: after every epoch)")
-    bar = config["progress_bar"]
-    if bar not in ("auto", True, False):
-        raise ConfigError("trainer.progress_bar", bar, "auto (on a terminal only), true or false")
-    config["progress_bar"] = sys.stderr.isatty() if bar == "auto" else bar
-    precisions = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true", "64")
-    if str(config["precision"]) not in precisions:
-        raise ConfigError("trainer.precision", config["precision"], ", ".join(precisions))
+    """The ``trainer`` settings over the schema's defaults (``coupler_torch.plugin.TrainerSchema``), checked against
+    it: a run Coupler composed was checked before its data was read; a config that reaches ``fit`` another way is
+    checked here. ``progress_bar`` and ``precision`` are resolved to what Lightning takes."""
+    check_node(node, TrainerSchema, "trainer", what="the trainer group")
+    config = {**defaults(TrainerSchema), **node}
+    if config["progress_bar"] == "auto":
+        config["progress_bar"] = sys.stderr.isatty()
     config["precision"] = str(config["precision"])
     return config
 
@@ -714,6 +696,10 @@ class _RunEvents(pl.Callback):
                                                     trainer.precision_plugin.forward_context))
         if self.lr_monitor:
             metrics.update({"lr" if i == 0 else f"lr_{i}": rate for i, rate in enumerate(self.rates)})
+        for scheduler in trainer.lr_scheduler_configs:  # plateau's monitor: a metric the run reports, named by key
+            if scheduler.monitor and scheduler.monitor not in metrics:
+                raise ConfigError("scheduler.monitor", scheduler.monitor,
+                                  f"one of the epoch metrics: {', '.join(sorted(metrics))}")
         stop = self.run.epoch_end(epoch, metrics)
         if self.run.best_epoch == epoch:
             self.best_state = {k: v.detach().cpu().clone() for k, v in module.network.state_dict().items()}

@@ -7,7 +7,7 @@ The ``torch`` plugin adds them to Coupler's plugin manager (the ``add_hookspecs`
 
     @hookimpl
     def register_optimizers(register):
-        register("lion", build_lion, description="Lion")
+        register("lion", build_lion, schema=LionSchema, description="Lion")
 
 They are versioned with coupler-torch: a plugin implementing them depends on ``coupler-torch``.
 """
@@ -23,9 +23,11 @@ def register_optimizers(register):
 
     Called once, when plugins are loaded.
 
-    :param register: ``register(name, factory, description=None, default=False)``. ``factory(**config)``
-        receives the ``optimizer`` config node's keys (``name`` excluded) and returns a callable
-        ``make(parameters) -> torch.optim.Optimizer``.
+    :param register: ``register(name, factory, description=None, default=False, schema=None)``, the same
+        ``register`` as the core's hooks: ``schema`` is the dataclass of the optimizer's parameters
+        (``coupler.schema``; without one, the factory's keyword parameters are its schema). ``factory(**config)``
+        receives every key of the ``optimizer`` config node (``name`` excluded), checked against the schema and
+        completed with its defaults, and returns a callable ``make(parameters) -> torch.optim.Optimizer``.
     :return: None.
     """
 
@@ -36,8 +38,9 @@ def register_schedulers(register):
 
     Called once, when plugins are loaded.
 
-    :param register: ``register(name, factory, description=None, default=False)``. ``factory(**config)``
-        receives the ``scheduler`` node's keys and returns ``make(optimizer, epochs=, steps_per_epoch=)``, which
+    :param register: ``register(name, factory, description=None, default=False, schema=None)``, as for
+        ``register_optimizers``. ``factory(**config)`` receives the ``scheduler`` node's keys (checked against the
+        schema and completed with its defaults) and returns ``make(optimizer, epochs=, steps_per_epoch=)``, which
         returns ``None`` (a constant rate) or Lightning's scheduler dict ``{"scheduler": ..., "interval": "epoch"
         | "step", "monitor": ...}``.
     :return: None.

@@ -17,16 +17,14 @@ from torch import nn
 
 
 class MLP(TorchModel):
-    def __init__(self, task: str, seed: int, hidden=(64,), dropout: float = 0.0, batch_size: int = 64,
-                 threads=1):
+    """Its parameters' types and ranges are checked by ``model=mlp``'s schema (``coupler_torch.plugin.MLPSchema``)
+    before any data is read; the schema cannot say that each hidden width is at least 1, so ``__init__`` does."""
+
+    def __init__(self, task: str, seed: int, hidden: list[int], dropout: float, batch_size: int, threads: int | None):
         super().__init__(task, seed, batch_size)
-        if not isinstance(hidden, (list, tuple)) or not all(_is_whole(w, 1) for w in hidden):
+        if not all(width >= 1 for width in hidden):
             raise ConfigError("model.hidden", hidden, "a list of layer widths, each a whole number of at least 1 "
                                                       "([64], [128,64]; [] for none: a linear model)")
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", dropout, "a number from 0 up to (not including) 1")
-        if threads is not None and not _is_whole(threads, 1):
-            raise ConfigError("model.threads", threads, "a whole number of at least 1, or null (torch's default)")
         self.hidden, self.dropout, self.threads = list(hidden), float(dropout), threads
 
     def architecture(self) -> dict:
@@ -49,10 +47,6 @@ class MLP(TorchModel):
     def outputs(self, X, device=None, context=None) -> torch.Tensor:
         with _torch_threads(self.threads):
             return super().outputs(X, device, context)
-
-
-def _is_whole(value, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 @contextmanager

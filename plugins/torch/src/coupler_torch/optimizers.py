@@ -1,40 +1,86 @@
-"""Optimizers and learning-rate schedulers for the torch engine.
+"""Optimizers and learning-rate schedulers for the torch engine, each with its schema.
 
 The engine's contract for a component of the ``optimizer`` kind: its factory, called with the ``optimizer``
 config node's keys, returns a callable ``make(parameters) -> torch.optim.Optimizer``. For the ``scheduler``
 kind: a callable ``make(optimizer, epochs=..., steps_per_epoch=...)`` returning ``None`` (constant rate) or
 Lightning's scheduler dict ``{"scheduler": ..., "interval": "epoch" | "step", "monitor": ...}``.
 
-Factories check their values when built, before any data is read; torch is imported only when ``make`` runs.
+Each component's parameters are declared once, in its schema (``coupler.schema``): the defaults, the help and the
+ranges and choices from torch's documentation. Coupler checks a node against it on the command line, before any
+data is read, and again when the factory is called with every field; the factories keep only the checks a schema
+cannot express (the two entries of ``betas``, ``nesterov`` needing momentum). Torch is imported only when
+``make`` runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
 
 from coupler.errors import ConfigError
+from coupler.schema import param
+
+# --- what the optimizers share ------------------------------------------------------------------------------
+
+_LR = "learning rate"
+_WEIGHT_DECAY = "L2 penalty added to the gradient (0: none)"
+_FUSED = ("torch's fused kernel (one kernel updates every parameter): auto where it supports the parameters "
+          "(floats on a CPU or CUDA device)")
+#: ``fused``: a word or a switch
+AutoOrSwitch = Annotated[bool | str, "auto, true or false"]
+_BETAS = "Adam's decay rates of the running averages of the gradient and of its square, two numbers in [0, 1)"
+_FUSED_CHOICES = ("auto", True, False)
 
 
-def _number(key: str, value, low: float = 0.0, *, above: bool = False, high: float | None = None) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (value > low if above else value >= low) and (high is None or value <= high)
-    if not ok:
-        bound = f"{'>' if above else '>='} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ConfigError(key, value, f"a number {bound}")
-    return float(value)
+@dataclass
+class SGDSchema:
+    """``optimizer=sgd``: ``torch.optim.SGD``."""
+
+    lr: float = param(0.01, help=_LR, gt=0)
+    momentum: float = param(0.9, help="momentum factor (0: plain gradient descent)", ge=0, lt=1)
+    nesterov: bool = param(False, help="Nesterov momentum (needs momentum > 0)")
+    weight_decay: float = param(0.0, help=_WEIGHT_DECAY, ge=0)
+    fused: AutoOrSwitch = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
 
 
-def _betas(key: str, value) -> tuple[float, float]:
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise ConfigError(key, value, "two numbers in [0, 1), e.g. [0.9, 0.999]")
-    return tuple(_number(key, v, 0.0, high=0.999999) for v in value)
+@dataclass
+class AdamSchema:
+    """``optimizer=adam``: ``torch.optim.Adam``."""
+
+    lr: float = param(0.001, help=_LR, gt=0)
+    betas: list[float] = param(default_factory=lambda: [0.9, 0.999], help=_BETAS)
+    weight_decay: float = param(0.0, help=_WEIGHT_DECAY, ge=0)
+    fused: AutoOrSwitch = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
 
 
-def _fused(value) -> bool | str:
-    if value not in ("auto", True, False):
-        raise ConfigError("optimizer.fused", value,
-                          "auto (torch's fused kernel where it supports the parameters), true or false")
-    return value
+@dataclass
+class AdamWSchema:
+    """``optimizer=adamw``: ``torch.optim.AdamW``, Adam with decoupled weight decay."""
+
+    lr: float = param(0.001, help=_LR, gt=0)
+    betas: list[float] = param(default_factory=lambda: [0.9, 0.999], help=_BETAS)
+    weight_decay: float = param(0.01, help="decoupled weight decay: each step shrinks the weights by lr * this",
+                                ge=0)
+    fused: AutoOrSwitch = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
+
+
+@dataclass
+class RMSpropSchema:
+    """``optimizer=rmsprop``: ``torch.optim.RMSprop``."""
+
+    lr: float = param(0.001, help=_LR, gt=0)
+    alpha: float = param(0.99, help="smoothing constant of the running average of the squared gradient",
+                         ge=0, le=1)
+    momentum: float = param(0.0, help="momentum factor (0: none)", ge=0, lt=1)
+    weight_decay: float = param(0.0, help=_WEIGHT_DECAY, ge=0)
+
+
+def _betas(betas: list[float]) -> tuple[float, float]:
+    """Adam's two betas. The schema checks that they are numbers; how many, and each one's range, it cannot say."""
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ConfigError("optimizer.betas", betas, "two numbers in [0, 1), e.g. [0.9, 0.999]")
+    return float(betas[0]), float(betas[1])
 
 
 #: the devices torch's fused optimizer kernels run on
@@ -73,103 +119,122 @@ class OptimizerFactory:
         return f"{self.cls_name}({', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
 
 
-def sgd(lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0,
-        fused: bool | str = "auto"):
-    key = "optimizer"
-    kwargs = {"lr": _number(f"{key}.lr", lr, above=True), "momentum": _number(f"{key}.momentum", momentum),
-              "weight_decay": _number(f"{key}.weight_decay", weight_decay)}
-    if not isinstance(nesterov, bool):
-        raise ConfigError(f"{key}.nesterov", nesterov, "true or false")
-    if nesterov and kwargs["momentum"] == 0:
-        raise ConfigError(f"{key}.nesterov", nesterov, "false when optimizer.momentum=0 (Nesterov needs momentum)")
-    return OptimizerFactory("sgd", "SGD", {**kwargs, "nesterov": nesterov}, _fused(fused))
+def sgd(lr: float, momentum: float, nesterov: bool, weight_decay: float, fused: bool | str):
+    if nesterov and momentum == 0:  # a rule between two fields: the schema checks each alone
+        raise ConfigError("optimizer.nesterov", nesterov, "false when optimizer.momentum=0 (Nesterov needs momentum)")
+    return OptimizerFactory("sgd", "SGD", {"lr": float(lr), "momentum": float(momentum),
+                                           "weight_decay": float(weight_decay), "nesterov": nesterov}, fused)
 
 
-def adam(lr: float = 0.001, betas=(0.9, 0.999), weight_decay: float = 0.0, fused: bool | str = "auto"):
-    return OptimizerFactory("adam", "Adam", {"lr": _number("optimizer.lr", lr, above=True),
-                                             "betas": _betas("optimizer.betas", betas),
-                                             "weight_decay": _number("optimizer.weight_decay", weight_decay)},
-                            _fused(fused))
+def adam(lr: float, betas: list[float], weight_decay: float, fused: bool | str):
+    return OptimizerFactory("adam", "Adam", {"lr": float(lr), "betas": _betas(betas),
+                                             "weight_decay": float(weight_decay)}, fused)
 
 
-def adamw(lr: float = 0.001, betas=(0.9, 0.999), weight_decay: float = 0.01, fused: bool | str = "auto"):
-    return OptimizerFactory("adamw", "AdamW", {"lr": _number("optimizer.lr", lr, above=True),
-                                               "betas": _betas("optimizer.betas", betas),
-                                               "weight_decay": _number("optimizer.weight_decay", weight_decay)},
-                            _fused(fused))
+def adamw(lr: float, betas: list[float], weight_decay: float, fused: bool | str):
+    return OptimizerFactory("adamw", "AdamW", {"lr": float(lr), "betas": _betas(betas),
+                                               "weight_decay": float(weight_decay)}, fused)
 
 
-def rmsprop(lr: float = 0.001, alpha: float = 0.99, momentum: float = 0.0, weight_decay: float = 0.0):
-    return OptimizerFactory("rmsprop", "RMSprop", {"lr": _number("optimizer.lr", lr, above=True),
-                                                   "alpha": _number("optimizer.alpha", alpha, high=1.0),
-                                                   "momentum": _number("optimizer.momentum", momentum),
-                                                   "weight_decay": _number("optimizer.weight_decay", weight_decay)})
+def rmsprop(lr: float, alpha: float, momentum: float, weight_decay: float):
+    return OptimizerFactory("rmsprop", "RMSprop", {"lr": float(lr), "alpha": float(alpha),
+                                                   "momentum": float(momentum), "weight_decay": float(weight_decay)})
 
 
-OPTIMIZERS: dict[str, tuple[Callable, str]] = {
-    "sgd": (sgd, "stochastic gradient descent (momentum, nesterov)"),
-    "adam": (adam, "Adam"),
-    "adamw": (adamw, "AdamW: Adam with decoupled weight decay"),
-    "rmsprop": (rmsprop, "RMSprop"),
+#: name: (factory, schema, description)
+OPTIMIZERS: dict[str, tuple[Callable, type, str]] = {
+    "sgd": (sgd, SGDSchema, "stochastic gradient descent (momentum, nesterov)"),
+    "adam": (adam, AdamSchema, "Adam"),
+    "adamw": (adamw, AdamWSchema, "AdamW: Adam with decoupled weight decay"),
+    "rmsprop": (rmsprop, RMSpropSchema, "RMSprop"),
 }
 
 
 # --- schedulers -------------------------------------------------------------------------------------------
 
+@dataclass
+class CosineSchema:
+    """``scheduler=cosine``: cosine annealing from the optimizer's lr to ``min_lr`` over trainer.max_epochs,
+    stepped each epoch (``torch.optim.lr_scheduler.CosineAnnealingLR``)."""
 
-def cosine(min_lr: float = 0.0):
-    min_lr = _number("scheduler.min_lr", min_lr)
+    min_lr: float = param(0.0, help="the learning rate the last epoch ends at (CosineAnnealingLR's eta_min)", ge=0)
 
+
+@dataclass
+class StepSchema:
+    """``scheduler=step``: multiply the lr by ``gamma`` every ``step_size`` epochs
+    (``torch.optim.lr_scheduler.StepLR``)."""
+
+    step_size: int = param(30, help="epochs between two decays", ge=1)
+    gamma: float = param(0.1, help="what the lr is multiplied by at each decay", gt=0, le=1)
+
+
+@dataclass
+class OneCycleSchema:
+    """``scheduler=onecycle``: one cycle (warm up to ``max_lr``, then anneal) over all the training steps, stepped
+    each batch (``torch.optim.lr_scheduler.OneCycleLR``)."""
+
+    max_lr: float = param(0.01, help="the highest learning rate, reached at the end of the warm-up", gt=0)
+    pct_start: float = param(0.3, help="the fraction of the steps spent warming up", gt=0, le=1)
+
+
+@dataclass
+class PlateauSchema:
+    """``scheduler=plateau``: multiply the lr by ``factor`` when ``monitor`` has not improved for ``patience`` epochs
+    (``torch.optim.lr_scheduler.ReduceLROnPlateau``)."""
+
+    monitor: str = param("val_loss", help="the epoch metric watched: val_loss, train_loss, val_accuracy "
+                                          "(classification), val_rmse (regression), or one the model reports")
+    mode: str = param("min", help="whether the metric improves as it falls (min) or rises (max)",
+                      choices=("min", "max"))
+    factor: float = param(0.1, help="what the lr is multiplied by when the metric stalls", gt=0, lt=1)
+    patience: int = param(5, help="epochs without improvement before the lr is lowered", ge=0)
+    min_lr: float = param(0.0, help="the learning rate never goes below this", ge=0)
+
+
+@dataclass
+class NoSchedulerSchema:
+    """``scheduler=none``: a constant learning rate; no parameters."""
+
+
+def cosine(min_lr: float):
     def make(optimizer, epochs: int, steps_per_epoch: int):
         import torch
 
-        return {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=min_lr),
+        return {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
+                                                                         eta_min=float(min_lr)),
                 "interval": "epoch"}
 
     return make
 
 
-def step(step_size: int = 30, gamma: float = 0.1):
-    if not isinstance(step_size, int) or isinstance(step_size, bool) or step_size < 1:
-        raise ConfigError("scheduler.step_size", step_size, "a whole number of epochs, at least 1")
-    gamma = _number("scheduler.gamma", gamma, above=True, high=1.0)
-
+def step(step_size: int, gamma: float):
     def make(optimizer, epochs: int, steps_per_epoch: int):
         import torch
 
-        return {"scheduler": torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma),
+        return {"scheduler": torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=float(gamma)),
                 "interval": "epoch"}
 
     return make
 
 
-def onecycle(max_lr: float = 0.01, pct_start: float = 0.3):
-    max_lr = _number("scheduler.max_lr", max_lr, above=True)
-    pct_start = _number("scheduler.pct_start", pct_start, above=True, high=1.0)
-
+def onecycle(max_lr: float, pct_start: float):
     def make(optimizer, epochs: int, steps_per_epoch: int):
         import torch
 
         return {"scheduler": torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr, epochs=max(epochs, 1), steps_per_epoch=max(steps_per_epoch, 1),
-            pct_start=pct_start), "interval": "step"}
+            optimizer, max_lr=float(max_lr), epochs=max(epochs, 1), steps_per_epoch=max(steps_per_epoch, 1),
+            pct_start=float(pct_start)), "interval": "step"}
 
     return make
 
 
-def plateau(monitor: str = "val_loss", mode: str = "min", factor: float = 0.1, patience: int = 5, min_lr: float = 0.0):
-    if mode not in ("min", "max"):
-        raise ConfigError("scheduler.mode", mode, "min or max")
-    factor = _number("scheduler.factor", factor, above=True, high=0.999999)
-    if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
-        raise ConfigError("scheduler.patience", patience, "a whole number of epochs, at least 0")
-    min_lr = _number("scheduler.min_lr", min_lr)
-
+def plateau(monitor: str, mode: str, factor: float, patience: int, min_lr: float):
     def make(optimizer, epochs: int, steps_per_epoch: int):
         import torch
 
         return {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr),
+            optimizer, mode=mode, factor=float(factor), patience=patience, min_lr=float(min_lr)),
             "interval": "epoch", "monitor": monitor}
 
     return make
@@ -182,12 +247,13 @@ def none():
     return make
 
 
-SCHEDULERS: dict[str, tuple[Callable, str]] = {
-    "cosine": (cosine, "cosine annealing over trainer.max_epochs"),
-    "step": (step, "multiply the learning rate by gamma every step_size epochs"),
-    "onecycle": (onecycle, "one-cycle policy, stepped every batch"),
-    "plateau": (plateau, "reduce the learning rate when a metric stops improving"),
-    "none": (none, "a constant learning rate"),
+#: name: (factory, schema, description)
+SCHEDULERS: dict[str, tuple[Callable, type, str]] = {
+    "cosine": (cosine, CosineSchema, "cosine annealing over trainer.max_epochs"),
+    "step": (step, StepSchema, "multiply the learning rate by gamma every step_size epochs"),
+    "onecycle": (onecycle, OneCycleSchema, "one-cycle policy, stepped every batch"),
+    "plateau": (plateau, PlateauSchema, "reduce the learning rate when a metric stops improving"),
+    "none": (none, NoSchedulerSchema, "a constant learning rate"),
 }
 
 
