@@ -371,20 +371,6 @@ def test_a_bad_trainer_value_is_a_clear_error(manager, tmp_path, override, messa
         run(manager, tmp_path, "data=iris", override)
 
 
-def test_the_trainer_groups_default_file_holds_the_schemas_defaults():
-    """conf/trainer/default.yaml stays (the README's table is checked against it), the schema checks every trainer
-    node: the two must not drift apart."""
-    from pathlib import Path
-
-    import coupler_torch
-    import yaml
-    from coupler.schema import defaults
-    from coupler_torch.plugin import TrainerSchema
-
-    node = yaml.safe_load((Path(coupler_torch.__file__).parent / "conf" / "trainer" / "default.yaml").read_text())
-    assert node == defaults(TrainerSchema)
-
-
 def test_clipping_under_mixed_precision_takes_the_unfused_kernel_and_refuses_a_forced_fused_one(manager, tmp_path):
     settings = ["data=iris", "trainer.max_epochs=1", "trainer.gradient_clip_val=0.5", "trainer.precision=bf16-mixed",
                 "trainer.accelerator=cpu"]

@@ -59,8 +59,7 @@ PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-t
 @dataclass
 class TrainerSchema:
     """``trainer=default``: the torch engine's settings of Lightning's ``Trainer`` and of its own checkpoints. The
-    group's default option is conf/trainer/default.yaml, which holds these defaults (the README's table is checked
-    against it); this schema checks every option's node."""
+    schema is the group's default option (no file) and checks every option's node (a user's trainer/NAME.yaml)."""
 
     max_epochs: int = param(100, help="passes over the training split (early stopping may stop sooner)", ge=1)
     accelerator: str = param("auto", help="Lightning's accelerator (auto: a GPU when there is one)",
@@ -132,10 +131,6 @@ def register_callbacks(register):
     for name, (factory, schema, description) in CALLBACKS.items():
         register(name, factory, schema=schema, description=description)
 
-
-@hookimpl
-def register_config_dirs(register):
-    register(Path(__file__).parent / "conf")
 
 
 @hookimpl
