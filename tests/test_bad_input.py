@@ -61,7 +61,7 @@ def test_ill_typed_parameter_names_the_key_and_what_is_allowed(coupler_cli, tmp_
 
 
 def test_ill_typed_core_setting(coupler_cli, tmp_path):
-    check_refused(coupler_cli("train", "split.val=1.5", "hydra.run.dir=run"), tmp_path, "split.val=1.5", "[0, 1)")
+    check_refused(coupler_cli("train", "split.val=1.5", "hydra.run.dir=run"), tmp_path, "split.val=1.5", "a number >= 0 and < 1")
 
 
 def test_missing_data_file(coupler_cli, tmp_path):
@@ -154,12 +154,12 @@ def test_a_failed_run_never_deletes_a_directory_it_did_not_create(coupler_cli, t
     ("preprocess=standard", "preprocess.impute=..."),
     ("preprocess.scaling=none", "preprocess has the keys impute, scale, encode"),
     ("+split.foo=1", "split.foo='1' is not allowed: split has the keys val, test, stratify"),
-    ("seed=-1", "seed=-1 is not allowed: a whole number from 0 to 4294967295"),
+    ("seed=-1", "seed=-1 is not allowed: a whole number >= 0 and < 4294967296"),
     ("seed=99999999999999", "seed=99999999999999"),
     ("data=null", "data=null is not allowed"),
     ("model=[knn,svm]", "-m model=knn,svm"),
     ("model.params=abc", "model.params='abc' is not allowed: a mapping"),
-    ("split.stratify=maybe", "split.stratify='maybe' is not allowed: auto, true or false"),
+    ("split.stratify=maybe", "split.stratify='maybe' is not allowed: one of auto, true, false"),
 ])
 def test_ill_shaped_settings_are_one_line_errors(coupler_cli, tmp_path, override, fragment):
     check_refused(coupler_cli("train", override, "hydra.run.dir=run"), tmp_path, fragment)

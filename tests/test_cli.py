@@ -32,6 +32,7 @@ def test_plugins_lists_each_plugin_with_distribution_version_components_and_stat
     assert plugins["sklearn"]["status"] == "ok" and plugins["sklearn"]["version"]
     assert "logistic_regression" in plugins["sklearn"]["components"]["model"]
     assert plugins["metrics"]["builtin"] and "roc_auc" in plugins["metrics"]["components"]["metric"]
+    assert plugins["torch"]["declares"] == ["optimizer", "scheduler", "trainer group"]  # kinds and groups of its own
     table = coupler_cli("plugins").out
     assert "sklearn" in table and "coupler-sklearn" in table and "logistic_regression" in table
 

@@ -164,6 +164,11 @@ def test_registered_optimizers_are_selectable_but_refused_by_a_model_that_uses_n
     assert config["optimizer"] == {"name": "plain_sgd", "lr": 0.1}  # its factory's defaults: a node generated from them
     with pytest.raises(ConfigError, match="does not use an optimizer"):
         train(config, tmp_path / "run", manager)
+    # before any data is read: the file does not exist, and the optimizer is what is refused
+    config = compose(["data=csv", "data.path=missing.csv", "data.target=y", "model=softmax", "optimizer=plain_sgd"],
+                     manager)
+    with pytest.raises(ConfigError, match="does not use an optimizer"):
+        train(config, tmp_path / "run2", manager)
 
 
 def test_a_scheduler_hook_registers_like_the_others(manager):

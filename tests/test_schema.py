@@ -118,10 +118,10 @@ def test_help_and_docs_tables_come_from_the_schema():
     pm = manager()
     lines = parameter_listing(pm, {"model": "tiny"})
     assert "  model.size = 8  a whole number (>= 1): units per layer" in lines
-    assert "  model.inner.kind = fast  text (one of fast, slow): how" in lines
+    assert "  model.inner.kind = fast  one of fast, slow: how" in lines
     assert "  +model.inner.NAME=VALUE: any other key goes to the library" in lines
     table = markdown_table(Tiny, "model")
-    assert "| `model.inner.rate` | `0.1` | > 0 and <= 1 | step size |" in table.splitlines()
+    assert "| `model.inner.rate` | `0.1` | a number > 0 and <= 1 | step size |" in table.splitlines()
 
 
 def test_a_factory_without_a_schema_is_checked_by_its_annotations():
@@ -135,3 +135,35 @@ def test_a_factory_without_a_schema_is_checked_by_its_annotations():
         component.check("model", {"width": 0})
     with pytest.raises(ConfigError, match=r"model.name_of=3 is not allowed: a label"):
         component.check("model", {"name_of": 3})
+
+
+@dataclass
+class Loop:
+    epochs: int = param(10, help="passes over the data", ge=1)
+    device: str = param("cpu", help="where to train", choices=("cpu", "cuda"))
+
+
+def test_a_settings_group_with_a_schema_needs_no_file_and_is_checked_like_a_component():
+    pm = manager()
+
+    def register_config_groups(register):
+        register("loop", default="default", description="a training loop's settings", schema=Loop)
+
+    module = types.ModuleType("loop_plugin")
+    module.register_config_groups = hookimpl(register_config_groups)
+    assert pm.load_object("loop", module, "coupler-loop", "1.0").status == "ok"
+    assert compose(["loop.epochs=3"], pm)["loop"] == {"epochs": 3, "device": "cpu"}
+    with pytest.raises(ConfigError, match=r"loop.device='tpu' is not allowed: one of cpu, cuda \(where to train\)"):
+        compose(["loop.device=tpu"], pm)
+    with pytest.raises(ConfigError, match=r"lists no loop.epoch .*Did you mean 'epochs'\?"):
+        compose(["loop.epoch=3"], pm)
+
+
+
+def test_every_value_a_sweep_lists_is_checked_before_its_first_job():
+    from coupler.config import check_overrides
+
+    pm = manager()
+    check_overrides(["model.inner.rate=0.1,0.5", "model.size=interval(1,10)"], pm)
+    with pytest.raises(ConfigError, match=r"model.inner.rate=2 is not allowed"):
+        check_overrides(["model.inner.rate=0.1,2"], pm)

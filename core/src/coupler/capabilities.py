@@ -36,6 +36,7 @@ def check_before_data(config: dict, registry: Registry, model_name: str, factory
     if model is None:
         return
     check_setting_groups(config, registry, model, model_name, default_of)
+    check_kinds_used(config, registry, model, model_name)
     task = config.get("task") if config.get("task") not in (None, "auto") else None
     learns = tuple(getattr(model, "tasks", None) or TASKS)  # a class that is no Model subclass declares nothing
     if task and task not in learns:
@@ -49,6 +50,18 @@ def check_before_data(config: dict, registry: Registry, model_name: str, factory
         metric = registry.get("metric", name).build(f"metrics.{key}", node or {})
         if isinstance(metric, Metric):
             _check_metric(model, model_name, metric, tasks, registry)
+
+
+def check_kinds_used(config: dict, registry: Registry, model: Any, model_name: str) -> None:
+    """A group of a plugin's kind that only some models use (``Kind.used_by``, e.g. the torch engine's ``optimizer``)
+    given to another model is refused: it would do nothing."""
+    for kind in registry.kinds.values():
+        node = config.get(kind.group)
+        if kind.used_by and node and not getattr(model, kind.used_by, False):
+            article = "an" if kind.name[0] in "aeiou" else "a"
+            raise ConfigError(kind.group, node.get("name", node) if isinstance(node, dict) else node,
+                              f"nothing: model {model_name!r} does not use {article} {kind.name} (the {kind.name}s of plugin "
+                              f"{kind.plugin!r} are for models with {kind.used_by}); remove {kind.group}=...")
 
 
 def check_setting_groups(config: dict, registry: Registry, model: Any, model_name: str, default_of) -> None:

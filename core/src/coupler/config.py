@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from coupler.errors import ConfigError, CouplerError
 from coupler.registry import UnknownComponentError
+from coupler.settings import CORE_SETTINGS
 
 if TYPE_CHECKING:  # pragma: no cover
     from coupler.plugin_manager import PluginManager
@@ -21,11 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 PRIMARY = "coupler"
 #: Coupler's own config files (csv / parquet data, callbacks): Hydra's primary directory
 CORE_CONF = Path(__file__).parent / "conf"
-#: the top-level keys of a composed config that are the core's own settings (the groups come from the registry)
-CORE_SETTINGS = ("task", "seed", "split", "preprocess", "train", "plugins", "resume")
-#: the keys of the core's own settings nodes
-SETTING_KEYS = {"split": ("val", "test", "stratify"), "preprocess": ("impute", "scale", "encode"),
-                "train": ("class_weight",), "plugins": ("disable",)}
 
 
 def defaults_list(manager: PluginManager) -> list:
@@ -52,15 +48,12 @@ def settings(registry) -> set[str]:
 
 
 def primary_config(manager: PluginManager, chosen: dict | None = None) -> dict:
+    from coupler.schema import defaults
+    from coupler.settings import CoreSettings
+
     return {
         "defaults": defaults_list(manager),
-        "task": "auto",
-        "seed": 0,
-        "split": {"val": 0.2, "test": 0.1, "stratify": "auto"},
-        "preprocess": {"impute": "median", "scale": "standard", "encode": "onehot"},
-        "train": {"class_weight": None},  # coupler.class_weight
-        "plugins": {"disable": []},
-        "resume": None,
+        **defaults(CoreSettings),
         "hydra": {
             "job": {"name": "train", "chdir": False},
             # Hydra writes nothing into the run directory before the job checks it (the run keeps its
@@ -151,7 +144,13 @@ def parameter_listing(manager: PluginManager, chosen: dict | None = None) -> lis
             prefix = f"{group}.{one}" if group in registry.list_groups else group
             lines += [f"{prefix}={one}:" if group not in registry.list_groups else f"{group}=[{one}]:",
                       *(listing(component.parameters, prefix) or ["  (no parameters)"])]
-    return lines
+    for settings_group in registry.setting_groups.values():
+        if settings_group.schema is not None:
+            lines += [f"{settings_group.name} ({settings_group.description or settings_group.plugin}):",
+                      *listing(settings_group.schema, settings_group.name)]
+    from coupler.settings import CoreSettings
+
+    return [*lines, "run settings:", *listing(CoreSettings, "")]
 
 
 def config_directories(manager: PluginManager, extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
@@ -176,6 +175,9 @@ def group_options(manager: PluginManager, group: str, extra: tuple[str, ...] = (
     options = file_options(manager, group, extra)
     kind_of_group = manager.registry.kind_of_group
     if group not in kind_of_group:
+        settings_group = manager.registry.setting_groups.get(group)
+        if settings_group is not None and settings_group.schema is not None and settings_group.default:
+            options.setdefault(settings_group.default, settings_group.plugin)  # its node is the schema
         return options
     kind = kind_of_group[group]
     registered = {c.name: c.plugin for c in manager.registry.components(kind)}
@@ -227,6 +229,10 @@ def store_configs(manager: PluginManager, chosen: dict | None = None) -> None:
                 provider="coupler")
     store.store(group="hydra/hydra_logging", name="coupler", node=HYDRA_LOGGING, package="hydra.hydra_logging",
                 provider="coupler")
+    for group in manager.registry.setting_groups.values():
+        if group.schema is not None and group.default and group.default not in file_options(manager, group.name):
+            store.store(group=group.name, name=group.default, node=hydra_node(group.schema), package=group.name,
+                        provider=group.plugin)
     for kind, group in manager.registry.groups.items():
         with_files = file_options(manager, group)
         for component in manager.registry.components(kind):
@@ -254,9 +260,13 @@ def default_node(manager: PluginManager, group: str, option: str, extra: tuple[s
         except yaml.YAMLError:
             return None
         return node if isinstance(node, dict) and "defaults" not in node else ({} if node is None else None)
+    from coupler.schema import defaults
+
+    settings_group = manager.registry.setting_groups.get(group)
+    if settings_group is not None and settings_group.schema is not None and option == settings_group.default:
+        return defaults(settings_group.schema)
     kind_of_group = manager.registry.kind_of_group
     if group in kind_of_group:
-        from coupler.schema import defaults
 
         try:
             return {"name": option, **defaults(manager.registry.get(kind_of_group[group], option).parameters)}
@@ -266,28 +276,19 @@ def default_node(manager: PluginManager, group: str, option: str, extra: tuple[s
 
 
 def check_settings(config: dict, registry) -> None:
-    """The shape and type of the core's settings, so that a bad value is a one-line error naming the key."""
+    """The shape and type of the core's settings (``coupler.settings``) and of every chosen component's node, so that a
+    bad value is a one-line error naming the key."""
     known = settings(registry)
     unknown = sorted(set(config) - known)
     if unknown:
         raise ConfigError(unknown[0], config[unknown[0]], f"top-level keys are {', '.join(sorted(known))} "
                           f"(a config file with a wrong '# @package' header puts its keys at the top)")
-    for key, allowed in SETTING_KEYS.items():
-        node = config.get(key)
-        if not isinstance(node, dict):
-            raise ConfigError(key, node, f"a group of settings ({', '.join(allowed)}): set one as {key}.{allowed[0]}=...")
-        for name in node:
-            if name not in allowed:
-                raise ConfigError(f"{key}.{name}", node[name], f"{key} has the keys {', '.join(allowed)}")
     from coupler.class_weight import check_setting
+    from coupler.schema import check_node
+    from coupler.settings import CoreSettings
 
-    check_setting(config["train"].get("class_weight"))
-    resume = config.get("resume")
-    if resume is not None and not isinstance(resume, str):
-        raise ConfigError("resume", resume, "the directory of an interrupted run: resume=RUN_DIR")
-    seed = config.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        raise ConfigError("seed", seed, "a whole number from 0 to 4294967295")
+    check_node({key: value for key, value in config.items() if key in CORE_SETTINGS}, CoreSettings, "")
+    check_setting((config.get("train") or {}).get("class_weight"))
     for required in ("data", "model"):
         if not isinstance(config.get(required), dict) or not config[required].get("name"):
             raise ConfigError(required, config.get(required), f"a {required} choice: {required}=NAME (see coupler plugins)")
@@ -305,7 +306,14 @@ def check_settings(config: dict, registry) -> None:
 
 def check_components(config: dict, registry) -> None:
     """Check every chosen component's config node against its schema (``Component.check``), before any data is
-    read. A name no plugin registers is left to the run, which says what exists."""
+    read, and every settings group's node against the group's schema. A name no plugin registers is left to the run,
+    which says what exists."""
+    from coupler.schema import check_node
+
+    for settings_group in registry.setting_groups.values():
+        node = config.get(settings_group.name)
+        if settings_group.schema is not None and isinstance(node, dict):
+            check_node(node, settings_group.schema, settings_group.name, what=f"the {settings_group.name} group")
     for kind, group in registry.groups.items():
         node = config.get(group)
         if not isinstance(node, dict):
@@ -352,9 +360,7 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
                 and not override.is_force_add():
             raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(known))} (or Hydra's: "
                                                  f"hydra.KEY, hydra/GROUP); {group!r} is not a Coupler setting")
-        parts = group.split(".")
-        if top in SETTING_KEYS and len(parts) > 1 and parts[1] not in SETTING_KEYS[top]:
-            raise ConfigError(group, value_text, f"{top} has the keys {', '.join(SETTING_KEYS[top])}")
+        _check_core_key(group, value_text)
         if override.is_delete() or (group not in registry.groups.values() and group not in registry.setting_groups):
             continue
         options = group_options(manager, group, extra_dirs)
@@ -365,6 +371,25 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
     if own_primary:
         _check_component_keys(parsed, manager, extra_dirs)
     _check_component_values(parsed, manager)
+
+
+def _check_core_key(key: str, value_text: str) -> None:
+    """``split.vall=0.1``: a key under one of the core's settings groups that it does not have."""
+    import dataclasses
+
+    from coupler.errors import did_you_mean
+    from coupler.schema import field_at, nested_schema
+    from coupler.settings import CoreSettings
+
+    parts = key.split(".")
+    if len(parts) < 2 or parts[0] not in CORE_SETTINGS or field_at(CoreSettings, parts) is not None:
+        return
+    parent = field_at(CoreSettings, parts[:-1])
+    inner = nested_schema(parent[0]) if parent is not None else None
+    if inner is not None:
+        names = [f.name for f in dataclasses.fields(inner)]
+        raise ConfigError(key, value_text, f"{'.'.join(parts[:-1])} has the keys {', '.join(names)}."
+                                           f"{did_you_mean(parts[-1], names)}")
 
 
 def _check_default_choices(manager: PluginManager, overridden: set[str]) -> None:
@@ -408,7 +433,7 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
     from coupler.errors import did_you_mean
 
     registry = manager.registry
-    groups, list_groups = registry.groups.values(), registry.list_groups
+    groups, list_groups = {*registry.groups.values(), *registry.setting_groups}, registry.list_groups
     chosen: dict[str, list] = {g: [c] for g, c in default_choices(manager).items() if g in groups}
     for override in parsed:
         if override.key_or_group in groups and not override.is_delete():
@@ -442,28 +467,42 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                     raise ConfigError(override.key_or_group, _given(override),
                                       f"the config of {group}={option} lists no {where}.{key} ({where} holds {listed})."
                                       f"{close} Hydra sets only keys a config lists; to pass a key it does not list, "
-                                      f"add it: +{override.input_line} (the {registry.kind_of_group[group]} then checks it)")
+                                      f"add it: +{override.input_line} (the {registry.kind_of_group.get(group, 'group')} then checks it)")
                 node = node[key]
 
 
 def _check_component_values(parsed: list, manager: PluginManager) -> None:
-    """Check each ``GROUP.KEY=VALUE`` against the chosen component's schema (``coupler.schema``) before Hydra
-    composes: the type, range and choices, in one line naming the key, not Hydra's merge error or the library's."""
+    """Check each ``GROUP.KEY=VALUE`` against the chosen component's schema, or the settings group's
+    (``coupler.schema``), before Hydra composes: the type, range and choices, in one line naming the key, not Hydra's merge error or the library's."""
     from coupler.schema import check_value, field_at
 
     registry = manager.registry
     for override in parsed:
         parts = override.key_or_group.split(".")
-        if len(parts) < 2 or parts[0] not in registry.kind_of_group or override.is_delete() \
-                or override.is_sweep_override():
+        if (len(parts) < 2 and parts[0] not in CORE_SETTINGS) or override.is_delete():
             continue
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            continue  # an interval a search draws from: each job's value is checked when it composes
         group = parts[0]
-        many = group in registry.list_groups
-        option, path = (parts[1], parts[2:]) if many else (_chosen(parsed, manager, group), parts[1:])
-        component = _component_of(manager, group, option)
-        found = field_at(component.parameters, path) if component is not None and path else None
+        settings_group = registry.setting_groups.get(group)
+        if group in CORE_SETTINGS:
+            from coupler.settings import CoreSettings
+
+            schema, path = CoreSettings, parts
+        elif settings_group is not None:
+            schema, path = settings_group.schema, parts[1:]
+        elif group in registry.kind_of_group:
+            many = group in registry.list_groups
+            option, path = (parts[1], parts[2:]) if many else (_chosen(parsed, manager, group), parts[1:])
+            component = _component_of(manager, group, option)
+            schema = component.parameters if component is not None else None
+        else:
+            continue
+        found = field_at(schema, path) if schema is not None and path else None
         if found is not None:
-            check_value(override.key_or_group, override.value(), *found)
+            values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+            for value in values:  # every job of a sweep, before the first one starts
+                check_value(override.key_or_group, value, *found)
 
 
 def _chosen(parsed: list, manager: PluginManager, group: str):

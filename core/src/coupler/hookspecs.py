@@ -49,7 +49,8 @@ optional argument, attribute or method, a new ``RunContext`` field.
 API 1.1 added the extension hooks, ``default=`` and ``resume_point``, and moved ``register_optimizers`` /
 ``register_schedulers`` (with ``RunContext.optimizer``, ``scheduler`` and ``resume_from``, which only the torch
 engine read) into coupler-torch under the same names and contracts, so a plugin written for 1.0 still loads.
-API 1.2 added ``register(..., schema=)``: a component's parameters as a dataclass (``coupler.schema``).
+API 1.2 added ``register(..., schema=)``: a component's or settings group's parameters as a dataclass
+(``coupler.schema``).
 """
 
 from __future__ import annotations
@@ -189,9 +190,10 @@ def register_config_groups(register):
 
     Called once, when plugins are loaded. It runs with ``register_kinds``.
 
-    :param register: ``register(group, *, default=None, description="", test_overrides=(), engines=())``: the
-        group's options are the files ``GROUP/OPTION.yaml`` of the plugin's config directories; ``default`` is the
-        option every run gets; ``test_overrides`` make a run as short as a test allows (the conformance kit adds
+    :param register: ``register(group, *, default=None, description="", test_overrides=(), engines=(),
+        schema=None)``: the group's options are the files ``GROUP/OPTION.yaml`` of the plugin's config directories;
+        ``default`` is the option every run gets; ``schema``, a dataclass of the settings (``coupler.schema``), is the
+        default option's node when no file provides it and checks every option's node; ``test_overrides`` make a run as short as a test allows (the conformance kit adds
         them to runs of the group's engines); ``engines`` names the engines (``Model.engine``) whose models read
         the group, so that a run of another model that changes it is refused before any data is read.
     :return: None.

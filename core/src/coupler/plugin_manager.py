@@ -102,6 +102,7 @@ class PluginInfo:
             "status": self.status,
             "error": self.error,
             "components": {kind: sorted(names) for kind, names in self.components.items() if names},
+            "declares": list(self.declares),
         }
 
 
@@ -331,9 +332,9 @@ class PluginManager:
         info.declares.append(kind)
 
     def _add_group(self, info: PluginInfo, group: str, *, default: str | None = None, description: str = "",
-                   test_overrides: Iterable[str] = (), engines: Iterable[str] = ()) -> None:
+                   test_overrides: Iterable[str] = (), engines: Iterable[str] = (), schema: type | None = None) -> None:
         self.registry.add_setting_group(SettingGroup(group, default, info.name, description, tuple(test_overrides),
-                                                     tuple(engines)))
+                                                     tuple(engines), schema))
         info.declares.append(f"{group} group")
 
     def _register(self, info: PluginInfo, plugin: object) -> None:
@@ -344,10 +345,10 @@ class PluginManager:
         self._check_group_defaults(info)
 
     def _check_group_defaults(self, info: PluginInfo) -> None:
-        """A settings group the plugin declared with a default option ships that option's file: every run
-        composes it, so a missing one would break every run, not only the plugin's."""
+        """A settings group the plugin declared with a default option ships that option's file (or a schema, which
+        is that option's node): every run composes it, so a missing one would break every run, not only the plugin's."""
         for group in self.registry.setting_groups.values():
-            if group.plugin != info.name or group.default is None:
+            if group.plugin != info.name or group.default is None or group.schema is not None:
                 continue
             if not any((Path(d) / group.name / f"{group.default}.yaml").is_file() for d in info.config_dirs):
                 raise PluginError(f"config group {group.name!r}: its default option {group.default!r} has no file "

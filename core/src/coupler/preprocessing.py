@@ -13,12 +13,10 @@ import numpy as np
 
 from coupler.dataset import SHOWN, check_finite, data_rows
 from coupler.errors import ConfigError, DataError, shown
+from coupler.settings import ENCODE, IMPUTE, SCALE
 
 log = logging.getLogger("coupler.data")
 
-IMPUTE = ("median", "mean", "zero")
-SCALE = ("standard", "minmax", "none")
-ENCODE = ("onehot", "ordinal")
 #: one-hot encoding refuses a column with more categories than this, whatever the number of rows
 MAX_ONEHOT_CATEGORIES = 1000
 #: ... and a column with more categories than this that has a category for more than half of its rows (an

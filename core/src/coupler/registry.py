@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -53,6 +54,9 @@ class SettingGroup:
     #: the engines (``Model.engine``) whose models read the group; empty: every model. A run of another model
     #: that changes the group from its default is refused (``coupler.capabilities.check_setting_groups``).
     engines: tuple[str, ...] = ()
+    #: the dataclass of its settings (``coupler.schema``): the default option's node when no file provides it, and
+    #: the check of every option's node; None: the option files are taken as they are
+    schema: type | None = None
 
 
 CORE_KINDS = (
@@ -114,7 +118,6 @@ class Component:
 
 def _check_schema(component: Component) -> None:
     """A registered schema is a dataclass whose every field the factory takes (by keyword)."""
-    import dataclasses
     import inspect
 
     what = f"{component.kind} {component.name!r}"
@@ -211,6 +214,9 @@ class Registry:
             owner = f" (plugin {holder.plugin!r})" if holder is not None else ""
             raise CouplerError(f"the config group {group.name!r} is taken{owner} or not a lowercase name; choose "
                                f"another name")
+        if group.schema is not None and not (isinstance(group.schema, type) and dataclasses.is_dataclass(group.schema)):
+            raise CouplerError(f"config group {group.name!r}: schema= must be a dataclass (coupler.schema), not "
+                               f"{group.schema!r}")
         self.setting_groups[group.name] = group
 
     def remove_kinds_of(self, plugin: str) -> None:

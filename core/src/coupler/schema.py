@@ -55,13 +55,17 @@ class Rule:
     def problem(self, value) -> str | None:
         """What is wrong with ``value`` (of the right type), or None."""
         if self.choices and value not in self.choices:
-            return "one of " + ", ".join(map(str, self.choices))
+            return self.allowed_choices()
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             limits = self.limits()
             if (self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt) \
                     or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt):
                 return limits
         return None
+
+    def allowed_choices(self) -> str:
+        """``one of auto, true, false``: the choices as a command line writes them."""
+        return "one of " + ", ".join(_shown_default(choice) for choice in self.choices)
 
     def limits(self) -> str:
         """The range in words: ``>= 1 and < 0.5``; empty without one."""
@@ -143,7 +147,7 @@ def rows(schema: type, prefix: str) -> list[Row]:
     found: list[Row] = []
     resolved = hints(schema)
     for field in dataclasses.fields(schema):
-        hint, key = resolved[field.name], f"{prefix}.{field.name}"
+        hint, key = resolved[field.name], joined(prefix, field.name)
         inner = nested_schema(hint)
         if inner is not None:
             found += rows(inner, key)
@@ -209,6 +213,11 @@ def fits(value, hint) -> bool:
 
 def check_value(key: str, value, hint, rule: Rule = Rule()) -> None:
     """Refuse ``value`` for ``key`` unless it has the type ``hint`` says and ``rule`` allows it."""
+    inner = nested_schema(hint)
+    if inner is not None and not fits(value, hint):
+        names = [f.name for f in dataclasses.fields(inner)]
+        raise ConfigError(key, plain(value), f"a group of settings ({', '.join(names)}): set one as "
+                                             f"{key}.{names[0] if names else 'KEY'}=...")
     if not fits(value, hint):
         worded = typing.get_origin(hint) is typing.Annotated and any(isinstance(a, str) for a in typing.get_args(hint))
         raise ConfigError(key, plain(value), described(hint) if worded else _allowed(described(hint), rule))
@@ -239,18 +248,23 @@ def check_node(node: dict, schema: type, prefix: str, *, what: str | None = None
             if getattr(schema, "extra_keys", None):
                 continue
             listing = ", ".join(fields) or "(none)"
-            raise ConfigError(f"{prefix}.{key}", plain(value), f"{what or prefix} has no parameter {key!r}."
+            raise ConfigError(joined(prefix, key), plain(value), f"{what or prefix} has no parameter {key!r}."
                               f"{did_you_mean(key, fields)} Its parameters are: {listing}")
         hint = resolved[key]
         inner = nested_schema(hint)
         if inner is not None and isinstance(value, dict):
-            check_node(value, inner, f"{prefix}.{key}")
+            check_node(value, inner, joined(prefix, key))
         elif value != "???":
-            check_value(f"{prefix}.{key}", value, hint, rule_of(fields[key], hint))
+            check_value(joined(prefix, key), value, hint, rule_of(fields[key], hint))
     for name, field in fields.items():
         if (node.get(name, "???") == "???") and default_of(field) is MISSING:
-            raise ConfigError(f"{prefix}.{name}", "???", f"a value is required: set it on the command line "
-                              f"({prefix}.{name}=...)")
+            raise ConfigError(joined(prefix, name), "???", f"a value is required: set it on the command line "
+                              f"({joined(prefix, name)}=...)")
+
+
+def joined(prefix: str, key: str) -> str:
+    """``prefix.key``, or ``key`` at the top (an empty prefix)."""
+    return f"{prefix}.{key}" if prefix else key
 
 
 def field_at(schema: type, path: list[str]) -> tuple[Any, Rule] | None:
@@ -394,8 +408,8 @@ def listing(schema: type, prefix: str) -> list[str]:
     lines = []
     for row in rows(schema, prefix):
         default = "(required)" if row.required else f"= {_shown_default(row.default)}"
-        allowed = row.rule.limits() or ("one of " + ", ".join(map(str, row.rule.choices)) if row.rule.choices else "")
-        detail = row.type + (f" ({allowed})" if allowed else "")
+        limits = row.rule.limits()
+        detail = row.rule.allowed_choices() if row.rule.choices else row.type + (f" ({limits})" if limits else "")
         lines.append(f"  {row.key} {default}  {detail}{': ' + row.rule.help if row.rule.help else ''}")
     if getattr(schema, "extra_keys", None):
         lines.append(f"  {prefix}.*: any other key, added with +, goes to {schema.extra_keys}")
@@ -411,8 +425,8 @@ def markdown_table(schema: type, prefix: str) -> str:
     lines = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
     for row in rows(schema, prefix):
         default = "required" if row.required else f"`{_shown_default(row.default)}`"
-        allowed = row.rule.limits() or ("one of " + ", ".join(f"`{c}`" for c in row.rule.choices)
-                                        if row.rule.choices else row.type)
+        allowed = row.rule.allowed_choices() if row.rule.choices else " ".join(filter(None, [row.type,
+                                                                                             row.rule.limits()]))
         lines.append(f"| `{row.key}` | {default} | {allowed} | {row.rule.help} |")
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from coupler.callback import observes
-from coupler.capabilities import check_before_data, check_built, check_setting_groups
+from coupler.capabilities import check_before_data, check_built, check_kinds_used, check_setting_groups
 from coupler.class_weight import row_weights
 from coupler.components import CLASSIFICATION, Model, Split
 from coupler.config import check_settings
@@ -277,13 +277,7 @@ def _check_engine_settings(config: dict, model, model_name: str, registry) -> No
     """Before anything trains: a group of a plugin's kind that only some models use (``Kind.used_by``, e.g. the
     torch engine's ``optimizer``) given to another model, and ``resume=`` for a model that cannot continue a run
     (``Model.resumable``), are errors naming the fix."""
-    for kind in registry.kinds.values():
-        node = config.get(kind.group)
-        if kind.used_by and node and not getattr(model, kind.used_by, False):
-            article = "an" if kind.name[0] in "aeiou" else "a"
-            raise ConfigError(kind.group, node.get("name", node) if isinstance(node, dict) else node,
-                              f"nothing: model {model_name!r} does not use {article} {kind.name} (the {kind.name}s of plugin "
-                              f"{kind.plugin!r} are for models with {kind.used_by}); remove {kind.group}=...")
+    check_kinds_used(config, registry, model, model_name)
     if config.get("resume") and not getattr(model, "resumable", False):
         raise ConfigError("resume", config["resume"], f"a run of a model that can continue an interrupted run: model "
                                                       f"{model_name!r} cannot resume; start a new run instead")

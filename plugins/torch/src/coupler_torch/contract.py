@@ -13,3 +13,4 @@ class TorchContract(Model):
     reports_epochs = True  # after every epoch, validation split or not
     sample_weights = True  # a per-row weighted loss (TorchModel.weighted_loss)
     engine = "torch"
+    uses_optimizer = True  # optimizer=... and scheduler=... (coupler-torch's kinds), checked before data is read

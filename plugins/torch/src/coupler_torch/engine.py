@@ -243,7 +243,6 @@ class TorchModel(TorchContract):
     """Subclass with ``build_network`` and ``architecture``; see the module docstring for what the engine does."""
 
     input_format = "matrix"
-    uses_optimizer = True
     #: a run killed mid-training continues with ``resume=RUN_DIR`` from its last checkpoint
     resumable = True
     default_optimizer = DEFAULT_OPTIMIZER
