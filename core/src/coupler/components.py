@@ -42,17 +42,6 @@ class Split:
         return len(self.y)
 
 
-def check_params(params: Any, key: str = "model.params") -> dict:
-    """A model's ``params`` node as a dict (None is empty); anything else is an error naming the key."""
-    from coupler.errors import ConfigError
-
-    if params is None:
-        return {}
-    if not isinstance(params, dict):
-        raise ConfigError(key, params, f"a mapping of parameter names to values: set one as {key}.NAME=VALUE")
-    return params
-
-
 class Model:
     """The contract of a model component. Subclass it, or provide the same methods.
 

@@ -5,17 +5,17 @@ skops without pickle."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from coupler.errors import CouplerError
+from coupler.config import compose, parameter_listing
+from coupler.errors import ConfigError, CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
 from coupler.testing import train_run
+from coupler.schema import check_node, defaults, hints, rows
 from coupler_sklearn.model import SklearnModel
-import coupler_sklearn
-from coupler_sklearn.plugin import ESTIMATORS
+from coupler_sklearn.plugin import ESTIMATORS, SCHEMAS
 
 
 @pytest.mark.parametrize("model", [m for m, (c, _, _) in ESTIMATORS.items() if c])
@@ -104,24 +104,121 @@ def test_a_class_absent_from_training_gets_probability_zero(tmp_path):
     assert {"proba_a", "proba_b", "proba_rare"} <= set(predictions.columns)
 
 
-#: values a model's config file sets on purpose, not at scikit-learn's default
+#: values a model's schema sets on purpose, not at scikit-learn's default
 DELIBERATE = {("logistic_regression", "max_iter"), ("random_forest", "n_estimators"), ("random_forest", "n_jobs")}
+#: bounds a schema draws tighter than scikit-learn: LogisticRegression takes max_iter=0, which fits nothing
+TIGHTER = {("logistic_regression", "max_iter")}
+
+
+def estimator_classes(name: str) -> list[type]:
+    """The scikit-learn classes a named model builds: its classifier and its regressor, where it has them."""
+    import importlib
+
+    return [getattr(importlib.import_module(path.rpartition(".")[0]), path.rpartition(".")[2])
+            for path in filter(None, ESTIMATORS[name][:2])]
+
+
+def params_schema(name: str) -> type:
+    return hints(SCHEMAS[name])["params"]
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
-def test_config_files_list_parameters_at_scikit_learns_defaults(name):
-    """A model's config file lists the parameters users tune most (so model.params.C=0.5 needs no +); each
-    holds scikit-learn's default unless it is one of DELIBERATE, for both the classifier and the regressor."""
-    import importlib
-
-    import yaml
-
-    node = yaml.safe_load((Path(coupler_sklearn.__file__).parent / "conf" / "model" / f"{name}.yaml").read_text())
-    assert node["name"] == name and node["params"], f"{name}.yaml lists no parameter"
-    for path in filter(None, ESTIMATORS[name][:2]):
-        module, _, cls = path.rpartition(".")
-        defaults = getattr(importlib.import_module(module), cls)().get_params()
+def test_schemas_list_parameters_at_scikit_learns_defaults(name):
+    """A model's schema lists the parameters users tune most (so model.params.C=0.5 needs no +); each holds
+    scikit-learn's default unless it is one of DELIBERATE, for both the classifier and the regressor, and the schema
+    names both as the receivers of any other key."""
+    node = defaults(SCHEMAS[name])
+    assert set(node) == {"params"} and node["params"], f"model={name} lists no parameter"
+    for cls in estimator_classes(name):
+        assert cls.__name__ in params_schema(name).extra_keys, f"model={name}: extra_keys does not name {cls.__name__}"
+        scikit_learn = cls().get_params()
         for key, value in node["params"].items():
-            assert key in defaults, f"{name}.yaml: {cls} has no parameter {key}"
+            assert key in scikit_learn, f"model={name}: {cls.__name__} has no parameter {key}"
             if (name, key) not in DELIBERATE:
-                assert value == defaults[key], f"{name}.yaml: {key}={value!r}, but {cls}'s default is {defaults[key]!r}"
+                assert value == scikit_learn[key], f"model={name}: {key}={value!r}, {cls.__name__}'s is {scikit_learn[key]!r}"
+
+
+def outside(rule) -> list:
+    """The whole numbers just outside a rule's lower bounds (the schemas here set no upper one)."""
+    return [value for value in (None if rule.ge is None else rule.ge - 1, rule.gt) if value is not None]
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_what_a_schema_refuses_scikit_learn_refuses_and_what_it_offers_scikit_learn_takes(name):
+    """The schema's ranges and choices are scikit-learn's own (no fitting: the estimator checks its parameters when
+    it is built), so refusing a value early never refuses one the estimator would take, but for TIGHTER."""
+    for row in rows(params_schema(name), "model.params"):
+        key = row.key.rsplit(".", 1)[1]
+        for value in row.rule.choices:
+            for cls in estimator_classes(name):
+                SklearnModel(f"{cls.__module__}.{cls.__name__}", {key: value}, task=task_of(cls), seed=0)
+        for value in outside(row.rule):
+            with pytest.raises(ConfigError, match=rf"model.params.{key}={value} is not allowed"):
+                check_node({"params": {key: value}}, SCHEMAS[name], "model")
+            if (name, key) in TIGHTER:
+                continue
+            for cls in estimator_classes(name):
+                with pytest.raises(CouplerError, match=f"'{key}' parameter of {cls.__name__} must be"):
+                    SklearnModel(f"{cls.__module__}.{cls.__name__}", {key: value}, task=task_of(cls), seed=0)
+
+
+def task_of(cls) -> str:
+    from sklearn.base import is_regressor
+
+    return "regression" if is_regressor(cls()) else "binary"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.params.C=0", "model.params.C=0 is not allowed: a number > 0 (inverse regularisation strength"),
+    ("model.params.kernel=precomputed", "model.params.kernel='precomputed' is not allowed: one of linear, poly, rbf, "
+                                        "sigmoid"),
+    ("model.params.gamma=fast", "model.params.gamma='fast' is not allowed: one of scale, auto or a number"),
+], ids=["range", "choices", "type"])
+def test_a_bad_value_is_one_line_before_any_data_is_read(coupler_cli, tmp_path, override, message):
+    # the data file does not exist: reading it would be a different error
+    result = coupler_cli("train", "data=csv", "data.path=absent.csv", "data.target=y", "model=svm", override,
+                         "hydra.run.dir=run")
+    lines = result.err.strip().splitlines()
+    assert result.rc == 2 and len(lines) == 1 and lines[0].startswith("coupler: error: ") and message in lines[0], lines
+    assert "absent.csv" not in result.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_value_in_a_config_file_is_refused_when_the_node_is_checked():
+    """A value that reaches the model through a config file, not the command line, is checked before the model is
+    built (``Component.build``), with the same message."""
+    component = get_plugin_manager().get("model", "random_forest")
+    with pytest.raises(ConfigError, match=r"model.params.n_estimators=0 is not allowed: a whole number >= 1"):
+        component.build("model", {"name": "random_forest", "params": {"n_estimators": 0}}, task="binary", seed=0)
+
+
+def test_a_key_added_with_plus_reaches_the_estimator_and_scikit_learn_checks_it():
+    manager = get_plugin_manager()
+    config = compose(["model=svm", "+model.params.probability=true", "+model.params.tol=0.01"], manager)
+    model = manager.get("model", "svm").build("model", config["model"], task="binary", seed=0)
+    assert (model.estimator.probability, model.estimator.tol, model.estimator.C) == (True, 0.01, 1.0)
+    bad = compose(["model=svm", "+model.params.tol=fine"], manager)["model"]
+    with pytest.raises(CouplerError, match="'tol' parameter of SVC must be a float"):
+        manager.get("model", "svm").build("model", bad, task="binary", seed=0)
+
+
+def test_help_lists_each_models_parameters_from_its_schema():
+    lines = parameter_listing(get_plugin_manager(), {"model": "svm"})
+    kernel = next(line for line in lines if line.startswith("  model.params.kernel = rbf "))
+    assert "one of linear, poly, rbf, sigmoid" in kernel and kernel.endswith(": the kernel function; scikit-learn's "
+                                                                            "precomputed is left out: it takes a kernel "
+                                                                            "matrix, not the features a run passes")
+    assert any(line.startswith("  +model.params.NAME=VALUE: any other key goes to sklearn.svm.SVC") for line in lines)
+    lines = parameter_listing(get_plugin_manager(), {"model": "sklearn"})
+    assert any(line.startswith("  model.estimator (required)  text: import path") for line in lines)
+
+
+def test_the_readme_holds_each_models_parameter_table_as_its_schema_generates_it():
+    from pathlib import Path
+
+    from coupler.schema import markdown_table
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for name, schema in SCHEMAS.items():
+        assert markdown_table(schema, "model") in readme, f"README.md: regenerate model={name}'s table with " \
+                                                          f"coupler.schema.markdown_table(SCHEMAS[{name!r}], 'model')"

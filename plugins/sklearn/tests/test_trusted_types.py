@@ -1,32 +1,23 @@
-"""``TRUSTED_TYPES`` is exactly what the shipped estimators need: recomputed here from every config the plugin ships,
-on every task each supports, so that the list can neither miss a type (a shipped model whose runs would not reload)
-nor keep one no estimator needs (a type trusted for nothing)."""
+"""``TRUSTED_TYPES`` is exactly what the shipped estimators need: recomputed here from every named model at its
+schema's defaults, on every task each supports, so that the list can neither miss a type (a shipped model whose runs
+would not reload) nor keep one no estimator needs (a type trusted for nothing)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import skops.io
-import yaml
 from coupler.errors import CouplerError
+from coupler.schema import defaults
 from coupler.testing import train_run
 from coupler_sklearn.model import TRUSTED_TYPES, SklearnModel
-from coupler_sklearn.plugin import ESTIMATORS, named_factory
-
-CONFIGS = Path(__file__).parents[1] / "src" / "coupler_sklearn" / "conf" / "model"
+from coupler_sklearn.plugin import ESTIMATORS, SCHEMAS, named_factory
 
 
 def shipped_models() -> list[tuple[str, dict]]:
-    """(name, params) of every config file the plugin ships for a named model (``sklearn.yaml`` names none)."""
-    models = []
-    for path in sorted(CONFIGS.glob("*.yaml")):
-        config = yaml.safe_load(path.read_text())
-        if config["name"] != "sklearn":
-            assert config["name"] in ESTIMATORS, f"{path.name} names a model the plugin does not register"
-            models.append((config["name"], config.get("params") or {}))
-    return models
+    """(name, params) of every named model the plugin registers, at its schema's defaults (``model=sklearn`` names
+    no estimator)."""
+    return [(name, defaults(SCHEMAS[name])["params"]) for name in ESTIMATORS]
 
 
 def small_data(task: str):

@@ -32,9 +32,10 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 #: Only estimators from these packages are built from a config: a config is data, not code to run.
 ALLOWED_PREFIXES = ("sklearn.",)
-#: The types, by exact name, that a .skops file may hold beyond what skops trusts by itself: what the estimators
-#: of the shipped configs (conf/model/*.yaml) need on every task, as ``skops.io.get_untrusted_types`` reports them
-#: (``plugins/sklearn/tests/test_trusted_types.py`` recomputes it). Never a package prefix: ``builtins.`` would admit ``eval``.
+#: The types, by exact name, that a .skops file may hold beyond what skops trusts by itself: what the named models
+#: need at their schemas' defaults (``coupler_sklearn.plugin.SCHEMAS``) on every task, as ``skops.io.get_untrusted_types``
+#: reports them (``plugins/sklearn/tests/test_trusted_types.py`` recomputes it). Never a package prefix: ``builtins.``
+#: would admit ``eval``.
 TRUSTED_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hist_gradient_boosting
     "sklearn.metrics._dist_metrics.EuclideanDistance64",  # knn
