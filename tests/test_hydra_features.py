@@ -126,7 +126,7 @@ def test_info_shows_the_defaults_and_each_config_directory_once(coupler_cli, tmp
     result = coupler_cli("train", "--info", "searchpath")
     paths = re.findall(r"\| ((?:pkg|file)://\S+)", result.out)
     assert paths[:2] == ["pkg://hydra.conf", "pkg://coupler.conf"] and len(paths) == len(set(paths))
-    assert any(path.endswith("/coupler_sklearn/conf") for path in paths)
+    assert any(path.endswith("/coupler_cnn/conf") for path in paths)  # a plugin's config files (image_folder)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -120,7 +120,7 @@ def help_template(manager: PluginManager, chosen: dict | None = None) -> str:
     lines += ["", "== Parameters of the chosen components (GROUP.KEY=VALUE) ==", ""]
     lines += parameter_listing(manager, chosen)
     lines += ["", "== Config ==", "Override anything in the config (split.test=0.2, model.params.max_iter=500); add "
-              "a key it does not list with + (+model.params.C=0.5)", "",
+              "a key it does not list with + (+model.params.tol=0.001)", "",
               "$CONFIG", "", "== Hydra flags ==", "$FLAGS_HELP"]
     # Hydra's help template is an OmegaConf string: escape interpolation markers from option names
     return "\n".join(lines).replace("${", "\\${")
@@ -441,8 +441,8 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
     for override in parsed:
         parts = override.key_or_group.split(".")
         group = parts[0]
-        if group not in groups or len(parts) < 2 or override.is_add() or override.is_force_add() \
-                or override.is_delete():
+        if group not in groups or len(parts) < 2 or override.is_force_add() or override.is_delete() \
+                or (override.is_add() and group not in chosen):
             continue
         if group in list_groups:
             options, path = ([parts[1]] if parts[1] in chosen.get(group, []) else []), parts[2:]
@@ -458,8 +458,12 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
             node = default_node(manager, group, option, extra_dirs)
             prefix = f"{group}.{option}" if group in list_groups else group
             for depth, key in enumerate(path):
-                if not isinstance(node, dict):
+                if not isinstance(node, dict) or (override.is_add() and key not in node):
                     break
+                if override.is_add() and depth == len(path) - 1:
+                    raise ConfigError(override.key_or_group, _given(override),
+                                      f"the config of {group}={option} lists {override.key_or_group} already: set it "
+                                      f"without + ({override.input_line.lstrip('+')})")
                 if key not in node:
                     where = ".".join([prefix, *path[:depth]])
                     listed = ", ".join(sorted(map(str, node))) or "nothing"

@@ -216,8 +216,10 @@ def check_value(key: str, value, hint, rule: Rule = Rule()) -> None:
     inner = nested_schema(hint)
     if inner is not None and not fits(value, hint):
         names = [f.name for f in dataclasses.fields(inner)]
-        raise ConfigError(key, plain(value), f"a group of settings ({', '.join(names)}): set one as "
-                                             f"{key}.{names[0] if names else 'KEY'}=...")
+        if not names:
+            raise ConfigError(key, plain(value), f"a mapping of keys for {getattr(inner, 'extra_keys', None) or key}: "
+                                                 f"add one as +{key}.NAME=VALUE")
+        raise ConfigError(key, plain(value), f"a group of settings ({', '.join(names)}): set one as {key}.{names[0]}=...")
     if not fits(value, hint):
         worded = typing.get_origin(hint) is typing.Annotated and any(isinstance(a, str) for a in typing.get_args(hint))
         raise ConfigError(key, plain(value), described(hint) if worded else _allowed(described(hint), rule))

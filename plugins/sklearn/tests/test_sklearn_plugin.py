@@ -211,14 +211,3 @@ def test_help_lists_each_models_parameters_from_its_schema():
     assert any(line.startswith("  +model.params.NAME=VALUE: any other key goes to sklearn.svm.SVC") for line in lines)
     lines = parameter_listing(get_plugin_manager(), {"model": "sklearn"})
     assert any(line.startswith("  model.estimator (required)  text: import path") for line in lines)
-
-
-def test_the_readme_holds_each_models_parameter_table_as_its_schema_generates_it():
-    from pathlib import Path
-
-    from coupler.schema import markdown_table
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    for name, schema in SCHEMAS.items():
-        assert markdown_table(schema, "model") in readme, f"README.md: regenerate model={name}'s table with " \
-                                                          f"coupler.schema.markdown_table(SCHEMAS[{name!r}], 'model')"
