@@ -91,18 +91,17 @@ def test_every_relative_link_of_the_docs_reaches_a_file_and_its_heading():
     assert not broken, "\n".join(broken)
 
 
-#: (page, which of its ``| key | default |`` tables, the config file it documents)
+#: (page, which of its ``| key | default |`` tables, the config file or the schema (``module:Class``) it documents)
 PARAMETER_TABLES = [
     ("docs/configuration.md", 0, "core/src/coupler/conf/data/csv.yaml"),
-    ("plugins/cnn/README.md", 0, "plugins/cnn/src/coupler_cnn/conf/model/cnn.yaml"),
-    ("plugins/rnn/README.md", 0, "plugins/rnn/src/coupler_rnn/conf/model/lstm.yaml"),
-    ("plugins/rnn/README.md", 0, "plugins/rnn/src/coupler_rnn/conf/model/gru.yaml"),
-    ("plugins/rnn/README.md", 1, "plugins/rnn/src/coupler_rnn/conf/data/timeseries.yaml"),
-    ("plugins/rnn/README.md", 2, "plugins/rnn/src/coupler_rnn/conf/data/sequences.yaml"),
+    ("plugins/cnn/README.md", 0, "coupler_cnn.plugin:CNNSchema"),
+    ("plugins/rnn/README.md", 0, "coupler_rnn.plugin:RNNSchema"),
+    ("plugins/rnn/README.md", 1, "coupler_rnn.plugin:TimeseriesSchema"),
+    ("plugins/rnn/README.md", 2, "coupler_rnn.plugin:SequencesSchema"),
     ("plugins/torch/README.md", 0, "plugins/torch/src/coupler_torch/conf/trainer/default.yaml"),
-    ("plugins/transformer/README.md", 0, "plugins/transformer/src/coupler_transformer/conf/data/text_csv.yaml"),
-    ("plugins/transformer/README.md", 1, "plugins/transformer/src/coupler_transformer/conf/model/transformer.yaml"),
-    ("plugins/transformer/README.md", 2, "plugins/transformer/src/coupler_transformer/conf/model/hf_transformer.yaml"),
+    ("plugins/transformer/README.md", 0, "coupler_transformer.plugin:TextCSVSchema"),
+    ("plugins/transformer/README.md", 1, "coupler_transformer.plugin:TransformerSchema"),
+    ("plugins/transformer/README.md", 2, "coupler_transformer.plugin:HFTransformerSchema"),
 ]
 KEY_TABLE = re.compile(r"^\| key \| default \|.*\n\|[-| ]+\|\n((?:\|.*\n)+)", re.MULTILINE)
 
@@ -128,12 +127,25 @@ def config_leaves(node: dict, prefix: str = "") -> dict:
     return leaves
 
 
+def config_node(config: str) -> dict:
+    """The node a config file holds, or a component schema's defaults (``package.module:Schema``)."""
+    import importlib
+
+    import yaml
+    from coupler.schema import defaults
+
+    if config.endswith(".yaml"):
+        return yaml.safe_load((ROOT / config).read_text())
+    module, _, name = config.partition(":")
+    return defaults(getattr(importlib.import_module(module), name))
+
+
 @pytest.mark.parametrize(("page", "index", "config"), PARAMETER_TABLES, ids=lambda v: str(v))
 def test_a_parameter_table_lists_every_key_of_its_config_file_with_its_default(page, index, config):
     import yaml
 
     documented = documented_defaults(KEY_TABLE.findall((ROOT / page).read_text())[index])
-    keys = config_leaves(yaml.safe_load((ROOT / config).read_text()))
+    keys = config_leaves(config_node(config))
     keys.pop("name", None)  # the component, not a parameter
     assert set(documented) == set(keys), (f"{page}: keys missing {sorted(set(keys) - set(documented))}, "
                                           f"not in {config}: {sorted(set(documented) - set(keys))}")
