@@ -321,8 +321,11 @@ def check_components(config: dict, registry) -> None:
         entries = node.items() if group in registry.list_groups else [(None, node)]
         for key, entry in entries:
             entry = entry or {}
+            name = entry.get("name", key)
+            if not isinstance(name, str):  # a node that names no component (+optimizer.lr=...): the engine's own
+                continue
             try:
-                component = registry.get(kind, entry.get("name", key))
+                component = registry.get(kind, name)
             except CouplerError:
                 continue
             component.check(group if key is None else f"{group}.{key}", entry)

@@ -199,3 +199,25 @@ def test_a_model_that_cannot_read_files_is_refused_on_an_image_folder(tmp_path):
     folder = _stripes(tmp_path / "images", per_class=3)
     with pytest.raises(ConfigError, match="a model that reads paths of files"):
         train_run(tmp_path, "data=image_folder", f"data.path={folder}", "model=logistic_regression")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.augment.rotation=200"], "model.augment.rotation=200 is not allowed: a number >= 0 and <= 180 "
+                                     "(random rotation by up to this many degrees)"),
+    (["model.input_shape=[1,8.5,8]"], "model.input_shape=[1, 8.5, 8] is not allowed: a list of a whole number "
+                                      "values or null ([channels, height, width] each row is reshaped to; null: "
+                                      "one square channel (3x32x32 for an image folder))"),
+])
+def test_the_schema_refuses_a_bad_value_in_one_line_before_any_image_is_read(coupler_cli, tmp_path, overrides,
+                                                                            message):
+    """data.path names no folder: had the loader run first, the error would be 'no such folder'."""
+    result = coupler_cli("train", "data=image_folder", f"data.path={tmp_path / 'absent'}", "model=cnn", *overrides,
+                         "hydra.run.dir=run")
+    assert (result.rc, result.err.strip().splitlines()) == (2, [f"coupler: error: {message}"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_image_folder_needs_a_path_before_anything_is_read(coupler_cli):
+    result = coupler_cli("train", "data=image_folder", "model=cnn", "hydra.run.dir=run")
+    assert result.rc == 2 and result.err.startswith("coupler: error: data.path='???' is not allowed: a value is "
+                                                    "required"), result.err

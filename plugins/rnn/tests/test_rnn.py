@@ -183,10 +183,25 @@ def test_missing_or_infinite_values_and_object_labels_are_refused_at_loading(tmp
     ("model.layers=0", "model.layers"), ("model.hidden_size=1.5", "model.hidden_size"),
     ("model.bidirectional=maybe", "model.bidirectional"), ("model.dropout=1", "model.dropout"),
     ("model.batch_size=0", "model.batch_size"), ("model.threads=0", "model.threads"), ("model.skip=3", "model.skip"),
+    ("data.rows=10", "data.rows"), ("data.steps=2.5", "data.steps"), ("data.seed=-1", "data.seed"),
 ])
 def test_bad_settings_are_refused_by_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         train_run(tmp_path, "data=sequences", "data.rows=60", "model=lstm", override)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.dropout=1", "model.dropout=1 is not allowed: a number >= 0 and < 1 (dropout probability between stacked "
+                        "layers and before the head)"),
+    ("data.lookback=0", "data.lookback=0 is not allowed: a whole number >= 1 (steps per window)"),
+    ("data.columns={a:1}", "data.columns={'a': 1} is not allowed: a list of column names, one name, or null"),
+])
+def test_the_schema_refuses_a_bad_value_in_one_line_before_the_csv_is_read(coupler_cli, tmp_path, override, message):
+    """data.path names no file: had the loader run first, the error would be 'no such file'."""
+    result = coupler_cli("train", "data=timeseries", f"data.path={tmp_path / 'absent.csv'}", "data.target=load",
+                         "model=lstm", override, "hydra.run.dir=run")
+    assert (result.rc, result.err.strip().splitlines()) == (2, [f"coupler: error: {message}"])
+    assert not (tmp_path / "run").exists()
 
 
 def test_bidirectional_stacked_gru_on_a_table_trains(tmp_path):

@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+from coupler.config import compose
 from coupler.errors import ConfigError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
@@ -82,13 +83,18 @@ def test_the_cli_names_model_path(coupler_cli, tmp_path):
     assert "model.path" in result.err and "config.json" in result.err
 
 
-@pytest.mark.parametrize("key, value", [("max_length", 1), ("max_length", 1000), ("dropout", -0.1), ("freeze", "yes"),
-                                        ("batch_size", 0)])
-def test_bad_settings_are_config_errors(minilm, key, value):
-    with pytest.raises(ConfigError, match=f"model.{key}") as caught:
-        HFTransformer(task="binary", seed=0, path=minilm, **{key: value})
-    if value == 1000:  # longer than the pretrained model has positions for: refused before any text is read
-        assert "at most 512" in str(caught.value)
+@pytest.mark.parametrize("override, allowed", [("model.max_length=1", "a whole number >= 2"),
+                                                ("model.dropout=-0.1", "a number >= 0 and < 1"),
+                                                ("model.freeze=yes", "true or false"),
+                                                ("model.batch_size=0", "a whole number >= 1")])
+def test_the_schema_refuses_a_bad_setting_naming_the_key(override, allowed):
+    with pytest.raises(ConfigError, match=f"^{override.split('=')[0]}=.* is not allowed: {allowed}"):
+        compose(["data=iris", "model=hf_transformer", "model.path=anywhere", override], get_plugin_manager())
+
+
+def test_max_length_beyond_the_pretrained_models_positions_is_refused_before_any_text_is_read(minilm):
+    with pytest.raises(ConfigError, match="model.max_length=1000 .*at most 512"):
+        HFTransformer(task="binary", seed=0, path=minilm, max_length=1000, batch_size=16, dropout=0.1, freeze=False)
 
 
 def test_a_frozen_encoder_stays_in_eval_mode_while_the_head_trains(minilm):

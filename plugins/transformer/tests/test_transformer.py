@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from coupler.config import compose
 from coupler.errors import ConfigError, CouplerError, DataError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
@@ -164,16 +165,39 @@ def test_padding_is_masked_and_left_out_of_the_pooling():
         assert torch.isfinite(net(torch.zeros((2, 5), dtype=torch.long))).all(), "an empty text gives numbers"
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("width", 30, "multiple of model.heads"), ("heads", 0, "at least 1"), ("depth", 0, "from 1"),
-    ("dropout", 1.0, "below 1"), ("positional", "rotary", "sinusoidal or learned"), ("max_length", 0, "at least 1"),
-    ("batch_size", 0, "at least 1"), ("width", 7, "multiple"),
+@pytest.mark.parametrize("override, allowed", [
+    ("model.heads=0", "a whole number >= 1"), ("model.depth=0", "a whole number >= 1 and <= 64"),
+    ("model.dropout=1.0", "a number >= 0 and < 1"), ("model.positional=rotary", "one of sinusoidal, learned"),
+    ("model.max_length=0", "a whole number >= 1"), ("model.batch_size=0", "a whole number >= 1"),
+    ("model.width=wide", "a whole number"),
 ])
-def test_bad_settings_are_config_errors(key, value, fragment):
-    settings = {"width": 32, "heads": 4, key: value}
+def test_the_schema_refuses_a_bad_setting_naming_the_key(override, allowed):
+    key, _, value = override.partition("=")
+    shown = repr(value) if value.isalpha() else value  # text is quoted in the message
+    with pytest.raises(ConfigError, match=f"^{key}={shown} is not allowed: {allowed}"):
+        compose(["data=iris", "model=transformer", override], get_plugin_manager())
+
+
+@pytest.mark.parametrize("settings, fragment", [({"width": 30}, "multiple of model.heads=4"),
+                                                ({"width": 7, "heads": 7}, "an even number")])
+def test_width_against_heads_is_checked_by_the_model(settings, fragment):
+    """The rules between parameters, which a schema cannot state, stay with the model."""
     with pytest.raises(ConfigError, match=fragment) as caught:
         Transformer(task="binary", seed=0, **settings)
-    assert f"model.{key}" in str(caught.value)
+    assert "model.width" in str(caught.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.positional=rotary", "model.positional='rotary' is not allowed: one of sinusoidal, learned (position "
+                                "embeddings: fixed sine/cosine or learned)"),
+    ("data.level=byte", "data.level='byte' is not allowed: one of word, char (word or character tokens)"),
+])
+def test_a_bad_value_is_refused_in_one_line_before_the_csv_is_read(coupler_cli, tmp_path, override, message):
+    """data.path names no file: had the loader run first, the error would be 'no such file'."""
+    result = coupler_cli("train", "data=text_csv", f"data.path={tmp_path / 'absent.csv'}", "model=transformer",
+                         override, "hydra.run.dir=run")
+    assert (result.rc, result.err.strip().splitlines()) == (2, [f"coupler: error: {message}"])
+    assert not (tmp_path / "run").exists()
 
 
 def test_max_length_shorter_than_the_texts_is_refused(reviews_csv, tmp_path):

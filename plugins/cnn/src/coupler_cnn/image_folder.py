@@ -11,11 +11,11 @@ from coupler.errors import DataError
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def load_image_folder(path=None) -> Dataset:
+def load_image_folder(path) -> Dataset:
+    """The images under ``path`` (``data.path``, required: the schema refuses a run without it before any data
+    is read), one subfolder per class."""
     import pandas as pd
 
-    if path is None:
-        raise DataError("data.path is required: the folder that holds one subfolder of images per class.")
     root = Path(str(path)).expanduser()
     if not root.is_dir():
         raise DataError(f"data.path={path}: no such folder.")

@@ -10,24 +10,13 @@ import math
 
 import torch
 from coupler.errors import ConfigError
+from coupler.schema import defaults
+from coupler_cnn.plugin import AugmentSchema
 from coupler_torch.engine import TorchModel
 from torch import nn
 
-AUGMENT_DEFAULTS = {"flip": False, "crop": 1, "rotation": 10, "noise": 0.0}
 #: the image shape of an image folder when model.input_shape is null
 FILE_SHAPE = (3, 32, 32)
-
-
-def _whole(key: str, value, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(key, value, f"a whole number of at least {low}")
-    return value
-
-
-def _fraction(key: str, value, high: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= high:
-        raise ConfigError(key, value, f"a number from 0 to {high}")
-    return float(value)
 
 
 class Reshape(nn.Module):
@@ -46,35 +35,18 @@ class CNN(TorchModel):
                  batch_norm: bool = True, dropout: float = 0.25, input_shape=None, batch_size: int = 64,
                  augment: dict | None = None, num_workers: int = 2):
         super().__init__(task, seed, batch_size)
-        self.num_workers = _whole("model.num_workers", num_workers, 0)
-        self.depth = _whole("model.depth", depth, 1)
-        self.width = _whole("model.width", width, 1)
-        self.kernel_size = _whole("model.kernel_size", kernel_size, 1)
-        if self.kernel_size % 2 == 0:
+        # types and ranges are checked by the schema (coupler_cnn.plugin.CNNSchema) before the model is built;
+        # what it cannot say is checked here: an odd kernel, three positive sizes
+        if kernel_size % 2 == 0:
             raise ConfigError("model.kernel_size", kernel_size, "an odd number (3, 5, ...): padding keeps the size")
-        if not isinstance(batch_norm, bool):
-            raise ConfigError("model.batch_norm", batch_norm, "true or false")
-        self.batch_norm = batch_norm
-        self.dropout = _fraction("model.dropout", dropout, 0.95)
-        if input_shape is not None:
-            if (not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3
-                    or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)):
-                raise ConfigError("model.input_shape", input_shape, "null or [channels, height, width], e.g. [1,8,8]")
-            input_shape = [int(v) for v in input_shape]
-        self.input_shape = input_shape
-        augment = {} if augment is None else augment
-        if not isinstance(augment, dict):
-            raise ConfigError("model.augment", augment, f"a mapping with the keys {', '.join(AUGMENT_DEFAULTS)}")
-        unknown = sorted(set(augment) - set(AUGMENT_DEFAULTS))
-        if unknown:
-            raise ConfigError(f"model.augment.{unknown[0]}", augment[unknown[0]],
-                              f"nothing: augment has the keys {', '.join(AUGMENT_DEFAULTS)}")
-        augment = {**AUGMENT_DEFAULTS, **augment}
-        if not isinstance(augment["flip"], bool):
-            raise ConfigError("model.augment.flip", augment["flip"], "true or false")
-        self.augmentation = {"flip": augment["flip"], "crop": _whole("model.augment.crop", augment["crop"], 0),
-                             "rotation": _fraction("model.augment.rotation", augment["rotation"], 180),
-                             "noise": _fraction("model.augment.noise", augment["noise"], 10)}
+        if input_shape is not None and (len(input_shape) != 3 or min(input_shape) < 1):
+            raise ConfigError("model.input_shape", input_shape, "null or [channels, height, width], e.g. [1,8,8]")
+        self.num_workers, self.depth, self.width, self.kernel_size = num_workers, depth, width, kernel_size
+        self.batch_norm, self.dropout = batch_norm, float(dropout)
+        self.input_shape = None if input_shape is None else [int(v) for v in input_shape]
+        augment = {**defaults(AugmentSchema), **(augment or {})}
+        self.augmentation = {"flip": augment["flip"], "crop": augment["crop"], "rotation": float(augment["rotation"]),
+                             "noise": float(augment["noise"])}
 
     def architecture(self) -> dict:
         return {"depth": self.depth, "width": self.width, "kernel_size": self.kernel_size,

@@ -1,4 +1,7 @@
-"""``data=sequences`` (sequence classification) and ``data=timeseries`` (forecasting from lookback windows)."""
+"""``data=sequences`` (sequence classification) and ``data=timeseries`` (forecasting from lookback windows).
+
+Each parameter's type and range is checked by the loader's schema (``coupler_rnn.plugin``) before a run calls
+these functions; what they check is what needs the files (and the rules between parameters)."""
 
 from __future__ import annotations
 
@@ -7,13 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from coupler.dataset import Dataset
-from coupler.errors import ConfigError, DataError
-
-
-def _whole(key: str, value, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(key, value, f"a whole number of at least {low}")
-    return value
+from coupler.errors import DataError
 
 
 def _file(key: str, path) -> Path:
@@ -99,7 +96,6 @@ def load_sequences(path=None, target_path=None, rows: int = 600, steps: int = 30
     if path is None:
         if target_path is not None:
             raise DataError("data.target_path is set but data.path is not: give data.path=X.npy too")
-        rows, steps = _whole("data.rows", rows, 30), _whole("data.steps", steps, 4)
         X, y = generate_sequences(rows, steps, seed)
         return sequence_dataset(X, y, "sequences")
     file = _file("data.path", path)
@@ -161,10 +157,9 @@ def load_timeseries(path=None, columns=None, target=None, lookback: int = 24, ho
     the naive last-value forecast as the baseline. The core's chronological split leaves ``gap`` windows
     (default: ``horizon``) out at each split boundary, so that no training target lies after the last observed
     step of the first validation window (and likewise for test)."""
-    lookback, horizon = _whole("data.lookback", lookback, 1), _whole("data.horizon", horizon, 1)
-    gap = horizon if gap is None else _whole("data.gap", gap, 0)
+    gap = horizon if gap is None else gap
     if path is None:
-        frame = generate_series(_whole("data.length", length, 50), seed)
+        frame = generate_series(length, seed)
         name = "timeseries"
         target = "load" if target is None else target
     else:

@@ -25,12 +25,6 @@ from torch import nn
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
-def _whole(key: str, value, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(key, value, f"a whole number of at least {low}")
-    return value
-
-
 class SequenceNetwork(nn.Module):
     def __init__(self, cell: str, steps: int, features: int, layers: int, hidden_size: int, bidirectional: bool,
                  dropout: float, skip: bool, n_outputs: int):
@@ -61,21 +55,9 @@ class RNN(TorchModel):
         super().__init__(task, seed, batch_size)
         if cell not in CELLS:
             raise ConfigError("model.cell", cell, ", ".join(CELLS))
-        self.cell = cell
-        self.layers = _whole("model.layers", layers, 1)
-        self.hidden_size = _whole("model.hidden_size", hidden_size, 1)
-        if not isinstance(bidirectional, bool):
-            raise ConfigError("model.bidirectional", bidirectional, "true or false")
-        self.bidirectional = bidirectional
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", dropout, "a number from 0 up to (not including) 1")
-        self.dropout = float(dropout)
-        if not isinstance(skip, bool):
-            raise ConfigError("model.skip", skip, "true or false (add a linear map of the input row to the output)")
-        self.skip = skip
-        if threads is not None:
-            threads = _whole("model.threads", threads, 1)
-        self.threads = threads
+        # the values are checked by the schema (coupler_rnn.plugin.RNNSchema) before the model is built
+        self.cell, self.layers, self.hidden_size, self.bidirectional = cell, layers, hidden_size, bidirectional
+        self.dropout, self.skip, self.threads = float(dropout), skip, threads
         self.sequence_shape: list[int] | None = None  # [steps, features], set by fit or load
 
     def architecture(self) -> dict:

@@ -169,13 +169,8 @@ class HFTransformer(TorchModel):
     def __init__(self, task: str, seed: int, path=None, max_length: int = 128, batch_size: int = 16,
                  dropout: float = 0.1, freeze: bool = False):
         super().__init__(task, seed, batch_size)
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
-            raise ConfigError("model.max_length", max_length, "a whole number of at least 2 (tokens a text keeps, "
-                                                              "special tokens included)")
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", dropout, "a number from 0 to below 1")
-        if not isinstance(freeze, bool):
-            raise ConfigError("model.freeze", freeze, "true or false")
+        # the values are checked by the schema (coupler_transformer.plugin.HFTransformerSchema) before the model is
+        # built; the path and max_length against the pretrained model's positions are checked here
         self.max_length, self.dropout, self.freeze = max_length, float(dropout), freeze
         self.requested_path, self.path = path, None
         #: where the config and the tokenizer are read: the pretrained directory, or a finished run's copy

@@ -24,16 +24,6 @@ from coupler.errors import ConfigError, CouplerError
 from coupler_torch.engine import NETWORK, TensorBatches, TorchModel, read_network
 from torch import nn
 
-POSITIONALS = ("sinusoidal", "learned")
-
-
-def _whole(key: str, value, low: int, high: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
-        raise ConfigError(key, value, f"a whole number from {low} to {high}" if high else
-                          f"a whole number of at least {low}")
-    return value
-
-
 def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
     """The fixed sine/cosine position table of "Attention is all you need", shape (length, width)."""
     position = torch.arange(length, dtype=torch.float32)[:, None]
@@ -96,21 +86,15 @@ class Transformer(TorchModel):
     def __init__(self, task: str, seed: int, depth: int = 2, heads: int = 4, width: int = 64, dropout: float = 0.1,
                  positional: str = "sinusoidal", max_length: int = 512, batch_size: int = 32):
         super().__init__(task, seed, batch_size)
-        self.depth = _whole("model.depth", depth, 1, 64)
-        self.heads = _whole("model.heads", heads, 1)
-        self.width = _whole("model.width", width, 2)
+        # types, ranges and choices are checked by the schema (coupler_transformer.plugin.TransformerSchema)
+        # before the model is built; the rules between parameters are checked here
         if width % heads:
             raise ConfigError("model.width", width, f"a multiple of model.heads={heads} (each head takes "
                                                     f"width/heads dimensions), e.g. {heads * max(1, width // heads)}")
         if width % 2:
             raise ConfigError("model.width", width, "an even number (sine/cosine position pairs)")
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", dropout, "a number from 0 to below 1")
-        self.dropout = float(dropout)
-        if positional not in POSITIONALS:
-            raise ConfigError("model.positional", positional, " or ".join(POSITIONALS))
-        self.positional = positional
-        self.max_length = _whole("model.max_length", max_length, 1)
+        self.depth, self.heads, self.width, self.dropout = depth, heads, width, float(dropout)
+        self.positional, self.max_length = positional, max_length
         # what the data gives, set by fit (from the run) or load (from network.json)
         self.kind = "matrix"
         self.vocab_size = self.steps = self.features = 0

@@ -22,8 +22,8 @@ def load_text_csv(path=None, text: str = "text", label: str = "label", level: st
                         f"{text!r} (data.text) and {label!r} (data.label).")
     if file.is_dir():
         raise DataError(f"data.path={str(path)!r} is a directory; give a CSV file.")
-    for key, value in (("data.text", text), ("data.label", label)):
-        if not isinstance(value, str) or not value:
+    for key, value in (("data.text", text), ("data.label", label)):  # text, by the schema; here: not empty
+        if not value:
             raise ConfigError(key, value, "the name of a column of the CSV file")
     if text == label:
         raise ConfigError("data.label", label, f"a column other than the text column ({text!r})")
