@@ -123,11 +123,12 @@ def test_info_shows_the_defaults_and_each_config_directory_once(coupler_cli, tmp
     assert result.rc == 0, result.err
     assert re.search(r"\| model/logistic_regression\s+\| model\s+\|", result.out)
     assert re.search(r"\| trainer/default\s+\| trainer\s+\|", result.out)
-    result = coupler_cli("train", "--info", "searchpath")
+    (tmp_path / "mine").mkdir()
+    result = coupler_cli("train", "--config-dir", str(tmp_path / "mine"), "--info", "searchpath")
     paths = re.findall(r"\| ((?:pkg|file)://\S+)", result.out)
     assert paths[:2] == ["pkg://hydra.conf", "pkg://coupler.conf"] and len(paths) == len(set(paths))
-    assert any(path.endswith("/coupler_cnn/conf") for path in paths)  # a plugin's config files (image_folder)
-    assert list(tmp_path.iterdir()) == []
+    assert f"file://{tmp_path / 'mine'}" in paths
+    assert list(tmp_path.iterdir()) == [tmp_path / "mine"]
 
 
 def test_hydras_completion_answers_for_coupler_train(coupler_cli, monkeypatch):

@@ -167,3 +167,13 @@ def test_every_value_a_sweep_lists_is_checked_before_its_first_job():
     check_overrides(["model.inner.rate=0.1,0.5", "model.size=interval(1,10)"], pm)
     with pytest.raises(ConfigError, match=r"model.inner.rate=2 is not allowed"):
         check_overrides(["model.inner.rate=0.1,2"], pm)
+
+
+def test_a_node_that_names_no_component_is_left_to_its_engine():
+    """``+optimizer.lr=0.01`` sets a key on the model's default optimizer: the node has no name to check it by."""
+    from coupler.config import check_components
+
+    pm = manager()
+    check_components({"model": {"size": 3}}, pm.registry)
+    with pytest.raises(ConfigError, match="model.size=0 is not allowed"):
+        check_components({"model": {"name": "tiny", "size": 0}}, pm.registry)
