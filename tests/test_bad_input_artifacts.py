@@ -292,7 +292,7 @@ def test_a_crafted_xgboost_tree_is_refused_not_a_crash(xgboost_run, tmp_path, ke
 
 @pytest.mark.parametrize("overrides, fragments", [
     (("model=xgboost", "model.num_boost_round=5", "model.params.max_depth={a:1}"),
-     ("model.params.max_depth", "{'a': 1}", "a number, a string or a list")),
+     ("model.params.max_depth", "{'a': 1}", "a whole number (deepest level of a tree")),
     (("model=lstm", "trainer.max_epochs=1", "model.hidden_size={a:1}"),
      ("model.hidden_size", "{'a': 1}", "a whole number")),
 ], ids=["xgboost_max_depth_mapping", "lstm_hidden_size_mapping"])
