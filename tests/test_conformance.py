@@ -7,15 +7,18 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 from coupler import hookimpl, hookspecs
+from coupler.callback import Callback
 from coupler.components import Exporter, Metric, Model
-from coupler.conformance import Check, ConformanceError, check_plugin, plugin_checks
+from coupler.conformance import Check, ConformanceError, Failure, check_plugin, plugin_checks
 from coupler.errors import CouplerError, PluginError
 from coupler.plugin_manager import PluginManager
+from coupler.schema import param
 
 
 def test_the_builtin_plugins_conform(tmp_path):
@@ -401,3 +404,96 @@ def test_a_callback_writing_into_the_sealed_run_in_on_run_end_fails_and_one_writ
     assert "no longer verifies" in failure.problem and "late.txt" in failure.problem
     assert "on_run_end fires after the run directory is sealed" in failure.fix
     assert checks["callback:early_writer:receives_events"].run() is None
+
+
+# --- schemas: defaults the schema allows, that build, from one source ---------------------------------------------
+
+
+@dataclass
+class SelfRefusingSchema:
+    patience: int = param(0, help="epochs to wait", ge=1)
+
+
+@dataclass
+class ThresholdSchema:
+    threshold: float = param(2.0, help="the score that counts", ge=0)
+
+
+def thresholded(threshold: float):
+    if threshold > 1:  # a rule the schema does not state: only the kit's override made it build
+        raise CouplerError(f"callbacks.thresholded.threshold={threshold}: a score is at most 1")
+    return Callback()
+
+
+class Schooled:
+    COUPLER_API = ">=1.2,<2"
+
+    def __init__(self, conf: Path):
+        self.conf = conf
+
+    @hookimpl
+    def register_callbacks(self, register):
+        register("self_refusing", lambda patience: Callback(), description="a default its schema refuses",
+                 schema=SelfRefusingSchema)
+        register("thresholded", thresholded, description="defaults that do not build", schema=ThresholdSchema)
+        register("doubled", lambda patience: Callback(), description="a schema and a config file",
+                 schema=SelfRefusingSchema)
+
+    @hookimpl
+    def register_metrics(self, register):
+        def unannotated_default(scale: int = None):
+            return Metric("unannotated_default", lambda t, p, pr, k: 0.0, tasks=("regression",))
+
+        register("unannotated_default", unannotated_default, description="a factory default its annotation refuses")
+
+    @hookimpl
+    def register_config_dirs(self, register):
+        register(self.conf)
+
+
+@pytest.fixture(scope="module")
+def schema_checks(tmp_path_factory) -> dict[str, Check]:
+    conf = tmp_path_factory.mktemp("conf")
+    (conf / "callbacks").mkdir()
+    (conf / "callbacks" / "doubled.yaml").write_text("# @package callbacks.doubled\nname: doubled\npatience: 3\n")
+    manager = PluginManager()
+    manager.load_builtins()
+    manager.load_entry_points()
+    manager.load_object("schooled", Schooled(conf))
+    checks = plugin_checks("schooled", manager=manager,
+                           overrides={"thresholded": ["callbacks.thresholded.threshold=0.5"]})
+    return {str(check): check for check in checks}
+
+
+@pytest.mark.parametrize("check, problem, fix", [
+    ("callback:self_refusing:schema_defaults_pass_its_check",
+     "its schema SelfRefusingSchema gives callbacks.self_refusing.patience the default 0, which the schema itself "
+     "refuses: callbacks.self_refusing.patience=0 is not allowed: a whole number >= 1 (epochs to wait)",
+     "give the field a default its type and rule allow"),
+    ("metric:unannotated_default:schema_defaults_pass_its_check",
+     "its factory's signature (the schema derived from it) gives metrics.unannotated_default.scale the default None, "
+     "which the schema itself refuses: metrics.unannotated_default.scale=null is not allowed: a whole number",
+     "`int | None` for a default of None"),
+    ("callback:thresholded:factory_builds_from_schema_defaults",
+     "built with its schema's defaults alone (the config the kit composed for it differs in threshold), calling the "
+     "factory with the config of 'thresholded' raised CouplerError: callbacks.thresholded.threshold=2.0: a score is "
+     "at most 1", "make ThresholdSchema's defaults a configuration that builds"),
+    ("callback:doubled:one_source_of_its_config",
+     "it registers schema=SelfRefusingSchema and the config file ", "/callbacks/doubled.yaml: the schema is the "
+                                                                    "node's one source"),
+], ids=["default-refused", "derived-default-refused", "defaults-do-not-build", "file-and-schema"])
+def test_a_plugin_breaking_a_schema_rule_gets_the_rule_the_problem_and_the_fix(schema_checks, check, problem, fix):
+    failure = schema_checks[check].run()
+    assert isinstance(failure, Failure), f"{check} should fail; it gave {failure!r}"
+    assert failure.problem.startswith(problem), failure.problem
+    assert fix in failure.fix, failure.fix
+
+
+def test_the_schema_rules_hold_for_a_plugin_that_keeps_them(schema_checks):
+    # the ill-typed factory default of one component (scale: int = None) breaks no other component's composing
+    assert schema_checks["callback:thresholded:config_composes"].run() is None
+    assert schema_checks["callback:thresholded:schema_defaults_pass_its_check"].run() is None
+    assert schema_checks["callback:thresholded:one_source_of_its_config"].run() is None
+    assert schema_checks["callback:self_refusing:one_source_of_its_config"].run() is None
+    assert "metric:unannotated_default:factory_builds_from_schema_defaults" not in schema_checks, \
+        "a component without schema= has no registered defaults to build from"

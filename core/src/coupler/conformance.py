@@ -18,7 +18,11 @@ What is checked, per kind (a check that cannot run, e.g. a data loader whose con
 skipped with the reason; pass the missing values with ``overrides={"COMPONENT": ["data.path=..."]}``):
 
 - every component: its name (lowercase letters, digits, ``_``) and description; its config composes
-  (``group=NAME``) with ``name: NAME``; its factory builds from that config and returns the kind's type.
+  (``group=NAME``) with ``name: NAME``; its factory builds from that config and returns the kind's type; each
+  default of its schema (``coupler.schema``; derived from the factory's signature when it registers none) passes
+  the schema's own check. A component registered with ``schema=``: its factory builds from the schema's defaults
+  alone (and the values it requires), and no config file ``GROUP/NAME.yaml`` configures it too (two sources of
+  one node). The kit has no warning level: a factory parameter without an annotation is not reported.
 - the plugin: it loaded, it declares the plugin API range it supports (``COUPLER_API``), and each config file
   it contributes belongs to a registered component. With ``wheel=True`` (opt-in: it builds a wheel, a few
   seconds), its built wheel ships every one of those config files.
@@ -316,6 +320,8 @@ class _Kit:
         if KIT_PLUGIN not in manager.plugins:
             manager.load_object(KIT_PLUGIN, _KitPlugin(), distribution="coupler (conformance kit)")
         self.plugin, self.manager, self.overrides, self.metric_cases = plugin, manager, overrides, metric_cases
+        #: (kind, name) -> the node its config composed to (``config_node``)
+        self.nodes: dict[tuple[str, str], dict] = {}
 
     def checks(self) -> list[Check]:
         info = self.manager.plugins.get(self.plugin)
@@ -332,6 +338,7 @@ class _Kit:
                 checks.append(self.check(kind, name, "name and description", self.check_name))
                 checks.append(self.check(kind, name, "config composes", self.check_config))
                 checks.append(self.check(kind, name, "factory builds", self.check_builds))
+                checks.extend(self.schema_checks(kind, name))
                 checks.extend(kinds[kind](name) if kind in kinds else self.declared_checks(kind, name))
         return checks
 
@@ -406,6 +413,15 @@ class _Kit:
                           f"overrides={{{name!r}: ['{exc.key}=...']}}") from None
 
     def config_node(self, kind: str, name: str) -> dict:
+        """The node ``group=NAME`` (with the component's overrides) composes to; composed once per component, as
+        Hydra takes a second or so each time, and handed out as a copy."""
+        import copy
+
+        if (kind, name) not in self.nodes:
+            self.nodes[(kind, name)] = self.composed_node(kind, name)
+        return copy.deepcopy(self.nodes[(kind, name)])
+
+    def composed_node(self, kind: str, name: str) -> dict:
         registry = self.manager.registry
         group, many = registry.group(kind), registry.kinds[kind].many
         selection = f"{group}=[{name}]" if many else f"{group}={name}"
@@ -424,8 +440,10 @@ class _Kit:
     def check_config(self, kind: str, name: str, directory: Path) -> None:
         self.config_node(kind, name)
 
-    def build(self, kind: str, name: str):
-        node = self.config_node(kind, name)
+    def build(self, kind: str, name: str, node: dict | None = None):
+        """The component built from ``node`` (default: the config ``group=NAME`` composes to), as a run builds it;
+        a model for the first task it accepts."""
+        node = self.config_node(kind, name) if node is None else node
         component = self.manager.registry.get(kind, name)
         fix = ("make the factory accept every key of its config file (and task, seed for a model), and raise "
                "coupler.errors.ConfigError(key, value, allowed) for a bad value")
@@ -460,6 +478,73 @@ class _Kit:
                                             or f"what the {kind} kind's plugin documents"))
         if not accepts(built):
             _fail(f"the factory returned {type(built).__name__}", f"return {what}")
+
+    # --- the schema (coupler.schema) ---
+
+    def schema_checks(self, kind: str, name: str) -> list[Check]:
+        """Every component's schema (registered, or derived from its factory) gives defaults it allows itself; a
+        registered schema is the component's one source: its defaults alone build it, and no config file
+        configures the same node."""
+        checks = [self.check(kind, name, "schema defaults pass its check", self.check_schema_defaults)]
+        if self.manager.registry.get(kind, name).schema is not None:
+            checks.append(self.check(kind, name, "factory builds from schema defaults", self.check_schema_builds))
+            checks.append(self.check(kind, name, "one source of its config", self.check_one_source))
+        return checks
+
+    def node_key(self, kind: str, name: str) -> str:
+        """Where the component's node sits in a run's config: ``model``, or ``callbacks.NAME`` in a list group."""
+        group = self.manager.registry.group(kind)
+        return f"{group}.{name}" if self.manager.registry.kinds[kind].many else group
+
+    def check_schema_defaults(self, kind: str, name: str, directory: Path) -> None:
+        from coupler.errors import ConfigError
+
+        component = self.manager.registry.get(kind, name)
+        schema = component.parameters
+        source = (f"its schema {schema.__name__}" if component.schema is not None
+                  else "its factory's signature (the schema derived from it)")
+        for key, value, refusal in _refused_defaults(schema, self.node_key(kind, name)):
+            if isinstance(refusal, ConfigError):
+                _fail(f"{source} gives {key} the default {value!r}, which the schema itself refuses: {refusal}",
+                      "give the field a default its type and rule allow, or widen the type (e.g. `int | None` for "
+                      "a default of None) or the rule: a user who sets nothing gets this default, and the run "
+                      "refuses it")
+            _fail(f"checking the default {key}={value!r} against {source} raised {type(refusal).__name__}: "
+                  f"{refusal}", "give the field a type coupler.schema can check (int, float, bool, str, "
+                                "X | None, Literal, list[X], dict, a nested dataclass, Any)")
+
+    def check_schema_builds(self, kind: str, name: str, directory: Path) -> None:
+        import dataclasses
+
+        from coupler.schema import default_of
+
+        component = self.manager.registry.get(kind, name)
+        composed = self.config_node(kind, name)
+        required = [f.name for f in dataclasses.fields(component.schema) if default_of(f) is dataclasses.MISSING]
+        alone = {"name": name, **{key: composed[key] for key in required if key in composed}}
+        if component.node(alone) == component.node(composed):
+            return  # the very node 'factory builds' built
+        changed = sorted(key for key, value in component.node(composed).items()
+                         if component.node(alone).get(key) != value)
+        with _refusal_as(f"built with its schema's defaults alone (the config the kit composed for it differs "
+                         f"in {', '.join(changed)}), ",
+                         f"make {component.schema.__name__}'s defaults a configuration that builds: a user who "
+                         f"sets nothing gets them"):
+            self.build(kind, name, alone)
+
+    def check_one_source(self, kind: str, name: str, directory: Path) -> None:
+        from coupler.config import config_directories
+
+        component = self.manager.registry.get(kind, name)
+        group = self.manager.registry.group(kind)
+        for provider, config_dir in config_directories(self.manager):
+            path = Path(config_dir) / group / f"{name}.yaml"
+            if path.is_file():
+                _fail(f"it registers schema={component.schema.__name__} and the config file {path} (from "
+                      f"{provider!r}) configures {group}={name} too: Hydra reads the file instead of the schema's "
+                      f"node, so the two sources of one node can disagree on keys and defaults",
+                      f"delete {path}: the schema is the node's one source (defaults, types, help); or register "
+                      f"{name!r} without schema= and keep the file")
 
     # --- models ---
 
@@ -747,6 +832,37 @@ class _Kit:
         if callable(load):
             with _step("load(paths)", "load(paths) must read back what export wrote"):
                 load([Path(p) for p in written])
+
+
+@contextlib.contextmanager
+def _refusal_as(doing: str, fix: str) -> Iterator[None]:
+    """Restate a failure of the steps inside as one that happened while ``doing`` (the start of a sentence)."""
+    try:
+        yield
+    except _Broken as exc:
+        raise _Broken(doing + exc.problem, fix) from None
+
+
+def _refused_defaults(schema: type, prefix: str) -> Iterator[tuple[str, object, Exception]]:
+    """(key, default, the refusal) for each default of ``schema`` (nested schemas included) that its own check
+    refuses: a ``ConfigError``, or whatever else the check raised on a type it cannot read."""
+    import dataclasses
+
+    from coupler.schema import check_value, default_of, hints, nested_schema, rule_of
+
+    resolved = hints(schema)
+    for field in dataclasses.fields(schema):
+        key, hint, default = f"{prefix}.{field.name}", resolved[field.name], default_of(field)
+        if default is dataclasses.MISSING:
+            continue
+        inner = nested_schema(hint)
+        if inner is not None and isinstance(default, dict):
+            yield from _refused_defaults(inner, key)
+            continue
+        try:
+            check_value(key, default, hint, rule_of(field, hint))
+        except Exception as exc:  # a ConfigError; anything else: a type the check cannot read
+            yield key, default, exc
 
 
 def _lifecycle_hooks() -> list[str]:

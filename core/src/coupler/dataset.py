@@ -3,12 +3,12 @@
 Also the checks every data set gets, whatever loaded it: no infinity (it is not a missing value, and no model
 can learn from it), no two feature columns of one name; and the helpers that make data errors readable: rows
 named as the user counts them (``data_rows``; values are shown as the user wrote them by
-``coupler.errors.shown``), and a loader's parameters checked against their annotations (``typed_parameters``).
+``coupler.errors.shown``). A loader's parameters are checked against its schema (``coupler.schema``) before it
+runs.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -231,33 +231,3 @@ def check_finite(frame, what: str) -> None:
                 f"infinity is not a missing value: remove those rows or replace the values in the file (a number, or "
                 f"an empty cell to impute it)."
             )
-
-
-# --- a data loader's parameters ----------------------------------------------------------------------------
-
-def typed_parameters(loader):
-    """Check a data loader's arguments against its annotations before it runs, so that ``data.path={a:1}`` (a
-    mapping where one value belongs) is one line naming the key, the value as written and what the key takes,
-    not a ``TypeError`` from deep inside pandas. A parameter's annotation may be ``Annotated[TYPE, "what it
-    takes"]`` to say it in words; unannotated parameters are not checked. Any plugin's loader can use it."""
-    import inspect
-    import typing
-
-    hints = typing.get_type_hints(loader, include_extras=True)
-    signature = inspect.signature(loader)
-
-    @functools.wraps(loader)
-    def load(*args, **kwargs):
-        for name, value in signature.bind_partial(*args, **kwargs).arguments.items():
-            if name in hints:
-                check_value(f"data.{name}", value, hints[name])
-        return loader(*args, **kwargs)
-
-    return load
-
-
-def check_value(key: str, value, hint) -> None:
-    """Refuse ``value`` for ``key`` unless the type annotation ``hint`` admits it (``coupler.schema.check_value``)."""
-    from coupler.schema import check_value as check
-
-    check(key, value, hint)

@@ -345,6 +345,8 @@ def hydra_node(schema: type, name: str | None = None):
             default = config_value(default)
             if default is MISSING:  # an object a config cannot hold: the factory's default stays; set it with +
                 continue
+            if not fits(default, stored):  # `x: int = None`: OmegaConf would refuse it in every compose, not only
+                stored = Any               # this component's; check_node refuses it when the component is built
         if default is MISSING:
             fields.append((field.name, stored, dataclasses.field(default="???")))
         elif inner is not None and default is not None:

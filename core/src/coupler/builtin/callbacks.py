@@ -1,17 +1,30 @@
 """Built-in callbacks. ``early_stopping`` is engine-neutral: it watches ``on_epoch_end`` and sets
 ``run.should_stop``; every iterative engine honours that flag and keeps the best epoch's model. It requires a
 model that reports epochs (``Model.reports_epochs``): with one that declares it trains in one step, the run is
-refused before it reads data."""
+refused before it reads data. Its parameters are declared once, in ``EarlyStoppingSchema``: the range and choice
+checks happen before the run, when the command line and the composed config are read."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from coupler.callback import Callback
 from coupler.errors import ConfigError
 from coupler.hookspecs import hookimpl
+from coupler.schema import param
 
-COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+COUPLER_API = ">=1.2,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
+
+@dataclass
+class EarlyStoppingSchema:
+    """``callbacks=[early_stopping]``: ``callbacks.early_stopping.*``."""
+
+    monitor: str = param("val_loss", help="a metric the engine reports each epoch")
+    patience: int = param(10, help="epochs without improvement before stopping", ge=1)
+    mode: str = param("min", help="whether a lower or a higher value is better", choices=("min", "max"))
+    min_delta: float = param(0.0, help="the least change that counts as an improvement", ge=0)
 
 
 class EarlyStopping(Callback):
@@ -23,13 +36,7 @@ class EarlyStopping(Callback):
 
     requires = ("reports_epochs",)
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 10, mode: str = "min", min_delta: float = 0.0):
-        if mode not in ("min", "max"):
-            raise ConfigError("callbacks.early_stopping.mode", mode, "min or max")
-        if not isinstance(patience, int) or patience < 1:
-            raise ConfigError("callbacks.early_stopping.patience", patience, "an integer of at least 1")
-        if not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise ConfigError("callbacks.early_stopping.min_delta", min_delta, "a number of at least 0")
+    def __init__(self, monitor: str, patience: int, mode: str, min_delta: float):
         self.monitor, self.patience, self.mode, self.min_delta = monitor, patience, mode, float(min_delta)
         self.wait = 0
 
@@ -59,4 +66,5 @@ class EarlyStopping(Callback):
 
 @hookimpl
 def register_callbacks(register):
-    register("early_stopping", EarlyStopping, description="stop when a monitored metric stops improving")
+    register("early_stopping", EarlyStopping, description="stop when a monitored metric stops improving",
+             schema=EarlyStoppingSchema)

@@ -6,19 +6,26 @@ before pandas renames the second ``a.1``; a byte that is not in the file's encod
 offset in the file; a column of numbers with a few stray text values, and a target mixing numbers and text,
 are named with the values and their rows. ``read_csv_file`` and ``read_parquet_file`` serve ``coupler
 predict`` too.
+
+Each loader declares its parameters once, as a schema (``CsvSchema``, ``ParquetSchema``; the bundled sets take
+none): Hydra's node for ``data=csv``, the checks of the command line and of the composed node before the loader
+runs, and ``coupler train data=csv --help`` all come from it. The annotated types below say in words what a
+parameter takes, so that ``data.path={a:1}`` is refused naming the key, the value and that.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from coupler.dataset import SHOWN, Dataset, check_unique_columns, data_rows, typed_parameters
+from coupler.dataset import SHOWN, Dataset, check_unique_columns, data_rows
 from coupler.errors import DataError, did_you_mean, shown
 from coupler.hookspecs import hookimpl
+from coupler.schema import param
 
-COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+COUPLER_API = ">=1.2,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
 
 log = logging.getLogger("coupler.data")
 
@@ -35,12 +42,40 @@ NA_VALUES = ["?"]
 #: the first (and last) four bytes of every Parquet file
 PARQUET_MAGIC = b"PAR1"
 
-#: what the CSV and Parquet loaders' parameters take (``typed_parameters`` checks them before the loader runs)
+#: what the CSV and Parquet loaders' parameters take, in words (the schemas' types; a value of another type is
+#: refused with these words). A path or a column may be a number: a file named 2024, a CSV header "3".
 FilePath = Annotated[str | int | Path | None, "one value, the path of a file (data.path=FILE)"]
 Column = Annotated[str | int | None, "one column name (data.target=COLUMN)"]
 Columns = Annotated[str | int | list[str | int] | None, "a column name or a list of them ([a,b])"]
 Markers = Annotated[str | int | float | list[str | int | float] | None, "a marker or a list of them (['?','n/a'])"]
 Text = Annotated[str, "one value, as text"]
+
+
+@dataclass
+class BundledSchema:
+    """A bundled set (``data=iris``, ...): it takes no parameters."""
+
+
+@dataclass
+class ParquetSchema:
+    """``data=parquet``: a Parquet file of the user's own."""
+
+    path: FilePath = param(help="the file; a relative path starts at the current directory")
+    target: Column = param(help="the column to predict; rows where it is missing are dropped with a warning")
+    features: Columns = param(None, help="a list of feature columns; null takes every column but the target")
+    categorical: Columns = param(None, help="columns to treat as categories; text and boolean columns always are")
+
+
+@dataclass
+class CsvSchema(ParquetSchema):
+    """``data=csv``: a CSV file of the user's own; what a Parquet file says itself (missing values, the
+    separator, the encoding) is set here."""
+
+    na_values: Markers = param(default_factory=lambda: list(NA_VALUES),
+                               help="markers read as missing, besides pandas' own (empty, NA, N/A, NaN, null, None, "
+                                    "...); null: only ?")
+    sep: Text = param(",", help="the field separator")
+    encoding: Text = param("utf-8", help="the file's text encoding (latin-1, cp1252, ...)")
 
 
 def bundled_loader(name: str, function: str):
@@ -268,13 +303,12 @@ def _check_target_kinds(y, missing_markers: list | None) -> None:
                     f"{drop}.")
 
 
-@typed_parameters
-def load_csv(path: FilePath = None, target: Column = None, features: Columns = None, categorical: Columns = None,
-             na_values: Markers = None, sep: Text = ",", encoding: Text = "utf-8") -> Dataset:
+def load_csv(path, target, features, categorical, na_values, sep, encoding) -> Dataset:
+    """``data=csv`` (parameters: ``CsvSchema``, checked before this runs)."""
     import pandas as pd
 
     file = _check_path(path)
-    if not isinstance(sep, str) or not sep:
+    if not sep:  # the schema says text; an empty one is no separator
         raise DataError(f"data.sep={sep!r}: give the character between columns, e.g. ',' or ';'.")
     markers = _markers(na_values)
     options = {"sep": sep, "encoding": encoding, "na_values": markers,
@@ -300,9 +334,8 @@ def _markers(na_values) -> list:
     return [str(v) for v in (na_values if isinstance(na_values, (list, tuple)) else [na_values])]
 
 
-@typed_parameters
-def load_parquet(path: FilePath = None, target: Column = None, features: Columns = None,
-                 categorical: Columns = None) -> Dataset:
+def load_parquet(path, target, features, categorical) -> Dataset:
+    """``data=parquet`` (parameters: ``ParquetSchema``, checked before this runs)."""
     file = _check_path(path)
     frame = read_parquet_file(file, label=f"data.path={path}", csv_fix=f"for a CSV file use data=csv data.path={path}")
     return table(frame, name=f"parquet:{file.name}", target=target, features=features, categorical=categorical,
@@ -314,6 +347,7 @@ def load_parquet(path: FilePath = None, target: Column = None, features: Columns
 def register_data_loaders(register):
     for name, (function, description) in BUNDLED.items():
         register(name, bundled_loader(name, function), description=f"scikit-learn's {description}",
-                 default=name == "iris")  # what a plain `coupler train` trains on
-    register("csv", load_csv, description="a CSV file: data.path=FILE data.target=COLUMN")
-    register("parquet", load_parquet, description="a Parquet file: data.path=FILE data.target=COLUMN")
+                 default=name == "iris", schema=BundledSchema)  # iris: what a plain `coupler train` trains on
+    register("csv", load_csv, description="a CSV file: data.path=FILE data.target=COLUMN", schema=CsvSchema)
+    register("parquet", load_parquet, description="a Parquet file: data.path=FILE data.target=COLUMN",
+             schema=ParquetSchema)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from coupler.components import Exporter
 from coupler.hookspecs import hookimpl
 from coupler.run_directory import atomic_write_text
 
-COUPLER_API = ">=1.0,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+COUPLER_API = ">=1.2,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
+
+
+@dataclass
+class ModelCardSchema:
+    """``exporters=[model_card]``: it takes no parameters (the card describes what the run recorded)."""
 
 
 class ModelCard(Exporter):
@@ -50,4 +56,5 @@ def _fmt(value) -> str:
 
 @hookimpl
 def register_exporters(register):
-    register("model_card", ModelCard, description="a Markdown card: model, parameters, data, metrics")
+    register("model_card", ModelCard, description="a Markdown card: model, parameters, data, metrics",
+             schema=ModelCardSchema)
