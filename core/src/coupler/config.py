@@ -468,14 +468,34 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                                       f"the config of {group}={option} lists {override.key_or_group} already: set it "
                                       f"without + ({override.input_line.lstrip('+')})")
                 if key not in node:
-                    where = ".".join([prefix, *path[:depth]])
-                    listed = ", ".join(sorted(map(str, node))) or "nothing"
-                    close = did_you_mean(key, map(str, node))
-                    raise ConfigError(override.key_or_group, _given(override),
-                                      f"the config of {group}={option} lists no {where}.{key} ({where} holds {listed})."
-                                      f"{close} Hydra sets only keys a config lists; to pass a key it does not list, "
-                                      f"add it: +{override.input_line} (the {registry.kind_of_group.get(group, 'group')} then checks it)")
+                    _refuse_key(manager, override, group, option, path[:depth + 1], prefix, node)
                 node = node[key]
+
+
+def _refuse_key(manager: PluginManager, override, group: str, option: str, path: list[str], prefix: str,
+                node: dict) -> None:
+    """``GROUP.PATH=VALUE`` names a key the chosen config does not list: where its schema takes extra keys, say to add
+    it with ``+``; where it takes none, say the component has no such parameter. Both list the keys and the closest."""
+    from coupler.errors import did_you_mean
+    from coupler.schema import field_at, nested_schema
+
+    key, where = path[-1], ".".join([prefix, *path[:-1]])
+    keys = [str(k) for k in node if k != "name"]
+    listed, close = ", ".join(sorted(keys)) or "nothing", did_you_mean(path[-1], keys)
+    settings_group = manager.registry.setting_groups.get(group)
+    component = _component_of(manager, group, option) if settings_group is None else None
+    schema = settings_group.schema if settings_group is not None else component.parameters if component else None
+    if schema is not None and len(path) > 1:
+        found = field_at(schema, path[:-1])
+        schema = nested_schema(found[0]) if found is not None else None
+    if schema is not None and not getattr(schema, "extra_keys", None):
+        raise ConfigError(override.key_or_group, _given(override), f"{where} of {group}={option} has no key {key!r} "
+                          f"(it has {listed}).{close}")
+    what = manager.registry.kind_of_group.get(group, "group")
+    raise ConfigError(override.key_or_group, _given(override),
+                      f"the config of {group}={option} lists no {where}.{key} ({where} holds {listed}).{close} Hydra "
+                      f"sets only keys a config lists; to pass a key it does not list, add it: +{override.input_line} "
+                      f"(the {what} then checks it)")
 
 
 def _check_component_values(parsed: list, manager: PluginManager) -> None:
