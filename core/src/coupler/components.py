@@ -45,8 +45,9 @@ class Split:
 class Model:
     """The contract of a model component. Subclass it, or provide the same methods.
 
-    A model is built by its registered factory as ``factory(task=..., seed=..., **config)`` and must check
-    its parameters there, raising ``coupler.errors.CouplerError`` naming any that is unknown or ill-typed.
+    A model is built by its registered factory as ``factory(task=..., seed=..., **config)``, with the ``model`` node
+    already checked against the model's schema (``coupler.schema``: types, ranges, choices, unknown keys); the factory
+    checks only what a schema cannot say (a rule across parameters), raising ``coupler.errors.ConfigError``.
 
     Its optional capabilities are the class attributes below. The run reads them from the class the factory
     declares (the factory itself when it is this class, else its ``returns`` attribute: see ``declared_model``)
