@@ -116,7 +116,7 @@ def test_every_kind_is_listed_ok_by_coupler_plugins_which_imports_no_heavy_libra
     for kind, name in NAMES.items():
         assert plugins[name] == {"name": name, "distribution": f"coupler-{name.replace('_', '-')}",
                                  "version": "0.1.0", "builtin": False, "status": "ok", "error": None,
-                                 "components": {kind: [name]}}
+                                 "components": {kind: [name]}, "declares": []}
     code = ("import sys\nfrom coupler.cli import main\nmain(['plugins'])\n"
             "print('HEAVY', [m for m in ('numpy', 'pandas', 'torch') if m in sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
@@ -140,9 +140,9 @@ def test_coupler_train_help_lists_the_parameters_of_the_schemas(site, tmp_path):
     result = coupler_process("train", f"model={NAMES['model']}", f"data={NAMES['data']}",
                              f"metrics=[{NAMES['metric']}]", "--help", cwd=tmp_path, env=with_site(site))
     assert result.rc == 0, result.err
-    for line in ("model.alpha = 1.0  a number (>= 0): L2 penalty on the weights, not the intercepts (0: none)",
-                 "data.rows = 500  a whole number (>= 20): rows of the table",
-                 f"metrics.{NAMES['metric']}.quantile = 0.5  a number (>= 0 and <= 1): 0.5: the median absolute error"):
+    for line in ("model.alpha = 1.0  a number >= 0: L2 penalty on the weights, not the intercepts (0: none)",
+                 "data.rows = 500  a whole number >= 20: rows of the table",
+                 f"metrics.{NAMES['metric']}.quantile = 0.5  a number >= 0 and <= 1: 0.5: the median absolute error"):
         assert line in result.out, result.out
 
 
