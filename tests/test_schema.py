@@ -177,3 +177,14 @@ def test_a_node_that_names_no_component_is_left_to_its_engine():
     check_components({"model": {"size": 3}}, pm.registry)
     with pytest.raises(ConfigError, match="model.size=0 is not allowed"):
         check_components({"model": {"name": "tiny", "size": 0}}, pm.registry)
+
+
+def test_plus_adds_only_a_key_the_chosen_config_does_not_list():
+    """(With no option chosen, as ``+optimizer.lr=0.01`` on the model's default optimizer, ``+`` is left to Hydra:
+    plugins/transformer's MiniLM fine-tuning test runs that.)"""
+    from coupler.config import check_overrides
+
+    pm = manager()
+    check_overrides(["+model.extra=1"], pm)  # model=tiny lists no extra: added, then its schema refuses it
+    with pytest.raises(ConfigError, match="lists model.size already: set it without"):
+        check_overrides(["+model.size=3"], pm)

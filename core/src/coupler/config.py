@@ -445,8 +445,8 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
         parts = override.key_or_group.split(".")
         group = parts[0]
         if group not in groups or len(parts) < 2 or override.is_force_add() or override.is_delete() \
-                or (override.is_add() and group not in chosen):
-            continue
+                or (override.is_add() and not any(isinstance(c, str) for c in chosen.get(group, []))):
+            continue  # (+optimizer.lr=... with no optimizer chosen sets a key on the model's default one)
         if group in list_groups:
             options, path = ([parts[1]] if parts[1] in chosen.get(group, []) else []), parts[2:]
         else:

@@ -26,7 +26,7 @@ UNREADABLE_DATA = ("data=csv", "data.path=absent.csv", "data.target=y")
 @pytest.mark.parametrize("override, allowed", [
     ("model.hidden=64", "a list of a whole number values"),
     ("model.dropout=1.0", "a number >= 0 and < 1"),
-    ("model.threads=0", "a whole number or null >= 1"),
+    ("model.threads=0", "null, or a whole number >= 1"),
     ("model.batch_size=0", "a whole number >= 1"),
     ("model.hiden=[8]", "Did you mean 'hidden'"),
 ])
