@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,18 +25,26 @@ DIGITS = ("data=digits", "model=cnn", "model.width=16", "trainer.max_epochs=10")
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    """``coupler train data=digits model=cnn``, small, in a process of its own (stderr a pipe, not a terminal)."""
+    """``coupler train data=digits model=cnn``, small, in this process (as ``coupler_cli`` runs it, for the whole
+    module) with stderr a file, not a terminal: what the run writes there, and whether a progress bar is drawn."""
+    from coupler import train_app
+
     directory = tmp_path_factory.mktemp("digits")
-    result = subprocess.run([sys.executable, "-m", "coupler.cli", "train", *DIGITS,
-                             f"hydra.run.dir={directory / 'run'}"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return directory / "run", result
+    stderr = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        patch.setattr(sys, "argv", ["coupler-train", *DIGITS, f"hydra.run.dir={directory / 'run'}"])
+        patch.setattr(sys, "stderr", stderr)
+        rc = train_app.run()
+    assert rc == 0, stderr.getvalue()
+    return directory / "run", stderr.getvalue()
 
 
 def test_digits_are_learned_and_no_progress_bar_is_drawn_on_a_pipe(digits_run):
-    run_dir, result = digits_run
+    run_dir, stderr = digits_run
     assert read_metrics(run_dir)["test"]["accuracy"] >= 0.85
-    assert "Epoch" not in result.stderr, "no progress bar when stderr is not a terminal"
+    assert "Epoch" not in stderr, "no progress bar when stderr is not a terminal"
+    assert "data digits" in stderr, "the run's log reaches stderr"
 
 
 def test_digits_run_saves_safetensors_and_reproduces_on_reload(digits_run, tmp_path):
