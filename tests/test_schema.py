@@ -188,3 +188,9 @@ def test_plus_adds_only_a_key_the_chosen_config_does_not_list():
     check_overrides(["+model.extra=1"], pm)  # model=tiny lists no extra: added, then its schema refuses it
     with pytest.raises(ConfigError, match="lists model.size already: set it without"):
         check_overrides(["+model.size=3"], pm)
+
+
+def test_an_interpolation_is_checked_once_resolved_not_as_text():
+    from coupler.config import check_overrides
+
+    check_overrides(["model.size=${seed}"], manager())

@@ -528,6 +528,7 @@ def _check_component_values(parsed: list, manager: PluginManager) -> None:
         found = field_at(schema, path) if schema is not None and path else None
         if found is not None:
             values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+            values = [v for v in values if not (isinstance(v, str) and "${" in v)]  # resolved, then checked
             for value in values:  # every job of a sweep, before the first one starts
                 check_value(override.key_or_group, value, *found)
 

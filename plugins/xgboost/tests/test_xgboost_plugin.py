@@ -226,3 +226,10 @@ def test_the_schema_lists_parameters_at_xgboosts_defaults_but_depth_and_rate():
             xgboost_key = key.removeprefix("reg_")
             assert float(tree[xgboost_key]) == value, f"{key}={value}, XGBoost's default is {tree[xgboost_key]}"
     assert node["params"]["eta"] == 0.1
+
+
+def test_xgboosts_own_names_lambda_and_alpha_set_the_schemas_reg_fields():
+    from coupler_xgboost.plugin import build_xgboost
+
+    model = build_xgboost("binary", 0, {"reg_lambda": 1.0, "reg_alpha": 0.0, "lambda": 50, "max_depth": 3}, 2)
+    assert model.params["reg_lambda"] == 50 and "lambda" not in model.params and model.params["reg_alpha"] == 0.0

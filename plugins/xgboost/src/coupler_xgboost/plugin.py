@@ -51,6 +51,9 @@ class XGBoostSchema:
 def build_xgboost(task: str, seed: int, params: dict, num_boost_round: int):
     from coupler_xgboost.model import XGBoostModel
 
+    # XGBoost's own names of two schema fields (+model.params.lambda=50, an older run's config): the value given wins
+    params = {f"reg_{k}" if k in ("lambda", "alpha") else k: v for k, v in params.items()
+              if not (k in ("reg_lambda", "reg_alpha") and k.removeprefix("reg_") in params)}
     return XGBoostModel(task=task, seed=seed, params=params, num_boost_round=num_boost_round)
 
 
