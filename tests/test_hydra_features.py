@@ -173,6 +173,34 @@ def test_a_config_dir_adds_a_model_option(coupler_cli, tmp_path):
     assert "the config of model=my_lr lists no model.params.tol (model.params holds C, max_iter)" in result.err
 
 
+def test_a_config_dir_file_extends_a_component_by_its_defaults_list(coupler_cli, tmp_path):
+    """A file that lists only some parameters holds no other key; ``defaults: [NAME, _self_]`` gives it every key of
+    the component's schema (Hydra's own defaults list), and the refusal says so."""
+    (tmp_path / "mine" / "model").mkdir(parents=True)
+    (tmp_path / "mine" / "model" / "some_lr.yaml").write_text("name: logistic_regression\nparams:\n  C: 0.5\n")
+    (tmp_path / "mine" / "model" / "full_lr.yaml").write_text(
+        "defaults:\n  - logistic_regression\n  - _self_\nparams:\n  C: 0.5\n")
+    result = coupler_cli("train", "--config-dir", "mine", "model=some_lr", "model.params.max_iter=50", "hydra.run.dir=no")
+    assert result.rc == 2 and "model/some_lr.yaml lists no model.params.max_iter, which logistic_regression has: " \
+        "start that file with 'defaults: [logistic_regression, _self_]'" in result.err, result.err
+    result = coupler_cli("train", "--config-dir", "mine", "model=full_lr", "model.params.max_iter=-1", "hydra.run.dir=no")
+    assert result.rc == 2 and "model.params.max_iter=-1 is not allowed: a whole number >= 1" in result.err, result.err
+    result = coupler_cli("train", "--config-dir", "mine", "model=full_lr", "model.params.max_iter=50",
+                         "hydra.run.dir=run")
+    assert result.rc == 0, result.err
+    assert saved_config(tmp_path / "run")["model"] == {"name": "logistic_regression",
+                                                       "params": {"C": 0.5, "max_iter": 50}}
+    assert not (tmp_path / "no").exists()
+
+
+def test_deleting_a_key_the_schema_has_says_to_set_it(coupler_cli, tmp_path):
+    result = coupler_cli("train", "~model.params.max_iter", "hydra.run.dir=no")
+    assert result.error_lines == ["coupler: error: ~model.params.max_iter: model.params.max_iter is in the schema, so "
+                                  "every run has it and it cannot be deleted; set it instead: model.params.max_iter="
+                                  "VALUE (coupler train --help lists it)"]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["-m", "--cfg", "job"], "-m and --cfg cannot go together"),
     (["-sc", "query=tcsh"], "-sc query=tcsh: shell completion takes install=bash, install=zsh, install=fish"),

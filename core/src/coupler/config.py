@@ -201,13 +201,46 @@ def _option_file(manager: PluginManager, group: str, option: str, extra: tuple[s
 
 
 def _named_component(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = ()) -> str | None:
-    import re
+    """The component a config file names: its ``name:``, or the name of the option its defaults list extends."""
+    node = _file_node(manager, group, option, extra)
+    return node.get("name") if isinstance(node, dict) and isinstance(node.get("name"), str) else None
+
+
+def _file_node(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = (), seen: tuple = ()):
+    """The node the config file of ``group=option`` gives, or None where there is no file or it cannot be told
+    without composing (a ``# @package`` header, bad YAML, a defaults list reaching another group). A defaults list of
+    options of the same group (``defaults: [logistic_regression, _self_]``, the way a file extends a component's
+    full node) is merged in its order, ``_self_`` last where it is not listed, as Hydra does."""
+    import yaml
+    from omegaconf import OmegaConf
 
     path = _option_file(manager, group, option, extra)
-    if path is None:
+    if path is None or option in seen:
         return None
-    match = re.search(r"^name:\s*([\w.-]+)", path.read_text(), re.MULTILINE)
-    return match.group(1) if match else None
+    text = path.read_text()
+    if "@package" in text:
+        return None
+    try:
+        node = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        return None
+    entries = node.pop("defaults", None)
+    if entries is None:
+        return node
+    if not isinstance(entries, list) or not all(isinstance(e, str) and "/" not in e and "@" not in e
+                                                 for e in entries):
+        return None
+    merged = OmegaConf.create({})
+    for entry in entries if "_self_" in entries else [*entries, "_self_"]:
+        part = node if entry == "_self_" else default_node(manager, group, entry, extra, (*seen, option))
+        if part is None:
+            return None
+        merged = OmegaConf.merge(merged, part)
+    return OmegaConf.to_container(merged)
 
 
 #: the config directories of the manager whose configs ``store_configs`` stored last: Hydra's search path gets them
@@ -216,8 +249,13 @@ stored_directories: list[tuple[str, str]] = []
 
 
 def store_configs(manager: PluginManager, chosen: dict | None = None) -> None:
-    """Put the primary config (its help listing the parameters of the ``chosen`` components), Coupler's logging configs and the generated component nodes into Hydra's
-    ConfigStore, and the manager's config directories into ``stored_directories``."""
+    """Put the primary config, Coupler's logging configs and the generated component nodes into Hydra's ConfigStore,
+    and the manager's config directories into ``stored_directories``.
+
+    ``chosen`` (``{group: option or options}``): the command is ``--help``, whose listing shows the parameters of the
+    chosen components. Hydra's help copies the whole ConfigStore for each group it lists (90 copies, 3.5 s with every
+    component's node) and composes only the chosen and default components, so only theirs are stored (the help
+    template lists every option itself: ``help_template``)."""
     from hydra.core.config_store import ConfigStore
 
     from coupler.schema import hydra_node
@@ -233,33 +271,28 @@ def store_configs(manager: PluginManager, chosen: dict | None = None) -> None:
         if group.schema is not None and group.default and group.default not in file_options(manager, group.name):
             store.store(group=group.name, name=group.default, node=hydra_node(group.schema), package=group.name,
                         provider=group.plugin)
+    composed = None
+    if chosen is not None:
+        composed = {**default_choices(manager), **chosen}
+        composed = {group: set(c if isinstance(c, list) else [c]) for group, c in composed.items()}
     for kind, group in manager.registry.groups.items():
         with_files = file_options(manager, group)
         for component in manager.registry.components(kind):
             if component.name in with_files:
                 continue
             package = f"{group}.{component.name}" if group in manager.registry.list_groups else group
+            if composed is not None and component.name not in composed.get(group, ()):
+                continue
             store.store(group=group, name=component.name, node=hydra_node(component.parameters, component.name),
-                        package=package,
-                        provider=component.plugin)
+                        package=package, provider=component.plugin)
 
 
-def default_node(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = ()) -> dict | None:
-    """The config node ``group=option`` starts from, before overrides: its config file, or the node generated
-    for a component without one. None where it cannot be told without composing (a file with a defaults list
-    or a ``# @package`` header, an unknown option)."""
-    import yaml
-
-    path = _option_file(manager, group, option, extra)
-    if path is not None:
-        text = path.read_text()
-        if "@package" in text:
-            return None
-        try:
-            node = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return None
-        return node if isinstance(node, dict) and "defaults" not in node else ({} if node is None else None)
+def default_node(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = (),
+                 seen: tuple = ()) -> dict | None:
+    """The config node ``group=option`` starts from, before overrides: its config file (``_file_node``), or the node
+    generated for a component without one. None where it cannot be told without composing."""
+    if _option_file(manager, group, option, extra) is not None:
+        return _file_node(manager, group, option, extra, seen)
     from coupler.schema import defaults
 
     settings_group = manager.registry.setting_groups.get(group)
@@ -267,7 +300,6 @@ def default_node(manager: PluginManager, group: str, option: str, extra: tuple[s
         return defaults(settings_group.schema)
     kind_of_group = manager.registry.kind_of_group
     if group in kind_of_group:
-
         try:
             return {"name": option, **defaults(manager.registry.get(kind_of_group[group], option).parameters)}
         except CouplerError:
@@ -373,7 +405,7 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
             _refuse(manager, group, choice, extra_dirs)
     if own_primary:
         _check_component_keys(parsed, manager, extra_dirs)
-    _check_component_values(parsed, manager)
+    _check_component_values(parsed, manager, extra_dirs)
 
 
 def _check_core_key(key: str, value_text: str) -> None:
@@ -468,14 +500,15 @@ def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tupl
                                       f"the config of {group}={option} lists {override.key_or_group} already: set it "
                                       f"without + ({override.input_line.lstrip('+')})")
                 if key not in node:
-                    _refuse_key(manager, override, group, option, path[:depth + 1], prefix, node)
+                    _refuse_key(manager, override, group, option, path[:depth + 1], prefix, node, extra_dirs)
                 node = node[key]
 
 
 def _refuse_key(manager: PluginManager, override, group: str, option: str, path: list[str], prefix: str,
-                node: dict) -> None:
-    """``GROUP.PATH=VALUE`` names a key the chosen config does not list: where its schema takes extra keys, say to add
-    it with ``+``; where it takes none, say the component has no such parameter. Both list the keys and the closest."""
+                node: dict, extra_dirs: tuple[str, ...] = ()) -> None:
+    """``GROUP.PATH=VALUE`` names a key the chosen config does not list: where the schema has it but the user's file
+    does not, say how the file extends the component's node; where the schema takes extra keys, say to add it with
+    ``+``; where it takes none, say the component has no such parameter. Each lists the keys and the closest."""
     from coupler.errors import did_you_mean
     from coupler.schema import field_at, nested_schema
 
@@ -483,8 +516,15 @@ def _refuse_key(manager: PluginManager, override, group: str, option: str, path:
     keys = [str(k) for k in node if k != "name"]
     listed, close = ", ".join(sorted(keys)) or "nothing", did_you_mean(path[-1], keys)
     settings_group = manager.registry.setting_groups.get(group)
-    component = _component_of(manager, group, option) if settings_group is None else None
+    component = _component_of(manager, group, option, extra_dirs) if settings_group is None else None
     schema = settings_group.schema if settings_group is not None else component.parameters if component else None
+    own_file = _option_file(manager, group, option, extra_dirs)
+    if schema is not None and own_file is not None and field_at(schema, path) is not None:
+        name = component.name if component is not None else option
+        raise ConfigError(override.key_or_group, _given(override),
+                          f"{own_file} lists no {where}.{key}, which {name} has: start that file with "
+                          f"'defaults: [{name}, _self_]' so that it holds every key of {name}, or add the key: "
+                          f"+{override.input_line}")
     if schema is not None and len(path) > 1:
         found = field_at(schema, path[:-1])
         schema = nested_schema(found[0]) if found is not None else None
@@ -498,7 +538,7 @@ def _refuse_key(manager: PluginManager, override, group: str, option: str, path:
                       f"(the {what} then checks it)")
 
 
-def _check_component_values(parsed: list, manager: PluginManager) -> None:
+def _check_component_values(parsed: list, manager: PluginManager, extra_dirs: tuple[str, ...] = ()) -> None:
     """Check each ``GROUP.KEY=VALUE`` against the chosen component's schema, or the settings group's
     (``coupler.schema``), before Hydra composes: the type, range and choices, in one line naming the key, not Hydra's merge error or the library's."""
     from coupler.schema import check_value, field_at
@@ -506,7 +546,7 @@ def _check_component_values(parsed: list, manager: PluginManager) -> None:
     registry = manager.registry
     for override in parsed:
         parts = override.key_or_group.split(".")
-        if (len(parts) < 2 and parts[0] not in CORE_SETTINGS) or override.is_delete():
+        if len(parts) < 2 and parts[0] not in CORE_SETTINGS:
             continue
         if override.is_sweep_override() and not override.is_discrete_sweep():
             continue  # an interval a search draws from: each job's value is checked when it composes
@@ -521,11 +561,17 @@ def _check_component_values(parsed: list, manager: PluginManager) -> None:
         elif group in registry.kind_of_group:
             many = group in registry.list_groups
             option, path = (parts[1], parts[2:]) if many else (_chosen(parsed, manager, group), parts[1:])
-            component = _component_of(manager, group, option)
+            component = _component_of(manager, group, option, extra_dirs)
             schema = component.parameters if component is not None else None
         else:
             continue
         found = field_at(schema, path) if schema is not None and path else None
+        if found is not None and override.is_delete():
+            from coupler.errors import CouplerError
+
+            raise CouplerError(f"~{override.key_or_group}: {override.key_or_group} is in the schema, so every run has it "
+                               f"and it cannot be deleted; set it instead: "
+                               f"{override.key_or_group}=VALUE (coupler train --help lists it)")
         if found is not None:
             values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
             values = [v for v in values if not (isinstance(v, str) and "${" in v)]  # resolved, then checked
@@ -541,13 +587,13 @@ def _chosen(parsed: list, manager: PluginManager, group: str):
     return default_choices(manager).get(group)
 
 
-def _component_of(manager: PluginManager, group: str, option):
+def _component_of(manager: PluginManager, group: str, option, extra: tuple[str, ...] = ()):
     """The registered component ``group=option`` builds (a config file names it), or None."""
     if not isinstance(option, str):
         return None
     try:
         kind = manager.registry.kind_of_group[group]
-        return manager.registry.get(kind, _named_component(manager, group, option) or option)
+        return manager.registry.get(kind, _named_component(manager, group, option, extra) or option)
     except CouplerError:  # an unknown choice is refused elsewhere
         return None
 
