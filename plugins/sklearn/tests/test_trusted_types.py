@@ -4,6 +4,8 @@ would not reload) nor keep one no estimator needs (a type trusted for nothing)."
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import skops.io
@@ -154,3 +156,27 @@ def test_every_shipped_estimator_fitted_passes_the_index_checks(name):
     task = "multiclass" if classifier else "regression"
     model = named_factory(name, classifier, regressor)(task=task, seed=0, params=dict(shipped_models())[name])
     assert check_fitted_indices(model.estimator.fit(*small_data(task))) is None
+
+
+def test_skops_imported_without_torch_trusts_the_same_estimators_and_a_run_saves_without_torch():
+    """``skops_io`` keeps torch out of a scikit-learn run (2.9 s of its start): in a fresh process, a whole run (train,
+    save, reload) never loads torch, and the estimator names skops trusts there are the ones it trusts here, where it
+    was imported plainly."""
+    import subprocess
+    import sys
+
+    from skops.io import _trusted_types
+
+    script = """
+import json, sys, tempfile
+from coupler.testing import train_run
+train_run(tempfile.mkdtemp(), "data=iris", "model=logistic_regression")
+from skops.io import _trusted_types
+print(json.dumps({"names": sorted(_trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES), "torch": "torch" in sys.modules,
+                  "compat": "sklearn.externals.array_api_compat.torch" in sys.modules}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = json.loads(out.stdout.strip().splitlines()[-1])
+    assert run["names"] == sorted(_trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES) and len(run["names"]) > 100
+    assert not run["torch"] and not run["compat"], "the mark is removed after the import"

@@ -21,7 +21,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import skops.io
 from coupler.components import Split
 from coupler.errors import CouplerError, did_you_mean
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
@@ -43,8 +42,34 @@ TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",  # random_forest
 )
 FILE = "model.skops"
+#: a module that scikit-learn's estimator listing imports on its way (it walks every package), and that imports torch
+TORCH_COMPAT = "sklearn.externals.array_api_compat.torch"
 #: the task's class count, which the estimator does not know when a class was absent from training
 CLASSES_FILE = "classes.json"
+
+
+def skops_io():
+    """``skops.io``, imported without importing torch where torch is not loaded yet.
+
+    skops lists scikit-learn's estimators when it is imported (``sklearn.utils.all_estimators``), which imports every
+    package of scikit-learn on its way, ``sklearn.externals.array_api_compat.torch`` included, and so torch: 2.9 s of
+    the 3 s that ``skops.io`` would add to every scikit-learn run. No estimator lives there (the listing skips
+    ``externals``), so while skops imports, that one module is marked unavailable (``None`` in ``sys.modules``, which
+    the package walk passes over); the mark is removed at once, and the list skops trusts is the same
+    (``plugins/sklearn/tests/test_trusted_types.py``)."""
+    import sys
+
+    if "skops.io" in sys.modules or "torch" in sys.modules or TORCH_COMPAT in sys.modules:
+        import skops.io
+
+        return skops.io
+    sys.modules[TORCH_COMPAT] = None
+    try:
+        import skops.io
+    finally:
+        if sys.modules.get(TORCH_COMPAT, ...) is None:
+            del sys.modules[TORCH_COMPAT]
+    return skops.io
 
 
 def import_estimator(path: str) -> type:
@@ -178,8 +203,8 @@ class SklearnModel(SklearnContract):
 
     def save(self, directory: Path) -> None:
         path = Path(directory) / FILE
-        skops.io.dump(self.estimator, path)
-        refused = self._refused(skops.io.get_untrusted_types(file=path))
+        skops_io().dump(self.estimator, path)
+        refused = self._refused(skops_io().get_untrusted_types(file=path))
         if refused:  # refused now, not when someone reloads the run
             raise CouplerError(
                 f"model.estimator={self.path}: with these model.params its fitted state holds "
@@ -199,7 +224,7 @@ class SklearnModel(SklearnContract):
                 f"Refusing to load it; retrain the run from its config (coupler train) or load the file only if you "
                 f"wrote it yourself.")
         try:
-            self.estimator = skops.io.load(path, trusted=untrusted)
+            self.estimator = skops_io().load(path, trusted=untrusted)
         except Exception as exc:  # a file whose types are trusted but whose content does not construct
             raise CouplerError(f"{path} cannot be loaded ({type(exc).__name__}: {_first_line(exc)}); the file was "
                                f"changed or damaged: retrain the run (coupler train).") from None
@@ -326,7 +351,7 @@ def _first_line(exc: BaseException) -> str:
 def _untrusted_types(path: Path) -> list[str]:
     """The types in a .skops file that skops does not trust by itself; reading a file builds nothing from it."""
     try:
-        return skops.io.get_untrusted_types(file=path)
+        return skops_io().get_untrusted_types(file=path)
     except Exception as exc:  # not a zip, no schema, a schema skops cannot read: the file is not a model
         raise CouplerError(f"{path} is not a skops file Coupler can read ({type(exc).__name__}: "
                            f"{_first_line(exc)}); the file was changed or damaged: retrain the run "
