@@ -248,6 +248,11 @@ def _file_node(manager: PluginManager, group: str, option: str, extra: tuple[str
 stored_directories: list[tuple[str, str]] = []
 
 
+#: what ``store_configs`` stored last: the same entries again need no second conversion (0.2 s a call, and the
+#: conformance kit and the tests compose hundreds of times in one process)
+_last_stored: list = [None]
+
+
 def store_configs(manager: PluginManager, chosen: dict | None = None) -> None:
     """Put the primary config, Coupler's logging configs and the generated component nodes into Hydra's ConfigStore,
     and the manager's config directories into ``stored_directories``.
@@ -261,16 +266,12 @@ def store_configs(manager: PluginManager, chosen: dict | None = None) -> None:
     from coupler.schema import hydra_node
 
     stored_directories[:] = config_directories(manager)
-    store = ConfigStore.instance()
-    store.store(name=PRIMARY, node=primary_config(manager, chosen), provider="coupler")
-    store.store(group="hydra/job_logging", name="coupler", node=JOB_LOGGING, package="hydra.job_logging",
-                provider="coupler")
-    store.store(group="hydra/hydra_logging", name="coupler", node=HYDRA_LOGGING, package="hydra.hydra_logging",
-                provider="coupler")
+    entries = [(None, PRIMARY, primary_config(manager, chosen), None, "coupler"),
+               ("hydra/job_logging", "coupler", JOB_LOGGING, "hydra.job_logging", "coupler"),
+               ("hydra/hydra_logging", "coupler", HYDRA_LOGGING, "hydra.hydra_logging", "coupler")]
     for group in manager.registry.setting_groups.values():
         if group.schema is not None and group.default and group.default not in file_options(manager, group.name):
-            store.store(group=group.name, name=group.default, node=hydra_node(group.schema), package=group.name,
-                        provider=group.plugin)
+            entries.append((group.name, group.default, (group.schema, None), group.name, group.plugin))
     composed = None
     if chosen is not None:
         composed = {**default_choices(manager), **chosen}
@@ -278,13 +279,17 @@ def store_configs(manager: PluginManager, chosen: dict | None = None) -> None:
     for kind, group in manager.registry.groups.items():
         with_files = file_options(manager, group)
         for component in manager.registry.components(kind):
-            if component.name in with_files:
+            if component.name in with_files or (composed is not None and component.name not in composed.get(group, ())):
                 continue
             package = f"{group}.{component.name}" if group in manager.registry.list_groups else group
-            if composed is not None and component.name not in composed.get(group, ()):
-                continue
-            store.store(group=group, name=component.name, node=hydra_node(component.parameters, component.name),
-                        package=package, provider=component.plugin)
+            entries.append((group, component.name, (component.parameters, component.name), package, component.plugin))
+    if _last_stored[0] == entries:  # the schemas compare by identity, the primary and logging configs by value
+        return
+    store = ConfigStore.instance()
+    for group, name, node, package, provider in entries:
+        node = hydra_node(*node) if isinstance(node, tuple) else node
+        store.store(group=group, name=name, node=node, package=package, provider=provider)
+    _last_stored[0] = entries
 
 
 def default_node(manager: PluginManager, group: str, option: str, extra: tuple[str, ...] = (),

@@ -29,6 +29,7 @@ keys it does not list, added with ``+`` (``+model.params.criterion=entropy``): t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import MISSING, dataclass
@@ -328,6 +329,7 @@ def derived(factory, kind: str) -> type:
                                       namespace=namespace)
 
 
+@functools.cache
 def hydra_node(schema: type, name: str | None = None):
     """The structured config Hydra stores for ``schema``: the same fields and defaults (``name`` first, when given),
     each typed as OmegaConf can hold it (a type it cannot, such as ``str | list[str]``, becomes ``Any``; ``check_node``
