@@ -139,8 +139,8 @@ def test_hydras_completion_answers_for_coupler_train(coupler_cli, monkeypatch):
     assert coupler_cli("train", "-sc", "query=bash").out.split() == ["hydra/launcher=joblib"]
 
 
-def test_train_help_names_the_completion_program_that_is_installed(coupler_cli):
-    result = coupler_cli("train", "--help")
+def test_train_help_names_the_completion_program_that_is_installed(tmp_path):
+    result = coupler_process("train", "--help", cwd=tmp_path)  # a fresh interpreter (see test_cli's help test)
     programs = set(re.findall(r'eval "\$\((\S+) -sc install=bash\)"', result.out))
     assert programs == {"coupler-train"}
     assert shutil.which("coupler-train") or (Path(sys.executable).parent / "coupler-train").is_file()
