@@ -466,7 +466,7 @@ def _report_sweep(directory: Path) -> int:
     outcomes, summary = SweepOutcomes.outcomes, SweepOutcomes.summary
     if not outcomes or summary is None:
         return 0
-    print(f"sweep: {len(outcomes)} job(s) in {len(summary.groups)} group(s), summary in {directory / FILE} and "
+    print(f"sweep: {len(outcomes)} job(s) in {len(summary.groups)} group(s), summary in {directory / FILE}, groups in "
           f"{directory / GROUPS_FILE}\n{format_summary(summary)}")
     failures = [outcome for outcome in outcomes if outcome.error]
     if failures:
