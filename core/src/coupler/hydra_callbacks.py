@@ -7,9 +7,9 @@ traceback.
 
 ``SweepOutcomes`` checks a sweeper's search space (``hydra.sweeper.params``) before the first job, and collects
 the jobs' outcomes into the sweep's summary after the last (``sweep_summary``: jobs grouped by their overrides other
-than ``seed``, ranked by validation, with the direction each metric's ``greater_is_better`` gives). A launcher may run the jobs in other processes
-(joblib) or on other machines (submitit), so each job writes its outcome to a file (``record_outcome``), and
-the callback, in the process that started the sweep, reads them.
+than ``seed``, ranked by validation, with the direction each metric's ``greater_is_better`` gives). A launcher may
+run the jobs in other processes (joblib) or on other machines (submitit), so each job writes its outcome to a file
+(``record_outcome``), and the callback, in the process that started the sweep, reads them.
 """
 
 from __future__ import annotations
