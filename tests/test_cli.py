@@ -77,6 +77,12 @@ def test_multirun_trains_each_model_in_its_own_directory(coupler_cli, tmp_path, 
         config = (tmp_path / "sweep" / str(number) / "config.yaml").read_text()
         assert f"name: {model}" in config
         assert read_metrics(tmp_path / "sweep" / str(number))["test"]["accuracy"] > 0.8
+    # a group per model, ranked by validation accuracy (greater is better), whatever test says
+    val = {m: read_metrics(tmp_path / "sweep" / str(n))["val"]["accuracy"]
+           for n, m in enumerate(["logistic_regression", "knn"])}
+    groups = pd.read_csv(tmp_path / "sweep" / "groups.csv")
+    assert groups["rank"].tolist() == [1, 2] and groups["n"].tolist() == [1, 1]
+    assert groups["val_accuracy_mean"].tolist() == sorted(val.values(), reverse=True)
 
 
 def test_a_seed_sweep_writes_a_summary_of_each_job_and_prints_the_mean_and_spread(coupler_cli, tmp_path):
@@ -89,11 +95,15 @@ def test_a_seed_sweep_writes_a_summary_of_each_job_and_prints_the_mean_and_sprea
     accuracies = [read_metrics(tmp_path / "sweep" / str(n))["test"]["accuracy"] for n in range(3)]
     assert summary["test_accuracy"].tolist() == pytest.approx(accuracies)
     assert summary["val_log_loss"].notna().all()  # every metric of the runs, not only the printed one
-    table = result.out[result.out.index("sweep: 3 job(s)"):].splitlines()
-    assert table[1].split() == ["job", "overrides", "val_accuracy", "test_accuracy"]
-    assert table[2].split()[:2] == ["0", "seed=0"]  # only what differs between jobs: not data= or model=
-    assert table[5].split()[-1] == f"{sum(accuracies) / 3:.4f}" and table[5].startswith("mean")
-    assert table[6].startswith("std")
+    groups = pd.read_csv(tmp_path / "sweep" / "groups.csv")  # seeds are repeats of one setting: one group
+    assert groups["group"].tolist() == ["data=breast_cancer model=logistic_regression"] and groups["n"][0] == 3
+    assert groups["test_accuracy_mean"][0] == pytest.approx(sum(accuracies) / 3)
+    assert groups["val_log_loss_std"].notna().all()
+    table = result.out[result.out.index("sweep: 3 job(s) in 1 group(s)"):].splitlines()
+    assert table[1] == "groups ranked by val_accuracy (greater is better); test is shown, never ranked on"
+    assert table[2].split() == ["rank", "overrides", "n", "val_accuracy", "test_accuracy"]
+    assert table[3].split()[:3] == ["1", "data=breast_cancer", "model=logistic_regression"]
+    assert table[3].split()[-3:] == [f"{sum(accuracies) / 3:.4f}", "±", f"{groups['test_accuracy_std'][0]:.4f}"]
 
 
 def test_the_sweep_summary_lands_in_the_sweep_directory_when_each_job_runs_in_its_own(coupler_cli, tmp_path):
@@ -250,6 +260,11 @@ def test_a_multirun_goes_on_past_a_failed_job_and_reports_it(coupler_cli, tmp_pa
     summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     assert summary["status"].tolist() == ["failed", "ok"] and summary["test_accuracy"].isna().tolist() == [True, False]
     assert "cannot do a multiclass task" in summary["error"][0]
+    groups = pd.read_csv(tmp_path / "sweep" / "groups.csv").set_index("model")  # the failed job: listed, not averaged
+    assert groups.loc["knn", ["rank", "n", "failed"]].tolist() == [1, 1, 0]
+    assert groups.loc["linear_regression", ["n", "failed"]].tolist() == [0, 1]
+    assert pd.isna(groups.loc["linear_regression", "rank"]) and pd.isna(groups.loc["linear_regression", "val_accuracy_mean"])
+    assert "failed: job 0 (model=linear_regression)" in result.out
 
 
 def test_evaluate_data_keys_change_the_runs_own_data_choice(coupler_cli, tmp_path):

@@ -6,9 +6,10 @@ path, a read-only parent) before Hydra tries to create it: Hydra would report th
 traceback.
 
 ``SweepOutcomes`` checks a sweeper's search space (``hydra.sweeper.params``) before the first job, and collects
-the jobs' outcomes into the sweep's summary after the last. A launcher may run the jobs in other processes
-(joblib) or on other machines (submitit), so each job writes its outcome to a file (``record_outcome``), and
-the callback, in the process that started the sweep, reads them.
+the jobs' outcomes into the sweep's summary after the last (``sweep_summary``: jobs grouped by their overrides other
+than ``seed``, ranked by validation, with the direction each metric's ``greater_is_better`` gives). A launcher may
+run the jobs in other processes (joblib) or on other machines (submitit), so each job writes its outcome to a file
+(``record_outcome``), and the callback, in the process that started the sweep, reads them.
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ OUTCOMES = ".outcomes"
 
 
 class SweepOutcomes(Callback):
-    #: the sweep directory and its jobs' outcomes (``sweep_summary.JobOutcome``), set in the starting process
+    #: the sweep directory, its jobs' outcomes (``sweep_summary.JobOutcome``) and their ``sweep_summary.Summary``,
+    #: set in the starting process
     directory: Path | None = None
     outcomes: list = []
+    summary = None
 
     def on_multirun_start(self, config, **kwargs) -> None:
         from omegaconf import OmegaConf
@@ -70,6 +73,7 @@ class SweepOutcomes(Callback):
         from coupler.plugin_manager import get_plugin_manager
 
         type(self).directory, type(self).outcomes = Path(str(config.hydra.sweep.dir)).absolute(), []
+        type(self).summary = None
         params = OmegaConf.select(config, "hydra.sweeper.params")
         if not params:
             return
@@ -82,7 +86,8 @@ class SweepOutcomes(Callback):
             raise SystemExit(exc.exit_status) from None
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from coupler.sweep_summary import JobOutcome, write_summary
+        from coupler.plugin_manager import get_plugin_manager
+        from coupler.sweep_summary import JobOutcome, metric_direction, summarize, write_summary
 
         directory = type(self).directory
         if directory is None or not (directory / OUTCOMES).is_dir():
@@ -94,7 +99,8 @@ class SweepOutcomes(Callback):
                                        record["results"], record["error"]))
         type(self).outcomes = sorted(outcomes, key=lambda outcome: outcome.number)
         if outcomes:
-            write_summary(outcomes, directory)
+            type(self).summary = summarize(outcomes, metric_direction(get_plugin_manager().registry))
+            write_summary(type(self).summary, directory)
         shutil.rmtree(directory / OUTCOMES, ignore_errors=True)
 
 

@@ -458,14 +458,16 @@ def _job_failed(exc: BaseException, fate: str, run_dir: Path, failed, kept_new_r
 
 
 def _report_sweep(directory: Path) -> int:
-    """Print the sweep's summary (``hydra_callbacks.SweepOutcomes`` wrote it); exit status 2 if a job failed."""
+    """Print the sweep's summary (``hydra_callbacks.SweepOutcomes`` wrote it): its groups of jobs, ranked by
+    validation; exit status 2 if a job failed."""
     from coupler.hydra_callbacks import SweepOutcomes
-    from coupler.sweep_summary import FILE, format_summary
+    from coupler.sweep_summary import FILE, GROUPS_FILE, format_summary
 
-    outcomes = SweepOutcomes.outcomes
-    if not outcomes:
+    outcomes, summary = SweepOutcomes.outcomes, SweepOutcomes.summary
+    if not outcomes or summary is None:
         return 0
-    print(f"sweep: {len(outcomes)} job(s), summary in {directory / FILE}\n{format_summary(outcomes)}")
+    print(f"sweep: {len(outcomes)} job(s) in {len(summary.groups)} group(s), summary in {directory / FILE}, groups in "
+          f"{directory / GROUPS_FILE}\n{format_summary(summary)}")
     failures = [outcome for outcome in outcomes if outcome.error]
     if failures:
         listing = "\n".join(f"  {outcome.directory}: {outcome.error}" for outcome in failures)
