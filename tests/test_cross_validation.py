@@ -4,7 +4,6 @@ promises, and bad settings refused in one line before any fold trains."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -165,3 +164,14 @@ def test_refit_without_validation_rows_refuses_callbacks_that_monitor_them():
     with pytest.raises(ConfigError, match="false with callbacks early_stopping"):
         check_refit({"refit": True}, stopping)
     check_refit({"refit": False}, stopping)  # the final model validates on val: allowed
+
+
+def test_the_group_column_groups_rows_and_is_no_feature():
+    from coupler.cross_validation import settings, take_group
+    from coupler.dataset import Dataset
+
+    X = pd.DataFrame({"patient": ["a", "a", "b", "c"], "dose": [1.0, 2.0, 3.0, 4.0]})
+    dataset = Dataset(X, pd.Series([0, 1, 0, 1], name="y"), name="visits", categorical=["patient"])
+    features, groups = take_group(dataset, settings({"cv": {"folds": 2, "group": "patient"}}))
+    assert list(features.X.columns) == ["dose"] and features.categorical == []
+    assert groups.tolist() == ["a", "a", "b", "c"]
