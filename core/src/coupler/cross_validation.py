@@ -214,11 +214,17 @@ def run_folds(folds: list[Fold], fit_fold: Callable[[Fold], dict], n_jobs: int, 
         results = (_fit_reset(fit_fold, reset, fold) for fold in folds)
         return [_logged(i, fold, result, len(folds)) for i, (fold, result) in enumerate(zip(folds, results))]
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from coupler.errors import CouplerError
 
     _JOB = (fit_fold, reset)
     try:
         with ProcessPoolExecutor(min(n_jobs, len(folds)), mp_context=multiprocessing.get_context("fork")) as pool:
             outcomes = list(pool.map(_in_worker, folds))
+    except BrokenProcessPool:
+        raise CouplerError(f"a process training a fold died (out of memory?): lower cv.n_jobs={n_jobs}, or set "
+                           f"cv.n_jobs=1") from None
     finally:
         _JOB = None
     return [_logged(i, fold, _unwrap(outcome), len(folds)) for i, (fold, outcome) in enumerate(zip(folds, outcomes))]

@@ -1,4 +1,5 @@
-"""A training run: resolve components, load and split data, preprocess, fit, measure, save, export."""
+"""A training run: resolve components, load and split data, cross-validate (``cv.folds``, ``coupler.cross_validation``),
+preprocess, fit, measure, save, export."""
 
 from __future__ import annotations
 
