@@ -112,6 +112,7 @@ def format_table(metrics: dict[str, dict[str, float | None]]) -> str:
         cells = []
         for split in splits:
             value = metrics[split].get(name)
+            value = value.get("mean") if isinstance(value, dict) else value  # the cv section: the folds' mean
             cells.append(f"{'n/a' if value is None else format(value, '.4f'):>10}")
         lines.append(f"{name:<{width}}  " + "  ".join(cells))
     return "\n".join(lines)

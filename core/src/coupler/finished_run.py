@@ -14,6 +14,7 @@ preprocessing from ``preprocessor.json``. Nothing is unpickled. In Python::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -110,6 +111,9 @@ class FinishedRun:
         indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
                              ordered=dataset.ordered, gap=dataset.gap)
         results = {}
+        cv = self.config.get("cv") or {}
+        if cv.get("folds") and cv.get("refit", True):  # the final model trained on the val rows: no val score
+            indices = dataclasses.replace(indices, val=indices.val[:0])
         for name, rows in (("val", indices.val), ("test", indices.test)):
             part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])
             results[name] = measure(self._predicting(), part.X, part.y, metrics, len(self.classes)).scalars if len(part) else {}

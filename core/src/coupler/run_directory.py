@@ -5,7 +5,8 @@ Layout::
     RUN_DIR/
       config.yaml          the resolved config
       overrides.yaml       the command-line overrides that composed it
-      metrics.json         {"val": {name: number}, "test": {name: number}}
+      metrics.json         {"val": {name: number}, "test": {name: number}} (and "cv": {name: {mean, std, folds}})
+      folds.csv            with cv.folds: a row per fold (repeat, fold, rows, each metric)
       history.csv          per-epoch metrics, for iterative engines
       confusion_matrix_{val,test}.csv, predictions_test.csv
       preprocessor.json    the fitted preprocessing (plain JSON)
@@ -202,8 +203,8 @@ def checksums_paths(run_dir: Path) -> list[str]:
 
 #: what a run writes into its directory before it is sealed (``unknown_entries``: anything else is not its own)
 RUN_ENTRIES = frozenset({"config.yaml", "overrides.yaml", "metrics.json", "preprocessor.json", "history.csv",
-                         "feature_importances.csv", "predictions_test.csv", "baseline.json", "model", "exports",
-                         "train.log", LOCK})
+                         "feature_importances.csv", "predictions_test.csv", "baseline.json", "folds.csv", "model",
+                         "exports", "train.log", LOCK})
 
 
 def unknown_entries(run_dir: Path, engine_entries: frozenset[str] = frozenset()) -> list[str]:

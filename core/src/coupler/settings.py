@@ -1,9 +1,10 @@
-"""The core's own settings (``task``, ``seed``, ``split``, ``preprocess``, ``train``, ``plugins``, ``resume``) as one
+"""The core's own settings (``task``, ``seed``, ``split``, ``cv``, ``preprocess``, ``train``, ``plugins``, ``resume``) as one
 schema (``coupler.schema``): the primary config's defaults, the checks of ``split.val=...`` on the command line and
 of the composed config, and their listing in ``coupler train --help`` all come from it.
 
 Rules across keys stay where the values are used: ``split.val + split.test < 1`` (``splitting.check_fractions``),
-``split.stratify`` for regression, ``train.class_weight``'s labels (``coupler.class_weight``).
+``split.stratify`` for regression, ``train.class_weight``'s labels (``coupler.class_weight``), the ``cv.*`` rules
+across keys and against the data (``coupler.cross_validation``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ TASKS = ("auto", *MODEL_TASKS)
 IMPUTE = ("median", "mean", "zero")
 SCALE = ("standard", "minmax", "none")
 ENCODE = ("onehot", "ordinal")
+CV_KINDS = ("auto", "stratified", "plain", "group", "time")
 
 
 @dataclass
@@ -26,6 +28,18 @@ class Split:
     test: float = param(0.1, help="fraction of all rows for test; split.val + split.test < 1", ge=0, lt=1)
     stratify: Any = param("auto", help="stratify by class; auto: for classification (regression: auto or false)",
                           choices=("auto", True, False))
+
+
+@dataclass
+class CvSettings:
+    folds: int = param(0, help="k-fold cross-validation over the train+val rows (test stays held out); 0: off, "
+                               "else K >= 2", ge=0)
+    kind: str = param("auto", help="auto: time for ordered data, group with cv.group, stratified for classification, "
+                                   "else plain", choices=CV_KINDS)
+    group: str | None = param(None, help="a column of the data whose rows stay in one fold; it is not a feature")
+    repeats: int = param(1, help="repeated K-fold, reshuffled each time (not for kind time)", ge=1)
+    refit: bool = param(True, help="true: the final model trains on train+val rows; false: on train, validating on val")
+    n_jobs: int = param(1, help="folds trained at once, in processes (results identical to 1)", ge=1)
 
 
 @dataclass
@@ -51,6 +65,7 @@ class CoreSettings:
     task: str = param("auto", help="what to learn; auto: told from the target", choices=TASKS)
     seed: int = param(0, help="seeds the split, random_state of estimators that have one, XGBoost's seed", ge=0, lt=2**32)
     split: Split = param(default_factory=Split, help="how rows are split")
+    cv: CvSettings = param(default_factory=CvSettings, help="k-fold cross-validation (see below)")
     preprocess: Preprocess = param(default_factory=Preprocess, help="fitted on the training rows")
     train: Train = param(default_factory=Train, help="training settings every engine honours")
     plugins: Plugins = field(default_factory=Plugins)

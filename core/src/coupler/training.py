@@ -1,4 +1,5 @@
-"""A training run: resolve components, load and split data, preprocess, fit, measure, save, export."""
+"""A training run: resolve components, load and split data, cross-validate (``cv.folds``, ``coupler.cross_validation``),
+preprocess, fit, measure, save, export."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from functools import partial
 from importlib import metadata
 from pathlib import Path
 
+from coupler import cross_validation
 from coupler.callback import observes
 from coupler.capabilities import check_before_data, check_built, check_kinds_used, check_setting_groups
 from coupler.class_weight import row_weights
@@ -111,12 +113,17 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
 def _run(run: RunContext, config: dict, manager: PluginManager, data_component, model_component, exporters,
          epoch_watchers: list[str]) -> dict:
     registry, run_dir = manager.registry, run.directory
+    cv = cross_validation.settings(config)
+    cross_validation.check_settings(cv)
     run.hooks.on_run_start(run=run)
     dataset, y, indices = _load_and_split(run, config, data_component)
+    dataset, groups = cross_validation.take_group(dataset, cv)
     model = _build_model(run, config, manager, model_component, exporters)
     metrics = select_metrics(config.get("metrics"), run.task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
              len(y), dataset.X.shape[1], run.task, len(indices.train), len(indices.val), len(indices.test))
+    folds = _cross_validate(run, config, manager, dataset, y, indices, model_component, metrics, groups)
+    indices = cross_validation.final_indices(indices, cv["refit"]) if folds else indices
     preprocessor, splits = _preprocess(run, config, dataset, y, indices, model, model_component.name)
 
     run.hooks.on_fit_start(run=run, model=model)
@@ -131,6 +138,9 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
                     "no effect", epoch_watchers, model_component.name, "" if len(splits["val"]) else ", or split.val=0")
 
     results = _evaluate(run, BlamedModel(model, model_label, run_dir), splits, metrics, dataset, indices)
+    if folds:
+        results["cv"] = cross_validation.summary(folds[1])
+        write_csv(run_dir / cross_validation.FOLDS_FILE, cross_validation.folds_frame(*folds))
     _save(run, config, model, preprocessor, results)
     for key, exporter in exporters.items():
         paths = exporter.export(model, run, run_dir / "exports")
@@ -138,6 +148,40 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     _seal(run, config, manager, dataset, indices, run.input_format, model_component)
     run.hooks.on_run_end(run=run, metrics=results)
     return results
+
+
+def _cross_validate(run: RunContext, config: dict, manager: PluginManager, dataset: Dataset, y, indices,
+                    model_component, metrics, groups) -> tuple[list, list[dict]] | None:
+    """``cv.folds=K``: each fold's metrics (``coupler.cross_validation``) with a fresh preprocessor and model, the
+    run's callbacks reset; ``(folds, metrics)``, or None without cross-validation."""
+    cv = cross_validation.settings(config)
+    if not cv["folds"]:
+        return None
+    cross_validation.check_refit(cv, run.callbacks)
+    folds = cross_validation.plan(cv, run.task, dataset.ordered, dataset.gap, y, indices, run.seed, run.classes,
+                                  groups)
+    reset = cross_validation.CallbackReset(run.callbacks.values())
+    fit_fold = partial(_fit_fold, run, config, dataset, y, model_component, metrics,
+                       component_label(manager, "model", model_component.name))
+    try:
+        return folds, cross_validation.run_folds(folds, fit_fold, cv["n_jobs"], reset)
+    finally:
+        reset.reset()  # the final model's fit starts from the callbacks as built
+
+
+def _fit_fold(run: RunContext, config: dict, dataset: Dataset, y, model_component, metrics, model_label: str,
+              fold) -> dict:
+    """One fold: a fresh model from the factory, preprocessing fitted on the fold's training rows, ``fit`` with
+    the fold's validation rows (in a temporary directory), and the metrics on those rows."""
+    with tempfile.TemporaryDirectory(prefix="coupler-cv-") as directory:
+        fold_run = cross_validation.fold_context(run, Path(directory))
+        model = model_component.build("model", config["model"], task=run.task, seed=run.seed)
+        _, splits = _preprocess(fold_run, config, dataset, y, fold.indices, model, model_component.name)
+        with blamed(model_label, "fit", run.directory):
+            model.fit(splits["train"], splits["val"], fold_run)
+        measured = measure(BlamedModel(model, model_label, run.directory), splits["val"].X, splits["val"].y,
+                           metrics, len(run.classes), run.task)
+    return measured.scalars
 
 
 def _load_and_split(run: RunContext, config: dict, data_component):
