@@ -53,7 +53,7 @@ TABLE = ("matrix", "frame")
 class EnsembleSchema:
     """``model=ensemble``: the members, how they are combined, and their weights."""
 
-    members: list[dict] = param(default_factory=list, help="the members: model nodes ({name: xgboost, "
+    members: list[dict] = param(help="the members: model nodes ({name: xgboost, "
                                 "num_boost_round: 50}) or finished runs ({run: DIR})")
     method: str = param("soft", choices=METHODS, help="soft: mean of probabilities; hard: majority of labels; "
                                                       "stacking: a meta-model on out-of-fold predictions")
@@ -171,6 +171,18 @@ class Ensemble(Model):
         self.n_classes = 0
         self.meta: dict | None = None
         self._members: list[Member] | None = None  # built on first use, or by ``load``
+        self._check_task()
+
+    def _check_task(self) -> None:
+        """A member component that declares it cannot learn the task is refused now (before the members are built)."""
+        for i, spec in enumerate(self.specs):
+            if "name" not in spec or self.registry is None:
+                continue
+            declared = declared_model(_component(self.registry, spec["name"], f"model.members[{i}]").factory)
+            learns = tuple(getattr(declared, "tasks", None) or TASKS)
+            if declared is not None and self.task not in learns:
+                raise ConfigError(f"model.members[{i}]", spec["name"], f"a member that learns a {self.task} task; "
+                                  f"{spec['name']!r} learns {', '.join(learns)}")
 
     # --- the members and what they share -----------------------------------------------------------------
 
