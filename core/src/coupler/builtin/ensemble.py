@@ -34,7 +34,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from coupler.components import CLASSIFICATION, TASKS, Model, Split, declared_model, gives_proba
 from coupler.errors import ConfigError, CouplerError
@@ -53,11 +53,11 @@ TABLE = ("matrix", "frame")
 class EnsembleSchema:
     """``model=ensemble``: the members, how they are combined, and their weights."""
 
-    members: list[dict] = param(help="the members: model nodes ({name: xgboost, "
+    members: Annotated[list[dict], "a list of model nodes {name: NAME, ...} or runs {run: DIR}"] = param(help="the members: model nodes ({name: xgboost, "
                                 "num_boost_round: 50}) or finished runs ({run: DIR})")
     method: str = param("soft", choices=METHODS, help="soft: mean of probabilities; hard: majority of labels; "
                                                       "stacking: a meta-model on out-of-fold predictions")
-    weights: list[float] | None = param(None, help="one weight per member (soft and hard voting); null: equal")
+    weights: Annotated[list[float] | None, "null, or a list of numbers >= 0"] = param(None, help="one weight per member (soft and hard voting); null: equal")
     folds: int = param(5, ge=2, help="stacking: the folds of the out-of-fold predictions the meta-model learns")
 
     @staticmethod
