@@ -16,6 +16,25 @@ from coupler.testing import read_metrics, train_run
 THREE_ENGINES = "model.members=[{name: logistic_regression}, {name: xgboost, num_boost_round: 5}, {name: mlp}]"
 
 
+def test_hard_voting_counts_each_members_weight(manager):
+    import numpy as np
+    from coupler.components import Split
+    from coupler.context import RunContext
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = X[:, :2]  # two features: the members disagree (with equal weights, 19 of 75 votes differ from the 1-NN's)
+    ensemble = manager.registry.get("model", "ensemble").build("model", {
+        "members": [{"name": "logistic_regression"}, {"name": "knn", "params": {"n_neighbors": 1}},
+                    {"name": "knn", "params": {"n_neighbors": 40}}], "method": "hard", "weights": [0.2, 1.0, 0.3]},
+        task="multiclass", seed=0)
+    assert ensemble.proba_tasks == () and ensemble.engine == "sklearn" and ensemble.reports_epochs is False
+    ensemble.fit(Split(X[::2], y[::2]), None, RunContext(config={}, directory=None, hooks=None, classes=[0, 1, 2]))
+    one_neighbour = ensemble.members[1].model.predict(X[1::2])
+    assert (ensemble.predict(X[1::2]) == one_neighbour).all()  # 1.0 outweighs 0.2 + 0.3 together
+    assert ensemble.predict_proba(X[1::2]) is None
+
+
 class TextOnly(Model):
     input_formats = ("tokens", "text")
 

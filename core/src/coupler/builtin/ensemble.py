@@ -334,8 +334,13 @@ class Ensemble(Model):
             model = component.build(key, record["node"], task=self.task, seed=self.seed)
             model.load(directory / "members" / f"{i}-{component.name}")
             members.append(Member(component.name, record["node"], model, record.get("run")))
-        self._members, self.method = members, state["method"]
-        self.weights, self.n_classes = state.get("weights"), int(state.get("n_classes") or 0)
+        weights = state.get("weights")
+        if weights is not None and (not isinstance(weights, list) or len(weights) != len(members)
+                                    or not all(isinstance(w, (int, float)) and w >= 0 for w in weights)
+                                    or not sum(weights)):
+            raise CouplerError(f"{directory / STATE}: weights must be null or one number >= 0 per member")
+        self._members, self.method, self.weights = members, state["method"], weights
+        self.n_classes = int(state.get("n_classes") or 0)
         self.meta = check_meta(state.get("meta"), directory / STATE) if self.method == "stacking" else None
 
 
