@@ -91,10 +91,10 @@ def test_a_finished_run_joins_a_stacking_ensemble_only_while_its_seal_holds(tmp_
     state = json.loads((run_dir / "model" / "ensemble.json").read_text())
     assert [(m["name"], m["run"]) for m in state["members"]] == [("knn", str(member_run)), ("ridge", None)]
     assert state["meta"]["kind"] == "ridge" and len(state["meta"]["coef"][0]) == 2  # one column per member
+    (member_run / "metrics.json").write_text("{}")  # changed after it was sealed: the ensemble holds its own copy
     reloaded = FinishedRun(run_dir, manager).evaluate()
     assert reloaded["test"] == pytest.approx(metrics["test"], rel=1e-9)
 
-    (member_run / "metrics.json").write_text("{}")  # changed after it was sealed
     with pytest.raises(CouplerError, match="metrics.json"):
         train_run(tmp_path, "data=diabetes", "model=ensemble", f"model.members=[{{run: {member_run}}}]",
                   name="refused", manager=manager)

@@ -269,6 +269,16 @@ class Ensemble(Model):
                 run.should_stop, run.best_epoch, run.best_score = False, None, None  # each member's own epochs
                 member.model.fit(train, val, run)
         run.should_stop = False
+        self._record_run_members(run.config)
+
+    def _record_run_members(self, config: dict) -> None:
+        """In the run's config (``config.yaml`` is written after ``fit``), a run member becomes its component node:
+        the ensemble holds its state, so reloading it never reads that directory again (``ensemble.json`` keeps
+        where it came from)."""
+        node = config.get("model") if isinstance(config, dict) else None
+        if not isinstance(node, dict) or node.get("name") != "ensemble" or node.get("members") != self.specs:
+            return
+        node["members"] = [{"name": m.name, **m.node} if m.fitted else spec for m, spec in zip(self.members, self.specs)]
 
     def _weights(self):
         import numpy as np
