@@ -101,24 +101,33 @@ def test_a_finished_run_joins_a_stacking_ensemble_only_while_its_seal_holds(tmp_
     assert not (tmp_path / "refused" / "model").exists()
 
 
+@pytest.fixture(scope="module")
+def config_without_data(manager, tmp_path_factory) -> dict:
+    """A composed ensemble config whose data file does not exist: a refusal naming a member means no data was read."""
+    absent = tmp_path_factory.mktemp("no_data") / "absent.csv"
+    return compose(["data=csv", f"data.path={absent}", "data.target=y", "model=ensemble",
+                    "model.members=[{name: knn}]"], manager)
+
+
+LR = {"name": "logistic_regression"}
+
+
 @pytest.mark.parametrize("members, extra, message", [
-    ("[{name: logistic_regression}, {name: xgboost, num_boost_roundz: 5}]", [],
+    ([LR, {"name": "xgboost", "num_boost_roundz": 5}], {},
      "model.members[1].num_boost_roundz=5 is not allowed: model 'xgboost' has no parameter 'num_boost_roundz'. "
      "Did you mean 'num_boost_round'?"),
-    ("[{name: logistic_regression}, {name: xgbost}]", [], "model.members[1].name='xgbost' is not allowed: a model"),
-    ("[{name: logistic_regression}, {name: text_only}]", [],
+    ([LR, {"name": "xgbost"}], {}, "model.members[1].name='xgbost' is not allowed: a model"),
+    ([LR, {"name": "text_only"}], {},
      "model.members[1]='text_only' is not allowed: a member that reads matrix like the members before it: one "
      "preprocessing feeds every member, and 'text_only' reads tokens or text"),
-    ("[{name: logistic_regression}, {name: knn}]", ["model.weights=[1.0]"], "model.weights=[1.0] is not allowed: 2 "
-     "non-negative numbers, one per member"),
-    ("[{run: no/such/run}]", [], "no/such/run"),
-    ("[]", [], "model.members=[] is not allowed: at least one member"),
+    ([LR, {"name": "knn"}], {"weights": [1.0]}, "model.weights=[1.0] is not allowed: 2 non-negative numbers, one per "
+     "member"),
+    ([{"run": "no/such/run"}], {}, "no/such/run"),
+    ([], {}, "model.members=[] is not allowed: at least one member"),
 ], ids=["member_key", "member_name", "text_beside_table", "weights", "run_directory", "empty"])
-def test_a_bad_member_is_one_line_before_any_data_is_read(members, extra, message, tmp_path, manager):
-    absent = tmp_path / "absent.csv"  # no data: a refusal naming the member means no data was read
-    config = compose(["data=csv", f"data.path={absent}", "data.target=y", "model=ensemble",
-                      f"model.members={members}", *extra], manager)
+def test_a_bad_member_is_one_line_before_any_data_is_read(members, extra, message, manager, config_without_data):
+    config = {**config_without_data, "model": {**config_without_data["model"], "members": members, **extra}}
     with pytest.raises(CouplerError) as error:
         check_settings(config, manager.registry)
     assert message in str(error.value) and "\n" not in str(error.value)
-    assert isinstance(error.value, ConfigError) or "run" in members
+    assert isinstance(error.value, ConfigError) or "run" in members[0]
