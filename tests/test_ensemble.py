@@ -122,9 +122,11 @@ LR = {"name": "logistic_regression"}
      "preprocessing feeds every member, and 'text_only' reads tokens or text"),
     ([LR, {"name": "knn"}], {"weights": [1.0]}, "model.weights=[1.0] is not allowed: 2 non-negative numbers, one per "
      "member"),
+    ([LR, {"name": "knn"}], {"weights": [1, 2], "method": "stacking"}, "model.weights=[1, 2] is not allowed: null "
+     "with model.method=stacking"),
     ([{"run": "no/such/run"}], {}, "no/such/run"),
     ([], {}, "model.members=[] is not allowed: at least one member"),
-], ids=["member_key", "member_name", "text_beside_table", "weights", "run_directory", "empty"])
+], ids=["member_key", "member_name", "text_beside_table", "weights", "stacking_weights", "run_directory", "empty"])
 def test_a_bad_member_is_one_line_before_any_data_is_read(members, extra, message, manager, config_without_data):
     config = {**config_without_data, "model": {**config_without_data["model"], "members": members, **extra}}
     with pytest.raises(CouplerError) as error:

@@ -45,19 +45,18 @@ COUPLER_API = ">=1.2,<2"  # the plugin API versions this plugin supports (couple
 
 METHODS = ("soft", "hard", "stacking")
 STATE = "ensemble.json"
-#: the formats a table gives, for the message naming a member that reads something else
-TABLE = ("matrix", "frame")
 
 
 @dataclass
 class EnsembleSchema:
     """``model=ensemble``: the members, how they are combined, and their weights."""
 
-    members: Annotated[list[dict], "a list of model nodes {name: NAME, ...} or runs {run: DIR}"] = param(help="the members: model nodes ({name: xgboost, "
-                                "num_boost_round: 50}) or finished runs ({run: DIR})")
+    members: Annotated[list[dict], "a list of model nodes {name: NAME, ...} or runs {run: DIR}"] = param(
+        help="the members: model nodes ({name: xgboost, num_boost_round: 50}) or finished runs ({run: DIR})")
     method: str = param("soft", choices=METHODS, help="soft: mean of probabilities; hard: majority of labels; "
                                                       "stacking: a meta-model on out-of-fold predictions")
-    weights: Annotated[list[float] | None, "null, or a list of numbers >= 0"] = param(None, help="one weight per member (soft and hard voting); null: equal")
+    weights: Annotated[list[float] | None, "null, or a list of numbers >= 0"] = param(
+        None, help="one weight per member (soft and hard voting); null: equal")
     folds: int = param(5, ge=2, help="stacking: the folds of the out-of-fold predictions the meta-model learns")
 
     @staticmethod
@@ -80,6 +79,9 @@ def check_members(node: dict, key: str, registry) -> list[tuple[str, ...]]:
     if weights is not None and (len(weights) != len(members) or any(w < 0 for w in weights) or not sum(weights)):
         raise ConfigError(f"{key}.weights", weights, f"{len(members)} non-negative numbers, one per member, not all "
                           f"0 (or null: equal weights)")
+    if weights is not None and node.get("method") == "stacking":
+        raise ConfigError(f"{key}.weights", weights, "null with model.method=stacking (the meta-model weighs the "
+                          "members), or model.method=soft or hard")
     formats = [_member_formats(member, f"{key}.members[{i}]", registry) for i, member in enumerate(members)]
     shared_input_formats(formats, members, key)
     return formats
@@ -189,7 +191,8 @@ class Ensemble(Model):
     @property
     def members(self) -> list[Member]:
         if self._members is None:
-            check_members({"members": self.specs, "weights": self.weights}, "model", self.registry)
+            check_members({"members": self.specs, "weights": self.weights, "method": self.method}, "model",
+                          self.registry)
             self._members = [self._open(spec, i) for i, spec in enumerate(self.specs)]
             self._check_method()
         return self._members
