@@ -69,8 +69,9 @@ def check_setting_groups(config: dict, registry: Registry, model: Any, model_nam
     changed from its default for a model of another engine, is refused: the change would do nothing.
     ``default_of(group)`` is the node of the group's default option, or None when it cannot be told."""
     engine = getattr(model, "engine", None)
+    engines = set(getattr(model, "engines", None) or (engine,))  # an ensemble's: every member's engine
     for group in registry.setting_groups.values():
-        default = default_of(group) if group.engines and engine not in group.engines else None
+        default = default_of(group) if group.engines and not engines & set(group.engines) else None
         if default is None:
             continue
         node = config.get(group.name) or {}

@@ -438,7 +438,7 @@ def _check_default_choices(manager: PluginManager, overridden: set[str]) -> None
     from coupler.errors import CouplerError
 
     registry = manager.registry
-    if not registry.components("model"):
+    if not [c for c in registry.components("model") if c.name != "ensemble"]:  # the core's ensemble needs others
         raise CouplerError("no model is installed: pip install coupler-sklearn (or another model plugin); coupler "
                            "plugins lists what is installed." + registry.unavailable_note().replace("\n", " "))
     for group, choice in default_choices(manager).items():

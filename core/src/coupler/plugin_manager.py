@@ -63,6 +63,7 @@ BUILTIN_PLUGINS = (
     "coupler.builtin.metrics",
     "coupler.builtin.callbacks",
     "coupler.builtin.exporters",
+    "coupler.builtin.ensemble",
 )
 DISABLE_ENV = "COUPLER_DISABLE_PLUGINS"
 ONLY_ENV = "COUPLER_PLUGINS_ONLY"

@@ -88,6 +88,10 @@ class Component:
     default: bool = False
     #: the dataclass of its parameters (``coupler.schema``), as registered; None: derived from the factory
     schema: type | None = None
+    #: the ``Registry`` holding it (set by ``Registry.add``): a component made of other components (an ensemble)
+    #: checks and builds them here. Its factory asks for it with ``factory.takes_registry = True``; its schema
+    #: checks them with a ``check_parts(node, key, registry)`` static method.
+    registry: "Registry | None" = field(default=None, compare=False, repr=False)
 
     @functools.cached_property
     def parameters(self) -> type:
@@ -107,12 +111,18 @@ class Component:
         of every value, each error one line naming the key."""
         from coupler.schema import check_node
 
-        check_node(self.node(config), self.parameters, key, what=f"{self.kind} {self.name!r}")
+        node = self.node(config)
+        check_node(node, self.parameters, key, what=f"{self.kind} {self.name!r}")
+        check_parts = getattr(self.parameters, "check_parts", None)
+        if check_parts is not None:
+            check_parts(node, key, self.registry)
 
     def build(self, key: str, config: dict, **context):
         """Call the factory with the component's config node checked against its schema and completed with the
         schema's defaults (``name`` dropped), and ``context`` (a model's ``task`` and ``seed``)."""
         self.check(key, config)
+        if getattr(self.factory, "takes_registry", False):
+            context = {**context, "registry": self.registry}
         return self.factory(**self.node(config), **context)
 
 
@@ -238,6 +248,7 @@ class Registry:
             raise CouplerError(f"{component.kind} {component.name!r}: the factory must be callable")
         if component.schema is not None:
             _check_schema(component)
+        component = dataclasses.replace(component, registry=self)
         key = (component.kind, component.name)
         if key in self._components:
             other = self._components[key].plugin

@@ -16,6 +16,7 @@ class XGBoostContract(Model):
     ``coupler_xgboost.model.XGBoostModel`` extends it."""
 
     input_format = "frame"
+    input_formats = ("frame", "matrix")  # alone, a frame; beside matrix models (model=ensemble), a float matrix
     tasks = ("binary", "multiclass", "regression")
     proba_tasks = CLASSIFICATION
     reports_epochs = True  # every boosting round, when the validation split has rows

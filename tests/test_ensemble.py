@@ -1,0 +1,135 @@
+"""``model=ensemble``: members of several engines trained on one preprocessing, combined by voting or stacking,
+saved member by member and reloaded by registered name; bad members are one line before any data is read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from coupler.components import Model
+from coupler.config import check_settings, compose
+from coupler.errors import ConfigError, CouplerError
+from coupler.hookspecs import hookimpl
+from coupler.plugin_manager import PluginManager
+from coupler.testing import read_metrics, train_run
+
+THREE_ENGINES = "model.members=[{name: logistic_regression}, {name: xgboost, num_boost_round: 5}, {name: mlp}]"
+
+
+def test_hard_voting_counts_each_members_weight(manager):
+    import numpy as np
+    from coupler.components import Split
+    from coupler.context import RunContext
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = X[:, :2]  # two features: the members disagree (with equal weights, 19 of 75 votes differ from the 1-NN's)
+    ensemble = manager.registry.get("model", "ensemble").build("model", {
+        "members": [{"name": "logistic_regression"}, {"name": "knn", "params": {"n_neighbors": 1}},
+                    {"name": "knn", "params": {"n_neighbors": 40}}], "method": "hard", "weights": [0.2, 1.0, 0.3]},
+        task="multiclass", seed=0)
+    assert ensemble.proba_tasks == () and ensemble.engine == "sklearn" and ensemble.reports_epochs is False
+    ensemble.fit(Split(X[::2], y[::2]), None, RunContext(config={}, directory=None, hooks=None, classes=[0, 1, 2]))
+    one_neighbour = ensemble.members[1].model.predict(X[1::2])
+    assert (ensemble.predict(X[1::2]) == one_neighbour).all()  # 1.0 outweighs 0.2 + 0.3 together
+    assert ensemble.predict_proba(X[1::2]) is None
+
+
+class TextOnly(Model):
+    input_formats = ("tokens", "text")
+
+
+class TextPlugin:
+    @hookimpl
+    def register_models(self, register):
+        register("text_only", TextOnly, description="reads text only")
+
+
+@pytest.fixture(scope="module")
+def manager() -> PluginManager:
+    pm = PluginManager()
+    pm.load_builtins()
+    pm.load_entry_points()
+    pm.load_object("text_plugin", TextPlugin())  # a model that reads text only, beside the installed table models
+    return pm
+
+
+def test_a_soft_voting_ensemble_of_three_engines_trains_reloads_with_its_metrics_and_predicts(coupler_cli, tmp_path):
+    from coupler import FinishedRun
+    from sklearn.datasets import load_breast_cancer
+
+    trained = coupler_cli("train", "data=breast_cancer", "model=ensemble", THREE_ENGINES, "trainer.max_epochs=2",
+                          "hydra.run.dir=run")
+    assert trained.rc == 0, trained.err
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in (run_dir / "model" / "members").iterdir()) == \
+        ["0-logistic_regression", "1-xgboost", "2-mlp"]
+    state = json.loads((run_dir / "model" / "ensemble.json").read_text())
+    assert [m["name"] for m in state["members"]] == ["logistic_regression", "xgboost", "mlp"]
+    assert state["method"] == "soft" and state["members"][1]["node"]["num_boost_round"] == 5
+    metrics = read_metrics(run_dir)
+    assert metrics["test"]["roc_auc"] > 0.9  # probabilities averaged: roc_auc is measured
+
+    evaluated = coupler_cli("evaluate", str(run_dir))
+    assert evaluated.rc == 0, evaluated.err
+    for name in ("accuracy", "roc_auc", "log_loss"):
+        assert f"{metrics['test'][name]:.4f}" in evaluated.out
+
+    run = FinishedRun(run_dir)
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(5)
+    assert set(run.predict(rows)) <= set(run.classes)
+    assert run.predict_proba(rows).sum(axis=1).tolist() == pytest.approx([1.0] * 5)
+
+
+def test_a_finished_run_joins_a_stacking_ensemble_only_while_its_seal_holds(tmp_path, manager):
+    from coupler import FinishedRun
+
+    _, member_run = train_run(tmp_path, "data=diabetes", "model=knn", name="knn", manager=manager)
+    metrics, run_dir = train_run(tmp_path, "data=diabetes", "model=ensemble", "model.method=stacking", "model.folds=2",
+                                 f"model.members=[{{run: {member_run}}}, {{name: ridge}}]", name="ensemble",
+                                 manager=manager)
+    state = json.loads((run_dir / "model" / "ensemble.json").read_text())
+    assert [(m["name"], m["run"]) for m in state["members"]] == [("knn", str(member_run)), ("ridge", None)]
+    assert state["meta"]["kind"] == "ridge" and len(state["meta"]["coef"][0]) == 2  # one column per member
+    (member_run / "metrics.json").write_text("{}")  # changed after it was sealed: the ensemble holds its own copy
+    reloaded = FinishedRun(run_dir, manager).evaluate()
+    assert reloaded["test"] == pytest.approx(metrics["test"], rel=1e-9)
+
+    with pytest.raises(CouplerError, match="metrics.json"):
+        train_run(tmp_path, "data=diabetes", "model=ensemble", f"model.members=[{{run: {member_run}}}]",
+                  name="refused", manager=manager)
+    assert not (tmp_path / "refused" / "model").exists()
+
+
+@pytest.fixture(scope="module")
+def config_without_data(manager, tmp_path_factory) -> dict:
+    """A composed ensemble config whose data file does not exist: a refusal naming a member means no data was read."""
+    absent = tmp_path_factory.mktemp("no_data") / "absent.csv"
+    return compose(["data=csv", f"data.path={absent}", "data.target=y", "model=ensemble",
+                    "model.members=[{name: knn}]"], manager)
+
+
+LR = {"name": "logistic_regression"}
+
+
+@pytest.mark.parametrize("members, extra, message", [
+    ([LR, {"name": "xgboost", "num_boost_roundz": 5}], {},
+     "model.members[1].num_boost_roundz=5 is not allowed: model 'xgboost' has no parameter 'num_boost_roundz'. "
+     "Did you mean 'num_boost_round'?"),
+    ([LR, {"name": "xgbost"}], {}, "model.members[1].name='xgbost' is not allowed: a model"),
+    ([LR, {"name": "text_only"}], {},
+     "model.members[1]='text_only' is not allowed: a member that reads matrix like the members before it: one "
+     "preprocessing feeds every member, and 'text_only' reads tokens or text"),
+    ([LR, {"name": "knn"}], {"weights": [1.0]}, "model.weights=[1.0] is not allowed: 2 non-negative numbers, one per "
+     "member"),
+    ([LR, {"name": "knn"}], {"weights": [1, 2], "method": "stacking"}, "model.weights=[1, 2] is not allowed: null "
+     "with model.method=stacking"),
+    ([{"run": "no/such/run"}], {}, "no/such/run"),
+    ([], {}, "model.members=[] is not allowed: at least one member"),
+], ids=["member_key", "member_name", "text_beside_table", "weights", "stacking_weights", "run_directory", "empty"])
+def test_a_bad_member_is_one_line_before_any_data_is_read(members, extra, message, manager, config_without_data):
+    config = {**config_without_data, "model": {**config_without_data["model"], "members": members, **extra}}
+    with pytest.raises(CouplerError) as error:
+        check_settings(config, manager.registry)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert isinstance(error.value, ConfigError) or "run" in members[0]
