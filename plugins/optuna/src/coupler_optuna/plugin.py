@@ -39,8 +39,8 @@ class SearchSettings:
     metric: str | None = param(None, help="the validation metric to optimize (null: the task's first, accuracy or "
                                           "rmse; the CV mean when cv.folds is set)")
     storage: str | None = param(None, help="the study's storage: an Optuna URL (sqlite:///FILE, "
-                                           "postgresql://...) or a journal file path (null: sqlite study.db in "
-                                           "the sweep directory)")
+                                           "postgresql://...) or a journal file path (null: the journal file "
+                                           "study.journal in the sweep directory)")
     study_name: str | None = param(None, help="the study's name in its storage (null: the search file's name)")
     n_jobs: int = param(1, help="worker processes on this machine sharing the study; each starts a new trial as "
                                 "soon as its last one ends", ge=1)
@@ -74,11 +74,18 @@ def _trial_of(run):
     return {"pruner": "median", **node}
 
 
+#: the models of this process's trials already said to report no epochs (said once, not once per trial)
+_said: set = set()
+
+
 @hookimpl
 def on_fit_start(run, model):
     node = _trial_of(run)
-    if node is not None and not getattr(model, "reports_epochs", False) and node.get("pruner") != "none":
-        log.info("model %r reports no epochs: pruning does not apply to its trials", run.config["model"]["name"])
+    name = run.config["model"]["name"]
+    if node is not None and not getattr(model, "reports_epochs", False) and node.get("pruner") != "none" \
+            and name not in _said:
+        _said.add(name)
+        log.info("model %r reports no epochs: pruning does not apply to its trials", name)
 
 
 @hookimpl

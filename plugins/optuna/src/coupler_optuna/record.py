@@ -32,7 +32,7 @@ def write_trials(study, sweep_dir: Path) -> None:
     writer.writerow(["number", "params", "state", "value", "duration_s", "run_directory"])
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         writer.writerow([trial.number, " ".join(_searched(trial.user_attrs.get("overrides", []))), trial.state.name,
-                         "" if trial.value is None else trial.value, _duration(trial) or "",
+                         trial.value if trial.state.name == "COMPLETE" else "", _duration(trial) or "",
                          trial.user_attrs.get("directory", "")])
     atomic_write_text(Path(sweep_dir) / TRIALS, out.getvalue())
 
@@ -53,6 +53,7 @@ def report(study, sweep_dir: Path, metric: str):
     best = study.best_trial
     overrides = _searched(best.user_attrs.get("overrides", []))
     command_line = [*_searched(best.user_attrs.get("fixed", [])), *overrides]
+    overrides = command_line
     atomic_write_text(Path(sweep_dir) / BEST,
                       f"# the best trial ({best.number}) of study {study.study_name!r}: validation {metric}="
                       f"{best.value}\n# its overrides: pass them to coupler train to train it again\n"

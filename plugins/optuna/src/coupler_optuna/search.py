@@ -32,10 +32,14 @@ JOB_KEYS = ("search.trial", "search.storage", "search.study_name", "search.metri
 
 def run_search(config, launcher, arguments: list[str]) -> None:
     try:
-        plan = _plan(config, arguments)
-    except CouplerError as exc:
+        _search(config, launcher, arguments)
+    except CouplerError as exc:  # Hydra would print a traceback
         print(f"coupler: error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_status) from None
+
+
+def _search(config, launcher, arguments: list[str]) -> None:
+    plan = _plan(config, arguments)
     workers = _start_workers(plan, arguments) if plan.node["n_jobs"] > 1 and not os.environ.get(WORKER_ENV) else []
     _work(plan, launcher)
     for worker in workers:
@@ -75,7 +79,7 @@ def _plan(config, arguments: list[str]) -> _Plan:
     _refuse_sweeps(arguments)
     space = spaces.parse(node.get("space"))
     fixed = [a for a in arguments if a.split("=", 1)[0].lstrip("+") not in JOB_KEYS]
-    _check_space(space, fixed)
+    _check_space(space, fixed, config)
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     metric, maximize = _metric(config, node)
@@ -114,15 +118,19 @@ def _refuse_sweeps(arguments: list[str]) -> None:
                                f"of sweeping them on the command line.")
 
 
-def _check_space(space, fixed: list[str]) -> None:
+def _check_space(space, fixed: list[str], config) -> None:
     """Every key, option and bound the space can give, checked as a command line is, before any trial."""
-    from coupler.config import check_overrides
+    from coupler.config import PRIMARY, check_overrides
     from coupler.plugin_manager import get_plugin_manager
 
     manager = get_plugin_manager()
+    # the user's --config-dir: Hydra lists it among the config sources, from the command line
+    extra = tuple(str(source.path) for source in config.hydra.runtime.config_sources
+                  if source.provider == "command-line" and source.schema == "file")
     for overrides in space.extremes():
         try:
-            check_overrides([*fixed, *overrides], manager)
+            check_overrides([*space.fixed, *fixed, *overrides], manager, extra_dirs=extra,
+                            own_primary=config.hydra.job.config_name == PRIMARY)
         except CouplerError as exc:
             raise CouplerError(f"search.space gives {' '.join(overrides)}: {exc}") from None
 
@@ -154,9 +162,9 @@ def _locked(url: str, sweep_dir: Path):
     import fcntl
 
     if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):] + ".lock")
+        path = Path(url[len("sqlite:///"):] + ".search-lock")
     elif "://" not in url:
-        path = Path(url + ".lock")
+        path = Path(url + ".search-lock")  # not .lock: the journal takes that name for its own lock
     else:
         yield
         return
@@ -182,12 +190,16 @@ def _ask(plan):
         trial = plan.study.ask()
         trial.set_user_attr("worker", worker_id())
     try:
-        overrides = plan.space.suggest(trial)
-    except BaseException:
+        overrides = plan.space.suggest(trial)[len(plan.space.fixed):]
+    except BaseException as exc:
         plan.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if isinstance(exc, ValueError):  # Optuna: a dimension's kind or choices differ from the study's
+            raise CouplerError(f"search.space does not fit study {plan.study.study_name!r} in {plan.url} "
+                               f"({exc}); a study keeps its space: give search.study_name=NEW, or a new "
+                               f"hydra.sweep.dir.") from None
         raise
     trial.set_user_attr("overrides", overrides)
-    trial.set_user_attr("fixed", plan.fixed)
+    trial.set_user_attr("fixed", [*plan.space.fixed, *plan.fixed])
     trial.set_user_attr("directory", str(plan.sweep_dir / str(trial.number)))
     return trial, overrides
 
@@ -203,7 +215,8 @@ def _work(plan, launcher) -> None:
         if asked is None:
             return
         trial, overrides = asked
-        job = [*plan.fixed, *overrides, f"++search.trial={trial.number}", *plan.job_keys]
+        # the space's fixed keys, then the command line's (which win), then the trial's own values
+        job = [*plan.space.fixed, *plan.fixed, *overrides, f"++search.trial={trial.number}", *plan.job_keys]
         (result,) = launcher.launch([job], initial_job_idx=trial.number)
         _tell(plan, trial, result)
 
@@ -260,7 +273,7 @@ def _refit(plan, launcher, best) -> None:
     from coupler_optuna.record import print_test
 
     overrides = [o for o in best.user_attrs["overrides"]]
-    job = [*plan.fixed, *overrides, "split.val=0", "hydra.sweep.subdir=refit"]
+    job = [*plan.space.fixed, *plan.fixed, *overrides, "split.val=0", "hydra.sweep.subdir=refit"]
     (result,) = launcher.launch([job], initial_job_idx=plan.node["n_trials"] + 1)
     if result.status.name == "COMPLETED" and isinstance(result.return_value, dict):
         print_test("refit on train+val", plan.sweep_dir / "refit", result.return_value.get("test") or {})

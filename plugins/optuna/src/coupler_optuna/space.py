@@ -94,8 +94,8 @@ class Space:
         return overrides
 
     def extremes(self) -> list[list[str]]:
-        """One override list per bound and option: each dimension checked beside the fixed keys."""
-        return [[*self.fixed, *tail] for dimension in self.params for tail in dimension.extremes()] or [self.fixed]
+        """One override list per bound and option (the fixed keys go before each)."""
+        return [tail for dimension in self.params for tail in dimension.extremes()] or [[]]
 
     def grid(self) -> dict:
         out: dict = {}
