@@ -91,7 +91,7 @@ def on_fit_start(run, model):
 @hookimpl
 def on_epoch_end(run, epoch, metrics):
     node = _trial_of(run)
-    if node is None or node.get("pruner") == "none":
+    if node is None:  # every epoch is reported, pruned or not: the study keeps each trial's learning curve
         return
     from coupler_optuna.pruning import report
 

@@ -34,7 +34,7 @@ def monitored(metrics: dict, metric: str | None, maximize: bool) -> float | None
 
 
 def report(node: dict, epoch: int, metrics: dict) -> bool:
-    """Report ``epoch`` to the run's trial; return whether the pruner says stop."""
+    """Report ``epoch`` to the run's trial; return whether the pruner says stop (never with ``pruner=none``)."""
     import optuna
 
     trial, direction = _trial(node["storage"], node["study_name"], int(node["trial"]), node["pruner"])
@@ -42,7 +42,7 @@ def report(node: dict, epoch: int, metrics: dict) -> bool:
     if value is None:
         return False
     trial.report(value, epoch)
-    if trial.should_prune():
+    if node["pruner"] != "none" and trial.should_prune():
         trial.set_user_attr("pruned_after_epoch", epoch)
         return True
     return False
