@@ -74,8 +74,9 @@ def plain(trials: int, rounds: int) -> tuple[float, float]:
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
                                     storage=optuna.storages.JournalStorage(JournalFileBackend(f"{directory}/j")))
         study.optimize(objective, n_trials=trials)
+        best = study.best_value
     del pd
-    return time.perf_counter() - start, study.best_value
+    return time.perf_counter() - start, best
 
 
 def harness(trials: int, rounds: int) -> tuple[float, float]:
