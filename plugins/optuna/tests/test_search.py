@@ -148,6 +148,7 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(coupler
     trials = _trials(tmp_path / "sweep")
     assert [t["number"] for t in trials] == ["0", "1", "2", "3"] and {t["state"] for t in trials} == {"COMPLETE"}
     assert len({t["run_directory"] for t in trials}) == 4
+    assert "sweep: 4 job(s)" in result.out  # the summary counts the worker's trials too
     # a second command on the same storage (another machine, say) joins the study: it runs what is left
     more = coupler_cli("train", *SEARCH, "search.n_trials=6", f"search.storage={tmp_path / 'sweep' / 'study.journal'}",
                        "hydra.sweep.dir=elsewhere")

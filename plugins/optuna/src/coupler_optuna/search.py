@@ -262,8 +262,10 @@ def _score(plan, results: dict, run_dir: Path) -> float | None:
 
 def _start_workers(plan, arguments: list[str]) -> list:
     """``search.n_jobs - 1`` more processes of this command on the same study and sweep directory."""
+    # the worker's jobs record their outcomes for this process's summary; the worker writes none of its own
     command = [sys.executable, "-m", "coupler.train_app", "-m", *arguments, f"hydra.sweep.dir={plan.sweep_dir}",
-               f"search.storage={plan.url}", f"search.study_name={plan.study.study_name}"]
+               f"search.storage={plan.url}", f"search.study_name={plan.study.study_name}",
+               "~hydra.callbacks.sweep_outcomes"]
     env = {**os.environ, WORKER_ENV: "1"}
     return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(plan.node["n_jobs"] - 1)]
 
