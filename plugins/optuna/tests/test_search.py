@@ -140,6 +140,7 @@ def test_a_rerun_continues_a_study_whose_worker_was_killed(coupler_cli, tmp_path
     assert [(t["number"], t["state"]) for t in trials] == [("0", "COMPLETE"), ("1", "FAIL"), ("2", "COMPLETE"),
                                                             ("3", "COMPLETE")]
     assert "trial(s) [1] were left running by a worker that is gone" in result.err
+    assert trials[2]["params"] != trials[0]["params"]  # the continued study draws anew, not the first draws again
 
 
 def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(coupler_cli, tmp_path):

@@ -98,6 +98,11 @@ def _plan(config, arguments: list[str]) -> _Plan:
             raise CouplerError(f"search.study_name={name}: the study in {url} optimizes the other way; choose "
                                f"another study_name or storage.")
         abandoned = fail_abandoned(study)
+        # a continued study, or another worker, must not draw the same values again: its own stream
+        already = len(study.get_trials(deepcopy=False))
+        if already or os.environ.get(WORKER_ENV):
+            worker = 7919 * (os.getpid() % 1000) if os.environ.get(WORKER_ENV) else 0
+            study.sampler = make_sampler(node["sampler"], seed + already + worker, grid)
     if abandoned:
         log.warning("study %r: trial(s) %s were left running by a worker that is gone; marked failed, run again",
                     name, abandoned)
