@@ -177,3 +177,11 @@ def test_bad_search_input_is_one_line_before_any_trial(coupler_cli, tmp_path, sp
     assert result.rc == 2, (result.out, result.err)
     assert message in result.err and len(result.err.strip().splitlines()) == 1, result.err
     assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_a_grid_search_stops_when_every_combination_ran(coupler_cli, tmp_path):
+    grid = _search_file(tmp_path, "grid", {"model.params.C": [0.1, 1.0]})
+    result = coupler_cli("train", grid, "-m", "search=grid", "search.sampler=grid", "search.n_trials=10",
+                         "hydra.sweep.dir=sweep")
+    assert result.rc == 0, result.err
+    assert sorted(t["params"] for t in _trials(tmp_path / "sweep")) == ["model.params.C=0.1", "model.params.C=1.0"]

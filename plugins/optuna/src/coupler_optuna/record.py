@@ -22,8 +22,10 @@ def _duration(trial) -> float | None:
 
 
 def _searched(overrides: list[str]) -> list[str]:
-    """A trial's overrides without the sweeper's own keys: what ``coupler train`` needs to rerun it."""
-    return [o for o in overrides if not o.split("=", 1)[0].lstrip("+").startswith("search")]
+    """A trial's overrides without the sweeper's own keys, each key once (the last value, which Hydra applied):
+    what ``coupler train`` needs to rerun it."""
+    last = {o.split("=", 1)[0]: o for o in overrides if not o.split("=", 1)[0].lstrip("+").startswith("search")}
+    return list(last.values())
 
 
 def write_trials(study, sweep_dir: Path) -> None:

@@ -236,8 +236,12 @@ def _tell(plan, trial, result) -> None:
         state = optuna.trial.TrialState.COMPLETE if value is not None else state
     elif _pruned(plan, trial):
         state = optuna.trial.TrialState.PRUNED
-    plan.study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
-                    skip_if_finished=True)
+    try:
+        plan.study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
+                        skip_if_finished=True)
+    except RuntimeError:  # GridSampler calls study.stop() on its last grid point, outside optimize(): told anyway
+        if plan.node["sampler"] != "grid":
+            raise
 
 
 def _pruned(plan, trial) -> bool:
