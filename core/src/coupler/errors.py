@@ -33,6 +33,13 @@ class PluginError(CouplerError):
     """A plugin could not be loaded or registered."""
 
 
+class RunPruned(CouplerError):
+    """A search stopped the run early: its trial was pruned (``coupler-optuna``). Not a failure of the run: the
+    job ends without a traceback, and its half-written directory goes as an interrupted run's does."""
+
+    exit_status = 0
+
+
 def plain(value):
     """A NumPy scalar as the Python value it holds, in lists and mappings too: labels are saved to JSON and
     compared with ==, and messages show ``0``, not ``np.int64(0)``."""

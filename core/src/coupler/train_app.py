@@ -446,6 +446,11 @@ def _job_failed(exc: BaseException, fate: str, run_dir: Path, failed, kept_new_r
         from coupler.errors import describe_os_error
 
         return failed(f"{describe_os_error(exc)} {fate[0].upper()}{fate[1:]}", EXIT_FAULT, job_only=False)
+    from coupler.errors import RunPruned
+
+    if isinstance(exc, RunPruned):  # stopped by the search (coupler-optuna), which records the trial as pruned
+        print(f"coupler: {exc}; {fate}", file=sys.stderr)
+        return None
     if isinstance(exc, SystemExit) or (not isinstance(exc, CouplerError) and _debugging()):
         raise exc
     if not isinstance(exc, CouplerError):  # a bug: one line here, the traceback in the log

@@ -1,0 +1,290 @@
+"""One worker of a study: ``coupler train -m search=NAME`` runs it (``hydra_plugins.coupler_optuna_sweeper``).
+
+The worker asks Optuna for a trial (ask/tell), launches that one trial's job through Hydra's launcher, tells the
+study its outcome, and asks again, until the study holds ``search.n_trials`` trials. There is no batch: several
+workers sharing ``search.storage`` (``search.n_jobs`` on one machine, or the same command started elsewhere)
+each start a new trial as soon as their last one ends. Counting and asking happen under a file lock beside a file
+storage, so that workers never overshoot ``n_trials``. A rerun of the command after a kill finds the study in its
+storage: the trials a dead worker left running are marked failed and run again; the finished ones are kept.
+
+The study reads validation scores only (``results["val"]``, or the CV mean); test metrics are printed for the
+best run alone. The record (``coupler_optuna.record``) goes to the sweep directory after the last trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from coupler.errors import CouplerError
+
+log = logging.getLogger("coupler.search")
+
+#: set in the worker processes a search starts for ``search.n_jobs`` > 1: they run trials and write no record
+WORKER_ENV = "COUPLER_SEARCH_WORKER"
+#: the settings the sweeper gives each trial's job (the command line's are replaced)
+JOB_KEYS = ("search.trial", "search.storage", "search.study_name", "search.metric")
+
+
+def run_search(config, launcher, arguments: list[str]) -> None:
+    try:
+        _search(config, launcher, arguments)
+    except CouplerError as exc:  # Hydra would print a traceback
+        print(f"coupler: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_status) from None
+
+
+def _search(config, launcher, arguments: list[str]) -> None:
+    plan = _plan(config, arguments)
+    workers = _start_workers(plan, arguments) if plan.node["n_jobs"] > 1 and not os.environ.get(WORKER_ENV) else []
+    _work(plan, launcher)
+    for worker in workers:
+        worker.wait()
+    if os.environ.get(WORKER_ENV):
+        return
+    from coupler_optuna.record import report
+
+    best = report(plan.study, plan.sweep_dir, plan.metric)
+    if best is not None and plan.node["refit"]:
+        _refit(plan, launcher, best)
+
+
+class _Plan:
+    """What every trial shares: the study, the space, the fixed overrides, where the record goes."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def _plan(config, arguments: list[str]) -> _Plan:
+    import optuna
+    from omegaconf import OmegaConf
+
+    from coupler_optuna import space as spaces
+    from coupler_optuna.study import fail_abandoned, make_pruner, make_sampler, open_storage, storage_url
+
+    node = OmegaConf.to_container(config.search, resolve=True) if OmegaConf.select(config, "search") else None
+    if not node:
+        raise CouplerError("hydra/sweeper=coupler_optuna runs a search: choose one with search=NAME "
+                           "(coupler train -m search=logistic_regression).")
+    from coupler.schema import defaults
+
+    from coupler_optuna.plugin import SearchSettings
+
+    node = {**defaults(SearchSettings), **node}  # a search file gives what it changes
+    _refuse_sweeps(arguments)
+    space = spaces.parse(node.get("space"))
+    fixed = [a for a in arguments if a.split("=", 1)[0].lstrip("+") not in JOB_KEYS]
+    _check_space(space, fixed, config)
+    sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    metric, maximize = _metric(config, node)
+    url = storage_url(node.get("storage"), sweep_dir)
+    name = node.get("study_name") or OmegaConf.select(config, "hydra.runtime.choices.search") or "coupler"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    grid = space.grid() if node["sampler"] == "grid" else None
+    seed = node["seed"] if node.get("seed") is not None else int(config.seed)
+    with _locked(url, sweep_dir):
+        study = optuna.create_study(storage=open_storage(url), study_name=name, load_if_exists=True,
+                                    sampler=make_sampler(node["sampler"], seed, grid),
+                                    pruner=make_pruner(node["pruner"]),
+                                    direction="maximize" if maximize else "minimize")
+        if study.direction != (optuna.study.StudyDirection.MAXIMIZE if maximize else
+                               optuna.study.StudyDirection.MINIMIZE):
+            raise CouplerError(f"search.study_name={name}: the study in {url} optimizes the other way; choose "
+                               f"another study_name or storage.")
+        abandoned = fail_abandoned(study)
+        # a continued study, or another worker, must not draw the same values again: its own stream
+        already = len(study.get_trials(deepcopy=False))
+        if already or os.environ.get(WORKER_ENV):
+            worker = 7919 * (os.getpid() % 1000) if os.environ.get(WORKER_ENV) else 0
+            study.sampler = make_sampler(node["sampler"], seed + already + worker, grid)
+    if abandoned:
+        log.warning("study %r: trial(s) %s were left running by a worker that is gone; marked failed, run again",
+                    name, abandoned)
+    log.info("study %r in %s: %s of validation %s, %d trials; rerun the same command (with hydra.sweep.dir=%s) "
+             "to continue it", name, url, "maximize" if maximize else "minimize", metric, node["n_trials"], sweep_dir)
+    job_keys = [f"++search.storage={url}", f"++search.study_name={name}", f"++search.metric={metric}"]
+    return _Plan(node=node, space=space, fixed=fixed, sweep_dir=sweep_dir, metric=metric, url=url, study=study,
+                 job_keys=job_keys, config=config)
+
+
+def _refuse_sweeps(arguments: list[str]) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(arguments):
+        if override.is_sweep_override():
+            raise CouplerError(f"{override.input_line}: a search runs the trials its sampler chooses; put the "
+                               f"values in search.space ({override.get_key_element()}: {{choices: [...]}}) instead "
+                               f"of sweeping them on the command line.")
+
+
+def _check_space(space, fixed: list[str], config) -> None:
+    """Every key, option and bound the space can give, checked as a command line is, before any trial."""
+    from coupler.config import PRIMARY, check_overrides
+    from coupler.plugin_manager import get_plugin_manager
+
+    manager = get_plugin_manager()
+    # the user's --config-dir: Hydra lists it among the config sources, from the command line
+    extra = tuple(str(source.path) for source in config.hydra.runtime.config_sources
+                  if source.provider == "command-line" and source.schema == "file")
+    for overrides in space.extremes():
+        try:
+            check_overrides([*space.fixed, *fixed, *overrides], manager, extra_dirs=extra,
+                            own_primary=config.hydra.job.config_name == PRIMARY)
+        except CouplerError as exc:
+            raise CouplerError(f"search.space gives {' '.join(overrides)}: {exc}") from None
+
+
+def _metric(config, node: dict) -> tuple[str, bool]:
+    """The validation metric the study optimizes and whether greater is better."""
+    from omegaconf import OmegaConf
+
+    from coupler.builtin.metrics import DEFAULTS
+    from coupler.plugin_manager import get_plugin_manager
+
+    registry = get_plugin_manager().registry
+    metric = node.get("metric")
+    if metric is None:
+        task = str(config.task)
+        if task == "auto":  # the data says (the run would read it the same way)
+            from coupler.dataset import infer_task
+
+            data = OmegaConf.to_container(config.data, resolve=True)
+            task = infer_task(registry.get("data", data["name"]).build("data", data).y, "auto")
+        metric = DEFAULTS[task][0]
+    built = registry.get("metric", metric).build(f"search.metric={metric}", {"name": metric})
+    return metric, bool(getattr(built, "greater_is_better", True))
+
+
+@contextlib.contextmanager
+def _locked(url: str, sweep_dir: Path):
+    """Hold the lock beside a file storage (journal file or SQLite database); a server database: no lock."""
+    import fcntl
+
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):] + ".search-lock")
+    elif "://" not in url:
+        path = Path(url + ".search-lock")  # not .lock: the journal takes that name for its own lock
+    else:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ask(plan):
+    """The next trial, or None when the study holds ``n_trials`` (counted under the lock: no overshoot)."""
+    import optuna
+
+    from coupler_optuna.study import counted, worker_id
+
+    with _locked(plan.url, plan.sweep_dir):
+        if counted(plan.study) >= plan.node["n_trials"]:
+            return None
+        if plan.node["sampler"] == "grid" and _grid_done(plan.study):
+            return None
+        trial = plan.study.ask()
+        trial.set_user_attr("worker", worker_id())
+    try:
+        overrides = plan.space.suggest(trial)[len(plan.space.fixed):]
+    except BaseException as exc:
+        plan.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if isinstance(exc, ValueError):  # Optuna: a dimension's kind or choices differ from the study's
+            raise CouplerError(f"search.space does not fit study {plan.study.study_name!r} in {plan.url} "
+                               f"({exc}); a study keeps its space: give search.study_name=NEW, or a new "
+                               f"hydra.sweep.dir.") from None
+        raise
+    trial.set_user_attr("overrides", overrides)
+    trial.set_user_attr("fixed", [*plan.space.fixed, *plan.fixed])
+    trial.set_user_attr("directory", str(plan.sweep_dir / str(trial.number)))
+    return trial, overrides
+
+
+def _grid_done(study) -> bool:
+    sampler = study.sampler
+    return hasattr(sampler, "is_exhausted") and sampler.is_exhausted(study)
+
+
+def _work(plan, launcher) -> None:
+    while True:
+        asked = _ask(plan)
+        if asked is None:
+            return
+        trial, overrides = asked
+        # the space's fixed keys, then the command line's (which win), then the trial's own values
+        job = [*plan.space.fixed, *plan.fixed, *overrides, f"++search.trial={trial.number}", *plan.job_keys]
+        (result,) = launcher.launch([job], initial_job_idx=trial.number)
+        _tell(plan, trial, result)
+
+
+def _tell(plan, trial, result) -> None:
+    import optuna
+    from hydra.core.utils import JobStatus
+
+    state, value = optuna.trial.TrialState.FAIL, None
+    if result.status == JobStatus.COMPLETED and isinstance(result.return_value, dict):
+        value = _score(plan, result.return_value, Path(trial.user_attrs["directory"]))
+        state = optuna.trial.TrialState.COMPLETE if value is not None else state
+    elif _pruned(plan, trial):
+        state = optuna.trial.TrialState.PRUNED
+    try:
+        plan.study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
+                        skip_if_finished=True)
+    except RuntimeError:  # GridSampler calls study.stop() on its last grid point, outside optimize(): told anyway
+        if plan.node["sampler"] != "grid":
+            raise
+
+
+def _pruned(plan, trial) -> bool:
+    """Whether the trial's job (in any process) recorded that the pruner stopped it."""
+    for frozen in plan.study.get_trials(deepcopy=False):
+        if frozen.number == trial.number:
+            return "pruned_after_epoch" in frozen.user_attrs
+    return False
+
+
+def _score(plan, results: dict, run_dir: Path) -> float | None:
+    """The trial's validation score: the CV mean when the run cross-validated, else ``results["val"]``."""
+    import json
+
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        cv = (json.loads(metrics_file.read_text()).get("cv") or {}).get(plan.metric)
+        if isinstance(cv, dict) and cv.get("mean") is not None:
+            return float(cv["mean"])
+    value = (results.get("val") or {}).get(plan.metric)
+    if value is None:
+        log.warning("trial in %s measured no validation %s (split.val=0, or a metric the model cannot give): "
+                    "recorded as failed", run_dir, plan.metric)
+        return None
+    return float(value)
+
+
+def _start_workers(plan, arguments: list[str]) -> list:
+    """``search.n_jobs - 1`` more processes of this command on the same study and sweep directory."""
+    # the worker's jobs record their outcomes for this process's summary; the worker writes none of its own
+    command = [sys.executable, "-m", "coupler.train_app", "-m", *arguments, f"hydra.sweep.dir={plan.sweep_dir}",
+               f"search.storage={plan.url}", f"search.study_name={plan.study.study_name}",
+               "~hydra.callbacks.sweep_outcomes"]
+    env = {**os.environ, WORKER_ENV: "1"}
+    return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(plan.node["n_jobs"] - 1)]
+
+
+def _refit(plan, launcher, best) -> None:
+    """The best configuration trained on train+val (``split.val=0``) and tested once, in ``SWEEP_DIR/refit``."""
+    from coupler_optuna.record import print_test
+
+    overrides = [o for o in best.user_attrs["overrides"]]
+    job = [*plan.space.fixed, *plan.fixed, *overrides, "split.val=0", "hydra.sweep.subdir=refit"]
+    (result,) = launcher.launch([job], initial_job_idx=plan.node["n_trials"] + 1)
+    if result.status.name == "COMPLETED" and isinstance(result.return_value, dict):
+        print_test("refit on train+val", plan.sweep_dir / "refit", result.return_value.get("test") or {})

@@ -1,0 +1,187 @@
+"""The Optuna search through ``coupler train -m search=NAME``: the record of a study, pruning through the epoch
+events, a study continued after its worker was killed, two workers on one study, and bad input refused before
+any trial. Each trains logistic regression on iris (a trial: about 0.3 s) or a few XGBoost rounds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from coupler.errors import RunPruned
+
+from coupler_optuna.study import open_storage
+
+SEARCH = ("-m", "search=logistic_regression", "hydra.sweep.dir=sweep")
+
+
+def _trials(sweep: Path) -> list[dict]:
+    with open(sweep / "trials.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_search_records_its_trials_and_its_best_run(coupler_cli, tmp_path):
+    result = coupler_cli("train", *SEARCH, "search.n_trials=2", "search.sampler=random", "search.refit=true")
+    assert result.rc == 0, result.err
+    sweep = tmp_path / "sweep"
+    trials = _trials(sweep)
+    assert [t["number"] for t in trials] == ["0", "1"] and {t["state"] for t in trials} == {"COMPLETE"}
+    assert all("model.params.C=" in t["params"] and Path(t["run_directory"], "manifest.json").is_file()
+               for t in trials)
+    best = max(trials, key=lambda t: float(t["value"]))
+    assert f"best run: {best['run_directory']}" in result.out
+    # the value is the validation score, never the test one
+    metrics = json.loads(Path(best["run_directory"], "metrics.json").read_text())
+    assert float(best["value"]) == metrics["val"]["accuracy"]
+    overrides = yaml.safe_load((sweep / "best.yaml").read_text())
+    assert "model=logistic_regression" in overrides and not any(o.startswith("search") for o in overrides)
+    assert [o for o in overrides if o.startswith("model.params.C=")] == [best["params"].split()[-1]]
+    # best.yaml is ready for coupler train: the same configuration, the same validation score
+    again = coupler_cli("train", *overrides, "hydra.run.dir=again")
+    assert again.rc == 0, again.err
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["val"] == metrics["val"]
+    # refit: the best configuration trained on train+val (no validation rows), tested once
+    refit = json.loads((sweep / "refit" / "metrics.json").read_text())
+    assert refit["val"] == {} and refit["test"] and "refit on train+val test:" in result.out
+
+
+def _search_file(tmp_path: Path, name: str, space: dict) -> str:
+    """A search file of the user's in ``conf/search/NAME.yaml``; returns the ``--config-dir`` argument."""
+    directory = tmp_path / "conf" / "search"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.yaml").write_text(yaml.safe_dump({
+        "defaults": ["schema", {"override /hydra/sweeper@_global_.hydra.sweeper": "coupler_optuna"}, "_self_"],
+        "space": space}))
+    return f"--config-dir={tmp_path / 'conf'}"
+
+
+def test_a_component_choice_samples_each_option_with_its_own_parameters(coupler_cli, tmp_path):
+    config_dir = _search_file(tmp_path, "choice", {"model": {"choices": {
+        "logistic_regression": {"model.params.C": {"low": 0.1, "high": 10.0, "log": True}},
+        "knn": {"model.params.n_neighbors": {"low": 1, "high": 9}}}}})
+    result = coupler_cli("train", config_dir, "-m", "search=choice", "search.n_trials=3", "search.sampler=random",
+                         "hydra.sweep.dir=sweep")
+    assert result.rc == 0, result.err
+    for trial in _trials(tmp_path / "sweep"):
+        params = trial["params"].split()
+        model = params[0]
+        assert model in ("model=logistic_regression", "model=knn")
+        key = "model.params.C=" if model == "model=logistic_regression" else "model.params.n_neighbors="
+        assert [p for p in params[1:] if "=" in p][0].startswith(key), params
+
+
+class _Run:
+    def __init__(self, node):
+        self.config = {"search": node, "model": {"name": "xgboost"}}
+        self.should_stop = False
+
+
+def test_an_epoch_trailing_the_finished_trials_stops_the_run_and_marks_it_pruned(tmp_path):
+    from coupler_optuna import plugin
+
+    url = str(tmp_path / "study.journal")
+    study = optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+    for _ in range(2):  # two finished trials whose validation loss was 0.1 at every epoch
+        finished = study.ask()
+        for epoch in range(3):
+            finished.report(-0.1, epoch)
+        study.tell(finished, 0.9)
+    trial = study.ask()
+    run = _Run({"trial": trial.number, "storage": url, "study_name": "s", "pruner": "median", "metric": "accuracy"})
+    plugin.on_epoch_end(run=run, epoch=0, metrics={"val_loss": 0.5})  # warm-up epoch: never pruned
+    assert not run.should_stop
+    plugin.on_epoch_end(run=run, epoch=1, metrics={"val_loss": 0.5})
+    assert run.should_stop
+    with pytest.raises(RunPruned, match="pruned after epoch 1"):
+        plugin.on_fit_end(run=run, model=None)
+    # a better trial goes on
+    good = _Run({**run.config["search"], "trial": study.ask().number})
+    plugin.on_epoch_end(run=good, epoch=1, metrics={"val_loss": 0.05})
+    assert not good.should_stop
+
+
+def test_a_pruned_xgboost_trial_ends_pruned_without_a_run_directory(coupler_cli, tmp_path):
+    # eta 0.001 learns almost nothing in a round: its second round trails the first two trials' (eta 0.3)
+    fast = _search_file(tmp_path, "fast", {"model.params.eta": {"low": 0.3, "high": 0.3}})
+    common = ("model=xgboost", "data=breast_cancer", "model.num_boost_round=3", "search.study_name=eta",
+              "hydra.sweep.dir=sweep")
+    first = coupler_cli("train", fast, "-m", "search=fast", *common, "search.n_trials=2")
+    assert first.rc == 0, first.err
+    slow = _search_file(tmp_path, "slow", {"model.params.eta": {"low": 0.001, "high": 0.001}})
+    result = coupler_cli("train", slow, "-m", "search=slow", *common, "search.n_trials=3")
+    assert result.rc == 0, result.err
+    trials = _trials(tmp_path / "sweep")
+    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert "trial 2 pruned after epoch 1" in result.err and not (tmp_path / "sweep" / "2").exists()
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_rerun_continues_a_study_whose_worker_was_killed(coupler_cli, tmp_path):
+    first = coupler_cli("train", *SEARCH, "search.n_trials=1")
+    assert first.rc == 0, first.err
+    # what a SIGKILL during the second trial leaves: the trial RUNNING in the journal, its worker gone
+    url = str(tmp_path / "sweep" / "study.journal")
+    study = optuna.load_study(study_name="logistic_regression", storage=open_storage(url))
+    killed = study.ask()
+    killed.set_user_attr("worker", f"{os.uname().nodename}:{_dead_pid()}")
+    result = coupler_cli("train", *SEARCH, "search.n_trials=3")
+    assert result.rc == 0, result.err
+    trials = _trials(tmp_path / "sweep")
+    assert [(t["number"], t["state"]) for t in trials] == [("0", "COMPLETE"), ("1", "FAIL"), ("2", "COMPLETE"),
+                                                            ("3", "COMPLETE")]
+    assert "trial(s) [1] were left running by a worker that is gone" in result.err
+    assert trials[2]["params"] != trials[0]["params"]  # the continued study draws anew, not the first draws again
+
+
+def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(coupler_cli, tmp_path):
+    result = coupler_cli("train", *SEARCH, "search.n_trials=3", "search.n_jobs=2")
+    assert result.rc == 0, result.err
+    trials = _trials(tmp_path / "sweep")
+    assert [t["number"] for t in trials] == ["0", "1", "2"] and {t["state"] for t in trials} == {"COMPLETE"}
+    assert len({t["run_directory"] for t in trials}) == 3
+    assert "sweep: 3 job(s)" in result.out  # the summary counts the worker's trials too
+    # a second command on the same storage (another machine, say) joins the study: it runs what is left
+    more = coupler_cli("train", *SEARCH, "search.n_trials=5", f"search.storage={tmp_path / 'sweep' / 'study.journal'}",
+                       "hydra.sweep.dir=elsewhere")
+    assert more.rc == 0, more.err
+    study = optuna.load_study(study_name="logistic_regression",
+                              storage=open_storage(str(tmp_path / "sweep" / "study.journal")))
+    assert [t.number for t in study.trials] == list(range(5))
+    assert [Path(t.user_attrs["directory"]).parent.name for t in study.trials] == ["sweep"] * 3 + ["elsewhere"] * 2
+
+
+C = {"model.params.C": {"low": 0.1, "high": 1.0}}
+
+
+@pytest.mark.parametrize(("space", "override", "message"), [
+    ({}, "seed=0", "search.space is empty"),
+    ({"model.params.C": {"low": 10, "high": 1}}, "seed=0", "search.space.model.params.C: low=10 is above high=1; swap"),
+    ({"model.params.nope": {"low": 1, "high": 2}}, "seed=0", "lists no model.params.nope"),
+    ({"model.params.C": {"low": 0.0, "high": 1.0}}, "seed=0", "model.params.C=0.0 is not allowed"),
+    (C, "search.sampler=annealing", "search.sampler='annealing' is not allowed"),
+    (C, "search.pruner=asha", "search.pruner='asha' is not allowed"),
+], ids=["empty", "low>high", "unknown-key", "outside-schema", "sampler", "pruner"])
+def test_bad_search_input_is_one_line_before_any_trial(coupler_cli, tmp_path, space, override, message):
+    result = coupler_cli("train", _search_file(tmp_path, "bad", space), "-m", "search=bad", override,
+                         "hydra.sweep.dir=sweep")
+    assert result.rc == 2, (result.out, result.err)
+    assert message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_a_grid_search_stops_when_every_combination_ran(coupler_cli, tmp_path):
+    grid = _search_file(tmp_path, "grid", {"model.params.C": [0.1, 1.0]})
+    result = coupler_cli("train", grid, "-m", "search=grid", "search.sampler=grid", "search.n_trials=10",
+                         "hydra.sweep.dir=sweep")
+    assert result.rc == 0, result.err
+    assert sorted(t["params"] for t in _trials(tmp_path / "sweep")) == ["model.params.C=0.1", "model.params.C=1.0"]
