@@ -42,6 +42,9 @@ class RunContext:
     #: for token ids: the number of ids (padding 0 and unknown 1 included)
     vocab_size: int | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("coupler.run"))
+    #: the cross-validation fold this ``fit`` trains, ``(repeat, number)`` from 1 (``cv.folds``); None: the run's
+    #: own model. A fold's ``config`` is a copy of the run's, and its directory a temporary one
+    fold: tuple[int, int] | None = None
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
         """Record an epoch's metrics, tell every observer, and return whether training should stop."""

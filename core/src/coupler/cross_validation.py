@@ -187,10 +187,12 @@ class CallbackReset:
             vars(callback).update(copy.deepcopy(attributes))
 
 
-def fold_context(run, directory: Path):
-    """The ``RunContext`` a fold's ``fit`` sees: the run's, with a fresh history, no best epoch, and ``directory``."""
-    return dataclasses.replace(run, directory=Path(directory), history=[], should_stop=False, best_epoch=None,
-                               best_score=None)
+def fold_context(run, directory: Path, fold: Fold):
+    """The ``RunContext`` a fold's ``fit`` sees: the run's, with a copy of its config (what a model writes into it
+    stays with the fold), a fresh history, no best epoch, ``directory``, and ``run.fold`` set, so that a plugin
+    watching epochs (a search's pruner) can tell a fold's epochs from the run's own."""
+    return dataclasses.replace(run, config=copy.deepcopy(run.config), directory=Path(directory), history=[],
+                               should_stop=False, best_epoch=None, best_score=None, fold=(fold.repeat, fold.number))
 
 
 # --- running the folds ------------------------------------------------------------------------------------

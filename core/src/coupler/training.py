@@ -174,8 +174,8 @@ def _fit_fold(run: RunContext, config: dict, dataset: Dataset, y, model_componen
     """One fold: a fresh model from the factory, preprocessing fitted on the fold's training rows, ``fit`` with
     the fold's validation rows (in a temporary directory), and the metrics on those rows."""
     with tempfile.TemporaryDirectory(prefix="coupler-cv-") as directory:
-        fold_run = cross_validation.fold_context(run, Path(directory))
-        model = model_component.build("model", config["model"], task=run.task, seed=run.seed)
+        fold_run = cross_validation.fold_context(run, Path(directory), fold)
+        model = model_component.build("model", fold_run.config["model"], task=run.task, seed=run.seed)
         _, splits = _preprocess(fold_run, config, dataset, y, fold.indices, model, model_component.name)
         with blamed(model_label, "fit", run.directory):
             model.fit(splits["train"], splits["val"], fold_run)

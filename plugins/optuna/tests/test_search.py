@@ -76,9 +76,10 @@ def test_a_component_choice_samples_each_option_with_its_own_parameters(coupler_
 
 
 class _Run:
-    def __init__(self, node):
+    def __init__(self, node, fold=None):
         self.config = {"search": node, "model": {"name": "xgboost"}}
         self.should_stop = False
+        self.fold = fold
 
 
 def test_an_epoch_trailing_the_finished_trials_stops_the_run_and_marks_it_pruned(tmp_path):
@@ -103,6 +104,13 @@ def test_an_epoch_trailing_the_finished_trials_stops_the_run_and_marks_it_pruned
     good = _Run({**run.config["search"], "trial": study.ask().number})
     plugin.on_epoch_end(run=good, epoch=1, metrics={"val_loss": 0.05})
     assert not good.should_stop
+    # a cross-validation fold's epochs are not the trial's: each fold repeats the steps, and the trial's value is the
+    # folds' mean, so a fold is never reported or stopped (run.fold is set for a fold's fit)
+    fold = _Run({**run.config["search"], "trial": study.ask().number}, fold=(1, 2))
+    for epoch in range(3):
+        plugin.on_epoch_end(run=fold, epoch=epoch, metrics={"val_loss": 0.5})
+    assert not fold.should_stop
+    plugin.on_fit_end(run=fold, model=None)
 
 
 def test_a_pruned_xgboost_trial_ends_pruned_without_a_run_directory(coupler_cli, tmp_path):

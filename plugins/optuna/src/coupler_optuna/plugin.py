@@ -63,13 +63,20 @@ def register_config_dirs(register):
 
 
 #: runs whose trial was pruned (by id of the run): their fit is told to stop, and ``on_fit_end`` raises
-_pruned: dict[int, int] = {}
+_pruned: dict[int, tuple] = {}
 
 
 def _trial_of(run):
-    """The search node of a run that is a trial of a study, or None."""
+    """The search node of a run that is a trial of a study, or None. A cross-validation fold's fit is none: its
+    epochs repeat the steps of the fold before, and the trial's value is the folds' mean, known only after the last
+    one, so a trial with ``cv.folds`` is not pruned (said once)."""
     node = run.config.get("search") or {}
     if node.get("trial") is None or not node.get("storage"):
+        return None
+    if getattr(run, "fold", None) is not None:
+        if "cv" not in _said:
+            _said.add("cv")
+            log.info("cv.folds is set: trials are not pruned (a trial's value is the mean over its folds)")
         return None
     return {"pruner": "median", **node}
 
@@ -96,13 +103,14 @@ def on_epoch_end(run, epoch, metrics):
     from coupler_optuna.pruning import report
 
     if report(node, epoch, metrics):
-        _pruned[id(run)] = epoch
+        _pruned[id(run)] = (run, epoch)  # the run held: its id is not reused while the entry stays
         run.should_stop = True
 
 
 @hookimpl
 def on_fit_end(run, model):
-    epoch = _pruned.pop(id(run), None)
+    entry = _pruned.pop(id(run), None)
+    epoch = entry[1] if entry is not None and entry[0] is run else None
     if epoch is not None:
         from coupler.errors import RunPruned
 
