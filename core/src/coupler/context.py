@@ -41,6 +41,8 @@ class RunContext:
     sequence_shape: tuple | None = None
     #: for token ids: the number of ids (padding 0 and unknown 1 included)
     vocab_size: int | None = None
+    #: the data's fingerprint (``Dataset.fingerprint``, what the manifest records): set once the data is read
+    data_fingerprint: str | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("coupler.run"))
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
