@@ -102,6 +102,45 @@ def test_a_finished_run_joins_a_stacking_ensemble_only_while_its_seal_holds(tmp_
 
 
 @pytest.fixture(scope="module")
+def unscaled_knn_run(manager, tmp_path_factory):
+    """A finished knn run on diabetes (seed 0, the default split) trained without scaling."""
+    _, run_dir = train_run(tmp_path_factory.mktemp("member"), "data=diabetes", "model=knn", "preprocess.scale=none",
+                           name="knn", manager=manager)
+    return run_dir
+
+
+@pytest.mark.parametrize("overrides, differ", [
+    (["preprocess.scale=minmax"], "preprocess.scale ('minmax' here, 'none' in that run)"),
+    (["preprocess.scale=none", "seed=7", "split.test=0.5"],  # its training rows would include these test rows
+     "split.test (0.5 here, 0.1 in that run); seed (7 here, 0 in that run)"),
+], ids=["other_preprocessing", "other_seed_and_split"])
+def test_a_run_member_trained_on_other_rows_or_preprocessing_is_refused_in_one_line(overrides, differ, tmp_path,
+                                                                                     manager, unscaled_knn_run):
+    with pytest.raises(ConfigError) as error:
+        train_run(tmp_path, "data=diabetes", "model=ensemble", f"model.members=[{{run: {unscaled_knn_run}}}]",
+                  *overrides, name="refused", manager=manager)
+    message = str(error.value)
+    assert message.startswith(f"model.members[0].run='{unscaled_knn_run}' is not allowed") and "\n" not in message
+    assert f"it differs in {differ}:" in message
+    assert "retrain it with the same data, seed, split.* and preprocess.*" in message and "{name: knn}" in message
+    assert not (tmp_path / "refused" / "model").exists()
+
+
+def test_a_run_member_trained_on_a_file_since_rewritten_is_refused(tmp_path, manager):
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    data = ["data=csv", f"data.path={path}", "data.target=target"]
+    _, member_run = train_run(tmp_path, *data, "model=knn", name="knn", manager=manager)
+    frame.iloc[::-1].to_csv(path, index=False)  # the same node, other rows in it: the split draws other rows
+    with pytest.raises(ConfigError, match=r"it differs in the data's contents \(data fingerprint\):"):
+        train_run(tmp_path, *data, "model=ensemble", f"model.members=[{{run: {member_run}}}]", name="refused",
+                  manager=manager)
+
+
+@pytest.fixture(scope="module")
 def config_without_data(manager, tmp_path_factory) -> dict:
     """A composed ensemble config whose data file does not exist: a refusal naming a member means no data was read."""
     absent = tmp_path_factory.mktemp("no_data") / "absent.csv"

@@ -41,6 +41,8 @@ class RunContext:
     sequence_shape: tuple | None = None
     #: for token ids: the number of ids (padding 0 and unknown 1 included)
     vocab_size: int | None = None
+    #: the data's fingerprint (``Dataset.fingerprint``, what the manifest records): set once the data is read
+    data_fingerprint: str | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("coupler.run"))
     #: the cross-validation fold this ``fit`` trains, ``(repeat, number)`` from 1 (``cv.folds``); None: the run's
     #: own model. A fold's ``config`` is a copy of the run's, and its directory a temporary one

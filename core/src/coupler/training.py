@@ -118,6 +118,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     run.hooks.on_run_start(run=run)
     dataset, y, indices = _load_and_split(run, config, data_component)
     dataset, groups = cross_validation.take_group(dataset, cv)
+    run.data_fingerprint = dataset.fingerprint()  # what the manifest records (an ensemble's run members compare it)
     model = _build_model(run, config, manager, model_component, exporters)
     metrics = select_metrics(config.get("metrics"), run.task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
@@ -383,7 +384,7 @@ def _seal(run, config, manager, dataset, indices, input_format, model_component)
         },
         "read_options": dataset.read_options,
         "working_directory": os.getcwd(),
-        "data_fingerprint": dataset.fingerprint(),
+        "data_fingerprint": run.data_fingerprint or dataset.fingerprint(),
         "rows": {"train": len(indices.train), "val": len(indices.val), "test": len(indices.test)},
         "best_epoch": run.best_epoch,
         "libraries": libraries,

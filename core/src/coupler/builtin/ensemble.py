@@ -14,8 +14,10 @@ A member is a component's config node (``{name: xgboost, ...}``, checked by that
 data is read: a bad key is one line naming ``model.members[1].KEY``) or a finished run (``{run: DIR}``): its
 manifest must verify (``coupler.run_directory.read_manifest``), its model is rebuilt by its recorded component name
 and restored with its own ``Model.load``, and it is not trained again. A run member receives this run's
-preprocessing, so it must have been trained on the same features in the same input format (checked before it
-predicts).
+preprocessing and is measured on this run's test rows, so before it predicts its recorded ``data`` node, data
+fingerprint, ``seed``, ``split.*`` and ``preprocess.*``, classes, model input columns and input format must equal
+this run's (``check_run_member``): otherwise it was trained on other data, other rows (this run's test rows among
+them) or other preprocessing, and it is refused in one line naming what differs.
 
 What the ensemble can do is what all its members share (``Model`` capabilities: tasks, probabilities per task, row
 weights, epoch events, input formats); a member that reads another input than the others is refused by name.
@@ -155,6 +157,8 @@ class Member:
     run: str | None = None
     #: a run member's verified manifest
     manifest: dict | None = None
+    #: a run member's ``config.yaml``
+    config: dict | None = None
 
     @property
     def fitted(self) -> bool:
@@ -367,10 +371,14 @@ def _number(value):
 
 def open_run_member(path: str, registry, task: str, key: str) -> Member:
     """A finished run's model, read-only: its manifest verified (seal and checksums), its model rebuilt by its
-    recorded component name and restored with that component's own ``load``."""
+    recorded component name and restored with that component's own ``load``.
+
+    It is built in this process's working directory, not the one its manifest names (as ``FinishedRun`` does): the
+    ensemble's own reload (``Ensemble.load``) rebuilds the member's node in this run's working directory, so a node that
+    resolved only from the member's directory would train here and fail to reload; and a member is opened in the
+    middle of a run, whose process must not change directory."""
     from omegaconf import OmegaConf
 
-    from coupler.finished_run import working_directory
     from coupler.run_directory import read_manifest
 
     directory = Path(path)
@@ -380,21 +388,49 @@ def open_run_member(path: str, registry, task: str, key: str) -> Member:
                                               f"{manifest['task']} task")
     config = OmegaConf.to_container(OmegaConf.load(directory / "config.yaml"))
     component = _component(registry, manifest["components"]["model"]["name"], key)
-    with working_directory(manifest.get("working_directory")):
-        model = component.build(key, config["model"], task=manifest["task"], seed=manifest["seed"])
+    model = component.build(key, config["model"], task=manifest["task"], seed=manifest["seed"])
     model.load(directory.resolve() / "model")
-    return Member(component.name, component.node(config["model"]), model, str(path), manifest)
+    return Member(component.name, component.node(config["model"]), model, str(path), manifest, config)
+
+
+#: the config nodes a run member must share with this run: the data it read, and (with the seed) the rows it
+#: trained on and how they were preprocessed
+SHARED_SETTINGS = ("data", "split", "preprocess")
 
 
 def check_run_member(member: Member, index: int, run) -> None:
-    """A run member reads this run's preprocessing: the same classes, features and input format as it trained on."""
-    features = member.manifest["features"]
-    recorded = (member.manifest["classes"], features["model_input"], features["input_format"])
-    if recorded != (list(run.classes), list(run.feature_names), run.input_format):
+    """A run member is measured on this run's test rows through this run's preprocessing: refuse it (one line)
+    unless its recorded ``data`` node, data fingerprint, seed, ``split.*``, ``preprocess.*``, classes, model input
+    columns and input format are this run's."""
+    manifest, config = member.manifest, member.config or {}
+    ours = run.config if isinstance(run.config, dict) else {}
+    differ = []
+    for setting in SHARED_SETTINGS:
+        differ += _differences(setting, ours.get(setting), config.get(setting))
+    if manifest.get("data_fingerprint") != run.data_fingerprint:
+        differ.append("the data's contents (data fingerprint)")
+    if manifest.get("seed") != run.seed:
+        differ.append(f"seed ({run.seed} here, {manifest.get('seed')} in that run)")
+    features = manifest["features"]
+    for what, theirs, here in (("classes", manifest["classes"], list(run.classes)),
+                               ("model input columns", features["model_input"], list(run.feature_names)),
+                               ("input format", features["input_format"], run.input_format)):
+        if theirs != here:
+            differ.append(what)
+    if differ:
         raise ConfigError(f"model.members[{index}].run", member.run,
-                          "a run trained on the same data, classes and preprocessing (its classes, model input "
-                          "columns or input format differ from this run's); train that member here instead: "
-                          f"{{name: {member.name}}}")
+                          f"a run trained on this run's data, seed, split and preprocessing (it differs in "
+                          f"{'; '.join(differ)}: its training rows or features are not this run's); retrain it "
+                          f"with the same data, seed, split.* and preprocess.*, or train the member inside the "
+                          f"ensemble: {{name: {member.name}}}")
+
+
+def _differences(key: str, here, theirs) -> list[str]:
+    """The dotted keys whose values differ between two config nodes, each with both values."""
+    if isinstance(here, dict) and isinstance(theirs, dict):
+        return [d for k in sorted(set(here) | set(theirs), key=str)
+                for d in _differences(f"{key}.{k}", here.get(k), theirs.get(k))]
+    return [] if here == theirs else [f"{key} ({here!r} here, {theirs!r} in that run)"]
 
 
 # --- stacking -----------------------------------------------------------------------------------------------
