@@ -172,3 +172,12 @@ def test_a_bad_member_is_one_line_before_any_data_is_read(members, extra, messag
         check_settings(config, manager.registry)
     assert message in str(error.value) and "\n" not in str(error.value)
     assert isinstance(error.value, ConfigError) or "run" in members[0]
+
+
+def test_a_finished_run_is_refused_as_a_member_under_cross_validation(unscaled_knn_run, manager, tmp_path):
+    """A finished run learned rows of every fold: each fold's score would count rows it trained on."""
+    with pytest.raises(CouplerError, match=r"cv.folds=2 is not allowed: 0 with model.members\[0\].run: a finished run "
+                                           r"trained on rows of every fold"):
+        train_run(tmp_path, "data=diabetes", "model=ensemble", "preprocess.scale=none", "cv.folds=2",
+                  f"model.members=[{{run: {unscaled_knn_run}}}, {{name: ridge}}]", name="cv", manager=manager)
+    assert not (tmp_path / "cv" / "model").exists()

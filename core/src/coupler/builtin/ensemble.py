@@ -267,6 +267,13 @@ class Ensemble(Model):
     def fit(self, train: Split, val: Split | None, run) -> None:
         self.n_classes = len(run.classes)
         for i, member in enumerate(self.members):
+            if member.fitted and getattr(run, "fold", None) is not None:
+                from coupler.errors import ConfigError
+
+                raise ConfigError("cv.folds", run.config.get("cv", {}).get("folds"),
+                                  f"0 with model.members[{i}].run: a finished run trained on rows of every fold, so "
+                                  f"each fold's score would count rows it learned; train the member inside the "
+                                  f"ensemble ({{name: {member.name}}}) to cross-validate it")
             if member.fitted:
                 check_run_member(member, i, run)
         if self.method == "stacking":
