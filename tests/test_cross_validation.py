@@ -123,6 +123,18 @@ def test_callbacks_start_afresh_each_fold():
     callback.wait = 1  # a fold that did not improve for an epoch
     reset.reset()
     assert callback.wait == 0
+    import threading
+
+    from coupler.errors import CouplerError
+
+    class Holding:  # a lock cannot be copied: the callback is named, not a traceback from copy
+        lock = None
+
+        def __init__(self):
+            self.lock = threading.Lock()
+
+    with pytest.raises(CouplerError, match="callback Holding cannot be reset between folds: copying its attributes"):
+        CallbackReset([Holding()])
 
 
 @pytest.mark.parametrize("overrides, expected", [

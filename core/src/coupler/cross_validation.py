@@ -179,12 +179,25 @@ class CallbackReset:
     ``reset()`` (before each fold and before the final fit), so that no state leaks from one fit to the next."""
 
     def __init__(self, callbacks):
-        self.saved = [(callback, copy.deepcopy(vars(callback))) for callback in callbacks if hasattr(callback, "__dict__")]
+        self.saved = [(callback, _copied(callback)) for callback in callbacks if hasattr(callback, "__dict__")]
 
     def reset(self) -> None:
         for callback, attributes in self.saved:
             vars(callback).clear()
             vars(callback).update(copy.deepcopy(attributes))
+
+
+def _copied(callback) -> dict:
+    """A deep copy of a callback's attributes; one it cannot copy (an open file, a lock) is refused, naming it."""
+    try:
+        return copy.deepcopy(vars(callback))
+    except Exception as exc:
+        from coupler.errors import CouplerError
+
+        raise CouplerError(f"cv.folds: callback {type(callback).__name__} cannot be reset between folds: copying its "
+                           f"attributes failed ({type(exc).__name__}: {exc}). Keep only plain state (numbers, lists, "
+                           f"dicts) in its attributes and open files or locks in on_fit_start, or run without "
+                           f"cv.folds") from None
 
 
 def fold_context(run, directory: Path, fold: Fold):
