@@ -181,3 +181,10 @@ def test_a_finished_run_is_refused_as_a_member_under_cross_validation(unscaled_k
         train_run(tmp_path, "data=diabetes", "model=ensemble", "preprocess.scale=none", "cv.folds=2",
                   f"model.members=[{{run: {unscaled_knn_run}}}, {{name: ridge}}]", name="cv", manager=manager)
     assert not (tmp_path / "cv" / "model").exists()
+
+
+def test_more_stacking_folds_than_the_smallest_class_is_one_line(coupler_cli):
+    result = coupler_cli("train", "data=iris", "model=ensemble", "model.method=stacking", "model.folds=200",
+                         "model.members=[{name: knn}, {name: logistic_regression}]", "hydra.run.dir=run")
+    assert result.error_lines == ["coupler: error: model.folds=200 is not allowed: at most 35: stacking splits the 105 "
+                                  "training rows into folds of every class, and the smallest class has 35"], result.err

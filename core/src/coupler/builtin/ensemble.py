@@ -474,6 +474,13 @@ def fit_meta(ensemble: Ensemble, train: Split, run) -> dict:
 
     task, n = ensemble.task, len(train)
     classify = task in CLASSIFICATION
+    most = int(np.unique(train.y, return_counts=True)[1].min(initial=n)) if classify else n
+    if ensemble.folds > most:
+        from coupler.errors import ConfigError
+
+        raise ConfigError("model.folds", ensemble.folds,
+                          f"at most {most}: stacking splits the {n} training rows into folds"
+                          f"{' of every class, and the smallest class has ' + str(most) if classify else ''}")
     splitter = (StratifiedKFold if classify else KFold)(n_splits=ensemble.folds, shuffle=True,
                                                         random_state=ensemble.seed)
     blocks = [None] * len(ensemble.members)
