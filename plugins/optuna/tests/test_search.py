@@ -193,3 +193,36 @@ def test_a_grid_search_stops_when_every_combination_ran(coupler_cli, tmp_path):
                          "hydra.sweep.dir=sweep")
     assert result.rc == 0, result.err
     assert sorted(t["params"] for t in _trials(tmp_path / "sweep")) == ["model.params.C=0.1", "model.params.C=1.0"]
+
+
+def test_a_new_study_in_a_sweep_directory_holding_another_is_refused_before_it_writes(coupler_cli, tmp_path):
+    first = coupler_cli("train", *SEARCH, "search.n_trials=1")
+    assert first.rc == 0, first.err
+    sweep = tmp_path / "sweep"
+    before = {path: path.read_bytes() for path in sweep.iterdir() if path.is_file()}
+    assert {"trials.csv", "summary.csv", "study.journal", "search.json"} <= {path.name for path in before}
+    result = coupler_cli("train", *SEARCH, "search.n_trials=1", "search.study_name=other")
+    assert result.rc == 2, (result.out, result.err)
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert ("already holds study 'logistic_regression'; continue it with search.study_name=logistic_regression, "
+            "or choose another hydra.sweep.dir") in result.err
+    # nothing of the first study's is overwritten, no study 'other' is added to its journal
+    assert {path: path.read_bytes() for path in sweep.iterdir() if path.is_file()} == before
+    assert not (sweep / "1").exists()
+
+
+@pytest.mark.parametrize(("storage", "message"), [
+    ("user.csv", "is a file that is not an Optuna journal"),
+    ("missing/x.journal", "missing does not exist"),
+], ids=["not-a-journal", "missing-directory"])
+def test_a_storage_that_cannot_hold_the_study_is_one_line_before_any_trial(coupler_cli, tmp_path, storage,
+                                                                          message):
+    user = tmp_path / "user.csv"
+    user.write_text("a,b\n1,2\n")
+    result = coupler_cli("train", *SEARCH, f"search.storage={tmp_path / storage}")
+    assert result.rc == 2, (result.out, result.err)
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert f"search.storage={tmp_path / storage}: " in result.err and message in result.err
+    assert "allowed: an Optuna journal file" in result.err
+    assert user.read_text() == "a,b\n1,2\n" and not (tmp_path / "missing").exists()
+    assert not (tmp_path / "sweep" / "0").exists()

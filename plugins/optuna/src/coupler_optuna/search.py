@@ -65,7 +65,8 @@ def _plan(config, arguments: list[str]) -> _Plan:
     from omegaconf import OmegaConf
 
     from coupler_optuna import space as spaces
-    from coupler_optuna.study import fail_abandoned, make_pruner, make_sampler, open_storage, storage_url
+    from coupler_optuna.study import (check_storage, fail_abandoned, make_pruner, make_sampler, open_storage,
+                                      storage_url)
 
     node = OmegaConf.to_container(config.search, resolve=True) if OmegaConf.select(config, "search") else None
     if not node:
@@ -88,21 +89,25 @@ def _plan(config, arguments: list[str]) -> _Plan:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     grid = space.grid() if node["sampler"] == "grid" else None
     seed = node["seed"] if node.get("seed") is not None else int(config.seed)
-    with _locked(url, sweep_dir):
+    check_storage(url, node.get("storage"))
+    with _opening(url), _locked(url, sweep_dir):
+        _refuse_other_study(sweep_dir, name)
         study = optuna.create_study(storage=open_storage(url), study_name=name, load_if_exists=True,
                                     sampler=make_sampler(node["sampler"], seed, grid),
                                     pruner=make_pruner(node["pruner"]),
                                     direction="maximize" if maximize else "minimize")
         if study.direction != (optuna.study.StudyDirection.MAXIMIZE if maximize else
                                optuna.study.StudyDirection.MINIMIZE):
-            raise CouplerError(f"search.study_name={name}: the study in {url} optimizes the other way; choose "
-                               f"another study_name or storage.")
+            raise CouplerError(f"search.study_name={name}: the study in {url} optimizes the other way; start the "
+                               f"new one in another hydra.sweep.dir (with another search.study_name when "
+                               f"search.storage is shared).")
         abandoned = fail_abandoned(study)
         # a continued study, or another worker, must not draw the same values again: its own stream
         already = len(study.get_trials(deepcopy=False))
         if already or os.environ.get(WORKER_ENV):
             worker = 7919 * (os.getpid() % 1000) if os.environ.get(WORKER_ENV) else 0
             study.sampler = make_sampler(node["sampler"], seed + already + worker, grid)
+        _record_study(sweep_dir, name, url)
     if abandoned:
         log.warning("study %r: trial(s) %s were left running by a worker that is gone; marked failed, run again",
                     name, abandoned)
@@ -111,6 +116,67 @@ def _plan(config, arguments: list[str]) -> _Plan:
     job_keys = [f"++search.storage={url}", f"++search.study_name={name}", f"++search.metric={metric}"]
     return _Plan(node=node, space=space, fixed=fixed, sweep_dir=sweep_dir, metric=metric, url=url, study=study,
                  job_keys=job_keys, config=config)
+
+
+#: the study a sweep directory holds (its trials' directories are SWEEP_DIR/NUMBER): written by its first search
+SWEEP_STUDY = "search.json"
+
+
+def _studies_in(sweep_dir: Path) -> list[str]:
+    """The study (or, in a sweep directory from before ``search.json``, the studies of its own journal) whose
+    trials' directories this sweep directory holds."""
+    import json
+
+    import optuna
+
+    from coupler_optuna.study import DEFAULT_FILE, _is_journal, open_storage
+
+    marker = sweep_dir / SWEEP_STUDY
+    if marker.is_file():
+        try:
+            return [str(json.loads(marker.read_text())["study_name"])]
+        except (ValueError, KeyError, TypeError):
+            raise CouplerError(f"{marker} is not the record of a study (a JSON object with study_name); choose "
+                               f"another hydra.sweep.dir.") from None
+    journal = sweep_dir / DEFAULT_FILE
+    if journal.is_file() and journal.stat().st_size and _is_journal(journal):
+        return optuna.get_all_study_names(open_storage(str(journal)))
+    return []
+
+
+def _refuse_other_study(sweep_dir: Path, name: str) -> None:
+    """A new study numbers its trials from 0 again: in a sweep directory that holds another study's trials (and its
+    record) it would fail every trial and overwrite that record; refused before anything is written."""
+    existing = _studies_in(sweep_dir)
+    if existing and name not in existing:
+        raise CouplerError(f"search.study_name={name}: hydra.sweep.dir={sweep_dir} already holds study "
+                           f"{existing[0]!r}; continue it with search.study_name={existing[0]}, or choose another "
+                           f"hydra.sweep.dir for a new study.")
+
+
+def _record_study(sweep_dir: Path, name: str, url: str) -> None:
+    import json
+
+    from coupler.run_directory import atomic_write_text
+
+    if os.environ.get(WORKER_ENV) or (sweep_dir / SWEEP_STUDY).exists():
+        return
+    atomic_write_text(sweep_dir / SWEEP_STUDY, json.dumps({"study_name": name, "storage": url}, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def _opening(url: str):
+    """The study's storage opened, locked and read: a file system's or a storage's error as one line."""
+    import json
+
+    import optuna
+
+    try:
+        yield
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, optuna.exceptions.StorageInternalError) as exc:
+        raise CouplerError(f"search.storage={url}: cannot open the study's storage ({type(exc).__name__}: "
+                           f"{(str(exc).splitlines() or [''])[0]}). Check it, or leave search.storage unset for "
+                           f"the sweep directory's own journal.") from None
 
 
 def _refuse_sweeps(arguments: list[str]) -> None:
@@ -173,7 +239,12 @@ def _locked(url: str, sweep_dir: Path):
     else:
         yield
         return
-    with open(path, "a") as handle:
+    try:
+        handle = open(path, "a")
+    except OSError as exc:
+        raise CouplerError(f"search.storage={url}: cannot create the lock file {path} beside it "
+                           f"({exc.strerror or exc}); the storage's directory must be writable.") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -200,8 +271,8 @@ def _ask(plan):
         plan.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         if isinstance(exc, ValueError):  # Optuna: a dimension's kind or choices differ from the study's
             raise CouplerError(f"search.space does not fit study {plan.study.study_name!r} in {plan.url} "
-                               f"({exc}); a study keeps its space: give search.study_name=NEW, or a new "
-                               f"hydra.sweep.dir.") from None
+                               f"({exc}); a study keeps its space: start a new study in a new hydra.sweep.dir "
+                               f"(with search.study_name=NEW when search.storage is shared).") from None
         raise
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("fixed", [*plan.space.fixed, *plan.fixed])

@@ -24,14 +24,66 @@ def storage_url(storage: str | None, sweep_dir: Path) -> str:
     return str(Path(storage).absolute())
 
 
+#: what ``search.storage`` may be, for the messages that refuse a value
+ALLOWED = ("allowed: an Optuna journal file (an existing one, or a new file in an existing directory), sqlite:///FILE, "
+           "or a database URL (postgresql://...); unset, the sweep directory's " + DEFAULT_FILE)
+
+
+def _is_journal(path: Path) -> bool:
+    """Whether an existing file is an Optuna journal (empty, or a first line that is one of the journal's JSON
+    operations): the only file a journal storage may append to."""
+    import json
+
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(1 << 20)
+    except OSError:
+        return False
+    if not first:  # empty: nothing of the user's to append to
+        return True
+    try:
+        operation = json.loads(first)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError: not a journal
+        return False
+    return isinstance(operation, dict) and "op_code" in operation and "worker_id" in operation
+
+
+def check_storage(url: str, given: str | None) -> None:
+    """Refuse, before anything is opened (or created, or appended to), a journal path that is a directory or a
+    file that is not an Optuna journal, and a file storage (journal or SQLite) whose directory does not exist."""
+    shown = f"search.storage={given}" if given is not None else f"the study's journal {url}"
+    if "://" not in url:
+        path = Path(url)
+    elif url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+    else:
+        return
+    if not path.parent.is_dir():
+        raise CouplerError(f"{shown}: the directory {path.parent} does not exist; create it, or give another "
+                           f"path ({ALLOWED}).")
+    if "://" in url or not path.exists():
+        return
+    if not path.is_file():
+        raise CouplerError(f"{shown}: {path} is not a file; {ALLOWED}.")
+    if not _is_journal(path):
+        raise CouplerError(f"{shown}: {path} is a file that is not an Optuna journal, and a study is never written "
+                           f"into someone else's file; give a new file name ({ALLOWED}).")
+
+
 def open_storage(url: str):
     """An Optuna storage: an RDB URL, or a journal file (any path without ``://``)."""
+    import json
+
     import optuna
 
     if "://" not in url:
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url))
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(url))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, optuna.exceptions.OptunaError) as exc:
+            raise CouplerError(f"search.storage={url}: cannot open the study's journal ({type(exc).__name__}: "
+                               f"{(str(exc).splitlines() or [''])[0]}); {ALLOWED}.") from None
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
                                           if url.startswith("sqlite") else {})
