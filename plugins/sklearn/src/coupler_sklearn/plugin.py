@@ -11,7 +11,7 @@ This module is imported when plugins load, so it imports no scikit-learn: the fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from typing import Literal
 
 from coupler import hookimpl
@@ -118,43 +118,21 @@ class AnyEstimatorParams:
     extra_keys = "the estimator model.estimator names, which checks it (e.g. +model.params.n_estimators=50)"
 
 
-@dataclass
-class LogisticRegressionSchema:
-    params: LogisticRegressionParams = param(default_factory=LogisticRegressionParams,
-                                             help="passed to LogisticRegression")
+def estimator_schema(name: str, params: type, passed_to: str) -> type:
+    """The schema of a named model: its estimator's parameters under ``params`` (``model.params.*``)."""
+    return make_dataclass(name, [("params", params, param(default_factory=params, help=f"passed to {passed_to}"))])
 
 
-@dataclass
-class LinearRegressionSchema:
-    params: LinearRegressionParams = param(default_factory=LinearRegressionParams, help="passed to LinearRegression")
-
-
-@dataclass
-class RidgeSchema:
-    params: RidgeParams = param(default_factory=RidgeParams, help="passed to RidgeClassifier or Ridge")
-
-
-@dataclass
-class RandomForestSchema:
-    params: RandomForestParams = param(default_factory=RandomForestParams,
-                                       help="passed to RandomForestClassifier or RandomForestRegressor")
-
-
-@dataclass
-class HistGradientBoostingSchema:
-    params: HistGradientBoostingParams = param(
-        default_factory=HistGradientBoostingParams,
-        help="passed to HistGradientBoostingClassifier or HistGradientBoostingRegressor")
-
-
-@dataclass
-class SVMSchema:
-    params: SVMParams = param(default_factory=SVMParams, help="passed to SVC or SVR")
-
-
-@dataclass
-class KNNSchema:
-    params: KNNParams = param(default_factory=KNNParams, help="passed to KNeighborsClassifier or KNeighborsRegressor")
+LogisticRegressionSchema = estimator_schema("LogisticRegressionSchema", LogisticRegressionParams,
+                                            "LogisticRegression")
+LinearRegressionSchema = estimator_schema("LinearRegressionSchema", LinearRegressionParams, "LinearRegression")
+RidgeSchema = estimator_schema("RidgeSchema", RidgeParams, "RidgeClassifier or Ridge")
+RandomForestSchema = estimator_schema("RandomForestSchema", RandomForestParams,
+                                      "RandomForestClassifier or RandomForestRegressor")
+HistGradientBoostingSchema = estimator_schema("HistGradientBoostingSchema", HistGradientBoostingParams,
+                                              "HistGradientBoostingClassifier or HistGradientBoostingRegressor")
+SVMSchema = estimator_schema("SVMSchema", SVMParams, "SVC or SVR")
+KNNSchema = estimator_schema("KNNSchema", KNNParams, "KNeighborsClassifier or KNeighborsRegressor")
 
 
 @dataclass

@@ -55,14 +55,11 @@ class AdamSchema:
 
 
 @dataclass
-class AdamWSchema:
-    """``optimizer=adamw``: ``torch.optim.AdamW``, Adam with decoupled weight decay."""
+class AdamWSchema(AdamSchema):
+    """``optimizer=adamw``: ``torch.optim.AdamW``, Adam with decoupled weight decay (Adam's keys, in Adam's order)."""
 
-    lr: float = param(0.001, help=_LR, gt=0)
-    betas: list[float] = param(default_factory=lambda: [0.9, 0.999], help=_BETAS)
     weight_decay: float = param(0.01, help="decoupled weight decay: each step shrinks the weights by lr * this",
                                 ge=0)
-    fused: AutoOrSwitch = param("auto", help=_FUSED, choices=_FUSED_CHOICES)
 
 
 @dataclass
