@@ -22,6 +22,36 @@ def coupler_process(*args: str, cwd: Path, env: dict | None = None, timeout: int
 
 
 @pytest.fixture(scope="session")
+def libraries_loaded():
+    """The libraries every run loads, imported before any ``pytester`` exists: pytester forgets, after each test, the
+    modules first imported during it, and an extension module (numpy's) loads only once per process."""
+    import importlib
+
+    for module in ("numpy", "pandas", "scipy.stats", "sklearn.base"):
+        importlib.import_module(module)
+
+
+@pytest.fixture
+def run_tests_here(libraries_loaded, pytester, monkeypatch):
+    """``run_tests_here(site, *args)``: ``pytest ARGS`` in this process (pytester's in-process run, which restores
+    sys.path and sys.modules after), with the packages that pip installed into ``site`` importable and their plugins
+    loaded (by their entry points on sys.path, as a new interpreter finds them): a new interpreter would import
+    scikit-learn, torch and Lightning again. A module using it sets ``pytest_plugins = ["pytester"]``."""
+    from coupler.plugin_manager import get_plugin_manager
+
+    def run(site: Path, *args: str):
+        monkeypatch.syspath_prepend(str(site))
+        get_plugin_manager.cache_clear()  # the process's plugin manager, loaded again with the packages installed
+        try:
+            return pytester.runpytest_inprocess("-q", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist", *args)
+        finally:
+            get_plugin_manager.cache_clear()
+
+    yield run
+    get_plugin_manager.cache_clear()  # the packages leave sys.path: so do their plugins
+
+
+@pytest.fixture(scope="session")
 def iris_run(tmp_path_factory) -> Path:
     """One finished default run (logistic regression on iris), shared by the tests that only read it: ``coupler
     train hydra.run.dir=run`` in this process (as ``coupler_cli`` runs it; no interpreter to start)."""

@@ -241,13 +241,14 @@ def interrupt(directory: Path, overrides: list[str], ready) -> CliResult:
     return CliResult(process.returncode, out, err)
 
 
-def fitting_for(seconds: float):
-    """A ``ready`` that holds once the run has been fitting for ``seconds`` (from the log's line on the split)."""
+def fitting_for(seconds: float, line: str = "split train="):
+    """A ``ready`` that holds once the run has been fitting for ``seconds`` (from the log's ``line``: the split's, or
+    the torch engine's line when training starts)."""
     since = []
 
     def ready(run_dir: Path) -> bool:
         log = run_dir / "train.log"
-        if not since and log.is_file() and "split train=" in log.read_text():
+        if not since and log.is_file() and line in log.read_text():
             since.append(time.monotonic())
         return bool(since) and time.monotonic() - since[0] > seconds
 
@@ -262,8 +263,8 @@ def fitting_for(seconds: float):
 ], ids=["sklearn", "xgboost", "cnn-before-its-first-checkpoint"])
 @pytest.mark.slow
 def test_ctrl_c_during_training(tmp_path, overrides):
-    seconds = 4.0 if "model=cnn" in overrides else 1.0  # torch's start-up, then inside fit
-    refused(interrupt(tmp_path, overrides, fitting_for(seconds)), "interrupted (Ctrl-C)",
+    ready = fitting_for(0.5, "training CNN: epoch 1") if "model=cnn" in overrides else fitting_for(1.0)
+    refused(interrupt(tmp_path, overrides, ready), "interrupted (Ctrl-C)",
             "half-written run directory", "was removed", rc=130)
     assert not (tmp_path / "run").exists()
 

@@ -148,20 +148,12 @@ def test_coupler_train_help_lists_the_parameters_of_the_schemas(site, tmp_path):
         assert line in result.out, result.out
 
 
-def test_the_generated_packages_pass_their_own_tests(scaffolded, site, pytester, monkeypatch):
+def test_the_generated_packages_pass_their_own_tests(scaffolded, site, run_tests_here):
     """Each package's tests: Coupler's conformance kit (check_plugin) and its component's own behaviour. They run
     in this process (pytester's in-process run, which restores sys.path and sys.modules after): a new interpreter
     would import scikit-learn, torch and Lightning again (20 s of CPU), and the installed packages are found the
     same way, by their entry points on sys.path."""
-    from coupler.plugin_manager import get_plugin_manager
-
-    monkeypatch.syspath_prepend(str(site))
-    get_plugin_manager.cache_clear()  # the process's plugin manager, loaded again with the packages installed
-    try:
-        result = pytester.runpytest_inprocess("-q", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist",
-                                              *(str(package_dir(scaffolded, kind) / "tests") for kind in NAMES))
-    finally:
-        get_plugin_manager.cache_clear()
+    result = run_tests_here(site, *(str(package_dir(scaffolded, kind) / "tests") for kind in NAMES))
     output = "\n".join(result.outlines)
     assert result.ret == 0, output[-6000:] + "\n".join(result.errlines)[-2000:]
     passed = {line.split("::")[-1] for line in result.outlines if line.startswith("PASSED ")}

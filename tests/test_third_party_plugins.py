@@ -18,6 +18,8 @@ from coupler.testing import read_metrics
 
 from tests.conftest import coupler_process
 
+pytest_plugins = ["pytester"]  # the plugin's own tests run in this process
+
 PLUGINS = Path(__file__).parent / "plugins"
 
 
@@ -65,13 +67,12 @@ def test_strict_mode_fails_on_the_broken_plugin(site, tmp_path):
     assert result.rc == 2 and "COUPLER_STRICT_PLUGINS is set" in result.err and "Traceback" not in result.err
 
 
-def test_the_third_party_plugins_own_tests_run_the_conformance_kit_green(site, tmp_path):
+def test_the_third_party_plugins_own_tests_run_the_conformance_kit_green(site, tmp_path, run_tests_here):
     # a copy, as a plugin author runs them: outside this repository's pytest configuration
     tests = shutil.copytree(PLUGINS / "coupler-nearest-centroid" / "tests", tmp_path / "tests")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)], cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "1 passed" in proc.stdout
+    result = run_tests_here(site, str(tests))
+    assert result.ret == 0, "\n".join(result.outlines)[-6000:] + "\n".join(result.errlines)[-2000:]
+    result.assert_outcomes(passed=1)
 
 
 def test_a_plugin_outside_coupler_plugins_only_is_listed_as_blocked_and_never_imported(site, tmp_path):

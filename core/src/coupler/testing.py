@@ -23,6 +23,7 @@ Functions:
       def test_conformance(check):
           check()
 
+- ``cli_in_this_process(*args)``: ``coupler ARGS`` in this process (no capture); returns the exit status.
 - ``train_run(directory, *overrides)``: compose the overrides and train in-process; returns
   ``(metrics, run_dir)``.
 - ``read_metrics(run_dir)``: a finished run's ``metrics.json``.
@@ -38,7 +39,8 @@ import pytest
 
 from coupler.conformance import ConformanceError, check_plugin, plugin_checks
 
-__all__ = ["CliResult", "ConformanceError", "check_plugin", "coupler_cli", "plugin_checks", "read_metrics", "train_run"]
+__all__ = ["CliResult", "ConformanceError", "check_plugin", "cli_in_this_process", "coupler_cli", "plugin_checks",
+           "read_metrics", "train_run"]
 
 
 @dataclass
@@ -56,32 +58,40 @@ class CliResult:
 def coupler_cli(capsys, tmp_path, monkeypatch):
     """``coupler_cli("train", "model=knn")`` runs the CLI in-process with the working directory in
     ``tmp_path`` and returns a ``CliResult`` (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        rc = cli_in_this_process(*args)
+        captured = capsys.readouterr()
+        return CliResult(rc, captured.out, captured.err)
+
+    return run
+
+
+def cli_in_this_process(*args: str) -> int:
+    """``coupler ARGS`` in this process, as ``coupler_cli`` runs it, and its exit status (the output goes to this
+    process's stdout and stderr). ``coupler train ARGS`` (and ``resume=RUN_DIR``, which starts the program again with
+    the run's own overrides) replaces its process with ``coupler-train ARGS``; here that program runs in this
+    process instead, with ``sys.argv`` as the new process would have it."""
     import sys
 
     from coupler import train_app
     from coupler.cli import main
 
-    monkeypatch.chdir(tmp_path)
+    restart, argv = train_app.restart, sys.argv
 
-    def train(args: list[str], program=None) -> int:
-        """``coupler train ARGS`` runs ``coupler-train ARGS`` in a new process (``train_app.restart``); here, in this
-        one, with ``sys.argv`` as that process would have it."""
-        with monkeypatch.context() as patch:
-            patch.setattr(sys, "argv", ["coupler-train", *args])
-            return train_app.run()
+    def in_this_process(arguments: list[str], program=None) -> int:
+        sys.argv = ["coupler-train", *arguments]
+        return train_app.run()
 
-    monkeypatch.setattr(train_app, "restart", train)
-
-    def run(*args: str) -> CliResult:
-        capsys.readouterr()
-        try:
-            rc = main(list(args))
-        except SystemExit as exc:
-            rc = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return CliResult(rc, captured.out, captured.err)
-
-    return run
+    train_app.restart = in_this_process
+    try:
+        return main(list(args))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        train_app.restart, sys.argv = restart, argv
 
 
 def train_run(directory: Path, *overrides: str, name: str = "run", manager=None) -> tuple[dict, Path]:

@@ -651,6 +651,9 @@ class _RunEvents(pl.Callback):
             self.val_y = model._targets(val.y)
 
     def on_train_start(self, trainer, module):
+        if trainer.is_global_zero:  # the log says when the work starts (importing torch and Lightning takes seconds)
+            log.info("training %s: epoch %d of at most %d, %d batches an epoch", type(self.model).__name__,
+                     trainer.current_epoch + 1, trainer.max_epochs, trainer.num_training_batches)
         if trainer.world_size > 1 and trainer.is_global_zero:
             log.info("data parallel over %d processes (trainer.strategy=%s): each trains on its share of every "
                      "batch of %d rows", trainer.world_size, type(trainer.strategy).__name__, self.model.batch_size)

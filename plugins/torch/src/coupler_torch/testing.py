@@ -115,51 +115,72 @@ def epoch_at_least(epoch: int) -> Callable[[Path], bool]:
 
 def kill_and_resume(directory: Path, settings: list[str], killable: Callable[[Path], bool],
                     timeout: float = 600) -> dict:
-    """Train ``settings`` into ``directory/killed`` until ``killable(path of killed's last.ckpt)`` holds; SIGKILL
-    that process and continue the run with ``coupler train resume=DIR`` in a new one. Meanwhile the uninterrupted
-    run trains into ``directory/whole`` in this process (``train_run``, on one torch thread as the processes are:
-    a third interpreter importing torch would cost more than the training). Asserts that the resumed run ends with
-    the whole run's metrics.json and history.csv, drops its checkpoints and records the resume in config.yaml.
-    Returns the checkpoint it resumed from (loaded with ``weights_only=True``: whole, never half written, and plain
-    containers only). Each process's output is in ``directory/NAME.log`` (``killed``, ``resumed``)."""
+    """Train ``settings`` into ``directory/killed`` in a new process until ``killable(path of killed's
+    last.ckpt)`` holds, and SIGKILL that process; meanwhile the uninterrupted run trains into ``directory/whole`` in
+    this process. Then continue the killed run with ``coupler train resume=DIR``, in this process too (as
+    ``coupler_cli`` runs a command): what the resume knows comes from the run directory alone, as in a new
+    process, and an interpreter importing torch and Lightning costs more than the training. Every run computes on
+    one torch thread (the number of threads may change a sum's order, so the numbers). Asserts that the resumed run
+    ends with the whole run's metrics.json and history.csv, drops its checkpoints and records the resume in
+    config.yaml. Returns the checkpoint it resumed from (loaded with ``weights_only=True``: whole, never half
+    written, and plain containers only). The killed process's output is in ``directory/killed.log``."""
+    import threading
+
     import torch
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    logs = {name: directory / f"{name}.log" for name in ("killed", "resumed")}
-
-    def output(name: str) -> str:
-        return logs[name].read_text()[-4000:]
-
+    log = directory / "killed.log"
     last = directory / "killed" / "checkpoints" / "last.ckpt"
-    processes = []
-    try:
-        killed = coupler_train(*settings, f"hydra.run.dir={directory / 'killed'}", log=logs["killed"])
-        processes.append(killed)
+    killed = coupler_train(*settings, f"hydra.run.dir={directory / 'killed'}", log=log)
+    outcome: list[str] = []  # why the watcher stopped, when it did not kill
+
+    def kill_when_killable() -> None:
         deadline = time.monotonic() + timeout
         while not killable(last):
-            assert killed.poll() is None, f"the run ended before it could be killed; give it more epochs\n{output('killed')}"
-            assert time.monotonic() < deadline, f"killable never held within {timeout} s\n{output('killed')}"
+            if killed.poll() is not None:
+                outcome.append("the run ended before it could be killed; give it more epochs")
+                return
+            if time.monotonic() > deadline:
+                outcome.append(f"killable never held within {timeout} s")
+                return
             time.sleep(0.02)
         os.kill(killed.pid, signal.SIGKILL)
-        killed.wait()
-        checkpoint = torch.load(last, weights_only=True)
-        assert not (directory / "killed" / "manifest.json").exists(), "a killed run must not look finished"
 
-        resumed = coupler_train(f"resume={directory / 'killed'}", log=logs["resumed"])
-        processes.append(resumed)
+    watcher = threading.Thread(target=kill_when_killable, daemon=True)
+    watcher.start()
+    try:
         _train_in_this_process(directory, settings, name="whole")
-        assert resumed.wait(timeout=timeout) == 0, output("resumed")
+        watcher.join(timeout)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        if killed.poll() is None:
+            killed.kill()
+        killed.wait()
+    assert not outcome, f"{outcome[0]}\n{log.read_text()[-4000:]}"
+    checkpoint = torch.load(last, weights_only=True)
+    assert not (directory / "killed" / "manifest.json").exists(), "a killed run must not look finished"
+    assert _resume_in_this_process(directory / "killed") == 0, \
+        (directory / "killed" / "train.log").read_text()[-4000:]
     assert read_metrics(directory / "killed") == read_metrics(directory / "whole")
     assert (directory / "killed" / "history.csv").read_text() == (directory / "whole" / "history.csv").read_text()
     assert not (directory / "killed" / "checkpoints").exists(), "the in-progress checkpoint goes when the run ends"
     assert f"resume: {directory / 'killed'}" in (directory / "killed" / "config.yaml").read_text()
     return checkpoint
+
+
+def _resume_in_this_process(run_dir: Path) -> int:
+    """``coupler train resume=RUN_DIR`` in this process on one torch thread, as ``coupler_train``'s processes run;
+    its exit status."""
+    import torch
+
+    from coupler.testing import cli_in_this_process
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return cli_in_this_process("train", f"resume={run_dir}")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _train_in_this_process(directory: Path, settings: list[str], name: str) -> None:
