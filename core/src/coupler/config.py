@@ -398,6 +398,7 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
         value_text = override.input_line.split("=", 1)[-1]
         if top not in known and top != "hydra" and not top.startswith("hydra/") and not override.is_add() \
                 and not override.is_force_add():
+            _refuse_missing_group(manager, override.input_line, top)
             raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(known))} (or Hydra's: "
                                                  f"hydra.KEY, hydra/GROUP); {group!r} is not a Coupler setting")
         _check_core_key(group, value_text)
@@ -411,6 +412,31 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
     if own_primary:
         _check_component_keys(parsed, manager, extra_dirs)
     _check_component_values(parsed, manager, extra_dirs)
+
+
+#: the config groups that Coupler's own plugins declare, by the distribution declaring each: a command line naming one
+#: while that plugin is missing or off is told what to install, not that the key is unknown (the model plugins ship
+#: search files, ``search=xgboost``, for the search group that coupler-optuna declares)
+GROUP_DISTRIBUTIONS = {"search": "coupler-optuna", "optimizer": "coupler-torch", "scheduler": "coupler-torch",
+                       "trainer": "coupler-torch"}
+
+
+def _refuse_missing_group(manager: PluginManager, line: str, top: str) -> None:
+    """``search=xgboost`` without coupler-optuna (not installed, disabled, or failed): one line saying so."""
+    from coupler.plugin_manager import _normalized
+
+    distribution = GROUP_DISTRIBUTIONS.get(top)
+    if distribution is None:
+        return
+    found = [p for p in manager.plugins.values() if _normalized(p.distribution) == distribution]
+    why = {"disabled": f"is disabled (COUPLER_DISABLE_PLUGINS names {found[0].name if found else ''}); enable it",
+           "blocked": "is left out by COUPLER_PLUGINS_ONLY; allow it",
+           }.get(found[0].status if found else "", None)
+    if not found:
+        why = f"is not installed: pip install {distribution}"
+    elif why is None:
+        why = f"did not load ({found[0].error}); coupler plugins says why"
+    raise CouplerError(f"{line}: the {top} group comes with the plugin {distribution}, which {why}.")
 
 
 def _check_core_key(key: str, value_text: str) -> None:
