@@ -11,7 +11,7 @@ import pytest
 import yaml
 from coupler.config import check_overrides, compose, config_directories, group_options
 from coupler.errors import CouplerError
-from coupler.plugin_manager import FIRST_PARTY, PluginManager, _normalized, get_plugin_manager
+from coupler.plugin_manager import FIRST_PARTY, PluginManager, get_plugin_manager
 
 space = pytest.importorskip("coupler_optuna.space")
 
@@ -22,7 +22,7 @@ NO_SEARCH_FILE = {"sklearn": "model.estimator names any scikit-learn estimator, 
 def first_party_models(manager) -> dict[str, str]:
     """model name -> the plugin that registers it, for the models of Coupler's own plugin distributions."""
     return {c.name: c.plugin for c in manager.registry.components("model")
-            if _normalized(manager.plugins[c.plugin].distribution) in FIRST_PARTY and c.name not in NO_SEARCH_FILE}
+            if manager.plugins[c.plugin].distribution in FIRST_PARTY and c.name not in NO_SEARCH_FILE}
 
 
 def search_files(manager) -> dict[str, tuple[str, Path]]:
@@ -70,24 +70,16 @@ def test_a_search_file_composes_the_search_settings_with_the_files_space():
     assert config["search"]["space"]["model.params.eta"] == {"low": 0.01, "high": 0.3, "log": True}
 
 
-@pytest.fixture(scope="module")
-def without_optuna() -> PluginManager:
-    """The installed plugins with coupler-optuna disabled (as ``COUPLER_DISABLE_PLUGINS=optuna``)."""
-    manager = PluginManager(disabled={"optuna"})
+def test_without_coupler_optuna_a_search_says_to_install_it_and_a_plain_config_is_unaffected():
+    manager = PluginManager(disabled={"optuna"})  # as COUPLER_DISABLE_PLUGINS=optuna
     manager.load_builtins()
     manager.load_entry_points()
-    return manager
-
-
-def test_without_coupler_optuna_a_search_says_to_install_it_and_a_plain_run_is_unaffected(without_optuna):
-    assert "xgboost" in without_optuna.plugins["xgboost"].config_files()["search"]  # its files stay on the path
+    assert "xgboost" in manager.plugins["xgboost"].config_files()["search"]  # its files stay on the search path
     with pytest.raises(CouplerError, match=r"^search=xgboost: the search group comes with the plugin coupler-optuna, "
                                            r"which is disabled \(COUPLER_DISABLE_PLUGINS names optuna\)"):
-        check_overrides(["search=xgboost"], without_optuna)
-    gone = PluginManager()
-    gone.plugins, gone.registry = dict(without_optuna.plugins), without_optuna.registry
-    del gone.plugins["optuna"]  # not installed at all
-    with pytest.raises(CouplerError, match=r"which is not installed: pip install coupler-optuna\.$"):
-        check_overrides(["search=xgboost", "search.n_trials=5"], gone)
-    config = compose(["model=xgboost"], without_optuna)
+        check_overrides(["search=xgboost"], manager)
+    config = compose(["model=xgboost"], manager)
     assert "search" not in config and config["model"]["name"] == "xgboost"
+    del manager.plugins["optuna"]  # as if it were not installed at all
+    with pytest.raises(CouplerError, match=r"which is not installed: pip install coupler-optuna\.$"):
+        check_overrides(["search=xgboost", "search.n_trials=5"], manager)
