@@ -78,6 +78,8 @@ def test_without_coupler_optuna_a_search_says_to_install_it_and_a_plain_config_i
     with pytest.raises(CouplerError, match=r"^search=xgboost: the search group comes with the plugin coupler-optuna, "
                                            r"which is disabled \(COUPLER_DISABLE_PLUGINS names optuna\)"):
         check_overrides(["search=xgboost"], manager)
+    with pytest.raises(CouplerError, match=r"^\+search=xgboost: the search group comes with the plugin coupler-optuna"):
+        check_overrides(["+search=xgboost"], manager)  # not composed: Hydra would find the file, not the sweeper
     config = compose(["model=xgboost"], manager)
     assert "search" not in config and config["model"]["name"] == "xgboost"
     del manager.plugins["optuna"]  # as if it were not installed at all

@@ -396,9 +396,10 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
         group = override.key_or_group
         top = group.split(".", 1)[0].split("@", 1)[0]
         value_text = override.input_line.split("=", 1)[-1]
+        if top not in known:
+            _refuse_missing_group(manager, override.input_line, top)  # +search=... too: its files are on the path
         if top not in known and top != "hydra" and not top.startswith("hydra/") and not override.is_add() \
                 and not override.is_force_add():
-            _refuse_missing_group(manager, override.input_line, top)
             raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(known))} (or Hydra's: "
                                                  f"hydra.KEY, hydra/GROUP); {group!r} is not a Coupler setting")
         _check_core_key(group, value_text)
@@ -422,20 +423,22 @@ GROUP_DISTRIBUTIONS = {"search": "coupler-optuna", "optimizer": "coupler-torch",
 
 
 def _refuse_missing_group(manager: PluginManager, line: str, top: str) -> None:
-    """``search=xgboost`` without coupler-optuna (not installed, disabled, or failed): one line saying so."""
+    """``search=xgboost`` without coupler-optuna (not installed, disabled, left out or failed): one line saying
+    what to do, where the key would otherwise be "not a Coupler setting" or Hydra's missing config."""
     from coupler.plugin_manager import _normalized
 
     distribution = GROUP_DISTRIBUTIONS.get(top)
     if distribution is None:
         return
-    found = [p for p in manager.plugins.values() if _normalized(p.distribution) == distribution]
-    why = {"disabled": f"is disabled (COUPLER_DISABLE_PLUGINS names {found[0].name if found else ''}); enable it",
-           "blocked": "is left out by COUPLER_PLUGINS_ONLY; allow it",
-           }.get(found[0].status if found else "", None)
-    if not found:
+    plugin = next((p for p in manager.plugins.values() if _normalized(p.distribution) == distribution), None)
+    if plugin is None:
         why = f"is not installed: pip install {distribution}"
-    elif why is None:
-        why = f"did not load ({found[0].error}); coupler plugins says why"
+    elif plugin.status == "disabled":
+        why = f"is disabled (COUPLER_DISABLE_PLUGINS names {plugin.name}); enable it"
+    elif plugin.status == "blocked":
+        why = f"is left out by COUPLER_PLUGINS_ONLY; allow {plugin.name} there"
+    else:
+        why = f"did not load ({plugin.error}); coupler plugins says why"
     raise CouplerError(f"{line}: the {top} group comes with the plugin {distribution}, which {why}.")
 
 
