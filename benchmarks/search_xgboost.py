@@ -1,5 +1,5 @@
 """30 trials of XGBoost on breast_cancer: ``coupler train -m search=xgboost`` against a plain Optuna script with the
-same space (``coupler_optuna/conf/search/xgboost.yaml``), sampler (TPE, seed 0), pruner (median), split (the same
+same space (``coupler_xgboost/conf/search/xgboost.yaml``), sampler (TPE, seed 0), pruner (median), split (the same
 seeded train / val / test rows, through ``coupler.splitting``) and trial budget.
 
 Prints both wall times, their ratio (target <= 1.15x) and both best validation accuracies (the same metric on the
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-SPACE_FILE = Path(__file__).parents[1] / "plugins/optuna/src/coupler_optuna/conf/search/xgboost.yaml"
+SPACE_FILE = Path(__file__).parents[1] / "plugins/xgboost/src/coupler_xgboost/conf/search/xgboost.yaml"
 
 
 def plain(trials: int, rounds: int) -> tuple[float, float]:

@@ -39,7 +39,7 @@ def test_an_installed_plugin_appears_in_coupler_plugins_and_a_broken_one_is_repo
     assert plugins["nearest_centroid"] == {
         "name": "nearest_centroid", "distribution": "coupler-nearest-centroid", "version": "0.2.0",
         "builtin": False, "status": "ok", "error": None, "components": {"model": ["nearest_centroid"]},
-        "declares": [],
+        "declares": [], "configs": {"model": ["nearest_centroid"]},
     }
     broken = plugins["broken"]
     assert broken["status"] == "failed" and broken["distribution"] == "coupler-broken"

@@ -154,6 +154,8 @@ def plugins(as_json: bool) -> int:
             print(f"    {'declares:':<10} {', '.join(info.declares)}")
         for kind, names in info.components.items():
             print(f"    {kind + ':':<10} {', '.join(sorted(names))}")
+        for group, names in info.config_files().items():  # config files, of its groups or another plugin's
+            print(f"    {group + ' files:':<10} {', '.join(names)}")
     return 0
 
 

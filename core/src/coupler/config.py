@@ -396,6 +396,8 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
         group = override.key_or_group
         top = group.split(".", 1)[0].split("@", 1)[0]
         value_text = override.input_line.split("=", 1)[-1]
+        if top not in known:
+            _refuse_missing_group(manager, override.input_line, top)  # +search=... too: its files are on the path
         if top not in known and top != "hydra" and not top.startswith("hydra/") and not override.is_add() \
                 and not override.is_force_add():
             raise ConfigError(group, value_text, f"a key under one of {', '.join(sorted(known))} (or Hydra's: "
@@ -411,6 +413,33 @@ def check_overrides(overrides: list[str], manager: PluginManager, *, extra_dirs:
     if own_primary:
         _check_component_keys(parsed, manager, extra_dirs)
     _check_component_values(parsed, manager, extra_dirs)
+
+
+#: the config groups that Coupler's own plugins declare, by the distribution declaring each: a command line naming one
+#: while that plugin is missing or off is told what to install, not that the key is unknown (the model plugins ship
+#: search files, ``search=xgboost``, for the search group that coupler-optuna declares)
+GROUP_DISTRIBUTIONS = {"search": "coupler-optuna", "optimizer": "coupler-torch", "scheduler": "coupler-torch",
+                       "trainer": "coupler-torch"}
+
+
+def _refuse_missing_group(manager: PluginManager, line: str, top: str) -> None:
+    """``search=xgboost`` without coupler-optuna (not installed, disabled, left out or failed): one line saying
+    what to do, where the key would otherwise be "not a Coupler setting" or Hydra's missing config."""
+    from coupler.plugin_manager import _normalized
+
+    distribution = GROUP_DISTRIBUTIONS.get(top)
+    if distribution is None:
+        return
+    plugin = next((p for p in manager.plugins.values() if _normalized(p.distribution) == distribution), None)
+    if plugin is None:
+        why = f"is not installed: pip install {distribution}"
+    elif plugin.status == "disabled":
+        why = f"is disabled (COUPLER_DISABLE_PLUGINS names {plugin.name}); enable it"
+    elif plugin.status == "blocked":
+        why = f"is left out by COUPLER_PLUGINS_ONLY; allow {plugin.name} there"
+    else:
+        why = f"did not load ({plugin.error}); coupler plugins says why"
+    raise CouplerError(f"{line}: the {top} group comes with the plugin {distribution}, which {why}.")
 
 
 def _check_core_key(key: str, value_text: str) -> None:

@@ -104,7 +104,17 @@ class PluginInfo:
             "error": self.error,
             "components": {kind: sorted(names) for kind, names in self.components.items() if names},
             "declares": list(self.declares),
+            "configs": self.config_files(),
         }
+
+    def config_files(self) -> dict[str, list[str]]:
+        """The options its config directories give, by group (``{"search": ["xgboost"]}``): a plugin may ship
+        options of a group another plugin declares (a model plugin's search files), so they are listed with it."""
+        files: dict[str, list[str]] = {}
+        for directory in self.config_dirs:
+            for path in Path(directory).glob("*/*.yaml"):
+                files.setdefault(path.parent.name, []).append(path.stem)
+        return {group: sorted(set(names)) for group, names in sorted(files.items())}
 
 
 def _names(value: str | None) -> set[str]:

@@ -4,6 +4,7 @@ of its parameters: defaults, checks, ``coupler train --help``). Imports no torch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from coupler import hookimpl
 from coupler.schema import param
@@ -78,3 +79,11 @@ def register_models(register):
 def register_data_loaders(register):
     register("image_folder", load_image_folder, schema=ImageFolderSchema,
              description="an image folder, one subfolder per class: data.path=DIR (read lazily, with workers)")
+
+
+@hookimpl
+def register_config_dirs(register):
+    """``conf/search/MODEL.yaml``: the search space of each model of this plugin (``coupler train -m search=MODEL``,
+    with coupler-optuna installed). The plugin that knows a model's parameters ships its space, listed with it as
+    the provider (``coupler train --help``, ``coupler plugins``)."""
+    register(Path(__file__).parent / "conf")

@@ -1,5 +1,7 @@
-"""The ``optuna`` plugin: the ``search`` settings group (``coupler train -m search=NAME``), the search spaces of the
-installed models (``conf/search/*.yaml``), and pruning through the run's epoch events.
+"""The ``optuna`` plugin: the ``search`` settings group (``coupler train -m search=NAME``), ``search=model_choice``
+(``conf/search/model_choice.yaml``: the model itself searched, across the sklearn and xgboost plugins), and pruning
+through the run's epoch events. Each model plugin ships the search file of each of its models
+(``coupler_xgboost/conf/search/xgboost.yaml``, ...), in a config directory of its own.
 
 A search file chooses Coupler's sweeper (``override /hydra/sweeper: coupler_optuna`` in its defaults list) and
 holds the settings below; the sweeper (``hydra_plugins.coupler_optuna_sweeper``) runs the study and gives each

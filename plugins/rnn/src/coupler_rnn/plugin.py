@@ -5,6 +5,7 @@ Imports no torch (``coupler plugins`` and ``coupler --help`` import this module)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from coupler import hookimpl
@@ -107,3 +108,11 @@ def register_data_loaders(register):
     register("timeseries", load_timeseries, schema=TimeseriesSchema,
              description="forecasting from a CSV time series: lookback windows, target horizon steps ahead, "
                          "naive last-value baseline; null path: a generated series")
+
+
+@hookimpl
+def register_config_dirs(register):
+    """``conf/search/MODEL.yaml``: the search space of each model of this plugin (``coupler train -m search=MODEL``,
+    with coupler-optuna installed). The plugin that knows a model's parameters ships its space, listed with it as
+    the provider (``coupler train --help``, ``coupler plugins``)."""
+    register(Path(__file__).parent / "conf")

@@ -12,6 +12,7 @@ This module is imported when plugins load, so it imports no scikit-learn: the fa
 from __future__ import annotations
 
 from dataclasses import dataclass, make_dataclass
+from pathlib import Path
 from typing import Literal
 
 from coupler import hookimpl
@@ -213,3 +214,11 @@ def register_models(register):
                  default=name == "logistic_regression")  # what a plain `coupler train` trains
     register("sklearn", build_any, schema=SCHEMAS["sklearn"],
              description="any scikit-learn estimator: model.estimator=sklearn.MODULE.CLASS")
+
+
+@hookimpl
+def register_config_dirs(register):
+    """``conf/search/MODEL.yaml``: the search space of each model of this plugin (``coupler train -m search=MODEL``,
+    with coupler-optuna installed). The plugin that knows a model's parameters ships its space, listed with it as
+    the provider (``coupler train --help``, ``coupler plugins``)."""
+    register(Path(__file__).parent / "conf")

@@ -136,3 +136,11 @@ def register_callbacks(register):
 @hookimpl
 def resume_point(directory):
     return Path(directory) / LAST_CHECKPOINT
+
+
+@hookimpl
+def register_config_dirs(register):
+    """``conf/search/MODEL.yaml``: the search space of each model of this plugin (``coupler train -m search=MODEL``,
+    with coupler-optuna installed). The plugin that knows a model's parameters ships its space, listed with it as
+    the provider (``coupler train --help``, ``coupler plugins``)."""
+    register(Path(__file__).parent / "conf")

@@ -5,6 +5,7 @@ Imports neither torch nor transformers (``coupler --help`` and ``coupler plugins
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from coupler import hookimpl
 from coupler.schema import param
@@ -99,3 +100,11 @@ def register_models(register):
 def register_data_loaders(register):
     register("text_csv", load_text_csv, schema=TextCSVSchema,
              description="a CSV of texts and labels: data.path=FILE data.text=COLUMN data.label=COLUMN")
+
+
+@hookimpl
+def register_config_dirs(register):
+    """``conf/search/MODEL.yaml``: the search space of each model of this plugin (``coupler train -m search=MODEL``,
+    with coupler-optuna installed). The plugin that knows a model's parameters ships its space, listed with it as
+    the provider (``coupler train --help``, ``coupler plugins``)."""
+    register(Path(__file__).parent / "conf")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from coupler import hookimpl
 from coupler.components import CLASSIFICATION, Model
@@ -66,3 +67,10 @@ def register_models(register):
     register("xgboost", build_xgboost, schema=XGBoostSchema,
              description="XGBoost gradient boosting (native API; early stopping, native categoricals)")
 
+
+@hookimpl
+def register_config_dirs(register):
+    """``conf/search/MODEL.yaml``: the search space of each model of this plugin (``coupler train -m search=MODEL``,
+    with coupler-optuna installed). The plugin that knows a model's parameters ships its space, listed with it as
+    the provider (``coupler train --help``, ``coupler plugins``)."""
+    register(Path(__file__).parent / "conf")
