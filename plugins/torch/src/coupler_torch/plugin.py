@@ -81,7 +81,7 @@ class TrainerSchema:
 @hookimpl
 def register_config_groups(register):
     register("trainer", default="default", description="the torch engine's Lightning trainer settings",
-             test_overrides=("trainer.max_epochs=3", "trainer.progress_bar=false"), engines=("torch",),
+             test_overrides=("trainer.max_epochs=1", "trainer.progress_bar=false"), engines=("torch",),
              schema=TrainerSchema)
 
 
