@@ -210,13 +210,31 @@ C = {"model.params.C": {"low": 0.1, "high": 1.0}}
     ({"model.params.C": {"low": 0.0, "high": 1.0}}, "seed=0", "model.params.C=0.0 is not allowed"),
     (C, "search.sampler=annealing", "search.sampler='annealing' is not allowed"),
     (C, "search.pruner=asha", "search.pruner='asha' is not allowed"),
-], ids=["empty", "low>high", "unknown-key", "outside-schema", "sampler", "pruner"])
+    ({**C, "hydra.job.chdir": [True, False]}, "seed=0", "Hydra's keys cannot be searched"),
+], ids=["empty", "low>high", "unknown-key", "outside-schema", "sampler", "pruner", "hydra-key"])
 def test_bad_search_input_is_one_line_before_any_trial(coupler_cli, tmp_path, space, override, message):
     result = coupler_cli("train", _search_file(tmp_path, "bad", space), "-m", "search=bad", override,
                          "hydra.sweep.dir=sweep")
     assert result.rc == 2, (result.out, result.err)
     assert message in result.err and len(result.err.strip().splitlines()) == 1, result.err
     assert not (tmp_path / "sweep" / "0").exists()
+
+
+class _Worker:
+    def __init__(self, pid, status):
+        self.pid, self.status = pid, status
+
+    def wait(self):
+        return self.status
+
+
+def test_a_worker_that_failed_is_reported(caplog):
+    from coupler_optuna.search import _wait_for
+
+    with caplog.at_level("ERROR", logger="coupler.search"):
+        _wait_for([_Worker(101, 0), _Worker(102, 2)])
+    assert [r.getMessage() for r in caplog.records] == [
+        "search worker 2 (pid 102) exited with status 2 (its error is above); the study went on without it"]
 
 
 def test_a_grid_search_stops_when_every_combination_ran(coupler_cli, tmp_path):

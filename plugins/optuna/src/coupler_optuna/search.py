@@ -226,11 +226,6 @@ def _check_space(space, fixed: list[str], config) -> None:
     # the user's --config-dir: Hydra lists it among the config sources, from the command line
     extra = tuple(str(source.path) for source in config.hydra.runtime.config_sources
                   if source.provider == "command-line" and source.schema == "file")
-    for override in [*space.fixed, *(o for overrides in space.extremes() for o in overrides)]:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key == "hydra" or key.startswith(("hydra.", "hydra/")):
-            raise CouplerError(f"search.space.{key}: a search space holds the runs' settings, not Hydra's (a trial's "
-                               f"{key} would be replayed by best.yaml); set {key} on the command line instead.")
     for overrides in space.extremes():
         try:
             check_overrides([*space.fixed, *fixed, *overrides], manager, extra_dirs=extra,
