@@ -181,6 +181,13 @@ def test_a_rerun_of_the_same_command_continues_a_study_whose_worker_was_killed(c
     assert again.rc == 0, again.err
     assert "study 'logistic_regression' already holds its 3 trial(s) (search.n_trials=3): nothing to run" in again.out
     assert {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()} == before
+    # another experiment with the same search finds this study by its default directory: refused, nothing written
+    other = coupler_cli(*command, "seed=1")
+    assert other.rc == 2, (other.out, other.err)
+    assert len(other.err.strip().splitlines()) == 1, other.err
+    assert ("study 'logistic_regression' in " in other.err and "was started by another command: this one gives "
+            "seed=1 (not in its first command)" in other.err)
+    assert {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()} == before
 
 
 def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(coupler_cli, tmp_path):

@@ -117,6 +117,7 @@ def _plan(config, arguments: list[str]) -> _Plan:
             raise CouplerError(f"search.study_name={name}: the study in {url} optimizes the other way; start the "
                                f"new one in another hydra.sweep.dir (with another search.study_name when "
                                f"search.storage is shared).")
+        _refuse_other_experiment(study, fixed, metric, url)
         abandoned = fail_abandoned(study)
         full = _full(study, node)
         # a continued study, or another worker, must not draw the same values again: its own stream
@@ -180,6 +181,34 @@ def _refuse_other_study(sweep_dir: Path, name: str) -> None:
         raise CouplerError(f"search.study_name={name}: hydra.sweep.dir={sweep_dir} already holds study "
                            f"{existing[0]!r}; continue it with search.study_name={existing[0]}, or choose another "
                            f"hydra.sweep.dir for a new study.")
+
+
+#: the study's user attribute that holds what its first command fixed: its overrides (but the ``search`` ones) and
+#: the metric; a later command continues the study only when they are the same
+EXPERIMENT = "experiment"
+
+
+def _refuse_other_experiment(study, fixed: list[str], metric: str, url: str) -> None:
+    """The default sweep directory is one per study name, so another command with the same search (other data,
+    another seed) would find this study: it is refused, in one line naming what differs, before any trial. A
+    study's ``search.*`` settings (``n_trials``, ``n_jobs``, ``refit``, ...) may change between commands."""
+    experiment = {"overrides": sorted(o for o in fixed if not o.split("=", 1)[0].lstrip("+~").startswith("search")),
+                  "metric": metric}
+    recorded = study.user_attrs.get(EXPERIMENT)
+    if recorded is None:
+        if not study.get_trials(deepcopy=False):  # a study from before the attribute: not checked
+            study.set_user_attr(EXPERIMENT, experiment)
+        return
+    if recorded == experiment:
+        return
+    before, now = set(recorded.get("overrides", [])), set(experiment["overrides"])
+    differences = [f"{o} (not in its first command)" for o in sorted(now - before)]
+    differences += [f"no {o} (its first command had it)" for o in sorted(before - now)]
+    if recorded.get("metric") != metric:
+        differences.append(f"validation {metric}, where it optimizes {recorded.get('metric')}")
+    raise CouplerError(f"study {study.study_name!r} in {url} was started by another command: this one gives "
+                       f"{'; '.join(differences)}. Rerun its own command to continue it, or start a new study with "
+                       f"search.study_name=NEW (or hydra.sweep.dir=NEW).")
 
 
 def _record_study(sweep_dir: Path, name: str, url: str) -> None:
