@@ -61,7 +61,9 @@ def primary_config(manager: PluginManager, chosen: dict | None = None) -> dict:
             "output_subdir": None,
             "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"},
             "help": {"app_name": "coupler train", "template": help_template(manager, chosen)},
-            "sweep": {"dir": "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", "subdir": "${hydra.job.num}"},
+            # a sweeper may choose its own default (hydra.sweeper.sweep_dir: a search's is one per study)
+            "sweep": {"dir": "${oc.select:hydra.sweeper.sweep_dir,'multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}'}",
+                      "subdir": "${hydra.job.num}"},
             # a run or sweep directory that cannot be created is one line, before Hydra tries; a sweep's
             # parameters are checked before its first job, and its jobs' outcomes collected after the last
             "callbacks": {"run_directory_check": {"_target_": "coupler.hydra_callbacks.RunDirectoryCheck"},

@@ -28,6 +28,8 @@ class Split:
     test: float = param(0.1, help="fraction of all rows for test; split.val + split.test < 1", ge=0, lt=1)
     stratify: Any = param("auto", help="stratify by class; auto: for classification (regression: auto or false)",
                           choices=("auto", True, False))
+    measure_test: bool = param(True, help="false: the test rows stay held out and unread (no test metrics or "
+                                          "predictions; coupler evaluate RUN measures them later), as in a search's trials")
 
 
 @dataclass

@@ -125,7 +125,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
              len(y), dataset.X.shape[1], run.task, len(indices.train), len(indices.val), len(indices.test))
     folds = _cross_validate(run, config, manager, dataset, y, indices, model_component, metrics, groups)
     indices = cross_validation.final_indices(indices, cv["refit"]) if folds else indices
-    preprocessor, splits = _preprocess(run, config, dataset, y, indices, model, model_component.name)
+    measured = _measured_rows(config, indices)
+    preprocessor, splits = _preprocess(run, config, dataset, y, measured, model, model_component.name)
 
     run.hooks.on_fit_start(run=run, model=model)
     model_label = component_label(manager, "model", model_component.name)
@@ -138,7 +139,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         log.warning("callbacks %s watch epochs, but model %r reported none (it trains in one step%s): they had "
                     "no effect", epoch_watchers, model_component.name, "" if len(splits["val"]) else ", or split.val=0")
 
-    results = _evaluate(run, BlamedModel(model, model_label, run_dir), splits, metrics, dataset, indices)
+    results = _evaluate(run, BlamedModel(model, model_label, run_dir), splits, metrics, dataset, measured)
     if folds:
         results["cv"] = cross_validation.summary(folds[1])
         write_csv(run_dir / cross_validation.FOLDS_FILE, cross_validation.folds_frame(*folds))
@@ -149,6 +150,17 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     _seal(run, config, manager, dataset, indices, run.input_format, model_component)
     run.hooks.on_run_end(run=run, metrics=results)
     return results
+
+
+def _measured_rows(config: dict, indices):
+    """The rows the run preprocesses and measures. With ``split.measure_test=false`` (each trial of a search) the
+    test rows stay held out and unread: no test metrics, predictions or baseline (``metrics.json``'s ``test`` is
+    empty); the manifest still counts them, and ``coupler evaluate RUN`` measures them later."""
+    if config["split"].get("measure_test", True):
+        return indices
+    import dataclasses
+
+    return dataclasses.replace(indices, test=indices.test[:0])
 
 
 def _cross_validate(run: RunContext, config: dict, manager: PluginManager, dataset: Dataset, y, indices,

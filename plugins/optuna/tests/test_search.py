@@ -35,9 +35,20 @@ def test_a_search_records_its_trials_and_its_best_run(coupler_cli, tmp_path):
                for t in trials)
     best = max(trials, key=lambda t: float(t["value"]))
     assert f"best run: {best['run_directory']}" in result.out
-    # the value is the validation score, never the test one
+    # the value is the validation score; a trial never reads the test rows: no test metrics or predictions
     metrics = json.loads(Path(best["run_directory"], "metrics.json").read_text())
-    assert float(best["value"]) == metrics["val"]["accuracy"]
+    assert float(best["value"]) == metrics["val"]["accuracy"] and metrics["test"] == {}
+    assert not any(Path(t["run_directory"], "predictions_test.csv").exists() for t in trials)
+    summary = list(csv.DictReader(open(sweep / "summary.csv")))
+    assert all(row["test_accuracy"] == "" for row in summary if row["search.trial"])  # only the refit has one
+    # after the study the best run alone is tested, as coupler evaluate tests it; its sealed directory unchanged
+    evaluated = coupler_cli("evaluate", best["run_directory"], "--json")
+    assert evaluated.rc == 0, evaluated.err
+    test = json.loads(evaluated.out)["test"]
+    record = json.loads((sweep / "best.json").read_text())
+    assert record["run_directory"] == best["run_directory"] and record["test"] == test and test["accuracy"] > 0.5
+    assert f"best run test: accuracy={test['accuracy']:.6g}" in result.out
+    assert json.loads(Path(best["run_directory"], "metrics.json").read_text()) == metrics
     overrides = yaml.safe_load((sweep / "best.yaml").read_text())
     assert "model=logistic_regression" in overrides and not any(o.startswith("search") for o in overrides)
     assert [o for o in overrides if o.startswith("model.params.C=")] == [best["params"].split()[-1]]
@@ -48,6 +59,7 @@ def test_a_search_records_its_trials_and_its_best_run(coupler_cli, tmp_path):
     # refit: the best configuration trained on train+val (no validation rows), tested once
     refit = json.loads((sweep / "refit" / "metrics.json").read_text())
     assert refit["val"] == {} and refit["test"] and "refit on train+val test:" in result.out
+    assert record["refit"]["test"] == refit["test"]
 
 
 def _search_file(tmp_path: Path, name: str, space: dict) -> str:
@@ -134,21 +146,48 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_a_rerun_continues_a_study_whose_worker_was_killed(coupler_cli, tmp_path):
-    first = coupler_cli("train", *SEARCH, "search.n_trials=1")
-    assert first.rc == 0, first.err
-    # what a SIGKILL during the second trial leaves: the trial RUNNING in the journal, its worker gone
-    url = str(tmp_path / "sweep" / "study.journal")
-    study = optuna.load_study(study_name="logistic_regression", storage=open_storage(url))
-    killed = study.ask()
-    killed.set_user_attr("worker", f"{os.uname().nodename}:{_dead_pid()}")
-    result = coupler_cli("train", *SEARCH, "search.n_trials=3")
+class _Killed(SystemExit):
+    """What the kill test raises where a SIGKILL would end the process: after trial 1 ran, before it was told."""
+
+
+def test_a_rerun_of_the_same_command_continues_a_study_whose_worker_was_killed(coupler_cli, tmp_path, monkeypatch):
+    from coupler_optuna import search, study
+
+    command = ("train", "-m", "search=logistic_regression", "search.n_trials=3")  # no hydra.sweep.dir
+    tell = search._tell
+
+    def killed_at_trial_1(plan, trial, result):
+        if trial.number == 1:
+            raise _Killed(137)
+        tell(plan, trial, result)
+
+    with monkeypatch.context() as patch:  # the process that the kill ends: its pid is gone on the rerun
+        patch.setattr(study, "worker_id", lambda: f"{os.uname().nodename}:{_dead_pid()}")
+        patch.setattr(search, "_tell", killed_at_trial_1)
+        first = coupler_cli(*command)
+    assert first.rc == 137, first.err
+    sweep = tmp_path / "multirun" / "search" / "logistic_regression"  # one per study, not a timestamp
+    assert "rerun the same command to continue it" in first.err
+    result = coupler_cli(*command)
     assert result.rc == 0, result.err
-    trials = _trials(tmp_path / "sweep")
+    trials = _trials(sweep)
     assert [(t["number"], t["state"]) for t in trials] == [("0", "COMPLETE"), ("1", "FAIL"), ("2", "COMPLETE"),
                                                             ("3", "COMPLETE")]
     assert "trial(s) [1] were left running by a worker that is gone" in result.err
     assert trials[2]["params"] != trials[0]["params"]  # the continued study draws anew, not the first draws again
+    # once more: the study holds its trials and its record; said, and nothing run, added or rewritten
+    before = {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()}
+    again = coupler_cli(*command)
+    assert again.rc == 0, again.err
+    assert "study 'logistic_regression' already holds its 3 trial(s) (search.n_trials=3): nothing to run" in again.out
+    assert {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()} == before
+    # another experiment with the same search finds this study by its default directory: refused, nothing written
+    other = coupler_cli(*command, "seed=1")
+    assert other.rc == 2, (other.out, other.err)
+    assert len(other.err.strip().splitlines()) == 1, other.err
+    assert ("study 'logistic_regression' in " in other.err and "was started by another command: this one gives "
+            "seed=1 (not in its first command)" in other.err)
+    assert {path: path.read_bytes() for path in sweep.rglob("*") if path.is_file()} == before
 
 
 def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(coupler_cli, tmp_path):
@@ -178,13 +217,31 @@ C = {"model.params.C": {"low": 0.1, "high": 1.0}}
     ({"model.params.C": {"low": 0.0, "high": 1.0}}, "seed=0", "model.params.C=0.0 is not allowed"),
     (C, "search.sampler=annealing", "search.sampler='annealing' is not allowed"),
     (C, "search.pruner=asha", "search.pruner='asha' is not allowed"),
-], ids=["empty", "low>high", "unknown-key", "outside-schema", "sampler", "pruner"])
+    ({**C, "hydra.job.chdir": [True, False]}, "seed=0", "Hydra's keys cannot be searched"),
+], ids=["empty", "low>high", "unknown-key", "outside-schema", "sampler", "pruner", "hydra-key"])
 def test_bad_search_input_is_one_line_before_any_trial(coupler_cli, tmp_path, space, override, message):
     result = coupler_cli("train", _search_file(tmp_path, "bad", space), "-m", "search=bad", override,
                          "hydra.sweep.dir=sweep")
     assert result.rc == 2, (result.out, result.err)
     assert message in result.err and len(result.err.strip().splitlines()) == 1, result.err
     assert not (tmp_path / "sweep" / "0").exists()
+
+
+class _Worker:
+    def __init__(self, pid, status):
+        self.pid, self.status = pid, status
+
+    def wait(self):
+        return self.status
+
+
+def test_a_worker_that_failed_is_reported(caplog):
+    from coupler_optuna.search import _wait_for
+
+    with caplog.at_level("ERROR", logger="coupler.search"):
+        _wait_for([_Worker(101, 0), _Worker(102, 2)])
+    assert [r.getMessage() for r in caplog.records] == [
+        "search worker 2 (pid 102) exited with status 2 (its error is above); the study went on without it"]
 
 
 def test_a_grid_search_stops_when_every_combination_ran(coupler_cli, tmp_path):

@@ -95,6 +95,18 @@ def open_storage(url: str):
                            f"{str(exc).splitlines()[0]}). Check the URL, or leave search.storage unset.") from None
 
 
+def open_study(url: str, name: str, sampler, pruner, direction: str):
+    """The study ``name`` in its storage: loaded when it is there (a rerun writes nothing to the storage by
+    opening it), else created."""
+    import optuna
+
+    storage = open_storage(url)
+    if name in optuna.get_all_study_names(storage):
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    return optuna.create_study(storage=storage, study_name=name, load_if_exists=True, sampler=sampler, pruner=pruner,
+                               direction=direction)
+
+
 def make_pruner(name: str):
     import optuna
 
