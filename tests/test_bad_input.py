@@ -149,7 +149,7 @@ def test_a_failed_run_never_deletes_a_directory_it_did_not_create(coupler_cli, t
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("split=0.5", "split=0.5 is not allowed: a group of settings (val, test, stratify)"),
+    ("split=0.5", "split=0.5 is not allowed: a group of settings (val, test, stratify, measure_test)"),
     ("plugins=foo", "plugins='foo' is not allowed"),
     ("preprocess=standard", "preprocess.impute=..."),
     ("preprocess.scaling=none", "preprocess has the keys impute, scale, encode"),

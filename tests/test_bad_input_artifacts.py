@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -401,19 +400,20 @@ def test_a_runs_pretrained_config_with_auto_map_is_refused(coupler_cli, hf_run, 
     assert not marker.exists()
 
 
-def test_auto_map_code_does_not_run_even_when_a_user_answers_yes(hf_run, tmp_path):
+def test_auto_map_code_does_not_run_even_when_a_user_answers_yes(hf_run, coupler_cli, monkeypatch, tmp_path):
     """transformers asks on the terminal whether to run a directory's custom code unless told
-    ``trust_remote_code=False``; a user who types y must not run the run's code (a fresh interpreter, stdin "y")."""
+    ``trust_remote_code=False``; a user who types y must not run the run's code (stdin answers "y")."""
+    import io
+
     run_dir, marker = copy_run(hf_run, tmp_path), tmp_path / "marker"
     plant_auto_map(run_dir / "model" / "pretrained", marker)
     reseal(run_dir)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\ny\ny\n"))
     with untouched(run_dir):
-        proc = subprocess.run([sys.executable, "-m", "coupler.cli", "evaluate", str(run_dir)], cwd=tmp_path,
-                              input="y\ny\ny\n", capture_output=True, text=True, timeout=300)
-    from coupler.testing import CliResult
-
-    refused(CliResult(proc.returncode, proc.stdout, proc.stderr), "maps AutoConfig to gadget.GadgetConfig")
-    assert "[y/N]" not in proc.stdout + proc.stderr, "transformers asked whether to run the directory's code"
+        result = coupler_cli("evaluate", str(run_dir))
+    refused(result, "maps AutoConfig to gadget.GadgetConfig")
+    assert "[y/N]" not in result.out + result.err, "transformers asked whether to run the directory's code"
+    assert sys.stdin.read() == "y\ny\ny\n", "nothing read the answers"
     assert not marker.exists(), "the run directory's gadget.py ran"
 
 

@@ -118,7 +118,7 @@ def test_every_kind_is_listed_ok_by_coupler_plugins_which_imports_no_heavy_libra
     for kind, name in NAMES.items():
         assert plugins[name] == {"name": name, "distribution": f"coupler-{name.replace('_', '-')}",
                                  "version": "0.1.0", "builtin": False, "status": "ok", "error": None,
-                                 "components": {kind: [name]}, "declares": []}
+                                 "components": {kind: [name]}, "configs": {}, "declares": []}
     code = ("import sys\nfrom coupler.cli import main\nmain(['plugins'])\n"
             "print('HEAVY', [m for m in ('numpy', 'pandas', 'torch') if m in sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
