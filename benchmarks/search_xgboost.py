@@ -127,10 +127,11 @@ def harness(trials: int, rounds: int) -> tuple[float, float, float]:
 
 
 class Timers:
-    """Wall seconds spent in each wrapped function, by label (a call inside another counts in both)."""
+    """Wall and CPU seconds spent in each wrapped function, by label (a call inside another counts in both)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = collections.defaultdict(float)
+        self.cpu: dict[str, float] = collections.defaultdict(float)
         self.calls: dict[str, int] = collections.defaultdict(int)
 
     def wrap(self, owner, name: str, label: str) -> None:
@@ -138,11 +139,12 @@ class Timers:
 
         @functools.wraps(original)
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.seconds[label] += time.perf_counter() - start
+                self.cpu[label] += time.process_time() - cpu_start
                 self.calls[label] += 1
 
         setattr(owner, name, timed)
@@ -150,15 +152,16 @@ class Timers:
 
 def breakdown(trials: int, rounds: int) -> None:
     """Run the harness's search in this process with timers, and print s per trial for each part."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
     import optuna
 
     import coupler.train_app as train_app
     import coupler.training as training
-    from coupler_optuna import pruning
+    from coupler_optuna import pruning, search
     from coupler_xgboost.model import XGBoostModel
 
     timers = Timers()
+    timers.wrap(search, "_work", "the trials' loop")
     timers.wrap(optuna.study.Study, "ask", "search: ask")
     timers.wrap(optuna.study.Study, "tell", "search: tell")
     timers.wrap(train_app, "train_job", "job (Hydra's task function)")
@@ -168,30 +171,38 @@ def breakdown(trials: int, rounds: int) -> None:
     timers.wrap(XGBoostModel, "fit", "model.fit")
     timers.wrap(pruning, "report", "model.fit: report each round to the study")
     timers.wrap(pruning, "_trial", "model.fit: open the trial in the job")
-    wall, trial_loop = time.perf_counter(), 0.0
     with tempfile.TemporaryDirectory() as directory, contextlib.chdir(directory), \
-            contextlib.redirect_stdout(open(os.devnull, "w")):
+            contextlib.redirect_stdout(open(os.devnull, "w")), contextlib.redirect_stderr(open(os.devnull, "w")):
         argv = sys.argv
         sys.argv = ["coupler-train", *command(trials, rounds)]
-        loop_start = time.perf_counter()
         try:
             status = train_app.run()
         finally:
             sys.argv = argv
-        trial_loop = time.perf_counter() - loop_start
     if status != 0:
         raise SystemExit(f"the search failed with exit status {status}")
-    total = time.perf_counter() - start
-    s = timers.seconds
+    total, cpu = time.perf_counter() - start, cpu_seconds(resource.RUSAGE_SELF) - cpu_start
+    walls, cpus = breakdown_rows(timers.seconds, total), breakdown_rows(timers.cpu, cpu)
+    completed = timers.calls["training.evaluate"]
+    print(f"\nwhere a trial's time goes, in process ({trials} trials, {completed} completed, the rest pruned; "
+          f"{total:.1f} s wall, {cpu:.1f} s CPU in all), s per trial:")
+    print(f"  {'':<64} {'wall':>7} {'CPU':>7}")
+    for (label, seconds), (_, cpu_seconds_) in zip(walls, cpus):
+        print(f"  {label:<64} {seconds / trials:7.3f} {cpu_seconds_ / trials:7.3f}")
+
+
+def breakdown_rows(s: dict, total: float) -> list[tuple[str, float]]:
+    """The table's rows from one kind of seconds (wall or CPU) of each wrapped function."""
+    trial_loop = s["the trials' loop"]
     job, fit = s["job (Hydra's task function)"], s["model.fit"]
-    reported = s["model.fit: report each round to the study"]
-    inside_train = sum(s[f"training.{n}"] for n in ("check_settings", "load_and_split", "build_model", "preprocess",
-                                                    "evaluate", "save", "seal")) + fit
-    launcher = trial_loop - job - s["search: ask"] - s["search: tell"]
-    rows = [
-        ("the whole process, per trial", total),
-        ("  imports, plugins, checks, study set-up, record (once)", total - trial_loop),
-        ("  Hydra: compose the job's config, run_job set-up, logs", launcher),
+    reported, opened = s["model.fit: report each round to the study"], s["model.fit: open the trial in the job"]
+    parts = ("check_settings", "load_and_split", "build_model", "preprocess", "evaluate", "save", "seal")
+    inside_train = sum(s[f"training.{name}"] for name in parts) + fit
+    return [
+        ("the whole process", total),
+        ("  once: imports, plugins, checks, first compose, study, record", total - trial_loop),
+        ("  Hydra: compose the job's config, run_job set-up, logs", trial_loop - job - s["search: ask"]
+         - s["search: tell"]),
         ("  search: ask + tell (storage, TPE)", s["search: ask"] + s["search: tell"]),
         ("  job: claim, overrides.yaml, print, outcome", job - s["training.train"]),
         ("  training.train, outside the parts below", s["training.train"] - inside_train),
@@ -200,24 +211,19 @@ def breakdown(trials: int, rounds: int) -> None:
         ("    build the model (incl. its 1-round parameter probe)", s["training.build_model"]),
         ("    preprocess", s["training.preprocess"]),
         ("    model.fit: XGBoost (DMatrix, boosting, eval)", fit - reported),
-        ("    model.fit: open the trial in the job", s["model.fit: open the trial in the job"]),
-        ("    model.fit: report each round to the study", reported - s["model.fit: open the trial in the job"]),
+        ("    model.fit: open the trial in the job", opened),
+        ("    model.fit: report each round to the study", reported - opened),
         ("    evaluate val + test (completed trials)", s["training.evaluate"]),
         ("    save: config, metrics, model files", s["training.save"]),
         ("    seal: checksums, manifest", s["training.seal"]),
     ]
-    completed = timers.calls["training.evaluate"]
-    print(f"\nwhere a trial's wall time goes, in process ({trials} trials, {completed} completed, the rest pruned; "
-          f"{total:.1f} s in all):")
-    for label, seconds in rows:
-        print(f"  {label:<58} {seconds / trials:7.3f} s/trial")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=500)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="0: the breakdown alone")
     parser.add_argument("--breakdown", action="store_true", help="also time each part of a trial (in process)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -232,9 +238,9 @@ def main() -> None:
               f"best validation accuracy {harness_best:.4f} | plain Optuna + XGBoost {plain_s:.1f} s wall, "
               f"{plain_cpu:.1f} s CPU, best {plain_best:.4f} | ratio {harness_s / plain_s:.2f}x wall, "
               f"{harness_cpu / plain_cpu:.2f}x CPU", flush=True)
-    wall = statistics.median(r[0] for r in results)
-    cpu = statistics.median(r[1] for r in results)
-    print(f"median of {len(results)}: {wall:.2f}x wall (target <= 1.15x), {cpu:.2f}x CPU")
+    if results:
+        wall, cpu = statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
+        print(f"median of {len(results)}: {wall:.2f}x wall (target <= 1.15x), {cpu:.2f}x CPU")
     if args.breakdown:
         breakdown(args.trials, args.rounds)
 
