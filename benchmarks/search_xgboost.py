@@ -16,15 +16,15 @@ round to the study. Not part of the suite::
 
     .venv/bin/python benchmarks/search_xgboost.py [--trials 30] [--rounds 500] [--repeats 3] [--breakdown]
 
-Last measured (2026-12-01, 2 shared cores, OMP_NUM_THREADS=1, two runs of 3 repeats): medians 2.55x and 2.14x wall
-(1.22-3.11x a repeat: the load of the shared machine moved the plain script's wall time from 8.4 to 18.9 s),
-2.23-2.80x CPU; both best values 0.9825, and the same 30 trials on both sides (parameters, pruned or not, validation accuracy:
-compared trial by trial). The harness spends about 0.75 s of CPU a trial against the plain script's 0.27 s: 0.19 s
-Hydra's compose of the job's config and 0.10 s its launcher's and ``run_job``'s set-up (config copies, logging),
-0.15 s once-only start-up spread over 30 trials, 0.09 s Coupler's own run (data, preprocessing, checks, records);
-fitting (0.10 s) and the study's reports (0.10 s) cost what they cost the plain script. Hydra's per-job cost alone
-is more than a whole plain trial, so the 1.15x target cannot be met while each trial is a Hydra job composed by the
-launcher, whichever launcher runs it.
+Last measured (2026-12-01, 2 shared cores, OMP_NUM_THREADS=1, two runs of 3 repeats): medians 2.55x and 2.14x
+wall (1.22-3.11x a repeat: the shared machine's load moved the plain script's wall time from 8.4 to 18.9 s),
+2.23-2.80x CPU; both best values 0.9825, and the same 30 trials on both sides (parameters, pruned or not,
+validation accuracy: compared trial by trial). The breakdown: about 0.74 s of CPU a trial against the plain
+script's 0.25-0.31 s; Hydra's compose of each job's config 0.21 s and its launcher's and ``run_job``'s set-up
+(config copies, logging) 0.07 s, the once-only start-up 0.16 s spread over 30 trials, Coupler's own run (data,
+preprocessing, checks, records) 0.07 s; fitting (0.11 s) and the reports to the study (0.12 s) cost about what they
+cost the plain script. Hydra's per-job cost alone is about a whole plain trial, so the 1.15x target cannot be met
+while each trial is a job the launcher composes, whichever launcher runs it.
 """
 
 from __future__ import annotations
