@@ -10,7 +10,7 @@ import os
 import platform
 import shutil
 import tempfile
-from functools import partial
+from functools import lru_cache, partial
 from importlib import metadata
 from pathlib import Path
 
@@ -36,6 +36,13 @@ log = logging.getLogger("coupler")
 
 def distribution_versions(distribution: str) -> dict[str, str]:
     """The version of ``distribution`` and of each library it requires (what the artifacts depend on)."""
+    return dict(_installed_versions(distribution))
+
+
+@lru_cache(maxsize=None)
+def _installed_versions(distribution: str) -> tuple[tuple[str, str], ...]:
+    """Read once per process (10 ms of package metadata a run: each trial of a search paid it): what a run records
+    is the code this process runs, which is what it imported, whatever is installed afterwards."""
     import re
 
     versions = {}
@@ -43,7 +50,7 @@ def distribution_versions(distribution: str) -> dict[str, str]:
         versions[distribution] = metadata.version(distribution)
         requirements = metadata.requires(distribution) or []
     except metadata.PackageNotFoundError:
-        return versions
+        return tuple(versions.items())
     for requirement in requirements:
         if "extra ==" in requirement:
             continue
@@ -52,7 +59,7 @@ def distribution_versions(distribution: str) -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    return versions
+    return tuple(versions.items())
 
 
 def component_record(manager: PluginManager, kind: str, name: str) -> dict:

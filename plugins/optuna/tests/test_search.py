@@ -125,6 +125,23 @@ def test_an_epoch_trailing_the_finished_trials_stops_the_run_and_marks_it_pruned
     plugin.on_fit_end(run=fold, model=None)
 
 
+def test_a_study_made_again_at_the_same_path_gets_its_own_reports(tmp_path):
+    # a job's process keeps the study it opened for its next trials; a journal replaced since must not take the
+    # new trial's epochs into the old study's trial of the same number
+    from coupler_optuna import plugin
+
+    url = str(tmp_path / "study.journal")
+    for value in (0.25, 0.75):
+        Path(url).unlink(missing_ok=True)
+        study = optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+        trial = study.ask()
+        plugin.on_epoch_end(run=_Run({"trial": trial.number, "storage": url, "study_name": "s", "pruner": "none",
+                                      "metric": "accuracy"}), epoch=0, metrics={"val_accuracy": value})
+        study.tell(trial, value)
+        fresh = optuna.load_study(study_name="s", storage=open_storage(url)).trials
+        assert [t.intermediate_values for t in fresh] == [{0: value}]
+
+
 def test_a_pruned_xgboost_trial_ends_pruned_without_a_run_directory(coupler_cli, tmp_path):
     # eta 0.001 learns almost nothing in a round: its second round trails the first two trials' (eta 0.3)
     fast = _search_file(tmp_path, "fast", {"model.params.eta": {"low": 0.3, "high": 0.3}})
