@@ -43,7 +43,7 @@ import pytest
 from coupler.conformance import ConformanceError, check_plugin, plugin_checks
 
 __all__ = ["CliResult", "ConformanceError", "check_plugin", "cli_in_this_process", "coupler_cli", "plugin_checks",
-           "read_metrics", "train_run"]
+           "read_history", "read_metrics", "train_run"]
 
 
 @dataclass
