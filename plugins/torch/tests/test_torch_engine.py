@@ -3,7 +3,6 @@ early stopping and checkpoints, tensor batching, trainer settings, safetensors a
 
 from __future__ import annotations
 
-
 import json
 import logging
 import types
