@@ -1,4 +1,4 @@
-"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``new-plugin``.
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                "  coupler train -m model=logistic_regression,svm  # multirun\n"
                "  coupler evaluate runs/DATE/TIME\n"
                "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
+               "  coupler compare runs/A runs/B                   # settings that differ, metrics side by side\n"
                "  coupler plugins --json\n"
                "  coupler new-plugin my_model --kind model         # a plugin package to start from",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -66,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--impute", action="store_true",
                          help="impute values that are not numbers in a numeric training column, as training imputed "
                               "missing values (without it, such a value is an error naming it)")
+
+    compare = commands.add_parser("compare", help="runs side by side (the settings that differ, the metrics, "
+                                                  "validation first); a sweep directory: its grouped leaderboard")
+    compare.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP",
+                         help="a run directory, or a multirun's sweep directory")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
@@ -98,6 +105,8 @@ def _command(argv: list[str]) -> int:
         return evaluate(args.run_dir, args.overrides, args.json)
     if args.command == "predict":
         return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
+    if args.command == "compare":
+        return compare(args.paths, args.json)
     if args.command == "new-plugin":
         return new_plugin(args.name, args.kind, args.directory)
     if args.command == "completion":
@@ -270,6 +279,13 @@ def check_output(output_path: Path, input_path: Path, overwrite: bool) -> None:
     if not output_path.absolute().parent.is_dir():
         raise CouplerError(f"output {shown}: the directory {str(output_path.absolute().parent)!r} does not exist; "
                            f"create it first.")
+
+
+def compare(paths: list[Path], as_json: bool) -> int:
+    from coupler.compare import compare as compared
+
+    print(compared(paths, as_json))
+    return 0
 
 
 def new_plugin(name: str, kind: str, directory: Path) -> int:
