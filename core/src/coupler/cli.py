@@ -68,12 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="impute values that are not numbers in a numeric training column, as training imputed "
                               "missing values (without it, such a value is an error naming it)")
 
-    compare = commands.add_parser("compare", help="runs side by side (the settings that differ, the metrics, "
-                                                  "validation first); a sweep directory: its grouped leaderboard")
-    compare.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP",
-                         help="a run directory, or a multirun's sweep directory")
-    compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
-
+    _add_compare(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -87,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
                                                    "install=bash)")
     shell.add_argument("shell", choices=("bash", "zsh"), help="the shell")
     return parser
+
+
+def _add_compare(commands) -> None:
+    compare = commands.add_parser("compare", help="runs side by side (the settings that differ, the metrics, "
+                                                  "validation first); a sweep directory: its grouped leaderboard")
+    compare.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP",
+                         help="a run directory, or a multirun's sweep directory")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
 def main(argv: list[str] | None = None) -> int:
