@@ -350,8 +350,8 @@ def _check_engine_settings(config: dict, model, model_name: str, registry) -> No
 
 def _save(run: RunContext, config: dict, model: Model, preprocessor: Preprocessor, results: dict,
           timing: dict) -> None:
-    """The run's files; ``metrics.json`` holds the results and, under ``timing``, the fit's seconds and the run's
-    (from reading the data to the measured results; saving excluded)."""
+    """The run's files; ``metrics.json`` holds the results and, under ``timing``, the final fit's seconds and the
+    run's (from reading the data to the measured results, cross-validation included; saving excluded)."""
     import pandas as pd
     from omegaconf import OmegaConf
 
