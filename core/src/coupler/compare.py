@@ -117,13 +117,16 @@ def _is_number(value) -> bool:
 
 
 def read_sweep(path: Path):
-    """The sweep's ``sweep_summary.Summary``, from its jobs' directories (every subdirectory holding an
-    ``overrides.yaml``, job numbers from the names Hydra gives): a job without final metrics is a failed job."""
+    """The sweep's ``sweep_summary.Summary``, from its jobs' directories (the numbered subdirectories Hydra makes,
+    each holding an ``overrides.yaml``; any such subdirectory when none is numbered, as with another
+    ``hydra.sweep.subdir``): a job without final metrics is a failed job (a search's pruned trial among them)."""
     from coupler.sweep_summary import JobOutcome, metric_direction, summarize
 
     jobs = []
     directories = sorted((d for d in Path(path).iterdir() if d.is_dir() and (d / "overrides.yaml").is_file()),
                          key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name))
+    if any(d.name.isdigit() for d in directories):  # Hydra's job directories; a search's refit/ is no job
+        directories = [d for d in directories if d.name.isdigit()]
     for number, directory in enumerate(directories):
         overrides = _read_yaml(directory / "overrides.yaml")
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
