@@ -188,6 +188,7 @@ def parity(name: str, results: str, run_dir: str, eval_json: str, pred_csv: str,
     run = Path(run_dir)
     try:
         saved = json.loads((run / "metrics.json").read_text())
+        saved.pop("timing", None)  # the run's seconds: evaluate measures metrics only
         evaluated = json.loads(Path(eval_json).read_text())
         differences = [abs(float(evaluated[split][key]) - float(value))
                        for split, values in saved.items() for key, value in values.items()]

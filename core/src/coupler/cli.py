@@ -1,4 +1,4 @@
-"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``new-plugin``.
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                "  coupler train -m model=logistic_regression,svm  # multirun\n"
                "  coupler evaluate runs/DATE/TIME\n"
                "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
+               "  coupler compare runs/A runs/B                   # settings that differ, metrics side by side\n"
                "  coupler plugins --json\n"
                "  coupler new-plugin my_model --kind model         # a plugin package to start from",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="impute values that are not numbers in a numeric training column, as training imputed "
                               "missing values (without it, such a value is an error naming it)")
 
+    _add_compare(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -80,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
                                                    "install=bash)")
     shell.add_argument("shell", choices=("bash", "zsh"), help="the shell")
     return parser
+
+
+def _add_compare(commands) -> None:
+    compare = commands.add_parser("compare", help="runs side by side (the settings that differ, the metrics, "
+                                                  "validation first); a sweep directory: its grouped leaderboard")
+    compare.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP",
+                         help="a run directory, or a multirun's sweep directory")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +108,8 @@ def _command(argv: list[str]) -> int:
         return evaluate(args.run_dir, args.overrides, args.json)
     if args.command == "predict":
         return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
+    if args.command == "compare":
+        return compare(args.paths, args.json)
     if args.command == "new-plugin":
         return new_plugin(args.name, args.kind, args.directory)
     if args.command == "completion":
@@ -182,9 +194,9 @@ def _train_program() -> Path:
                        "(pip install coupler), or run python -m coupler.train_app ARGS")
 
 
-COMMANDS = ("plugins", "train", "evaluate", "predict", "new-plugin", "completion", "--help", "--version")
+COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "new-plugin", "completion", "--help", "--version")
 #: ``eval "$(coupler completion bash)"``: completes ``coupler``'s commands; after ``coupler train``, it asks Hydra's
-#: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate`` and
+#: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare`` and
 #: ``predict`` it leaves file names to the shell.
 BASH_COMPLETION = """\
 _coupler_completion()
@@ -270,6 +282,13 @@ def check_output(output_path: Path, input_path: Path, overwrite: bool) -> None:
     if not output_path.absolute().parent.is_dir():
         raise CouplerError(f"output {shown}: the directory {str(output_path.absolute().parent)!r} does not exist; "
                            f"create it first.")
+
+
+def compare(paths: list[Path], as_json: bool) -> int:
+    from coupler.compare import compare as compared
+
+    print(compared(paths, as_json))
+    return 0
 
 
 def new_plugin(name: str, kind: str, directory: Path) -> int:

@@ -47,6 +47,9 @@ class RunContext:
     #: the cross-validation fold this ``fit`` trains, ``(repeat, number)`` from 1 (``cv.folds``); None: the run's
     #: own model. A fold's ``config`` is a copy of the run's, and its directory a temporary one
     fold: tuple[int, int] | None = None
+    #: the run's ``coupler.progress.EpochProgress`` (the per-epoch line, the bar, ``history.csv``'s seconds): an
+    #: engine that knows its most epochs sets its ``total``, one that draws its own bar its ``engine_bar``
+    progress: Any = None
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
         """Record an epoch's metrics, tell every observer, and return whether training should stop."""

@@ -55,6 +55,8 @@ class Preprocess:
 class Train:
     # its shape is checked by coupler.class_weight.check_setting (null, balanced, or a mapping of labels)
     class_weight: Any = param(None, help="null; balanced; or a mapping of classes to weights, train.class_weight={yes:10} (see below)")
+    log_every: float = param(5.0, help="without a terminal, seconds between per-epoch log lines (the first and last "
+                                       "epoch always logged); 0: every epoch", ge=0)
 
 
 @dataclass

@@ -26,7 +26,10 @@ Functions:
 - ``cli_in_this_process(*args)``: ``coupler ARGS`` in this process (no capture); returns the exit status.
 - ``train_run(directory, *overrides)``: compose the overrides and train in-process; returns
   ``(metrics, run_dir)``.
-- ``read_metrics(run_dir)``: a finished run's ``metrics.json``.
+- ``read_metrics(run_dir, timing=False)``: a finished run's ``metrics.json``, without its ``timing`` section
+  unless asked (seconds differ between two runs that are otherwise the same, e.g. a resumed and a whole one).
+- ``read_history(run_dir, timing=False)``: a run's ``history.csv`` as text, without its ``seconds`` column unless
+  asked (the same reason); two identical trainings give identical texts.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import pytest
 from coupler.conformance import ConformanceError, check_plugin, plugin_checks
 
 __all__ = ["CliResult", "ConformanceError", "check_plugin", "cli_in_this_process", "coupler_cli", "plugin_checks",
-           "read_metrics", "train_run"]
+           "read_history", "read_metrics", "train_run"]
 
 
 @dataclass
@@ -107,5 +110,22 @@ def train_run(directory: Path, *overrides: str, name: str = "run", manager=None)
     return train(compose(list(overrides), manager), run_dir, manager), run_dir
 
 
-def read_metrics(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "metrics.json").read_text())
+def read_metrics(run_dir: Path, timing: bool = False) -> dict:
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    if not timing:
+        metrics.pop("timing", None)
+    return metrics
+
+
+def read_history(run_dir: Path, timing: bool = False) -> str:
+    import csv
+    import io
+
+    text = (Path(run_dir) / "history.csv").read_text()
+    if timing:
+        return text
+    rows = list(csv.reader(io.StringIO(text)))
+    kept = [i for i, name in enumerate(rows[0] if rows else []) if name != "seconds"]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([[row[i] for i in kept] for row in rows])
+    return out.getvalue()

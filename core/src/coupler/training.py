@@ -10,6 +10,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from functools import lru_cache, partial
 from importlib import metadata
 from pathlib import Path
@@ -28,6 +29,7 @@ from coupler.evaluation import measure, predictions_frame, select_metrics
 from coupler.plugin_faults import BlamedHooks, BlamedModel, blamed, component_label
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
+from coupler.progress import LOG_EVERY, EpochProgress
 from coupler.run_directory import MANIFEST, atomic_write_text, checksums, write_csv, write_json, write_manifest
 from coupler.splitting import split_rows
 
@@ -104,15 +106,17 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     # hooks that raise are named: a plugin by its name, a callback by its component
     labels = {id(callback): component_label(manager, "callback", node.get("name", key))
               for (key, node), callback in zip(callback_nodes.items(), callbacks)}
+    progress = EpochProgress(config["train"].get("log_every", LOG_EVERY))
     run = RunContext(config=config, directory=run_dir, hooks=BlamedHooks(manager, run_dir, labels), seed=seed,
-                     callbacks=dict(zip(callback_nodes, callbacks)), registry=registry)
+                     callbacks=dict(zip(callback_nodes, callbacks)), registry=registry, progress=progress)
     registered = []
     try:
-        for callback in callbacks:
+        for callback in (progress, *callbacks):
             registered.append(manager.hooks.register(callback))
         epoch_watchers = [key for key, callback in zip(callback_nodes, callbacks) if observes(callback, "on_epoch_end")]
         return _run(run, config, manager, data_component, model_component, exporters, epoch_watchers)
     finally:
+        progress.close()
         for name in registered:
             manager.hooks.unregister(name=name)
 
@@ -120,6 +124,7 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
 def _run(run: RunContext, config: dict, manager: PluginManager, data_component, model_component, exporters,
          epoch_watchers: list[str]) -> dict:
     registry, run_dir = manager.registry, run.directory
+    started = time.perf_counter()
     cv = cross_validation.settings(config)
     cross_validation.check_settings(cv)
     run.hooks.on_run_start(run=run)
@@ -137,8 +142,10 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
 
     run.hooks.on_fit_start(run=run, model=model)
     model_label = component_label(manager, "model", model_component.name)
+    fit_started = time.perf_counter()
     with blamed(model_label, "fit", run_dir):
         model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
+    fit_seconds = time.perf_counter() - fit_started
     if secondary_process():  # a rank other than 0 of a distributed fit: rank 0 measures, saves and seals
         return {}
     run.hooks.on_fit_end(run=run, model=model)
@@ -150,7 +157,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     if folds:
         results["cv"] = cross_validation.summary(folds[1])
         write_csv(run_dir / cross_validation.FOLDS_FILE, cross_validation.folds_frame(*folds))
-    _save(run, config, model, preprocessor, results)
+    timing = {"fit_seconds": round(fit_seconds, 3), "total_seconds": round(time.perf_counter() - started, 3)}
+    _save(run, config, model, preprocessor, results, timing)
     for key, exporter in exporters.items():
         paths = exporter.export(model, run, run_dir / "exports")
         run.hooks.on_export(run=run, exporter=key, paths=paths)
@@ -347,13 +355,16 @@ def _check_engine_settings(config: dict, model, model_name: str, registry) -> No
                                                       f"{model_name!r} cannot resume; start a new run instead")
 
 
-def _save(run: RunContext, config: dict, model: Model, preprocessor: Preprocessor, results: dict) -> None:
+def _save(run: RunContext, config: dict, model: Model, preprocessor: Preprocessor, results: dict,
+          timing: dict) -> None:
+    """The run's files; ``metrics.json`` holds the results and, under ``timing``, the final fit's seconds and the
+    run's (from reading the data to the measured results, cross-validation included; saving excluded)."""
     import pandas as pd
     from omegaconf import OmegaConf
 
     run_dir = run.directory
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
-    write_json(run_dir / "metrics.json", results)
+    write_json(run_dir / "metrics.json", {**results, "timing": timing})
     write_json(run_dir / "preprocessor.json", preprocessor.state())
     if run.history:
         write_csv(run_dir / "history.csv", pd.DataFrame(run.history).set_index("epoch"))

@@ -4,6 +4,7 @@ early stopping and checkpoints, tensor batching, trainer settings, safetensors a
 from __future__ import annotations
 
 import json
+import logging
 import types
 
 import numpy as np
@@ -253,11 +254,16 @@ def test_a_third_party_optimizer_registers_and_trains(manager, tmp_path):
 # --- epochs, early stopping, checkpoints --------------------------------------------------------------------
 
 
-def test_each_epoch_reports_train_and_validation_metrics(manager, tmp_path):
-    _, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=3")
+def test_each_epoch_reports_train_and_validation_metrics(manager, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="coupler"):
+        _, run_dir = run(manager, tmp_path, "data=wine", "trainer.max_epochs=3", "train.log_every=60")
     frame = history(run_dir)
-    assert list(frame.columns) == ["epoch", "train_loss", "val_loss", "val_accuracy"]
-    assert frame["epoch"].tolist() == [0, 1, 2]
+    assert list(frame.columns) == ["epoch", "train_loss", "val_loss", "val_accuracy", "seconds"]
+    assert frame["epoch"].tolist() == [0, 1, 2] and (frame["seconds"] > 0).all()
+    # without a terminal: a line for the first and the last epoch (counted to max_epochs), the rest rate-limited
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 3/3"]
+    assert all("train_loss " in line and "val_accuracy " in line and "s/epoch)" in line for line in lines)
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(manager, tmp_path):

@@ -109,7 +109,7 @@ def test_early_stopping_keeps_the_best_round_and_every_round_fires_an_event(tmp_
     manifest = json.loads((run_dir / "manifest.json").read_text())
     best = manifest["best_epoch"]
     assert len(history) < 500 and best == len(history) - 1 - 5
-    assert list(history.columns) == ["epoch", "val_loss", "val_logloss"]
+    assert list(history.columns) == ["epoch", "val_loss", "val_logloss", "seconds"]
     assert history["val_loss"].idxmin() == best
     booster = FinishedRun(run_dir, get_plugin_manager()).model.booster
     assert booster.num_boosted_rounds() == best + 1
@@ -122,7 +122,7 @@ def test_early_stopping_can_monitor_any_eval_metric_in_max_mode(tmp_path):
                      "callbacks=[early_stopping]", "callbacks.early_stopping.monitor=val_auc",
                      "callbacks.early_stopping.mode=max", "callbacks.early_stopping.patience=5")
     history = pd.read_csv(run_dir / "history.csv")
-    assert list(history.columns) == ["epoch", "val_loss", "val_auc", "val_logloss"], "val_loss stays the loss"
+    assert list(history.columns) == ["epoch", "val_loss", "val_auc", "val_logloss", "seconds"], "val_loss stays the loss"
     assert (history["val_loss"] == history["val_logloss"]).all()
     assert history["val_auc"].idxmax() == json.loads((run_dir / "manifest.json").read_text())["best_epoch"]
 

@@ -313,6 +313,9 @@ class TorchModel(TorchContract):
 
         epochs = trainer_config["max_epochs"]
         events = _RunEvents(self, run, val, trainer_config["resumable"], trainer_config["resume_interval"])
+        progress = getattr(run, "progress", None)
+        if progress is not None:  # the core's per-epoch lines count to max_epochs; Lightning's bar is the only bar
+            progress.total, progress.engine_bar = epochs, bool(trainer_config["progress_bar"])
         trainer = pl.Trainer(
             max_epochs=epochs, accelerator=trainer_config["accelerator"], devices=trainer_config["devices"],
             precision=trainer_config["precision"], deterministic=trainer_config["deterministic"],
@@ -680,7 +683,7 @@ class _RunEvents(pl.Callback):
         # first call is slow
         if trainer.progress_bar_callback is not None or any(c.monitor for c in trainer.lr_scheduler_configs):
             for key, value in metrics.items():
-                module.log(key, value, prog_bar=key in ("train_loss", "val_loss"), logger=False)
+                module.log(key, value, prog_bar=True, logger=False)  # the bar shows every monitored metric
         if stop:
             trainer.should_stop = True
         if save_best:

@@ -117,6 +117,9 @@ class XGBoostModel(XGBoostContract):
         dtrain = self._dmatrix(train.X, train.y, train.weight)
         evals = [(self._dmatrix(val.X, val.y), "val")] if val is not None else []
         callbacks = [_RoundEvents(run, LOSSES[self.task])] if evals else []
+        progress = getattr(run, "progress", None)
+        if progress is not None:  # the bar's length and the log lines' "round/of"
+            progress.total = self.num_boost_round
         self.booster = xgb.train(params, dtrain, num_boost_round=self.num_boost_round, evals=evals,
                                  callbacks=callbacks, verbose_eval=False)
         if run.best_epoch is not None:  # an early-stopping callback chose a round: keep the model up to it
