@@ -5,9 +5,10 @@ Layout::
     RUN_DIR/
       config.yaml          the resolved config
       overrides.yaml       the command-line overrides that composed it
-      metrics.json         {"val": {name: number}, "test": {name: number}} (and "cv": {name: {mean, std, folds}})
+      metrics.json         {"val": {name: number}, "test": {name: number}, "timing": {fit_seconds, total_seconds}}
+                           (and "cv": {name: {mean, std, folds}}; "test" is {} under split.measure_test=false)
       folds.csv            with cv.folds: a row per fold (repeat, fold, rows, each metric)
-      history.csv          per-epoch metrics, for iterative engines
+      history.csv          per-epoch metrics and seconds, for iterative engines
       confusion_matrix_{val,test}.csv, predictions_test.csv
       preprocessor.json    the fitted preprocessing (plain JSON)
       model/               the model's own files (Model.save)
