@@ -77,12 +77,15 @@ def cli_in_this_process(*args: str) -> int:
     process's stdout and stderr). ``coupler train ARGS`` (and ``resume=RUN_DIR``, which starts the program again with
     the run's own overrides) replaces its process with ``coupler-train ARGS``; here that program runs in this
     process instead, with ``sys.argv`` as the new process would have it."""
+    import logging
     import sys
 
     from coupler import train_app
     from coupler.cli import main
 
     restart, argv = train_app.restart, sys.argv
+    root = logging.getLogger()
+    handlers = list(root.handlers)  # ``main`` logs to this process's stderr of the moment (pytest's capture)
 
     def in_this_process(arguments: list[str], program=None) -> int:
         sys.argv = ["coupler-train", *arguments]
@@ -95,6 +98,10 @@ def cli_in_this_process(*args: str) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
         train_app.restart, sys.argv = restart, argv
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
 
 
 def train_run(directory: Path, *overrides: str, name: str = "run", manager=None) -> tuple[dict, Path]:
