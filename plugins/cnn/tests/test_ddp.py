@@ -19,7 +19,7 @@ import pytest
 import torch
 from coupler.cli import EXIT_INTERRUPTED
 from coupler.errors import ConfigError
-from coupler.testing import read_history, read_metrics
+from coupler.testing import cli_in_this_process, read_history, read_metrics
 from coupler_torch.engine import TensorBatches, _shared_batches
 
 SETTINGS = ("data=digits", "model=cnn", "trainer.max_epochs=2")
@@ -68,16 +68,12 @@ def _interrupt_after_first_epoch(process: subprocess.Popen, run_dir: Path, log: 
 
 
 def _train_here(*args: str) -> int:
-    """``coupler train ARGS`` in this process (as ``coupler_cli`` runs it) on one torch thread, as the processes:
-    the one-process run needs no interpreter of its own, and it trains while the two-process runs finish."""
-    from coupler import train_app
-
+    """``coupler train ARGS`` in this process on one torch thread, as the processes: the one-process run needs no
+    interpreter of its own, and it trains while the two-process runs finish."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(sys, "argv", ["coupler-train", *args])
-            return train_app.run()
+        return cli_in_this_process("train", *args)
     finally:
         torch.set_num_threads(threads)
 
