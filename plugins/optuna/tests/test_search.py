@@ -300,3 +300,14 @@ def test_a_storage_that_cannot_hold_the_study_is_one_line_before_any_trial(coupl
     assert "allowed: an Optuna journal file" in result.err
     assert user.read_text() == "a,b\n1,2\n" and not (tmp_path / "missing").exists()
     assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_a_rerun_of_a_study_where_no_trial_completed_says_there_is_nothing_to_refit(coupler_cli, tmp_path):
+    config_dir = _search_file(tmp_path, "hopeless", {"model.params.n_neighbors": {"low": 500, "high": 600}})
+    command = ("train", config_dir, "-m", "data=iris", "model=knn", "search=hopeless", "search.n_trials=1",
+               "search.refit=true")
+    coupler_cli(*command)  # the one trial fails: more neighbours than training rows
+    result = coupler_cli(*command)
+    assert "already holds its 1 trial(s)" in result.out and "no trial completed; nothing to refit" in result.out, \
+        result.err[-2000:]
+    assert "Traceback" not in result.err

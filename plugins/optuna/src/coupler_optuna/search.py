@@ -53,7 +53,12 @@ def _search(config, launcher, arguments: list[str]) -> None:
     if plan.full and record.is_current(plan.study, plan.sweep_dir):
         _say_done(plan)
         if plan.node["refit"] and not record.refit_done(plan.sweep_dir):
-            _refit(plan, launcher, plan.study.best_trial)
+            import optuna
+
+            if plan.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                _refit(plan, launcher, plan.study.best_trial)
+            else:
+                print("search: no trial completed; nothing to refit.")
         return
     workers = _start_workers(plan, arguments) if plan.node["n_jobs"] > 1 else []
     _work(plan, launcher)
