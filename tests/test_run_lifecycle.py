@@ -116,7 +116,10 @@ def test_lifecycle_hooks_fire_in_order(manager, tmp_path):
         "run_start", "fit_start", *["epoch_end"] * 5, "fit_end", "evaluate_end:val", "evaluate_end:test",
         "export:model_card:['model_card.md']", "run_end",
     ]
-    assert (tmp_path / "run" / "exports" / "model_card.md").read_text().startswith("# Model card: softmax on wine")
+    card = (tmp_path / "run" / "exports" / "model_card.md").read_text()
+    assert card.startswith("# Model card: softmax on wine")
+    assert "| metric | val | test |\n" in card and "| accuracy | " in card, "the splits' metrics, side by side"
+    assert "fit_seconds |" not in card and "- fit: " in card, "the run's seconds are said once, not as a metric"
 
 
 def test_early_stopping_callback_stops_and_keeps_the_best_epoch(manager, tmp_path):

@@ -290,6 +290,7 @@ def on_run_end(run, metrics):
     ``on_evaluate_end``) and sealed with it; here, write only outside the run directory, or log.
 
     :param run: the ``RunContext``.
-    :param metrics: ``{"val": {name: number}, "test": {name: number}}``, as written to ``metrics.json``.
+    :param metrics: ``{"val": {name: number}, "test": {name: number}}`` (and ``"cv"`` under cross-validation), as
+        written to ``metrics.json``, which also records the run's ``timing``.
     :return: ignored.
     """

@@ -21,7 +21,12 @@ class ModelCardSchema:
 class ModelCard(Exporter):
     def export(self, model, run, directory: Path) -> list[Path]:
         config = run.config
-        metrics = json.loads((run.directory / "metrics.json").read_text())
+        recorded = json.loads((run.directory / "metrics.json").read_text())
+        # the measured splits, and cross-validation's means: metrics.json's other sections are no metrics (timing)
+        metrics = {split: recorded[split] for split in ("val", "test") if recorded.get(split)}
+        if recorded.get("cv"):
+            metrics["cv mean"] = {name: value.get("mean") for name, value in recorded["cv"].items()}
+        timing = recorded.get("timing") or {}
         lines = [
             f"# Model card: {config['model']['name']} on {config['data']['name']}",
             "",
@@ -30,6 +35,8 @@ class ModelCard(Exporter):
             f"- features ({len(run.feature_names)}): {', '.join(run.feature_names[:20])}"
             + (" ..." if len(run.feature_names) > 20 else ""),
             f"- seed: {run.seed}",
+            *([f"- fit: {timing['fit_seconds']} s, whole run: {timing['total_seconds']} s"]
+              if {"fit_seconds", "total_seconds"} <= timing.keys() else []),
             "",
             "## Parameters",
             "",
