@@ -87,12 +87,23 @@ def _not_a_mapping(run):
     (run / "config.yaml").write_text("- a list\n")
 
 
+def _alias_bomb(run):  # 30 levels of doubling aliases: a billion keys if expanded
+    lines = ["a0: &a0 {x: 1, y: 2}"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
+    (run / "config.yaml").write_text("\n".join(lines) + "\n")
+
+
+def _deep_json(run):
+    (run / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+
+
 @pytest.mark.parametrize("spoil, says", [
     pytest.param(_no_config, "is not a run directory (it lacks config.yaml) nor a sweep directory", id="no-config"),
     pytest.param(_unfinished, "is a run that did not finish (no manifest.json)", id="unfinished"),
     pytest.param(_bad_json, "metrics.json is not valid JSON", id="bad-json"),
     pytest.param(_unsafe_yaml, "config.yaml is not valid YAML", id="unsafe-yaml"),
     pytest.param(_not_a_mapping, "config.yaml is not a run's config", id="not-a-mapping"),
+    pytest.param(_alias_bomb, "config.yaml is not valid YAML (an alias (*name)", id="alias-bomb"),
+    pytest.param(_deep_json, "metrics.json is not valid JSON", id="deep-json"),
 ])
 def test_what_is_not_a_finished_run_is_refused_in_one_line_naming_it(coupler_cli, tmp_path, iris_run, spoil, says):
     run = tmp_path / "copy"
@@ -110,3 +121,14 @@ def test_a_path_that_is_no_directory_is_refused(coupler_cli, tmp_path):
         "coupler: error: file.txt is a file, not a run or sweep directory"]
     assert coupler_cli("compare", "missing").error_lines == [
         "coupler: error: missing does not exist: it is not a run or sweep directory"]
+
+
+def test_a_sweep_directory_whose_job_folder_is_not_an_ascii_number_is_read_without_it(coupler_cli, tmp_path, iris_run):
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "multirun.yaml").write_text("{}\n")
+    for name in ("0", "\u00b2"):  # "²".isdigit() holds, int("²") fails
+        shutil.copytree(iris_run, tmp_path / "sweep" / name)
+        (tmp_path / "sweep" / name / "overrides.yaml").write_text("- model=logistic_regression\n")
+    result = coupler_cli("compare", "--json", "sweep")
+    assert result.rc == 0, result.err
+    assert [g["n"] for g in json.loads(result.out)["sweeps"][0]["groups"]] == [1]

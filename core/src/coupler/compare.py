@@ -69,11 +69,20 @@ def read_run(path: Path) -> Run:
 
 
 def _read_yaml(path: Path):
+    """The file's data, read with a safe loader that also refuses aliases (``*name``): files Coupler writes have
+    none, and a few nested aliases expand to billions of keys. Nesting too deep for Python is refused too."""
     import yaml
 
+    class DataOnly(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "an alias (*name), which Coupler's files never hold",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
     try:
-        return yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        return yaml.load(path.read_text(), Loader=DataOnly)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CouplerError(f"{path} is not valid YAML ({reason}); give a directory `coupler train` wrote") from None
 
@@ -81,8 +90,13 @@ def _read_yaml(path: Path):
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CouplerError(f"{path} is not valid JSON ({exc}); give a directory `coupler train` wrote") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise CouplerError(f"{path} is not valid JSON ({reason}); give a directory `coupler train` wrote") from None
+
+
+def _is_job_number(name: str) -> bool:
+    return name.isascii() and name.isdigit()  # "²".isdigit() holds, and int("²") fails
 
 
 def flatten(node, prefix: str = "") -> dict[str, object]:
@@ -124,15 +138,16 @@ def read_sweep(path: Path):
 
     jobs = []
     directories = sorted((d for d in Path(path).iterdir() if d.is_dir() and (d / "overrides.yaml").is_file()),
-                         key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name))
-    if any(d.name.isdigit() for d in directories):  # Hydra's job directories; a search's refit/ is no job
-        directories = [d for d in directories if d.name.isdigit()]
+                         key=lambda d: (not _is_job_number(d.name), int(d.name) if _is_job_number(d.name) else 0,
+                                        d.name))
+    if any(_is_job_number(d.name) for d in directories):  # Hydra's job directories; a search's refit/ is no job
+        directories = [d for d in directories if _is_job_number(d.name)]
     for number, directory in enumerate(directories):
         overrides = _read_yaml(directory / "overrides.yaml")
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
             raise CouplerError(f"{directory / 'overrides.yaml'} is not a list of overrides; give a sweep directory "
                                f"`coupler train -m` wrote")
-        job_number = int(directory.name) if directory.name.isdigit() else number
+        job_number = int(directory.name) if _is_job_number(directory.name) else number
         try:
             run = read_run(directory)
         except CouplerError as exc:
