@@ -103,6 +103,17 @@ def test_an_xgboost_run_logs_its_rounds_and_records_seconds_and_timing(coupler_c
         line.rsplit(",", 1)[0] for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
 
 
+def test_each_cross_validation_fold_logs_its_first_and_last_epoch_before_its_result(coupler_cli, tmp_path):
+    result = coupler_cli("train", "data=iris", "model=xgboost", "model.num_boost_round=3", "cv.folds=2",
+                         "train.log_every=60", "hydra.run.dir=run")
+    assert result.rc == 0, result.err
+    lines = [line.split("] - ", 1)[-1] for line in (tmp_path / "run" / "train.log").read_text().splitlines()
+             if " epoch " in line or "cv fold " in line]
+    assert [line.split(":")[0] for line in lines] == [
+        "fold 1.1 epoch 1/3", "fold 1.1 epoch 3/3", "cv fold 1/2 (repeat 1, fold 1)",
+        "fold 1.2 epoch 1/3", "fold 1.2 epoch 3/3", "cv fold 2/2 (repeat 1, fold 2)"], lines
+
+
 def test_a_model_without_epochs_has_timing_but_no_epoch_lines(iris_run):
     metrics = json.loads((iris_run / "metrics.json").read_text())
     assert metrics["timing"]["fit_seconds"] <= metrics["timing"]["total_seconds"]

@@ -5,12 +5,11 @@ works for every engine that calls ``run.epoch_end`` and stays silent where a run
 stacking members). For each epoch it
 
 - records the epoch's wall seconds in ``run.history`` (the ``seconds`` column of ``history.csv``): the time since
-  the previous epoch ended or, for the first, since the fit started (a cross-validation fold's first epoch
-  includes its preprocessing);
+  the previous epoch ended or, for the first, since the fit (or the cross-validation fold's fit) started;
 - without a terminal (``stderr`` is not a tty: a batch job, a CI log, a pipe), logs one line, ``epoch 3/50:
   train_loss 0.412, val_loss 0.3981 (1.52 s/epoch)``, through the ``coupler`` logger, so on stderr and in
   ``RUN/train.log``; at most one line every ``train.log_every`` seconds (0: every epoch), the first and the last
-  epoch always;
+  epoch of each fit (and of each cross-validation fold: ``coupler.training`` calls ``start`` and ``close``) always;
 - in a terminal, draws a live bar (tqdm's, which Lightning installs; imported only then) with the epoch's metrics
   beside it, unless the engine draws its own (the torch engine's Lightning bar, ``trainer.progress_bar``: it sets
   ``engine_bar``); the per-epoch lines are then written above the bar (``tqdm.contrib.logging``), never through it.
@@ -63,7 +62,12 @@ class EpochProgress:
 
     @hookimpl
     def on_fit_start(self, run, model) -> None:
-        self._lap_started = self.clock()
+        self.start()
+
+    def start(self) -> None:
+        """A fit starts (the run's, or a cross-validation fold's, which fires no hook): its first epoch is timed
+        from now and logged whatever the rate limit."""
+        self._lap_started, self._logged_at = self.clock(), None
 
     @hookimpl
     def on_epoch_end(self, run, epoch, metrics) -> None:

@@ -205,8 +205,15 @@ def _fit_fold(run: RunContext, config: dict, dataset: Dataset, y, model_componen
         fold_run = cross_validation.fold_context(run, Path(directory), fold)
         model = model_component.build("model", fold_run.config["model"], task=run.task, seed=run.seed)
         _, splits = _preprocess(fold_run, config, dataset, y, fold.indices, model, model_component.name)
-        with blamed(model_label, "fit", run.directory):
-            model.fit(splits["train"], splits["val"], fold_run)
+        progress = run.progress  # a fold fires no fit hooks: its first and last epoch are logged all the same
+        if progress is not None:
+            progress.start()
+        try:
+            with blamed(model_label, "fit", run.directory):
+                model.fit(splits["train"], splits["val"], fold_run)
+        finally:
+            if progress is not None:
+                progress.close()
         measured = measure(BlamedModel(model, model_label, run.directory), splits["val"].X, splits["val"].y,
                            metrics, len(run.classes), run.task)
     return measured.scalars
