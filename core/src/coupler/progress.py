@@ -10,7 +10,7 @@ stacking members). For each epoch it
   train_loss 0.412, val_loss 0.3981 (1.52 s/epoch)``, through the ``coupler`` logger, so on stderr and in
   ``RUN/train.log``; at most one line every ``train.log_every`` seconds (0: every epoch), the first and the last
   epoch of each fit (and of each cross-validation fold: ``coupler.training`` calls ``start`` and ``close``) always;
-- in a terminal, draws a live bar (tqdm's, which Lightning installs; imported only then) with the epoch's metrics
+- in a terminal, draws a live bar (tqdm's, a dependency of Coupler's; imported only then) with the epoch's metrics
   beside it, unless the engine draws its own (the torch engine's Lightning bar, ``trainer.progress_bar``: it sets
   ``engine_bar``); the per-epoch lines are then written above the bar (``tqdm.contrib.logging``), never through it.
 
@@ -125,7 +125,7 @@ class EpochProgress:
             try:
                 from tqdm.auto import tqdm
                 from tqdm.contrib.logging import logging_redirect_tqdm
-            except ImportError:  # no tqdm (it comes with Lightning): the lines alone
+            except ImportError:  # tqdm uninstalled by hand: the lines alone
                 self.terminal = False
                 return
             if not self._redirected:
