@@ -38,8 +38,9 @@ class SearchSettings:
     sampler: str = param("tpe", help="how trials are chosen", choices=SAMPLERS)
     pruner: str = param("median", help="how unpromising trials are stopped early (models that report epochs)",
                         choices=PRUNERS)
-    metric: str | None = param(None, help="the validation metric to optimize (null: the task's first, accuracy or "
-                                          "rmse; the CV mean when cv.folds is set)")
+    metric: str | None = param(None, help="the validation metric to optimize (null: the run's first metric, the "
+                                          "first of metrics=[...] or the task's first default; the CV mean when "
+                                          "cv.folds is set)")
     storage: str | None = param(None, help="the study's storage: an Optuna URL (sqlite:///FILE, "
                                            "postgresql://...) or a journal file path (null: the journal file "
                                            "study.journal in the sweep directory)")
