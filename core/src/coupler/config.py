@@ -427,12 +427,12 @@ GROUP_DISTRIBUTIONS = {"search": "coupler-optuna", "optimizer": "coupler-torch",
 def _refuse_missing_group(manager: PluginManager, line: str, top: str) -> None:
     """``search=xgboost`` without coupler-optuna (not installed, disabled, left out or failed): one line saying
     what to do, where the key would otherwise be "not a Coupler setting" or Hydra's missing config."""
-    from coupler.plugin_manager import _normalized
+    from coupler.plugin_manager import normalized_distribution
 
     distribution = GROUP_DISTRIBUTIONS.get(top)
     if distribution is None:
         return
-    plugin = next((p for p in manager.plugins.values() if _normalized(p.distribution) == distribution), None)
+    plugin = next((p for p in manager.plugins.values() if normalized_distribution(p.distribution) == distribution), None)
     if plugin is None:
         why = f"is not installed: pip install {distribution}"
     elif plugin.status == "disabled":

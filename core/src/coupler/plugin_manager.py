@@ -121,7 +121,7 @@ def _names(value: str | None) -> set[str]:
     return {part.strip() for part in (value or "").split(",") if part.strip()}
 
 
-def _normalized(distribution: str) -> str:
+def normalized_distribution(distribution: str) -> str:
     """A distribution's name as PEP 503 compares them (``Coupler_SKLearn`` is ``coupler-sklearn``)."""
     return re.sub(r"[-_.]+", "-", distribution).lower()
 
@@ -130,8 +130,8 @@ def precedence(info: PluginInfo) -> tuple:
     """Who keeps a component name that two plugins register (the lower tuple), independent of load order:
     the built-ins, then Coupler's own distributions, then the others by distribution name, then by plugin
     name (the plugins of one distribution)."""
-    rank = 0 if info.builtin else 1 if _normalized(info.distribution) in FIRST_PARTY else 2
-    return rank, _normalized(info.distribution), info.name
+    rank = 0 if info.builtin else 1 if normalized_distribution(info.distribution) in FIRST_PARTY else 2
+    return rank, normalized_distribution(info.distribution), info.name
 
 
 PRECEDENCE_RULE = "built-ins first, then Coupler's own plugins, then the others by distribution name"
@@ -581,7 +581,8 @@ def silenced_distributions(manager: PluginManager) -> list[metadata.Distribution
     allowed (``COUPLER_PLUGINS_ONLY``)."""
     plugins_of: dict[str, list[PluginInfo]] = {}
     for name in manager.distributions:  # the distribution's name as load_entry_points read it, not parsed again
-        plugins_of.setdefault(_normalized(manager.plugins[name].distribution or ""), []).append(manager.plugins[name])
+        info = manager.plugins[name]
+        plugins_of.setdefault(normalized_distribution(info.distribution or ""), []).append(info)
     return [manager.distributions[infos[0].name] for infos in plugins_of.values()
             if all(info.status in ("disabled", "blocked") for info in infos)]
 

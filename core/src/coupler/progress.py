@@ -33,11 +33,6 @@ log = logging.getLogger("coupler")
 LOG_EVERY = 5.0
 
 
-def progress_of(run) -> EpochProgress | None:
-    """The run's progress reporter (engines set ``total`` and ``engine_bar`` on it), or None outside a run."""
-    return getattr(run, "progress", None)
-
-
 class EpochProgress:
     """See the module docstring. ``terminal``: None tells it from ``stream.isatty()``."""
 
