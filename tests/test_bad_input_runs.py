@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from coupler.testing import CliResult
+from coupler.testing import CliResult, cli_in_a_forked_process
 
 from tests.corpus import refused, untouched
 
@@ -189,10 +189,10 @@ def test_a_lock_left_by_a_killed_process_is_stale(coupler_cli, tmp_path):
 
 @pytest.mark.slow
 def test_two_runs_started_at_once_in_one_directory(coupler_cli, tmp_path):
-    command = [sys.executable, "-m", "coupler.cli", "train", "hydra.run.dir=run"]
-    processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
-    outcomes = sorted((p.wait(timeout=180), p.stderr.read()) for p in processes)
+    errors = [tmp_path / f"errors{i}.txt" for i in range(2)]
+    processes = [cli_in_a_forked_process("train", "hydra.run.dir=run", cwd=tmp_path, output=tmp_path / f"out{i}.txt",
+                                         errors=errors[i]) for i in range(2)]
+    outcomes = sorted((p.wait(timeout=180), e.read_text()) for p, e in zip(processes, errors))
     assert [rc for rc, _ in outcomes] == [0, 2], outcomes
     assert ("is being trained by process" in outcomes[1][1] or "already holds a finished run" in outcomes[1][1])
     evaluated = coupler_cli("evaluate", "run")
@@ -221,24 +221,18 @@ def test_a_temporary_file_left_by_a_killed_predict_is_removed_and_named(iris_run
 
 # --- 4. interruptions and faults: one line, no half-written run -------------------------------------------
 
-def hears_ctrl_c() -> None:
-    """In the child, before it runs: SIGINT as on a terminal. A test session started in the background of a shell
-    (``make test &``, ``nohup``) ignores SIGINT, and its children would inherit that and never hear the Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def interrupt(directory: Path, overrides: list[str], ready) -> CliResult:
-    """Start ``coupler train OVERRIDES hydra.run.dir=run`` in ``directory``, press Ctrl-C (SIGINT) once
-    ``ready(run_dir)`` holds, and return what the command printed."""
-    process = subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *overrides, "hydra.run.dir=run"],
-                               cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=hears_ctrl_c)
+    """Start ``coupler train OVERRIDES hydra.run.dir=run`` in ``directory`` (a process forked from this one, which
+    hears Ctrl-C as on a terminal), press Ctrl-C (SIGINT) once ``ready(run_dir)`` holds, and return what the
+    command printed."""
+    out, err = directory / "out.txt", directory / "err.txt"
+    process = cli_in_a_forked_process("train", *overrides, "hydra.run.dir=run", cwd=directory, output=out, errors=err)
     deadline = time.monotonic() + 120
     while not ready(directory / "run") and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
-    return CliResult(process.returncode, out, err)
+    process.wait(timeout=60)
+    return CliResult(process.returncode, out.read_text(), err.read_text())
 
 
 def fitting_for(seconds: float, line: str = "split train="):

@@ -24,6 +24,8 @@ Functions:
           check()
 
 - ``cli_in_this_process(*args)``: ``coupler ARGS`` in this process (no capture); returns the exit status.
+- ``cli_in_a_forked_process(*args, cwd=, output=)``: ``coupler ARGS`` in a new process forked from this one, for
+  tests that interrupt or kill a run; returns a ``ForkedProcess`` (``pid``, ``poll``, ``wait``, ``send_signal``).
 - ``train_run(directory, *overrides)``: compose the overrides and train in-process; returns
   ``(metrics, run_dir)``.
 - ``read_metrics(run_dir, timing=False)``: a finished run's ``metrics.json``, without its ``timing`` section
@@ -35,6 +37,9 @@ Functions:
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +47,8 @@ import pytest
 
 from coupler.conformance import ConformanceError, check_plugin, plugin_checks
 
-__all__ = ["CliResult", "ConformanceError", "check_plugin", "cli_in_this_process", "coupler_cli", "plugin_checks",
-           "read_history", "read_metrics", "train_run"]
+__all__ = ["CliResult", "ConformanceError", "ForkedProcess", "check_plugin", "cli_in_a_forked_process",
+           "cli_in_this_process", "coupler_cli", "plugin_checks", "read_history", "read_metrics", "train_run"]
 
 
 @dataclass
@@ -88,7 +93,10 @@ def cli_in_this_process(*args: str) -> int:
     handlers = list(root.handlers)  # ``main`` logs to this process's stderr of the moment (pytest's capture)
 
     def in_this_process(arguments: list[str], program=None) -> int:
-        sys.argv = ["coupler-train", *arguments]
+        # argv[0] as the new process would have it: a strategy that starts more processes of the program (DDP)
+        # runs ``python ARGV0 ARGS``
+        sys.argv = [program[-1] if program else (sys.argv[0] if sys.argv[0].endswith("coupler-train")
+                                                  else "coupler-train"), *arguments]
         return train_app.run()
 
     train_app.restart = in_this_process
@@ -102,6 +110,97 @@ def cli_in_this_process(*args: str) -> int:
             root.removeHandler(handler)
         for handler in handlers:
             root.addHandler(handler)
+
+
+class ForkedProcess:
+    """A child forked by ``cli_in_a_forked_process``, with the part of ``subprocess.Popen``'s interface a test needs:
+    ``returncode`` is the exit status, or minus the signal that ended it."""
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        import subprocess
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"coupler (process {self.pid})", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def cli_in_a_forked_process(*args: str, cwd: Path | None = None, output: Path, errors: Path | None = None,
+                            env: dict | None = None, new_session: bool = False) -> ForkedProcess:
+    """``coupler ARGS`` (as ``cli_in_this_process`` runs it) in a child forked from this process, writing stdout to
+    the file ``output`` and stderr to ``errors`` (or to ``output`` too), in ``cwd``, with ``env`` added to its
+    environment. It is a real process to interrupt (SIGINT, as a terminal's Ctrl-C: the child restores Python's
+    handler, which a test session started in the background ignores) or to kill, that starts at once: it inherits
+    this process's imports instead of spending seconds importing torch and Lightning again. It computes on one torch
+    thread (a forked process must not use the thread pool its parent started). ``new_session``: the child leads a
+    process group of its own, so that ``os.killpg(pid, SIGINT)`` reaches the processes it starts too (DDP), as a
+    terminal's Ctrl-C does. What it cannot test is the start of a fresh interpreter: a test of that runs ``coupler``
+    with ``subprocess``."""
+    output_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    errors_fd = output_fd if errors is None else os.open(errors, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    pid = os.fork()
+    if pid:
+        os.close(output_fd)
+        if errors_fd != output_fd:
+            os.close(errors_fd)
+        return ForkedProcess(pid)
+    status = 1
+    try:  # the child: nothing of the parent's runs after this block (no atexit, no pytest teardown)
+        if new_session:
+            os.setsid()
+        _become_a_command(cwd, output_fd, errors_fd, env)
+        status = cli_in_this_process(*args)
+    except BaseException:  # noqa: BLE001 -- the child reports what ended it and exits
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status if isinstance(status, int) else 1)
+
+
+def _become_a_command(cwd: Path | None, output_fd: int, errors_fd: int, env: dict | None) -> None:
+    """In a forked child: its own stdout and stderr (at the file descriptors too, for what libraries write there),
+    its working directory and environment, Ctrl-C as in a terminal, and one torch thread."""
+    import io
+
+    os.dup2(output_fd, 1)
+    os.dup2(errors_fd, 2)
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0, closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0, closefd=False), line_buffering=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    import types
+
+    # the child is the coupler-train program, not a copy of the test runner: a strategy that starts more processes
+    # of it (DDP) runs ``python SCRIPT ARGS`` when ``__main__`` has no module spec, as for a program's script
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    if cwd is not None:
+        os.chdir(cwd)
+    os.environ.update(env or {})
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def train_run(directory: Path, *overrides: str, name: str = "run", manager=None) -> tuple[dict, Path]:

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 import torch
 from coupler.cli import EXIT_INTERRUPTED
 from coupler.errors import ConfigError
-from coupler.testing import cli_in_this_process, read_history, read_metrics
+from coupler.testing import cli_in_a_forked_process, cli_in_this_process, read_history, read_metrics
 from coupler_torch.engine import TensorBatches, _shared_batches
 
 SETTINGS = ("data=digits", "model=cnn", "trainer.max_epochs=2")
@@ -32,21 +31,15 @@ DDP = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
 TOLERANCE = 0.05
 
 
-def _train(*args: str, log: Path) -> subprocess.Popen:
+def _train(*args: str, log: Path):
     """``coupler train ARGS`` in a new process group (Ctrl-C reaches every process of the job, as on a terminal),
-    with one torch thread per process: the runs go side by side on a small machine."""
-    with open(log, "w") as output:
-        return subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *args], stdout=output,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_hears_ctrl_c)
+    forked from this one (``cli_in_a_forked_process``: the first process starts without importing torch and
+    Lightning again; Lightning starts the second as ``python coupler-train ARGS``), with one torch thread per
+    process: the runs go side by side on a small machine."""
+    return cli_in_a_forked_process("train", *args, output=log, env={"OMP_NUM_THREADS": "1"}, new_session=True)
 
 
-def _hears_ctrl_c() -> None:
-    """SIGINT as on a terminal: a test session started in a shell's background ignores it, and so would the run."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _wait(process: subprocess.Popen, log: Path, timeout: float = 900) -> int:
+def _wait(process, log: Path, timeout: float = 900) -> int:
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -55,7 +48,7 @@ def _wait(process: subprocess.Popen, log: Path, timeout: float = 900) -> int:
         pytest.fail(f"{log.name} ran past {timeout} s\n{log.read_text()[-4000:]}")
 
 
-def _interrupt_after_first_epoch(process: subprocess.Popen, run_dir: Path, log: Path, timeout: float = 900) -> int:
+def _interrupt_after_first_epoch(process, run_dir: Path, log: Path, timeout: float = 900) -> int:
     """Ctrl-C (SIGINT to the process group) once the first epoch's ``last.ckpt`` is in ``run_dir``."""
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + timeout
@@ -109,7 +102,7 @@ def _output(runs, name: str) -> str:
     return runs["logs"][name].read_text()[-4000:]
 
 
-@pytest.mark.slow  # the module's runs: seven processes, each importing torch and Lightning
+@pytest.mark.slow  # the module's runs: six processes, three of them importing torch and Lightning
 def test_two_processes_train_and_only_the_first_writes_the_run_directory(runs):
     assert runs["codes"]["ddp"] == 0, _output(runs, "ddp")
     assert runs["codes"]["single"] == 0, (runs["dir"] / "single" / "train.log").read_text()[-4000:]

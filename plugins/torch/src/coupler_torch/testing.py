@@ -16,8 +16,6 @@ import contextlib
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,14 +94,14 @@ def check_scheduler(make) -> None:
         scheduler.load_state_dict(scheduler.state_dict())
 
 
-def coupler_train(*args: str, log: Path) -> subprocess.Popen:
-    """``coupler train ARGS`` in a new process writing stdout and stderr to the file ``log`` (a pipe nobody
-    reads would stall a chatty run), with one torch thread: the helper trains two runs side by side, and their
-    thread pools would otherwise fight over a small machine's cores (every run of a comparison gets the same
-    setting, so the numbers agree)."""
-    with open(log, "w") as output:
-        return subprocess.Popen([sys.executable, "-m", "coupler.cli", "train", *args], stdout=output,
-                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+def coupler_train(*args: str, log: Path):
+    """``coupler train ARGS`` in a new process (forked from this one: ``coupler.testing.cli_in_a_forked_process``)
+    writing stdout and stderr to the file ``log``, with one torch thread: the helper trains two runs side by side,
+    and their thread pools would otherwise fight over a small machine's cores (every run of a comparison gets the
+    same setting, so the numbers agree). Returns the process (``pid``, ``poll``, ``wait``, ``kill``)."""
+    from coupler.testing import cli_in_a_forked_process
+
+    return cli_in_a_forked_process("train", *args, output=log, env={"OMP_NUM_THREADS": "1"})
 
 
 def epoch_at_least(epoch: int) -> Callable[[Path], bool]:
