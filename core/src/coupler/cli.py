@@ -1,4 +1,4 @@
-"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``new-plugin``.
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``explain``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                               "missing values (without it, such a value is an error naming it)")
 
     _add_compare(commands)
+    _add_explain(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -92,6 +93,20 @@ def _add_compare(commands) -> None:
     compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
+def _add_explain(commands) -> None:
+    explain = commands.add_parser("explain", help="which features a finished run's model relies on: permutation "
+                                                  "importance for every model, SHAP values where the model allows")
+    explain.add_argument("run_dir", type=Path, metavar="RUN", help="the run directory")
+    explain.add_argument("--data", type=Path, default=None, metavar="FILE",
+                         help="a CSV or Parquet file with the training columns and the target (default: the run's "
+                              "test rows)")
+    explain.add_argument("--output", type=Path, default=None, metavar="DIR",
+                         help="the directory to write, outside the run (default: RUNNAME-explain here)")
+    explain.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    explain.add_argument("--rows", type=int, default=1000, help="explain at most this many rows (a random sample)")
+    explain.add_argument("--repeats", type=int, default=5, help="shuffles of each column for permutation importance")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="coupler: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
@@ -110,6 +125,8 @@ def _command(argv: list[str]) -> int:
         return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
     if args.command == "compare":
         return compare(args.paths, args.json)
+    if args.command == "explain":
+        return explain(args.run_dir, args.data, args.output, args.overwrite, args.rows, args.repeats)
     if args.command == "new-plugin":
         return new_plugin(args.name, args.kind, args.directory)
     if args.command == "completion":
@@ -194,7 +211,7 @@ def _train_program() -> Path:
                        "(pip install coupler), or run python -m coupler.train_app ARGS")
 
 
-COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "new-plugin", "completion", "--help", "--version")
+COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "explain", "new-plugin", "completion", "--help", "--version")
 #: ``eval "$(coupler completion bash)"``: completes ``coupler``'s commands; after ``coupler train``, it asks Hydra's
 #: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare`` and
 #: ``predict`` it leaves file names to the shell.
@@ -288,6 +305,18 @@ def compare(paths: list[Path], as_json: bool) -> int:
     from coupler.compare import compare as compared
 
     print(compared(paths, as_json))
+    return 0
+
+
+def explain(run_dir: Path, data: Path | None, output: Path | None, overwrite: bool, rows: int, repeats: int) -> int:
+    from coupler.errors import ConfigError
+    from coupler.explain import describe
+    from coupler.explain import explain as explained
+
+    for key, value in (("--rows", rows), ("--repeats", repeats)):
+        if value < 1:
+            raise ConfigError(key, value, "a whole number >= 1")
+    print(describe(explained(run_dir, data, output, overwrite, repeats=repeats, rows=rows)))
     return 0
 
 

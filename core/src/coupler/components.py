@@ -115,6 +115,13 @@ class Model:
         ``feature_importances.csv``; None writes nothing."""
         return None
 
+    def tree_shap(self, X: Any) -> tuple[np.ndarray, str] | None:
+        """Optional: exact SHAP values of the rows ``X`` (as ``predict`` reads them), for a tree ensemble whose
+        library computes them (tree SHAP), and the method's name: ``(values, "XGBoost's pred_contribs")``; values
+        of shape (rows, features) or (rows, features, classes), in the units of the model's raw output. None (the
+        default): ``coupler explain`` uses SHAP's model-agnostic explainer."""
+        return None
+
     def save(self, directory: Path) -> None:
         """Write the fitted state into ``directory`` (it exists and is empty). No pickle where a safe
         format exists."""

@@ -95,29 +95,61 @@ class FinishedRun:
     def evaluate(self, data_config: dict | None = None) -> dict[str, dict]:
         """The run's val and test metrics, recomputed from its own data; or, with ``data_config``, the
         metrics on every row of that data set (``{"data": {...}}``)."""
-        config = data_config or self.config["data"]
-        loader = self.manager.registry.get("data", config["name"])
-        # the run's own data: relative paths start where the run was trained; other data: from here
-        with working_directory(self.manifest.get("working_directory") if data_config is None else None):
-            dataset = loader.build("data", config)
-            fingerprint = dataset.fingerprint() if data_config is None else None  # relative file paths too
-        y, _ = encode_target(dataset.y, self.task, self.classes)
         metrics = self.metrics()
         if data_config is not None:
+            dataset = self.manager.registry.get("data", data_config["name"]).build("data", data_config)
+            y, _ = encode_target(dataset.y, self.task, self.classes)
             X = self.preprocessor.transform(dataset.X, self.input_format)
             return {"data": measure(self._predicting(), X, y, metrics, len(self.classes)).scalars}
-        if fingerprint != self.manifest["data_fingerprint"]:
-            log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
-        indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
-                             ordered=dataset.ordered, gap=dataset.gap)
+        dataset, y, indices = self._own_split()
         results = {}
-        cv = self.config.get("cv") or {}
-        if cv.get("folds") and cv.get("refit", True):  # the final model trained on the val rows: no val score
-            indices = dataclasses.replace(indices, val=indices.val[:0])
         for name, rows in (("val", indices.val), ("test", indices.test)):
             part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])
             results[name] = measure(self._predicting(), part.X, part.y, metrics, len(self.classes)).scalars if len(part) else {}
         return results
+
+    def _own_split(self):
+        """The run's own data set, its encoded target, and its split's rows (without val rows when the final model
+        of a cross-validated run trained on them), as it was trained."""
+        config = self.config["data"]
+        # relative paths start where the run was trained
+        with working_directory(self.manifest.get("working_directory")):
+            dataset = self.manager.registry.get("data", config["name"]).build("data", config)
+            fingerprint = dataset.fingerprint()  # relative file paths too
+        y, _ = encode_target(dataset.y, self.task, self.classes)
+        if fingerprint != self.manifest["data_fingerprint"]:
+            log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
+        indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
+                             ordered=dataset.ordered, gap=dataset.gap)
+        cv = self.config.get("cv") or {}
+        if cv.get("folds") and cv.get("refit", True):  # the final model trained on the val rows: no val score
+            indices = dataclasses.replace(indices, val=indices.val[:0])
+        return dataset, y, indices
+
+    def labelled_rows(self, path: Path | None = None):
+        """``(rows, target)``: the run's own test rows (raw, as the data set gives them) and their labels (or
+        numbers); or, with ``path``, every row of that CSV or Parquet file, which holds the training columns and the
+        target column (``manifest["features"]["target"]``)."""
+        import numpy as np
+
+        if path is None:
+            dataset, y, indices = self._own_split()
+            labels = np.asarray(self.classes, dtype=object)[y[indices.test]] if self.classes else y[indices.test]
+            return dataset.X.iloc[indices.test], labels
+        target = self.manifest["features"]["target"]
+        frame = self._read_input(Path(path))
+        if target not in frame.columns:
+            raise DataError(f"{str(path)!r} has no column {target!r}, the run's target; add it (the true labels of "
+                            f"its rows) to explain the model on these rows.")
+        labels = frame[target].to_numpy()
+        if self.classes:
+            unknown = sorted({str(v) for v in labels} - {str(c) for c in self.classes})
+            if unknown:
+                raise DataError(f"{str(path)!r}: column {target!r} holds {unknown[:5]}, which are not classes the run "
+                                f"learned: {self.classes}")
+            labels = np.asarray([self.classes[[str(c) for c in self.classes].index(str(v))] for v in labels],
+                                dtype=object)
+        return frame.drop(columns=[target]), labels
 
     def _predicting(self) -> BlamedModel:
         """The model for measuring: an exception from its predict names its component and plugin."""

@@ -163,6 +163,16 @@ class XGBoostModel(XGBoostContract):
         """Total gain of each feature over the kept rounds."""
         return self.booster.get_score(importance_type="total_gain")
 
+    def tree_shap(self, X):
+        """Exact SHAP values from XGBoost's own tree SHAP (``pred_contribs``), categorical columns included, in
+        margin (log-odds) units; without the bias column, classes last."""
+        import numpy as np
+        import xgboost as xgb
+
+        contributions = self.booster.predict(xgb.DMatrix(X, enable_categorical=True), pred_contribs=True)
+        values = np.moveaxis(contributions, 1, -1) if contributions.ndim == 3 else contributions
+        return values[:, :-1], "XGBoost's own tree SHAP (Booster.predict, pred_contribs=True)"
+
     # --- artifacts ------------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
