@@ -1,4 +1,4 @@
-"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``new-plugin``.
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``report``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
                "  coupler evaluate runs/DATE/TIME\n"
                "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
                "  coupler compare runs/A runs/B                   # settings that differ, metrics side by side\n"
+               "  coupler report runs/DATE/TIME                   # one HTML page: metrics, plots, config\n"
                "  coupler plugins --json\n"
                "  coupler new-plugin my_model --kind model         # a plugin package to start from",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
                               "missing values (without it, such a value is an error naming it)")
 
     _add_compare(commands)
+    _add_report(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -92,6 +94,16 @@ def _add_compare(commands) -> None:
     compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
+def _add_report(commands) -> None:
+    report = commands.add_parser("report", help="write one self-contained HTML page of a finished run (metrics, "
+                                                "plots, config, versions; its cross-validation and search)")
+    report.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory, or a search's sweep directory "
+                                                                  "(its best run)")
+    report.add_argument("--output", type=Path, default=None, metavar="FILE",
+                        help="the HTML file to write, outside the run (default: RUNNAME-report.html here)")
+    report.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="coupler: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
@@ -110,6 +122,8 @@ def _command(argv: list[str]) -> int:
         return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
     if args.command == "compare":
         return compare(args.paths, args.json)
+    if args.command == "report":
+        return report(args.run_dir, args.output, args.overwrite)
     if args.command == "new-plugin":
         return new_plugin(args.name, args.kind, args.directory)
     if args.command == "completion":
@@ -194,10 +208,10 @@ def _train_program() -> Path:
                        "(pip install coupler), or run python -m coupler.train_app ARGS")
 
 
-COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "new-plugin", "completion", "--help", "--version")
+COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "report", "new-plugin", "completion", "--help", "--version")
 #: ``eval "$(coupler completion bash)"``: completes ``coupler``'s commands; after ``coupler train``, it asks Hydra's
-#: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare`` and
-#: ``predict`` it leaves file names to the shell.
+#: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare``,
+#: ``report`` and ``predict`` it leaves file names to the shell.
 BASH_COMPLETION = """\
 _coupler_completion()
 {
@@ -288,6 +302,13 @@ def compare(paths: list[Path], as_json: bool) -> int:
     from coupler.compare import compare as compared
 
     print(compared(paths, as_json))
+    return 0
+
+
+def report(run_dir: Path, output: Path | None, overwrite: bool) -> int:
+    from coupler.report import write_report
+
+    print(f"wrote {write_report(run_dir, output, overwrite)}")
     return 0
 
 

@@ -9,9 +9,8 @@ the regression plots a regression, the learning curves per-epoch history, the fe
 gives them.
 
 Cost: matplotlib is imported only here, only when a plot is drawn, and without pyplot (a ``Figure`` on the Agg
-canvas): the import is most of what plots cost a run (``benchmarks/README.md`` has the figures); each figure
-adds a tenth of a second or less.
-"""
+canvas): the import is most of what plots cost a run; each figure adds a tenth of a second or less (the figures:
+docs/configuration.md, "Plots")."""
 
 from __future__ import annotations
 
@@ -26,8 +25,11 @@ log = logging.getLogger("coupler")
 #: every plot, in the order a report shows them
 PLOTS = ("confusion_matrix", "roc", "precision_recall", "calibration", "residuals", "predicted_vs_actual",
          "learning_curves", "feature_importance")
-#: what every run draws unless ``plots=`` says otherwise (each applicable one: see ``applies``)
-DEFAULT = PLOTS
+#: what every run draws unless ``plots=`` says otherwise (each where it applies): the cheap ones, a figure or two a
+#: run. Each figure costs about as much (0.05-0.1 s of CPU); the first costs matplotlib's import too (about 0.5 s),
+#: which is most of what plots add to a default run. The learning curves exist only for engines with epochs, whose
+#: runs are the long ones.
+DEFAULT = ("confusion_matrix", "residuals", "learning_curves")
 #: the directory of the run that holds them
 DIRECTORY = "plots"
 #: the type of the ``plots`` setting (``coupler.settings``): a list of names, or all, or none
@@ -88,7 +90,7 @@ def write_plots(run_dir: Path, names, evidence: Evidence) -> list[Path]:
 
     chosen = [name for name in names if applies(name, evidence)]
     skipped = [name for name in names if name not in chosen]
-    if skipped and tuple(names) != DEFAULT and tuple(names) != PLOTS:
+    if skipped and tuple(names) not in (DEFAULT, PLOTS):
         log.info("plot%s %s: not drawn, as %s not apply to this run (a %s task%s)", "s" if len(skipped) > 1 else "",
                  ", ".join(skipped), "they do" if len(skipped) > 1 else "it does", evidence.task,
                  "" if evidence.proba is not None else ", no class probabilities")
@@ -138,8 +140,7 @@ def confusion_matrix(figure, evidence: Evidence) -> None:
     counts = np.zeros((n, n), dtype=int)
     np.add.at(counts, (np.asarray(evidence.y, dtype=int), np.asarray(evidence.prediction, dtype=int)), 1)
     axes = figure.add_subplot()
-    image = axes.imshow(counts, cmap="Blues")
-    figure.colorbar(image, ax=axes)
+    axes.imshow(counts, cmap="Blues")  # no colour bar: the counts are written in the cells (a bar costs a third more)
     if n <= 20:
         threshold = counts.max() / 2 if counts.size else 0
         for i in range(n):
