@@ -8,9 +8,10 @@ it was named: ROC, precision-recall and calibration need class probabilities (a 
 the regression plots a regression, the learning curves per-epoch history, the feature importance a model that
 gives them.
 
-Cost: matplotlib is imported only here, only when a plot is drawn, and without pyplot (a ``Figure`` on the Agg
-canvas): the import is most of what plots cost a run; each figure adds a tenth of a second or less (the figures:
-docs/configuration.md, "Plots")."""
+Cost: the confusion matrix, a default of every classification run, is drawn with Pillow (a few hundredths of a
+second). The others use matplotlib, imported only here, only when such a plot is drawn, and without pyplot (a
+``Figure`` on the Agg canvas): its import (about half a second) is most of what they cost; each figure adds a tenth
+of a second or less (docs/configuration.md, "Plots")."""
 
 from __future__ import annotations
 
@@ -104,6 +105,8 @@ def write_plots(run_dir: Path, names, evidence: Evidence) -> list[Path]:
 
 def render(name: str, evidence: Evidence) -> bytes:
     """Plot ``name`` as PNG bytes."""
+    if name in DRAWN_WITH_PILLOW:
+        return DRAWN_WITH_PILLOW[name](evidence)
     figure = _figure()
     DRAW[name](figure, evidence)
     buffer = io.BytesIO()
@@ -132,24 +135,66 @@ def _on(evidence: Evidence) -> str:
 
 # --- the plots ---------------------------------------------------------------------------------------------
 
-def confusion_matrix(figure, evidence: Evidence) -> None:
+def _counts(evidence: Evidence):
     import numpy as np
 
-    labels = _labels(evidence)
-    n = len(labels)
+    n = len(evidence.classes)
     counts = np.zeros((n, n), dtype=int)
     np.add.at(counts, (np.asarray(evidence.y, dtype=int), np.asarray(evidence.prediction, dtype=int)), 1)
-    axes = figure.add_subplot()
-    axes.imshow(counts, cmap="Blues")  # no colour bar: the counts are written in the cells (a bar costs a third more)
-    if n <= 20:
-        threshold = counts.max() / 2 if counts.size else 0
-        for i in range(n):
-            for j in range(n):
-                axes.text(j, i, str(counts[i, j]), ha="center", va="center",
-                          color="white" if counts[i, j] > threshold else "black")
-        axes.set_xticks(range(n), labels, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
-        axes.set_yticks(range(n), labels)
-    axes.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix ({_on(evidence)})")
+    return counts
+
+
+#: the light and dark ends of the confusion matrix's colours (matplotlib's "Blues")
+LIGHT, DARK = (247, 251, 255), (8, 48, 107)
+
+
+def confusion_matrix(evidence: Evidence) -> bytes:
+    """Drawn with Pillow, not matplotlib: it is a default plot of every classification run, and Pillow draws it in
+    a few hundredths of a second where matplotlib's import alone takes half a second."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    counts, labels = _counts(evidence), [_shortened(label, 18) for label in _labels(evidence)]
+    n, width, height = len(labels), int(SIZE[0] * DPI), int(SIZE[1] * DPI)
+    font, title_font = ImageFont.load_default(size=12), ImageFont.load_default(size=15)
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((width / 2, 18), f"Confusion matrix ({_on(evidence)})", fill="black", font=title_font, anchor="mm")
+    show_labels = n <= 30
+    left = 40 + (max(font.getlength(label) for label in labels) + 8 if show_labels else 0)
+    top, bottom = 40, 50 + (12 if show_labels else 0)
+    cell = max(1.0, min((width - left - 20) / n, (height - top - bottom) / n))
+    x0 = left + (width - left - 20 - cell * n) / 2
+    most = max(int(counts.max()), 1)
+    for i in range(n):
+        for j in range(n):
+            share = counts[i, j] / most
+            colour = tuple(round(a + (b - a) * share) for a, b in zip(LIGHT, DARK))
+            box = (x0 + j * cell, top + i * cell, x0 + (j + 1) * cell, top + (i + 1) * cell)
+            draw.rectangle(box, fill=colour, outline=(255, 255, 255))
+            if cell >= 22:
+                draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), str(counts[i, j]), font=font, anchor="mm",
+                          fill="white" if share > 0.5 else "black")
+    numbered = False
+    if show_labels:
+        for k, label in enumerate(labels):
+            draw.text((x0 - 6, top + (k + 0.5) * cell), label, fill="black", font=font, anchor="rm")
+            if cell >= font.getlength(label) + 4 or cell >= 60:
+                draw.text((x0 + (k + 0.5) * cell, top + n * cell + 6), label, fill="black", font=font, anchor="ma")
+            elif cell >= 10:
+                numbered = True
+                draw.text((x0 + (k + 0.5) * cell, top + n * cell + 6), str(k), fill="black", font=font, anchor="ma")
+    draw.text((x0 + n * cell / 2, top + n * cell + 30), "predicted (k: the row's k-th class, from 0)" if numbered
+              else "predicted", fill="black", font=font, anchor="ma")
+    axis = Image.new("RGB", (int(font.getlength("true")) + 4, 16), "white")
+    ImageDraw.Draw(axis).text((2, 1), "true", fill="black", font=font)
+    image.paste(axis.rotate(90, expand=True), (8, int(top + n * cell / 2 - axis.width / 2)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _shortened(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most - 1] + "\u2026"
 
 
 def _one_vs_rest(evidence: Evidence):
@@ -266,7 +311,9 @@ def feature_importance(figure, evidence: Evidence) -> None:
     axes.set(xlabel="importance", title=f"Feature importance ({shown})")
 
 
-DRAW = {name: globals()[name] for name in PLOTS}
+#: the plots Pillow draws (each returns PNG bytes); matplotlib draws the others into a figure
+DRAWN_WITH_PILLOW = {"confusion_matrix": confusion_matrix}
+DRAW = {name: globals()[name] for name in PLOTS if name not in DRAWN_WITH_PILLOW}
 
 
 # --- from a run in progress ----------------------------------------------------------------------------------

@@ -165,10 +165,11 @@ def _number(value) -> str:
 
 def _table(header: list, rows: list[list], numeric_from: int | None = 1) -> str:
     """A table of cells already in HTML; those from column ``numeric_from`` on are right-aligned numbers."""
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    head = "".join(f"<th>{e(h)}</th>" for h in header) if any(header) else ""
     body = "".join("<tr>" + "".join(f"<td{' class=num' if numeric_from is not None and i >= numeric_from else ''}>{cell}</td>"
                                     for i, cell in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    head = f"<thead><tr>{head}</tr></thead>" if head else ""
+    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _metrics_section(results: dict) -> str:
@@ -229,7 +230,15 @@ def _csv_section(title: str, rows: list[list[str]], note: str = "") -> str:
         return ""
     header, body = rows[0], rows[1:MOST_ROWS + 1]
     more = f"<p>The first {MOST_ROWS} rows are shown.</p>" if len(rows) > MOST_ROWS else ""
-    return f"<h2>{e(title)}</h2>{note}" + _table(header, [[e(c) for c in r] for r in body], 1) + more
+    return f"<h2>{e(title)}</h2>{note}" + _table(header, [[_cell(c) for c in r] for r in body], 1) + more
+
+
+def _cell(text: str) -> str:
+    """A CSV cell as HTML: a number with a fraction to 4 decimals, anything else escaped as it is."""
+    try:
+        return f"{float(text):.4f}" if any(c in text for c in ".eE") and text.strip() else e(text)
+    except ValueError:
+        return e(text)
 
 
 def _search_section(search_dir: Path, run_dir: Path) -> str:
@@ -238,8 +247,8 @@ def _search_section(search_dir: Path, run_dir: Path) -> str:
     facts = [["sweep directory", e(str(search_dir))], ["study", e(record.get("study", ""))],
              ["trials", e(record.get("trials", ""))], ["metric", e(record.get("metric", ""))],
              ["best trial", e(record.get("best_trial", ""))], ["validation", _number(record.get("validation"))],
-             ["this run", "the best trial's run" if Path(str(record.get("run_directory", ""))).name == run_dir.name
-              and run_dir.parent == search_dir else "a trial of the search"]]
+             ["this run", e("the best trial's run") if Path(str(record.get("run_directory", ""))).name == run_dir.name
+              and run_dir.parent == search_dir else e("a trial of the search")]]
     if isinstance(record.get("test"), dict):
         facts.append(["best run's test", e(", ".join(f"{k}={_number(v)}" for k, v in record["test"].items()))])
     refit = record.get("refit") if isinstance(record.get("refit"), dict) else None
