@@ -8,8 +8,8 @@ it was named: ROC, precision-recall and calibration need class probabilities (a 
 the regression plots a regression, the learning curves per-epoch history, the feature importance a model that
 gives them.
 
-Cost: the confusion matrix, a default of every classification run, is drawn with Pillow (a few hundredths of a
-second). The others use matplotlib, imported only here, only when such a plot is drawn, and without pyplot (a
+Cost: the confusion matrix and the residuals, defaults of every classification and regression run, are drawn with
+Pillow (a few hundredths of a second). The others use matplotlib, imported only here, only when such a plot is drawn, and without pyplot (a
 ``Figure`` on the Agg canvas): its import (about half a second) is most of what they cost; each figure adds a tenth
 of a second or less (docs/configuration.md, "Plots")."""
 
@@ -26,10 +26,9 @@ log = logging.getLogger("coupler")
 #: every plot, in the order a report shows them
 PLOTS = ("confusion_matrix", "roc", "precision_recall", "calibration", "residuals", "predicted_vs_actual",
          "learning_curves", "feature_importance")
-#: what every run draws unless ``plots=`` says otherwise (each where it applies): the cheap ones, a figure or two a
-#: run. Each figure costs about as much (0.05-0.1 s of CPU); the first costs matplotlib's import too (about 0.5 s),
-#: which is most of what plots add to a default run. The learning curves exist only for engines with epochs, whose
-#: runs are the long ones.
+#: what every run draws unless ``plots=`` says otherwise (each where it applies): the cheap ones. The confusion
+#: matrix and the residuals are drawn with Pillow (hundredths of a second, no matplotlib); the learning curves need
+#: matplotlib (its import is about half a second) but exist only for engines with epochs, whose runs are the long ones.
 DEFAULT = ("confusion_matrix", "residuals", "learning_curves")
 #: the directory of the run that holds them
 DIRECTORY = "plots"
@@ -256,15 +255,74 @@ def calibration(figure, evidence: Evidence, bins: int = 10) -> None:
     axes.legend(loc="upper left", fontsize="small")
 
 
-def residuals(figure, evidence: Evidence) -> None:
+def residuals(evidence: Evidence) -> bytes:
+    """Drawn with Pillow, as the confusion matrix (a default of every regression run)."""
     import numpy as np
 
     predicted = np.asarray(evidence.prediction, dtype=float).ravel()
     residual = np.asarray(evidence.y, dtype=float).ravel() - predicted
-    axes = figure.add_subplot()
-    axes.scatter(predicted, residual, s=12, alpha=0.7)
-    axes.axhline(0, color="grey", linestyle="--", linewidth=1)
-    axes.set(xlabel="predicted", ylabel="actual - predicted", title=f"Residuals ({_on(evidence)})")
+    return _scatter(predicted, residual, f"Residuals ({_on(evidence)})", "predicted", "actual - predicted")
+
+
+def _ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) from ``low`` to ``high``."""
+    import math
+
+    span = (high - low) or abs(high) or 1.0
+    raw = span / most
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step) * step
+    return [first + k * step for k in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def _scatter(x, y, title: str, x_label: str, y_label: str) -> bytes:
+    """A scatter plot with a dashed line at y = 0, drawn with Pillow."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = int(SIZE[0] * DPI), int(SIZE[1] * DPI)
+    font, title_font = ImageFont.load_default(size=12), ImageFont.load_default(size=15)
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    x_low, x_high = float(x.min()), float(x.max())
+    y_low, y_high = float(min(y.min(), 0.0)), float(max(y.max(), 0.0))
+    x_pad, y_pad = (x_high - x_low or 1.0) * 0.05, (y_high - y_low or 1.0) * 0.05
+    x_low, x_high, y_low, y_high = x_low - x_pad, x_high + x_pad, y_low - y_pad, y_high + y_pad
+    y_ticks, x_ticks = _ticks(y_low, y_high), _ticks(x_low, x_high)
+    left = 30 + max(font.getlength(_tick(t)) for t in y_ticks) + 8
+    box = (left, 40, width - 20, height - 55)
+
+    def at(px, py):
+        return (box[0] + (px - x_low) / (x_high - x_low) * (box[2] - box[0]),
+                box[3] - (py - y_low) / (y_high - y_low) * (box[3] - box[1]))
+
+    draw.text((width / 2, 18), title, fill="black", font=title_font, anchor="mm")
+    for t in y_ticks:
+        _, py = at(x_low, t)
+        draw.line((box[0] - 4, py, box[0], py), fill="black")
+        draw.text((box[0] - 6, py), _tick(t), fill="black", font=font, anchor="rm")
+    for t in x_ticks:
+        px, _ = at(t, y_low)
+        draw.line((px, box[3], px, box[3] + 4), fill="black")
+        draw.text((px, box[3] + 6), _tick(t), fill="black", font=font, anchor="ma")
+    zero = at(x_low, 0.0)[1]
+    for start in range(int(box[0]), int(box[2]), 8):
+        draw.line((start, zero, min(start + 4, box[2]), zero), fill=(128, 128, 128))
+    for px, py in zip(*(map(float, v) for v in (x, y))):
+        cx, cy = at(px, py)
+        draw.ellipse((cx - 2.5, cy - 2.5, cx + 2.5, cy + 2.5), fill=(31, 119, 180))
+    draw.rectangle(box, outline="black")
+    draw.text(((box[0] + box[2]) / 2, box[3] + 24), x_label, fill="black", font=font, anchor="ma")
+    axis = Image.new("RGB", (int(font.getlength(y_label)) + 4, 16), "white")
+    ImageDraw.Draw(axis).text((2, 1), y_label, fill="black", font=font)
+    image.paste(axis.rotate(90, expand=True), (6, int((box[1] + box[3]) / 2 - axis.width / 2)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _tick(value: float) -> str:
+    return f"{value:.6g}" if abs(value) >= 1e-9 else "0"
 
 
 def predicted_vs_actual(figure, evidence: Evidence) -> None:
@@ -312,7 +370,7 @@ def feature_importance(figure, evidence: Evidence) -> None:
 
 
 #: the plots Pillow draws (each returns PNG bytes); matplotlib draws the others into a figure
-DRAWN_WITH_PILLOW = {"confusion_matrix": confusion_matrix}
+DRAWN_WITH_PILLOW = {"confusion_matrix": confusion_matrix, "residuals": residuals}
 DRAW = {name: globals()[name] for name in PLOTS if name not in DRAWN_WITH_PILLOW}
 
 
