@@ -93,7 +93,7 @@ def write_plots(run_dir: Path, names, evidence: Evidence) -> list[Path]:
     if skipped and tuple(names) not in (DEFAULT, PLOTS):
         log.info("plot%s %s: not drawn, as %s not apply to this run (a %s task%s)", "s" if len(skipped) > 1 else "",
                  ", ".join(skipped), "they do" if len(skipped) > 1 else "it does", evidence.task,
-                 "" if evidence.proba is not None else ", no class probabilities")
+                 ", no class probabilities" if evidence.proba is None and evidence.task != "regression" else "")
     written = []
     for name in chosen:
         path = Path(run_dir) / DIRECTORY / f"{name}.png"
