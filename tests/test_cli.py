@@ -12,7 +12,7 @@ from coupler.testing import read_metrics
 
 from tests.conftest import coupler_process
 
-HEAVY = ("torch", "lightning", "xgboost", "sklearn", "pandas")
+HEAVY = ("torch", "lightning", "xgboost", "sklearn", "pandas", "matplotlib")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"]])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from tests.conftest import coupler_process
 
 #: what the help of a command must not load: the libraries of the models, not of the harness
-HEAVY = {"torch", "lightning", "pytorch_lightning", "xgboost", "sklearn", "pandas"}
+HEAVY = {"torch", "lightning", "pytorch_lightning", "xgboost", "sklearn", "pandas", "matplotlib"}
 
 
 def imported_packages(importtime_log: str) -> set[str]:

@@ -1,4 +1,5 @@
-"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``explain``, ``new-plugin``.
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``explain``, ``report``,
+``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                "  coupler evaluate runs/DATE/TIME\n"
                "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
                "  coupler compare runs/A runs/B                   # settings that differ, metrics side by side\n"
+               "  coupler report runs/DATE/TIME                   # one HTML page: metrics, plots, config\n"
                "  coupler plugins --json\n"
                "  coupler new-plugin my_model --kind model         # a plugin package to start from",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_compare(commands)
     _add_explain(commands)
+    _add_report(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -105,6 +108,14 @@ def _add_explain(commands) -> None:
     explain.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     explain.add_argument("--rows", type=int, default=1000, help="explain at most this many rows (a random sample)")
     explain.add_argument("--repeats", type=int, default=5, help="shuffles of each column for permutation importance")
+def _add_report(commands) -> None:
+    report = commands.add_parser("report", help="write one self-contained HTML page of a finished run (metrics, "
+                                                "plots, config, versions; its cross-validation and search)")
+    report.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory, or a search's sweep directory "
+                                                                  "(its best run)")
+    report.add_argument("--output", type=Path, default=None, metavar="FILE",
+                        help="the HTML file to write, outside the run (default: RUNNAME-report.html here)")
+    report.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +138,8 @@ def _command(argv: list[str]) -> int:
         return compare(args.paths, args.json)
     if args.command == "explain":
         return explain(args.run_dir, args.data, args.output, args.overwrite, args.rows, args.repeats)
+    if args.command == "report":
+        return report(args.run_dir, args.output, args.overwrite)
     if args.command == "new-plugin":
         return new_plugin(args.name, args.kind, args.directory)
     if args.command == "completion":
@@ -211,10 +224,11 @@ def _train_program() -> Path:
                        "(pip install coupler), or run python -m coupler.train_app ARGS")
 
 
-COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "explain", "new-plugin", "completion", "--help", "--version")
+COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "explain", "report", "new-plugin", "completion", "--help",
+            "--version")
 #: ``eval "$(coupler completion bash)"``: completes ``coupler``'s commands; after ``coupler train``, it asks Hydra's
-#: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare`` and
-#: ``predict`` it leaves file names to the shell.
+#: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare``,
+#: ``explain``, ``report`` and ``predict`` it leaves file names to the shell.
 BASH_COMPLETION = """\
 _coupler_completion()
 {
@@ -317,6 +331,10 @@ def explain(run_dir: Path, data: Path | None, output: Path | None, overwrite: bo
         if value < 1:
             raise ConfigError(key, value, "a whole number >= 1")
     print(describe(explained(run_dir, data, output, overwrite, repeats=repeats, rows=rows)))
+def report(run_dir: Path, output: Path | None, overwrite: bool) -> int:
+    from coupler.report import write_report
+
+    print(f"wrote {write_report(run_dir, output, overwrite)}")
     return 0
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coupler.components import TASKS as MODEL_TASKS
+from coupler.plots import DEFAULT as DEFAULT_PLOTS, Selection as PlotSelection
 from coupler.schema import param
 
 TASKS = ("auto", *MODEL_TASKS)
@@ -74,6 +75,8 @@ class CoreSettings:
     train: Train = param(default_factory=Train, help="training settings every engine honours")
     plugins: Plugins = field(default_factory=Plugins)
     resume: str | None = param(None, help="resume=RUN_DIR: continue an interrupted run (see below)")
+    plots: PlotSelection = param(default_factory=lambda: list(DEFAULT_PLOTS),
+                                 help="PNG plots under RUN/plots/, each where it applies: a list of names, all, or none")
 
 
 #: the top-level keys of a composed config that are the core's own settings (the groups come from the registry)

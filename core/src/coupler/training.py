@@ -27,6 +27,7 @@ from coupler.distributed import secondary_process
 from coupler.errors import ConfigError, CouplerError
 from coupler.evaluation import measure, predictions_frame, select_metrics
 from coupler.plugin_faults import BlamedHooks, BlamedModel, blamed, component_label
+from coupler.plots import draw_run
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
 from coupler.progress import LOG_EVERY, EpochProgress
@@ -153,7 +154,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         log.warning("callbacks %s watch epochs, but model %r reported none (it trains in one step%s): they had "
                     "no effect", epoch_watchers, model_component.name, "" if len(splits["val"]) else ", or split.val=0")
 
-    results = _evaluate(run, BlamedModel(model, model_label, run_dir), splits, metrics, dataset, measured)
+    evaluated: dict = {}  # each split's predictions and probabilities, which the plots draw
+    results = _evaluate(run, BlamedModel(model, model_label, run_dir), splits, metrics, dataset, measured, evaluated)
     if folds:
         results["cv"] = cross_validation.summary(folds[1])
         write_csv(run_dir / cross_validation.FOLDS_FILE, cross_validation.folds_frame(*folds))
@@ -162,6 +164,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     for key, exporter in exporters.items():
         paths = exporter.export(model, run, run_dir / "exports")
         run.hooks.on_export(run=run, exporter=key, paths=paths)
+    draw_run(run, config.get("plots"), splits, evaluated)  # before the seal: its checksums cover RUN/plots/
     _seal(run, config, manager, dataset, indices, run.input_format, model_component)
     run.hooks.on_run_end(run=run, metrics=results)
     return results
@@ -283,9 +286,10 @@ def _warn_unused_tokenizer(tokenizer: dict, model_name: str) -> None:
                     "are not used", model_name, ", ".join(f"{k}={v}" for k, v in unused.items()))
 
 
-def _evaluate(run: RunContext, model, splits: dict, metrics, dataset: Dataset, indices) -> dict:
+def _evaluate(run: RunContext, model, splits: dict, metrics, dataset: Dataset, indices,
+              kept: dict | None = None) -> dict:
     """Measure the val and test splits (writing array metrics, test predictions and the data set's baseline) and
-    return ``{"val": {...}, "test": {...}}``."""
+    return ``{"val": {...}, "test": {...}}``; each split's ``Measured`` goes into ``kept`` (the plots')."""
     import pandas as pd
 
     results: dict[str, dict] = {}
@@ -295,6 +299,8 @@ def _evaluate(run: RunContext, model, splits: dict, metrics, dataset: Dataset, i
             continue
         measured = measure(model, splits[name].X, splits[name].y, metrics, len(run.classes), run.task)
         results[name] = measured.scalars
+        if kept is not None:
+            kept[name] = measured
         for metric_name, array in measured.arrays.items():
             labels = run.classes or list(range(len(array)))
             frame = pd.DataFrame(array, index=[f"true_{c}" for c in labels], columns=[f"pred_{c}" for c in labels])
