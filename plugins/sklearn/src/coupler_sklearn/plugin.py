@@ -176,6 +176,7 @@ class SklearnContract(Model):
     reports_epochs = False  # trains in one step
     sample_weights = True  # the estimator's fit(sample_weight=)
     engine = "sklearn"
+    export_formats = ("onnx",)  # skl2onnx (coupler_sklearn.onnx); model=sklearn narrows it to what skl2onnx converts
 
 
 def named_factory(name: str, classifier: str | None, regressor: str | None):
