@@ -1,4 +1,4 @@
-"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``new-plugin``.
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``export``, ``compare``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
                               "missing values (without it, such a value is an error naming it)")
 
     _add_compare(commands)
+    export = commands.add_parser("export", help="export a finished run as one file that answers like predict: ONNX "
+                                                "(every engine) or TorchScript (torch), parity checked")
+    export.add_argument("run_dir", type=Path, help="the run directory (the export goes into its exports/, and its "
+                                                   "checksums are extended)")
+    export.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the export's format")
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -108,6 +113,8 @@ def _command(argv: list[str]) -> int:
         return evaluate(args.run_dir, args.overrides, args.json)
     if args.command == "predict":
         return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
+    if args.command == "export":
+        return export(args.run_dir, args.format)
     if args.command == "compare":
         return compare(args.paths, args.json)
     if args.command == "new-plugin":
@@ -259,6 +266,20 @@ def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool 
     remove_stale_temporaries(output_path)
     rows = FinishedRun(run_dir, get_plugin_manager()).predict_file(input_path, output_path, impute)
     print(f"wrote {rows} predictions to {output_path}")
+    return 0
+
+
+def export(run_dir: Path, fmt: str) -> int:
+    """``coupler export RUN --format F``: ``coupler.onnx_export.export_finished``."""
+    from coupler.onnx_export import export_finished
+
+    written = export_finished(run_dir, fmt)
+    parity = json.loads(written[-1].read_text())["parity"]
+    delta = parity.get("max_abs_proba_diff")
+    shown = (f"labels agree {parity['label_agreement']:.0%}" + (f", max |dp| {delta:.1e}" if delta is not None else "")
+             if "label_agreement" in parity else f"max relative difference {parity['max_rel_diff']:.1e}")
+    print(f"wrote {written[0]} (parity on {parity['rows']} {parity['split']} rows: {shown}); the run's manifest "
+          f"lists it")
     return 0
 
 

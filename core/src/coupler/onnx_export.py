@@ -294,9 +294,10 @@ def compare(task: str, classes: list, expected, got, split: str) -> dict:
         record["label_agreement"] = agree
         if (proba is None) != (answered_proba is None):
             raise CouplerError(f"the export {'lacks' if answered_proba is None else 'adds'} the run's probabilities")
-        delta = float(np.max(np.abs(proba - answered_proba))) if proba is not None and len(proba) else 0.0
+        # None: the model gives no probabilities (ridge), and the export none either
+        delta = (float(np.max(np.abs(proba - answered_proba))) if len(proba) else 0.0) if proba is not None else None
         record.update(max_abs_proba_diff=delta, proba_tolerance=PROBA_TOLERANCE)
-        passed = agree == 1.0 and delta <= PROBA_TOLERANCE
+        passed = agree == 1.0 and (delta is None or delta <= PROBA_TOLERANCE)
     else:
         delta = np.abs(np.asarray(codes, dtype=np.float64) - np.asarray(answered, dtype=np.float64))
         scale = max(float(np.max(np.abs(codes))) if len(codes) else 0.0, 1e-12)
@@ -336,7 +337,9 @@ def export_model(fmt: str, model, preprocessor, task: str, classes: list, rows, 
     target, meta = directory / FILES[fmt], directory / f"{fmt}.json"
     for path in (target, meta):
         if path.exists():
-            raise CouplerError(f"{path} exists: a run keeps each export it made; it is never replaced")
+            raise CouplerError(f"{path} exists: the run was exported as {fmt} already (its parity: "
+                               f"{meta.relative_to(directory.parent)}); an export is never replaced: export a copy "
+                               f"of the run trained again")
     if fmt not in getattr(model, "export_formats", ()):
         raise CouplerError(f"model {name!r} cannot be exported as {fmt}; it exports "
                            f"{', '.join(getattr(model, 'export_formats', ())) or 'no format'}")
@@ -380,8 +383,9 @@ def export_model(fmt: str, model, preprocessor, task: str, classes: list, rows, 
 
 def _shown(record: dict) -> str:
     if "label_agreement" in record:
-        return (f"labels agree {record['label_agreement']:.2%}, max |dp| {record['max_abs_proba_diff']:.2e} "
-                f"(tolerance {record['proba_tolerance']:.0e})")
+        delta = record["max_abs_proba_diff"]
+        return (f"labels agree {record['label_agreement']:.2%}, " + ("no probabilities" if delta is None else
+                f"max |dp| {delta:.2e} (tolerance {record['proba_tolerance']:.0e})"))
     return f"max |d| {record['max_abs_diff']:.3e}, relative {record['max_rel_diff']:.2e} (rtol {record['rtol']:.0e})"
 
 

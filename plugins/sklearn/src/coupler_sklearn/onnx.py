@@ -14,14 +14,20 @@ import numpy as np
 from coupler.errors import CouplerError
 
 #: estimators converted with double-precision arithmetic (their float32 sums drift past 1e-5 in probability)
-DOUBLE = ("LogisticRegression", "LinearRegression", "Ridge", "RidgeClassifier", "SVC", "SVR",
-          "KNeighborsClassifier", "KNeighborsRegressor")
+DOUBLE = ("LogisticRegression", "LinearRegression", "Ridge", "SVC", "SVR", "KNeighborsClassifier",
+          "KNeighborsRegressor")
+#: estimators skl2onnx has a converter for that fails with the pinned libraries (skl2onnx 1.20, onnx 1.23: the
+#: histogram gradient boosting converter writes a boolean where ONNX takes an int): refused before any data is read
+BROKEN = {"HistGradientBoostingClassifier": "skl2onnx 1.20's converter fails with onnx 1.23",
+          "HistGradientBoostingRegressor": "skl2onnx 1.20's converter fails with onnx 1.23"}
 
 
 def convertible(estimator) -> bool:
     """Whether skl2onnx has a converter for the estimator's class (imports skl2onnx: call it only to export)."""
     from skl2onnx import get_model_alias
 
+    if type(estimator).__name__ in BROKEN:
+        return False
     try:
         get_model_alias(type(estimator))
     except RuntimeError:  # skl2onnx's word for "no converter registered"
@@ -30,7 +36,7 @@ def convertible(estimator) -> bool:
 
 
 def model_graph(estimator, task: str, n_features: int, n_classes: int):
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, compose, helper, numpy_helper
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
@@ -40,18 +46,15 @@ def model_graph(estimator, task: str, n_features: int, n_classes: int):
         raise CouplerError(f"skl2onnx has no converter for {type(estimator).__name__}")
     double = type(estimator).__name__ in DOUBLE
     kind = DoubleTensorType if double else FloatTensorType
-    options = {id(estimator): {"zipmap": False}} if task != "regression" and hasattr(estimator, "predict_proba") else None
+    options = {id(estimator): {"zipmap": False}} if task != "regression" else None
     graph = to_onnx(estimator, initial_types=[("x", kind([None, n_features]))], options=options,
                     target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
+    graph = compose.add_prefix(graph, "skl2onnx_")  # every name of its own apart from the contract's names
     nodes, initializers = list(graph.graph.node), list(graph.graph.initializer)
     outputs = [o.name for o in graph.graph.output]
-    renamed = {name: f"skl2onnx_{name}" for name in outputs}  # the names below are the contract's
-    for node in nodes:
-        node.input[:] = [renamed.get(n, n) for n in node.input]
-        node.output[:] = [renamed.get(n, n) for n in node.output]
-    outputs = [renamed[name] for name in outputs]
     # the core feeds float32: cast to double in front of a double graph
-    head = [helper.make_node("Cast", ["features"], ["x"], to=TensorProto.DOUBLE if double else TensorProto.FLOAT)]
+    head = [helper.make_node("Cast", ["features"], ["skl2onnx_x"],
+                             to=TensorProto.DOUBLE if double else TensorProto.FLOAT)]
     tail, result = [], []
     if task == "regression":
         tail.append(helper.make_node("Cast", [outputs[0]], ["prediction"], to=TensorProto.FLOAT))

@@ -162,6 +162,8 @@ SCHEMAS = {
 
 #: the named models whose estimator takes no ``sample_weight`` in fit (so no ``train.class_weight``)
 NO_SAMPLE_WEIGHT = {"knn"}
+#: the named models skl2onnx cannot convert with the pinned libraries (``coupler_sklearn.onnx.BROKEN``)
+NO_ONNX = {"hist_gradient_boosting"}
 #: the named classifiers without ``predict_proba`` (svm has it only with model.params.probability=true)
 NO_PROBA = {"ridge"}
 
@@ -194,6 +196,7 @@ def named_factory(name: str, classifier: str | None, regressor: str | None):
     build.tasks = (CLASSIFICATION if classifier else ()) + (("regression",) if regressor else ())
     build.proba_tasks = () if name in NO_PROBA or not classifier else CLASSIFICATION
     build.sample_weights = name not in NO_SAMPLE_WEIGHT
+    build.export_formats = () if name in NO_ONNX else ("onnx",)
     return build
 
 

@@ -14,7 +14,7 @@ from coupler.errors import CouplerError
 
 def model_graph(booster, task: str, n_features: int, n_classes: int):
     import onnxmltools
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, compose, helper
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     from coupler.onnx_export import ML_OPSET
@@ -28,13 +28,9 @@ def model_graph(booster, task: str, n_features: int, n_classes: int):
     booster.feature_types = None
     graph = onnxmltools.convert_xgboost(booster, initial_types=[("x", FloatTensorType([None, n_features]))],
                                         target_opset=15)  # the newest onnxmltools 1.16 converts to (the core converts up)
+    graph = compose.add_prefix(graph, "xgboost_")  # every name of its own apart from the contract's names
     outputs = [o.name for o in graph.graph.output]
-    renamed = {name: f"xgboost_{name}" for name in outputs}
-    nodes = list(graph.graph.node)
-    for node in nodes:
-        node.input[:] = ["features" if n == "x" else renamed.get(n, n) for n in node.input]
-        node.output[:] = [renamed.get(n, n) for n in node.output]
-    outputs = [renamed[name] for name in outputs]
+    nodes = [helper.make_node("Identity", ["features"], ["xgboost_x"]), *graph.graph.node]
     if task == "regression":
         tail = [helper.make_node("Identity", [outputs[0]], ["prediction"])]
         result = [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None, 1])]
