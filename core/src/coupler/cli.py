@@ -69,11 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                               "missing values (without it, such a value is an error naming it)")
 
     _add_compare(commands)
-    export = commands.add_parser("export", help="export a finished run as one file that answers like predict: ONNX "
-                                                "(every engine) or TorchScript (torch), parity checked")
-    export.add_argument("run_dir", type=Path, help="the run directory (the export goes into its exports/, and its "
-                                                   "checksums are extended)")
-    export.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the export's format")
+    _add_export(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -95,6 +91,14 @@ def _add_compare(commands) -> None:
     compare.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP",
                          help="a run directory, or a multirun's sweep directory")
     compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def _add_export(commands) -> None:
+    export = commands.add_parser("export", help="export a finished run as one file that answers like predict: ONNX "
+                                                "(every engine) or TorchScript (torch), parity checked")
+    export.add_argument("run_dir", type=Path, help="the run directory (the export goes into its exports/, and its "
+                                                   "checksums are extended)")
+    export.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the export's format")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,17 @@ EXPORTS = "exports"
 FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 
 
+def require(*modules: str, install: str) -> None:
+    """Import ``modules`` or refuse with the pip command that installs them (an export's libraries are extras)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise CouplerError(f"exporting needs {module}, which is not installed: pip install '{install}'") from None
+
+
 # --- the exporters ------------------------------------------------------------------------------------------
 
 
@@ -343,6 +354,8 @@ def export_model(fmt: str, model, preprocessor, task: str, classes: list, rows, 
     if fmt not in getattr(model, "export_formats", ()):
         raise CouplerError(f"model {name!r} cannot be exported as {fmt}; it exports "
                            f"{', '.join(getattr(model, 'export_formats', ())) or 'no format'}")
+    if fmt == "onnx":
+        require("onnx", "onnxruntime", install="coupler[onnx]")
     state = preprocessor.state()
     check_exportable(state)
     split, frame = rows

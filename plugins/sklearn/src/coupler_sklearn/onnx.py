@@ -24,6 +24,9 @@ BROKEN = {"HistGradientBoostingClassifier": "skl2onnx 1.20's converter fails wit
 
 def convertible(estimator) -> bool:
     """Whether skl2onnx has a converter for the estimator's class (imports skl2onnx: call it only to export)."""
+    from coupler.onnx_export import require
+
+    require("skl2onnx", install="coupler-sklearn[onnx]")
     from skl2onnx import get_model_alias
 
     if type(estimator).__name__ in BROKEN:

@@ -13,6 +13,9 @@ from coupler.errors import CouplerError
 
 
 def model_graph(booster, task: str, n_features: int, n_classes: int):
+    from coupler.onnx_export import require
+
+    require("onnxmltools", install="coupler-xgboost[onnx]")
     import onnxmltools
     from onnx import TensorProto, compose, helper
     from onnxmltools.convert.common.data_types import FloatTensorType
