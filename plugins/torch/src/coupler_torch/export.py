@@ -109,9 +109,11 @@ class Scripted(nn.Module):
 
 
 def to_torchscript(model, state: dict, task: str) -> bytes:
-    scripted = torch.jit.script(Scripted(model.network, state, task, model.target_scale).eval())
     buffer = io.BytesIO()
-    torch.jit.save(scripted, buffer)
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; the issue asks for it, and it works
+        warnings.filterwarnings("ignore", ".*torch.jit.*deprecated", DeprecationWarning)
+        scripted = torch.jit.script(Scripted(model.network, state, task, model.target_scale).eval())
+        torch.jit.save(scripted, buffer)
     return buffer.getvalue()
 
 
