@@ -100,15 +100,17 @@ class OnnxExporter(FormatExporter):
 
 def parity_rows(config: dict, registry, task: str, classes: list, seed: int):
     """``(split name, raw feature rows)``: the run's test rows, read again from its data and split as it split them;
-    its validation rows when it has no test rows, else its training rows."""
+    its validation rows when it has no test rows or keeps them unread (``split.measure_test=false``, a search's
+    trial), else its training rows."""
     from coupler.dataset import encode_target
     from coupler.splitting import split_rows
 
     dataset = registry.get("data", config["data"]["name"]).build("data", config["data"])
     y, _ = encode_target(dataset.y, task, classes)
     indices = split_rows(y, task, config["split"], seed, classes, ordered=dataset.ordered, gap=dataset.gap)
+    unread = () if config["split"].get("measure_test", True) else ("test",)
     for name in ("test", "val", "train"):
-        rows = getattr(indices, name)
+        rows = getattr(indices, name) if name not in unread else []
         if len(rows):
             return name, dataset.X.iloc[rows]
     raise CouplerError("the run's data have no rows to check the export on")
