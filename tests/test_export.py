@@ -99,9 +99,3 @@ def test_coupler_export_refuses_a_format_the_model_lacks_and_a_changed_run(regre
     result = coupler_cli("export", str(changed), "--format", "onnx")
     assert result.rc == 2 and "metrics.json changed" in result.err
 
-
-def test_an_exporter_the_model_cannot_honour_is_refused_before_any_data(coupler_cli):
-    result = coupler_cli("train", "model=logistic_regression", "exporters=[torchscript]", "data=csv",
-                         "data.path=never_read.csv", "data.target=y")
-    assert result.rc == 2
-    assert "exporters='torchscript'" in result.err and "model=mlp" in result.err

@@ -218,6 +218,7 @@ def onnx_inputs(state: dict, rows) -> dict:
 def join(preprocessing, model_graph, task: str, classes: list):
     """One graph: the preprocessing, the model's graph on its ``features``, and (classification) the class codes
     mapped to the run's labels. Outputs ``label`` and ``probabilities``, or ``prediction``."""
+    import numpy as np
     import onnx
     from onnx import TensorProto, compose, helper
 
@@ -234,8 +235,7 @@ def join(preprocessing, model_graph, task: str, classes: list):
         labels = dict(values_int64s=[int(c) for c in classes]) if whole else dict(values_strings=[str(c) for c in classes])
         graph.node.append(helper.make_node("Flatten", ["m_label"], ["m_label_column"], axis=1))
         graph.node.append(helper.make_node("Squeeze", ["m_label_column", "m_label_axis"], ["m_label_flat"]))
-        graph.initializer.append(onnx.numpy_helper.from_array(__import__("numpy").array([1], dtype="int64"),
-                                                              "m_label_axis"))
+        graph.initializer.append(onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "m_label_axis"))
         graph.node.append(helper.make_node("Cast", ["m_label_flat"], ["m_label_code"], to=TensorProto.INT64))
         graph.node.append(helper.make_node("LabelEncoder", ["m_label_code"], ["label"], domain="ai.onnx.ml",
                                            keys_int64s=list(range(len(classes))), **labels,
@@ -250,8 +250,7 @@ def join(preprocessing, model_graph, task: str, classes: list):
         if "m_prediction" not in outputs:
             raise CouplerError(f"the model's ONNX graph has no output 'prediction' (it has {[n[2:] for n in outputs]})")
         graph.node.append(helper.make_node("Reshape", ["m_prediction", "m_flat_shape"], ["prediction"]))
-        graph.initializer.append(onnx.numpy_helper.from_array(__import__("numpy").array([-1], dtype="int64"),
-                                                              "m_flat_shape"))
+        graph.initializer.append(onnx.numpy_helper.from_array(np.array([-1], dtype=np.int64), "m_flat_shape"))
         del graph.output[:]
         graph.output.append(helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None]))
     onnx.checker.check_model(joined)
