@@ -120,7 +120,7 @@ def test_an_exporter_that_does_not_support_the_model_is_refused_naming_those_tha
     with pytest.raises(ConfigError) as caught:
         train_run(tmp_path, *ABSENT, "model=logistic_regression", "exporters=[xgboost_only]", manager=manager)
     assert "exporters='xgboost_only' is not allowed: exporters that support model 'logistic_regression': " \
-           "model_card; exporter 'xgboost_only' does not (it exports xgboost models)" in str(caught.value)
+           "model_card, onnx; exporter 'xgboost_only' does not (it exports xgboost models)" in str(caught.value)
     assert not (tmp_path / "run" / "model").exists()
 
 

@@ -130,10 +130,16 @@ def _check_exporter(model, model_name: str, name: str, exporter, registry: Regis
             fitting.append(component.name)
     raise ConfigError("exporters", name, f"exporters that support model {model_name!r}: "
                       f"{', '.join(sorted(fitting)) or 'none is installed'}; exporter {name!r} does not "
-                      f"(it exports {_exported(exporter)}): remove {name} from exporters")
+                      f"(it exports {_exported(exporter, registry, model_name)}): remove {name} from exporters, or "
+                      f"choose a model it exports")
 
 
-def _exported(exporter) -> str:
+def _exported(exporter, registry: Registry | None = None, chosen: str = "") -> str:
+    fmt = getattr(exporter, "format", None)
+    if isinstance(fmt, str) and fmt:  # a format exporter (coupler.onnx_export): the models that declare the format
+        fitting = models_that(registry, chosen, lambda m: fmt in (getattr(m, "export_formats", None) or ())) \
+            if registry is not None else []
+        return f"the models that declare {fmt} in export_formats{f': {_choices(fitting)}' if fitting else ''}"
     models, engines = getattr(exporter, "models", None), getattr(exporter, "engines", None)
     parts = ([f"models {', '.join(models)}"] if models else []) + ([f"{'/'.join(engines)} models"] if engines else [])
     return " and ".join(parts) or "the models its supports() accepts"

@@ -1,5 +1,5 @@
-"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``compare``, ``explain``, ``report``,
-``new-plugin``.
+"""The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``export``, ``compare``, ``explain``,
+``report``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_compare(commands)
     _add_explain(commands)
     _add_report(commands)
+    _add_export(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -118,6 +119,14 @@ def _add_report(commands) -> None:
     report.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
 
 
+def _add_export(commands) -> None:
+    export = commands.add_parser("export", help="export a finished run as one file that answers like predict: ONNX "
+                                                "(every engine) or TorchScript (torch), parity checked")
+    export.add_argument("run_dir", type=Path, help="the run directory (the export goes into its exports/, and its "
+                                                   "checksums are extended)")
+    export.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the export's format")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="coupler: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
@@ -134,6 +143,8 @@ def _command(argv: list[str]) -> int:
         return evaluate(args.run_dir, args.overrides, args.json)
     if args.command == "predict":
         return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
+    if args.command == "export":
+        return export(args.run_dir, args.format)
     if args.command == "compare":
         return compare(args.paths, args.json)
     if args.command == "explain":
@@ -224,8 +235,8 @@ def _train_program() -> Path:
                        "(pip install coupler), or run python -m coupler.train_app ARGS")
 
 
-COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "explain", "report", "new-plugin", "completion", "--help",
-            "--version")
+COMMANDS = ("plugins", "train", "evaluate", "predict", "export", "compare", "explain", "report", "new-plugin", "completion",
+            "--help", "--version")
 #: ``eval "$(coupler completion bash)"``: completes ``coupler``'s commands; after ``coupler train``, it asks Hydra's
 #: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare``,
 #: ``explain``, ``report`` and ``predict`` it leaves file names to the shell.
@@ -290,6 +301,20 @@ def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool 
     remove_stale_temporaries(output_path)
     rows = FinishedRun(run_dir, get_plugin_manager()).predict_file(input_path, output_path, impute)
     print(f"wrote {rows} predictions to {output_path}")
+    return 0
+
+
+def export(run_dir: Path, fmt: str) -> int:
+    """``coupler export RUN --format F``: ``coupler.onnx_export.export_finished``."""
+    from coupler.onnx_export import export_finished
+
+    written = export_finished(run_dir, fmt)
+    parity = json.loads(written[-1].read_text())["parity"]
+    delta = parity.get("max_abs_proba_diff")
+    shown = (f"labels agree {parity['label_agreement']:.0%}" + (f", max |dp| {delta:.1e}" if delta is not None else "")
+             if "label_agreement" in parity else f"max relative difference {parity['max_rel_diff']:.1e}")
+    print(f"wrote {written[0]} (parity on {parity['rows']} {parity['split']} rows: {shown}); the run's manifest "
+          f"lists it")
     return 0
 
 

@@ -5,7 +5,7 @@ with lifecycle hook implementations, see ``coupler.hookspecs``). Nothing here im
 
 **Declared capabilities.** What a component can do is a class attribute, not something the core probes for:
 ``Model.tasks``, ``proba_tasks``, ``reports_epochs``, ``sample_weights``, ``engine``, ``input_formats``,
-``reads_files``; ``Exporter.models`` / ``engines`` / ``supports``; ``Metric.tasks`` / ``needs_proba``;
+``reads_files``, ``export_formats``; ``Exporter.models`` / ``engines`` / ``supports``; ``Metric.tasks`` / ``needs_proba``;
 ``Callback.requires`` / ``engines``. The run reads them *before any data is read* (``coupler.capabilities``)
 from the class a model's factory declares it returns (``declared_model``), and refuses a combination the model
 cannot honour, naming what would work; it reads them again from the built model before fitting.
@@ -82,6 +82,10 @@ class Model:
     input_formats: tuple[str, ...] | None = None
     #: Whether the model reads files itself (an image folder): ``files`` is then one of its input formats.
     reads_files: bool = False
+    #: The formats its plugin can export it in (``exporters=[onnx]``, ``coupler export --format``): ``"onnx"``
+    #: with a ``to_onnx(n_features)`` method, ``"torchscript"`` with ``to_torchscript(state, task)`` and
+    #: ``torchscript_answers(...)`` (``coupler.onnx_export`` says what each returns). A built model may narrow it.
+    export_formats: tuple[str, ...] = ()
 
     def fit(self, train: Split, val: Split | None, run: RunContext) -> None:
         """Train on ``train``; ``val`` (None when the split is empty) may drive early stopping. Call
@@ -199,7 +203,7 @@ def gives_proba(model: Any, task: str) -> bool:
 
 #: the class attributes a factory may carry itself, overriding its ``returns`` class for that one component
 CAPABILITIES = ("tasks", "proba_tasks", "reports_epochs", "sample_weights", "engine", "input_format",
-                "input_formats", "reads_files")
+                "input_formats", "reads_files", "export_formats")
 
 
 def declared_model(factory: Any) -> type | None:

@@ -964,6 +964,10 @@ def _read_back(path: Path) -> None:
         yaml.safe_load(path.read_text())
     elif suffix in (".md", ".txt"):
         path.read_text(encoding="utf-8")
+    elif suffix == ".onnx":
+        import onnx
+
+        onnx.checker.check_model(str(path))
 
 
 def _metric_inputs(task: str) -> dict:

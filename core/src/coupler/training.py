@@ -26,8 +26,9 @@ from coupler.dataset import Dataset, encode_target, infer_task
 from coupler.distributed import secondary_process
 from coupler.errors import ConfigError, CouplerError
 from coupler.evaluation import measure, predictions_frame, select_metrics
-from coupler.plugin_faults import BlamedHooks, BlamedModel, blamed, component_label
+from coupler.onnx_export import export_records
 from coupler.plots import draw_run
+from coupler.plugin_faults import BlamedHooks, BlamedModel, blamed, component_label
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
 from coupler.progress import LOG_EVERY, EpochProgress
@@ -433,6 +434,9 @@ def _seal(run, config, manager, dataset, indices, input_format, model_component)
         "libraries": libraries,
         "files": checksums(run.directory),
     }
+    exports = export_records(run.directory)  # each export's parity on the test rows (coupler.onnx_export)
+    if exports:
+        manifest["exports"] = exports
     write_manifest(run.directory, json.loads(json.dumps(manifest, default=str)))
 
 

@@ -8,4 +8,4 @@ SMALL_MLP = ["model=mlp", "model.hidden=[8]"]
 
 
 def test_the_torch_plugin_conforms():
-    check_plugin("torch", overrides={"checkpoint": SMALL_MLP, "lr_monitor": SMALL_MLP})
+    check_plugin("torch", overrides={"checkpoint": SMALL_MLP, "lr_monitor": SMALL_MLP, "torchscript": SMALL_MLP})

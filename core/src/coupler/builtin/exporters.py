@@ -8,6 +8,7 @@ from pathlib import Path
 
 from coupler.components import Exporter
 from coupler.hookspecs import hookimpl
+from coupler.onnx_export import OnnxExporter
 from coupler.run_directory import atomic_write_text
 
 COUPLER_API = ">=1.2,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
@@ -65,3 +66,11 @@ def _fmt(value) -> str:
 def register_exporters(register):
     register("model_card", ModelCard, description="a Markdown card: model, parameters, data, metrics",
              schema=ModelCardSchema)
+    register("onnx", OnnxExporter, schema=OnnxSchema,
+             description="exports/model.onnx: the raw columns in, labels and probabilities out, parity checked")
+
+
+@dataclass
+class OnnxSchema:
+    """``exporters=[onnx]``: it takes no parameters (the graph takes the run's raw columns, its preprocessing
+    included; its parity on the test rows is checked and recorded)."""

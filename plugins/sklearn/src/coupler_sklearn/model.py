@@ -178,6 +178,20 @@ class SklearnModel(SklearnContract):
             full[:, self.estimator.classes_.astype(int)] = proba
             return full
 
+    @property
+    def export_formats(self) -> tuple[str, ...]:
+        """``("onnx",)`` when skl2onnx converts the estimator (read only when a run asks for an export: it imports
+        skl2onnx)."""
+        from coupler_sklearn.onnx import convertible
+
+        return ("onnx",) if convertible(self.estimator) else ()
+
+    def to_onnx(self, n_features: int):
+        """The estimator's ONNX graph (``coupler_sklearn.onnx``; what it takes and gives: ``coupler.onnx_export``)."""
+        from coupler_sklearn.onnx import model_graph
+
+        return model_graph(self.estimator, self.task, n_features, getattr(self, "n_classes", 0))
+
     def feature_importances(self) -> dict[str, float] | None:
         """Impurity importances of tree ensembles, or |coefficient| of linear models (summed over classes)."""
         names = getattr(self, "feature_names", None)

@@ -162,6 +162,8 @@ SCHEMAS = {
 
 #: the named models whose estimator takes no ``sample_weight`` in fit (so no ``train.class_weight``)
 NO_SAMPLE_WEIGHT = {"knn"}
+#: the named models skl2onnx cannot convert with the pinned libraries (``coupler_sklearn.onnx.BROKEN``)
+NO_ONNX = {"hist_gradient_boosting"}
 #: the named classifiers without ``predict_proba`` (svm has it only with model.params.probability=true)
 NO_PROBA = {"ridge"}
 
@@ -176,6 +178,7 @@ class SklearnContract(Model):
     reports_epochs = False  # trains in one step
     sample_weights = True  # the estimator's fit(sample_weight=)
     engine = "sklearn"
+    export_formats = ("onnx",)  # skl2onnx (coupler_sklearn.onnx); model=sklearn narrows it to what skl2onnx converts
 
 
 def named_factory(name: str, classifier: str | None, regressor: str | None):
@@ -193,6 +196,7 @@ def named_factory(name: str, classifier: str | None, regressor: str | None):
     build.tasks = (CLASSIFICATION if classifier else ()) + (("regression",) if regressor else ())
     build.proba_tasks = () if name in NO_PROBA or not classifier else CLASSIFICATION
     build.sample_weights = name not in NO_SAMPLE_WEIGHT
+    build.export_formats = () if name in NO_ONNX else ("onnx",)
     return build
 
 

@@ -424,6 +424,23 @@ class TorchModel(TorchContract):
     def predict_proba(self, X):
         return None if self.task == "regression" else self._predictions(X)
 
+    # --- exports (for a model that reads a matrix and declares export_formats: coupler_torch.export) ---------
+
+    def to_onnx(self, n_features: int):
+        from coupler_torch.export import to_onnx
+
+        return to_onnx(self, n_features)
+
+    def to_torchscript(self, state: dict, task: str) -> bytes:
+        from coupler_torch.export import to_torchscript
+
+        return to_torchscript(self, state, task)
+
+    def torchscript_answers(self, data: bytes, state: dict, rows, task: str):
+        from coupler_torch.export import torchscript_answers
+
+        return torchscript_answers(data, state, rows, task)
+
     # --- artifacts -------------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:

@@ -20,6 +20,8 @@ class MLP(TorchModel):
     """Its parameters' types and ranges are checked by ``model=mlp``'s schema (``coupler_torch.plugin.MLPSchema``)
     before any data is read; the schema cannot say that each hidden width is at least 1, so ``__init__`` does."""
 
+    export_formats = ("onnx", "torchscript")  # coupler_torch.export (build_mlp declares them too)
+
     def __init__(self, task: str, seed: int, hidden: list[int], dropout: float, batch_size: int, threads: int | None):
         super().__init__(task, seed, batch_size)
         if not all(width >= 1 for width in hidden):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 from coupler import hookimpl
+from coupler.onnx_export import FormatExporter
 from coupler.schema import param
 
 from coupler_torch import hookspecs
@@ -106,6 +107,27 @@ def build_mlp(task: str, seed: int, hidden: list[int], dropout: float, batch_siz
 
 
 build_mlp.returns = TorchContract
+build_mlp.export_formats = ("onnx", "torchscript")  # a matrix in: coupler_torch.export (cnn, rnn, transformer: none)
+
+
+@dataclass
+class TorchScriptSchema:
+    """``exporters=[torchscript]``: it takes no parameters (the module holds the run's preprocessing; its parity on
+    the test rows is checked and recorded)."""
+
+
+class TorchScriptExporter(FormatExporter):
+    """``exporters=[torchscript]``: ``exports/model.torchscript.pt``, the network with the run's preprocessing in
+    torch ops (``coupler_torch.export`` says what it takes)."""
+
+    format = "torchscript"
+
+
+@hookimpl
+def register_exporters(register):
+    register("torchscript", TorchScriptExporter, schema=TorchScriptSchema,
+             description="exports/model.torchscript.pt: torch.jit.script of the network with the run's preprocessing, "
+                         "parity checked")
 
 
 @hookimpl

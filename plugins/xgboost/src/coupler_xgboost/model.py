@@ -159,6 +159,14 @@ class XGBoostModel(XGBoostContract):
             return np.column_stack([1 - raw, raw])
         return raw if self.task == "multiclass" else None
 
+    def to_onnx(self, n_features: int):
+        """The booster's ONNX graph (``coupler_xgboost.onnx``; what it takes and gives: ``coupler.onnx_export``)."""
+        from coupler_xgboost.onnx import model_graph
+
+        n_classes = {"binary": 2, "regression": 0}.get(self.task) or int(json.loads(self.booster.save_config())
+                                                                       ["learner"]["learner_model_param"]["num_class"])
+        return model_graph(self.booster, self.task, n_features, n_classes)
+
     def feature_importances(self) -> dict[str, float]:
         """Total gain of each feature over the kept rounds."""
         return self.booster.get_score(importance_type="total_gain")

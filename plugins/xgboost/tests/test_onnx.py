@@ -1,0 +1,53 @@
+"""``exporters=[onnx]`` with model=xgboost (coupler_xgboost.onnx): parity recorded, and the refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from coupler.errors import CouplerError
+from coupler.testing import train_run
+
+
+@pytest.fixture(scope="module")
+def xgboost_run(tmp_path_factory):
+    _, run_dir = train_run(tmp_path_factory.mktemp("xgboost_onnx"), "data=breast_cancer", "model=xgboost",
+                           "model.num_boost_round=5", "exporters=[onnx]")
+    return run_dir
+
+
+def test_an_xgboost_export_answers_like_the_run_and_records_its_parity(xgboost_run):
+    import onnxruntime
+    from coupler.finished_run import FinishedRun
+    from coupler.onnx_export import onnx_inputs
+
+    parity = json.loads((xgboost_run / "manifest.json").read_text())["exports"]["onnx"]["parity"]
+    print("xgboost onnx parity:", parity)
+    assert parity["label_agreement"] == 1.0 and parity["max_abs_proba_diff"] <= 1e-5
+    run = FinishedRun(xgboost_run)
+    from sklearn.datasets import load_breast_cancer
+
+    rows = load_breast_cancer(as_frame=True).data.head(20).copy()
+    rows.iloc[0, 0] = np.nan  # missing: the default branch, as XGBoost takes it
+    state = json.loads((xgboost_run / "preprocessor.json").read_text())
+    session = onnxruntime.InferenceSession(str(xgboost_run / "exports" / "model.onnx"))
+    labels, proba = session.run(["label", "probabilities"], onnx_inputs(state, rows))
+    assert list(labels) == list(run.predict(rows))
+    assert np.abs(proba - run.predict_proba(rows).to_numpy()).max() <= 1e-5
+
+
+def test_native_categorical_splits_are_refused_by_name():
+    from coupler.onnx_export import preprocessing_graph
+
+    state = {"columns": ["island", "bill"], "categorical": {"island": {"fill": "Dream", "categories": ["Dream"]}},
+             "numeric": {}, "encode": "onehot", "input_format": "frame"}
+    with pytest.raises(CouplerError, match="'island' is categorical and the model reads it natively"):
+        preprocessing_graph(state)
+
+
+def test_torchscript_is_refused_for_xgboost_before_any_data(coupler_cli):
+    result = coupler_cli("train", "model=xgboost", "exporters=[torchscript]", "data=csv", "data.path=never_read.csv",
+                         "data.target=y")
+    assert result.rc == 2 and "exporters that support model 'xgboost': model_card, onnx" in result.err
+    assert "model=mlp" in result.err  # what would export as torchscript
