@@ -1,0 +1,298 @@
+"""``coupler serve RUN``: a finished run behind a REST API (FastAPI + uvicorn, the ``serve`` extra).
+
+The run is loaded once, at start-up, through ``FinishedRun`` (its checksums verified: a tampered run is refused
+before the server listens; nothing is unpickled), and every request predicts in memory.
+
+* ``POST /predict``: JSON records (``[{"column": value, ...}, ...]``, ``Content-Type: application/json``) or a CSV
+  table with a header (``Content-Type: text/csv``). Answers ``{"predictions": [...], "probabilities": [{class:
+  p, ...}, ...] | null, "far_outside": {feature: rows}}``. Each record is validated against the run's feature
+  schema (``feature_model``: numbers where the run trained on numbers, categories as strings; every training
+  column present, ``null`` for a missing value): a missing or ill-typed field is a 422 naming the record and the
+  field.
+* ``GET /health``: ``{"status": "ok"}`` once the run is loaded.
+* ``GET /metadata``: the feature schema, classes, task, metrics, versions, and the count of values far outside
+  training seen since start-up, per feature (``coupler.drift``'s rule).
+
+``--runtime onnx`` answers from the run's ONNX export (``RUN/exports/*.onnx``, written by ``coupler export RUN
+--format onnx``) with onnxruntime, after the same validation. uvicorn stops cleanly on SIGTERM and Ctrl-C: it
+finishes the requests in flight and exits 0.
+"""
+
+
+import logging
+import threading
+from pathlib import Path
+
+from coupler.errors import CouplerError
+
+log = logging.getLogger("coupler")
+
+RUNTIMES = ("native", "onnx")
+INSTALL_HINT = "pip install 'coupler[serve]' (FastAPI and uvicorn)"
+
+
+def _require_server_libraries() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise CouplerError(f"coupler serve needs {exc.name}, which is not installed: {INSTALL_HINT}") from None
+
+
+def feature_model(manifest: dict):
+    """A pydantic model of one input record, from the run's recorded columns and dtypes: a numeric column is a
+    number (or null: imputed as training imputed it), a categorical one a string (an integer or a number where
+    the training column held those), every field required."""
+    import numpy as np
+    from pydantic import ConfigDict, create_model
+
+    features = manifest["features"]
+    fields = {}
+    for column in features["columns"]:
+        dtype = np.dtype(features["dtypes"].get(column, "object")) if _numpy_dtype(features["dtypes"].get(column)) \
+            else np.dtype(object)
+        if column not in features.get("categorical", []):
+            kind = float
+        elif np.issubdtype(dtype, np.bool_):
+            kind = bool
+        elif np.issubdtype(dtype, np.integer):
+            kind = int
+        elif np.issubdtype(dtype, np.floating):
+            kind = float
+        else:
+            kind = str
+        fields[column] = (kind | None, ...)
+    return create_model("Record", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def _numpy_dtype(name: str | None) -> bool:
+    import numpy as np
+
+    try:
+        np.dtype(name)
+        return name is not None
+    except TypeError:  # pandas' own dtypes (category, string, ...): strings here
+        return False
+
+
+class OnnxRuntime:
+    """The run's ONNX export answering in place of its model: one named input per raw column (float32 for a
+    numeric one, string for a categorical one, shape (rows, 1)), outputs the labels and the probabilities."""
+
+    def __init__(self, run):
+        paths = sorted((run.directory / "exports").glob("**/*.onnx")) if (run.directory / "exports").is_dir() else []
+        if not paths:
+            raise CouplerError(f"run {str(run.directory)!r} has no ONNX export; run coupler export "
+                               f"{run.directory} --format onnx first, or serve it with --runtime native.")
+        try:
+            import onnxruntime
+        except ImportError:
+            raise CouplerError("--runtime onnx needs onnxruntime, which is not installed: pip install "
+                               "onnxruntime") from None
+        self.path = paths[0]
+        self.session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: i.type for i in self.session.get_inputs()}
+        self.run = run
+
+    def predictions(self, frame):
+        import numpy as np
+        import pandas as pd
+
+        feeds = {}
+        for name, kind in self.inputs.items():
+            column = frame[name]
+            if "string" in kind:
+                feeds[name] = column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+            else:
+                feeds[name] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32).reshape(-1, 1)
+        outputs = self.session.run(None, feeds)
+        labels = np.asarray(outputs[0]).reshape(-1)
+        if self.run.classes and np.issubdtype(labels.dtype, np.integer):
+            labels = np.asarray(self.run.classes, dtype=object)[labels]
+        proba = None
+        if len(outputs) > 1 and self.run.classes:
+            values = outputs[1]
+            array = np.array([[row[k] for k in sorted(row)] for row in values]) if isinstance(values, list) \
+                else np.asarray(values)
+            proba = pd.DataFrame(array, columns=list(self.run.classes))
+        return labels, proba
+
+
+class Server:
+    """What the app holds: the loaded run, the record model, the runtime, and the counts /metadata reports."""
+
+    def __init__(self, run_dir: Path | str, runtime: str = "native", manager=None):
+        from coupler.finished_run import FinishedRun
+
+        if runtime not in RUNTIMES:
+            from coupler.errors import ConfigError
+
+            raise ConfigError("--runtime", runtime, " or ".join(RUNTIMES))
+        self.run = FinishedRun(run_dir, manager)
+        if self.run.input_format not in ("matrix", "frame"):
+            raise CouplerError(f"run {str(run_dir)!r} reads {self.run.input_format}; coupler serve serves runs on "
+                               f"tabular features (columns of numbers and categories).")
+        self.runtime_name = runtime
+        self.runtime = OnnxRuntime(self.run) if runtime == "onnx" else self.run
+        self.record = feature_model(self.run.manifest)
+        self.far_outside: dict[str, int] = {}
+        self.requests = {"predict": 0, "rows": 0, "rejected": 0}
+        self._lock = threading.Lock()
+
+    def count(self, rows: int, far: dict[str, int]) -> None:
+        with self._lock:
+            self.requests["predict"] += 1
+            self.requests["rows"] += rows
+            for feature, n in far.items():
+                self.far_outside[feature] = self.far_outside.get(feature, 0) + n
+
+    def reject(self) -> None:
+        with self._lock:
+            self.requests["rejected"] += 1
+
+    def metadata(self) -> dict:
+        import json
+        import platform
+
+        from coupler import __version__
+
+        run, manifest = self.run, self.run.manifest
+        features = manifest["features"]
+        distribution = run.distribution or {"features": {}}
+        schema = {}
+        for column in features["columns"]:
+            entry = {"dtype": features["dtypes"].get(column), "categorical": column in features.get("categorical", [])}
+            spec = distribution["features"].get(column)
+            if spec and spec["kind"] == "numeric":
+                entry.update(training_min=spec["min"], training_max=spec["max"])
+            elif spec:
+                entry["categories"] = sorted(spec["frequencies"])
+            schema[column] = entry
+        with self._lock:
+            far, requests = dict(self.far_outside), dict(self.requests)
+        return {
+            "run": str(run.directory), "task": run.task, "classes": run.classes, "target": features.get("target"),
+            "features": schema, "model": manifest["components"]["model"],
+            "metrics": json.loads((run.directory / "metrics.json").read_text()),
+            "runtime": self.runtime_name, "onnx_file": str(self.runtime.path) if self.runtime_name == "onnx" else None,
+            "versions": {"coupler_server": __version__, "python": platform.python_version(),
+                         "trained_with": {"coupler": manifest.get("coupler_version"), "python": manifest.get("python"),
+                                          **(manifest.get("libraries") or {})}},
+            "far_outside": far, "far_outside_rule": None if run.distribution is None else
+            f"a category unseen in training, or a number beyond the training min/max by more than "
+            f"{distribution.get('far_margin')} times the training range",
+            "requests": requests,
+        }
+
+    def predict(self, frame) -> dict:
+        from coupler import drift
+
+        labels, proba = self.runtime.predictions(frame)
+        far = drift.far_outside(frame, self.run.distribution)
+        if far:
+            drift.warn_far_outside(frame, self.run.distribution)
+        self.count(len(frame), far)
+        return {"predictions": [_plain(v) for v in labels],
+                "probabilities": None if proba is None else proba.to_dict(orient="records"),
+                "far_outside": far}
+
+
+def _plain(value):
+    """A label or number as JSON has it (numpy scalars are not JSON)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
+    """The FastAPI application serving ``run_dir`` (loaded and verified here, once)."""
+    _require_server_libraries()
+    from fastapi import FastAPI, HTTPException, Request
+    from pydantic import TypeAdapter, ValidationError
+
+    server = Server(run_dir, runtime, manager)
+    records = TypeAdapter(list[server.record])
+    app = FastAPI(title=f"coupler serve {Path(run_dir).name}",
+                  description="POST /predict with JSON records or a CSV table; see GET /metadata for the schema.")
+    app.state.server = server
+
+    def refuse(detail) -> HTTPException:
+        server.reject()
+        return HTTPException(status_code=422, detail=detail)
+
+    def validated(payload) -> list[dict]:
+        if not isinstance(payload, list) or not payload:
+            raise refuse("the body must be a non-empty JSON list of records: [{\"column\": value, ...}, ...]")
+        try:
+            return [r.model_dump() for r in records.validate_python(payload)]
+        except ValidationError as exc:
+            raise refuse([{"loc": ["body", *error["loc"]], "msg": error["msg"], "type": error["type"]}
+                          for error in exc.errors()[:20]]) from None
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/metadata")
+    def metadata() -> dict:
+        return server.metadata()
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict:
+        import pandas as pd
+
+        from coupler.errors import DataError
+
+        kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        body = await request.body()
+        if kind in ("text/csv", "application/csv"):
+            payload = _csv_records(body)
+            if isinstance(payload, str):
+                raise refuse(payload)
+        elif kind == "application/json":
+            import json
+
+            try:
+                payload = json.loads(body)
+            except ValueError as exc:
+                raise refuse(f"the body is not JSON: {exc}") from None
+        else:
+            raise HTTPException(status_code=415, detail=f"Content-Type {kind!r}: send application/json records "
+                                                        f"or text/csv")
+        frame = pd.DataFrame(validated(payload), columns=server.run.preprocessor.columns)
+        try:
+            return await _in_thread(server.predict, frame)
+        except DataError as exc:
+            raise refuse(str(exc)) from None
+
+    return app
+
+
+async def _in_thread(function, *args):
+    """Run the prediction in the thread pool: the event loop keeps answering /health meanwhile."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, *args)
+
+
+def _csv_records(body: bytes):
+    """The records of a CSV body (header first), empty cells as null; or a message saying why it cannot be read."""
+    import io
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas' parser errors have no common public base
+        return f"cannot read the CSV body: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+    return frame.replace("", None).to_dict(orient="records")
+
+
+def serve(run_dir: Path | str, host: str = "127.0.0.1", port: int = 8000, runtime: str = "native") -> int:
+    """Load the run, then serve it until SIGTERM or Ctrl-C (uvicorn's graceful shutdown); returns the exit status."""
+    _require_server_libraries()
+    import uvicorn
+
+    app = create_app(run_dir, runtime)
+    log.info("serving run %s (%s runtime) on http://%s:%d: POST /predict, GET /health, GET /metadata",
+             run_dir, runtime, host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
