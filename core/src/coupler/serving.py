@@ -14,12 +14,13 @@ before the server listens; nothing is unpickled), and every request predicts in 
   training seen since start-up, per feature (``coupler.drift``'s rule).
 
 ``--runtime onnx`` answers from the run's ONNX export (``RUN/exports/*.onnx``, written by ``coupler export RUN
---format onnx``) with onnxruntime, after the same validation. uvicorn stops cleanly on SIGTERM and Ctrl-C: it
-finishes the requests in flight and exits 0.
+--format onnx``) with onnxruntime, after the same validation. SIGTERM and Ctrl-C stop the server cleanly: uvicorn
+finishes the requests in flight, and ``coupler serve`` exits 0.
 """
 
 
 import logging
+import signal
 import threading
 from pathlib import Path
 
@@ -294,5 +295,19 @@ def serve(run_dir: Path | str, host: str = "127.0.0.1", port: int = 8000, runtim
     app = create_app(run_dir, runtime)
     log.info("serving run %s (%s runtime) on http://%s:%d: POST /predict, GET /health, GET /metadata",
              run_dir, runtime, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    stopped_by = []
+    previous = {sig: signal.signal(sig, lambda number, frame: stopped_by.append(number))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again once its own handlers are
+        # gone: the handlers above take it, so that a requested stop ends with status 0 (not killed, not an
+        # "interrupted" error)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    requests = app.state.server.requests
+    log.info("stopped%s after %d predict requests (%d rows, %d rejected)",
+             f" by {signal.Signals(stopped_by[0]).name}" if stopped_by else "", requests["predict"],
+             requests["rows"], requests["rejected"])
     return 0
