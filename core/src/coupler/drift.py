@@ -108,40 +108,68 @@ def _bin_fractions(numbers, edges: list[float]) -> list[float]:
 
 # --- far outside training (predict and serve) --------------------------------------------------------------
 
-def far_outside(frame, distribution: dict | None) -> dict[str, int]:
-    """Per feature, how many values of ``frame`` lie far outside training (module docstring: the rule);
-    features with none are left out."""
-    import numpy as np
-    import pandas as pd
+class FarOutside:
+    """The rule of "far outside training" (module docstring) for one recorded distribution, its bounds computed
+    once: calling it on a frame gives, per feature, how many values lie far outside; features with none are left
+    out. One pass over the numeric columns together, one ``isin`` per categorical column (``coupler serve`` calls
+    it on every request)."""
 
-    if not distribution:
-        return {}
-    found = {}
-    for column, spec in distribution["features"].items():
-        if column not in frame.columns:
-            continue
-        values = frame[column]
-        if spec["kind"] == "categorical":
-            present = values.dropna().astype(str)
-            count = int((~present.isin(list(spec["frequencies"]))).sum())
-        else:
-            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-            margin = distribution.get("far_margin", FAR_MARGIN) * (spec["max"] - spec["min"])
+    def __init__(self, distribution: dict | None):
+        import numpy as np
+
+        features = (distribution or {}).get("features", {})
+        margin = (distribution or {}).get("far_margin", FAR_MARGIN)
+        self.margin = margin
+        self.numeric = [c for c, spec in features.items() if spec["kind"] == "numeric"]
+        widths = np.array([features[c]["max"] - features[c]["min"] for c in self.numeric])
+        self.low = np.array([features[c]["min"] for c in self.numeric]) - margin * widths
+        self.high = np.array([features[c]["max"] for c in self.numeric]) + margin * widths
+        self.categories = {c: list(spec["frequencies"]) for c, spec in features.items() if spec["kind"] == "categorical"}
+
+    def __call__(self, frame) -> dict[str, int]:
+        import numpy as np
+        import pandas as pd
+
+        found = {}
+        present = [i for i, c in enumerate(self.numeric) if c in frame.columns]
+        if present:
+            columns = [self.numeric[i] for i in present]
+            block = frame[columns]
+            try:
+                values = block.to_numpy(dtype=float, na_value=np.nan)
+            except (TypeError, ValueError):  # text in a numeric column (coupler predict --impute): not a number
+                values = np.column_stack([pd.to_numeric(block[c], errors="coerce").to_numpy(dtype=float) for c in columns])
             with np.errstate(invalid="ignore"):
-                count = int(((numbers < spec["min"] - margin) | (numbers > spec["max"] + margin)).sum())
-        if count:
-            found[column] = count
-    return found
+                counts = ((values < self.low[present]) | (values > self.high[present])).sum(axis=0)
+            found.update({c: int(n) for c, n in zip(columns, counts) if n})
+        for column, categories in self.categories.items():
+            if column in frame.columns:
+                values = frame[column]
+                known = values.isin(categories) if values.dtype == object else values.astype(str).isin(categories)
+                count = int((~known & values.notna()).sum())
+                if count:
+                    found[column] = count
+        return dict(sorted(found.items(), key=lambda item: list(frame.columns).index(item[0])))
+
+
+def far_outside(frame, distribution: dict | None) -> dict[str, int]:
+    """Per feature, how many values of ``frame`` lie far outside training (``FarOutside``)."""
+    return FarOutside(distribution)(frame) if distribution else {}
+
+
+def log_far_outside(found: dict[str, int], distribution: dict | None) -> None:
+    """One warning naming the features with values far outside training, and their counts."""
+    if found:
+        listing = ", ".join(f"{column} ({count} row{'s' if count > 1 else ''})" for column, count in found.items())
+        log.warning("values far outside the training data (unseen categories, or numbers beyond the training range by "
+                    "more than %g times its width) in: %s; the predictions for those rows are extrapolations",
+                    (distribution or {}).get("far_margin", FAR_MARGIN), listing)
 
 
 def warn_far_outside(frame, distribution: dict | None) -> dict[str, int]:
     """Log one warning naming the features with values far outside training (and their counts); return them."""
     found = far_outside(frame, distribution)
-    if found:
-        listing = ", ".join(f"{column} ({count} row{'s' if count > 1 else ''})" for column, count in found.items())
-        log.warning("values far outside the training data (unseen categories, or numbers beyond the training range by "
-                    "more than %g times its width) in: %s; the predictions for those rows are extrapolations",
-                    distribution.get("far_margin", FAR_MARGIN), listing)
+    log_far_outside(found, distribution)
     return found
 
 

@@ -92,6 +92,7 @@ class FinishedRun:
         self.input_format = self.manifest["features"]["input_format"]
         #: each feature's training distribution (``coupler.drift``); None for a run that has none
         self.distribution = drift.read(self.directory)
+        self._far_outside = drift.FarOutside(self.distribution)
 
     def metrics(self):
         return select_metrics(self.config.get("metrics"), self.task, self.model, self.manager.registry)
@@ -148,14 +149,17 @@ class FinishedRun:
         predicted = np.asarray(self._predicting().predict(self.transform(rows, impute)))
         return np.asarray(self.classes, dtype=object)[predicted.astype(int)] if self.classes else predicted
 
-    def predictions(self, rows, impute: bool = False):
-        """``(predict(rows), predict_proba(rows))`` from one pass of the preprocessing (``coupler serve``)."""
+    def predictions(self, rows, impute: bool = False, validated: bool = False):
+        """``(predict(rows), predict_proba(rows))`` from one pass of the preprocessing (``coupler serve``).
+        ``validated``: ``rows`` is a DataFrame whose every training column is there and whose numeric columns hold
+        finite floats or missing values only (``coupler serve`` validated them): ``transform``'s checks are
+        skipped."""
         import numpy as np
         import pandas as pd
 
         from coupler.components import gives_proba
 
-        X = self.transform(rows, impute)
+        X = self.preprocessor.transform(rows, self.input_format) if validated else self.transform(rows, impute)
         model = self._predicting()
         predicted = np.asarray(model.predict(X))
         labels = np.asarray(self.classes, dtype=object)[predicted.astype(int)] if self.classes else predicted
@@ -168,7 +172,7 @@ class FinishedRun:
         without a recorded distribution."""
         import pandas as pd
 
-        return drift.far_outside(rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows), self.distribution)
+        return self._far_outside(rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows))
 
     def predict_proba(self, rows, impute: bool = False):
         """A DataFrame of class probabilities for ``rows``, a column per class label (index: the rows'); None for
@@ -232,7 +236,7 @@ class FinishedRun:
         if output_path.is_dir():
             raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
         X = self.transform(frame, impute)
-        drift.warn_far_outside(frame, self.distribution)
+        drift.log_far_outside(self.far_outside(frame), self.distribution)
         measured = measure(self._predicting(), X, None, [], len(self.classes))
         predictions = predictions_frame(frame.index, measured, self.classes)
         replaced = [c for c in predictions.columns if c in frame.columns]

@@ -41,17 +41,18 @@ def _require_server_libraries() -> None:
 
 
 def feature_model(manifest: dict):
-    """A pydantic model of one input record, from the run's recorded columns and dtypes: a numeric column is a
-    number (or null: imputed as training imputed it), a categorical one a string (an integer or a number where
-    the training column held those), every field required."""
+    """The type of one input record, from the run's recorded columns and dtypes, for pydantic to validate: a
+    numeric column is a number (or null: imputed as training imputed it), a categorical one a string (an integer
+    or a number where the training column held those); every field required, others ignored. A ``TypedDict``:
+    validated records are plain dicts, with no model object built per row."""
     import numpy as np
-    from pydantic import ConfigDict, create_model
+    from typing_extensions import TypedDict  # pydantic requires typing_extensions' TypedDict before Python 3.12
 
     features = manifest["features"]
     fields = {}
     for column in features["columns"]:
-        dtype = np.dtype(features["dtypes"].get(column, "object")) if _numpy_dtype(features["dtypes"].get(column)) \
-            else np.dtype(object)
+        name = features["dtypes"].get(column)
+        dtype = np.dtype(name) if _numpy_dtype(name) else np.dtype(object)
         if column not in features.get("categorical", []):
             kind = float
         elif np.issubdtype(dtype, np.bool_):
@@ -62,8 +63,8 @@ def feature_model(manifest: dict):
             kind = float
         else:
             kind = str
-        fields[column] = (kind | None, ...)
-    return create_model("Record", __config__=ConfigDict(extra="ignore"), **fields)
+        fields[column] = kind | None
+    return TypedDict("Record", fields)
 
 
 def _numpy_dtype(name: str | None) -> bool:
@@ -95,7 +96,7 @@ class OnnxRuntime:
         self.inputs = {i.name: i.type for i in self.session.get_inputs()}
         self.run = run
 
-    def predictions(self, frame):
+    def predictions(self, frame, validated: bool = True):
         import numpy as np
         import pandas as pd
 
@@ -136,9 +137,26 @@ class Server:
         self.runtime_name = runtime
         self.runtime = OnnxRuntime(self.run) if runtime == "onnx" else self.run
         self.record = feature_model(self.run.manifest)
+        self.numeric = [c for c in self.run.preprocessor.columns if c not in self.run.preprocessor.categorical]
         self.far_outside: dict[str, int] = {}
         self.requests = {"predict": 0, "rows": 0, "rejected": 0}
         self._lock = threading.Lock()
+
+    def check_finite(self, frame) -> None:
+        """Refuse infinity in a numeric column (JSON has none, but CSV and pydantic read "inf"): the one check the
+        record schema leaves to ``FinishedRun.transform``, done here on all numeric columns at once."""
+        import numpy as np
+
+        if not self.numeric:
+            return
+        numbers = frame[self.numeric].to_numpy(dtype=float, na_value=np.nan)
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            from coupler.errors import DataError
+
+            rows, columns = np.nonzero(infinite)
+            raise DataError(f"input column {self.numeric[columns[0]]!r} holds infinity in record {int(rows[0])}; "
+                            f"send a number, or null to impute it as training imputed missing values.")
 
     def count(self, rows: int, far: dict[str, int]) -> None:
         with self._lock:
@@ -182,25 +200,22 @@ class Server:
             "far_outside": far, "far_outside_rule": None if run.distribution is None else
             f"a category unseen in training, or a number beyond the training min/max by more than "
             f"{distribution.get('far_margin')} times the training range",
-            "requests": requests,
+            "requests": requests, "record_schema": getattr(self, "record_schema", None),
         }
 
     def predict(self, frame) -> dict:
         from coupler import drift
 
-        labels, proba = self.runtime.predictions(frame)
-        far = drift.far_outside(frame, self.run.distribution)
+        self.check_finite(frame)
+        labels, proba = self.runtime.predictions(frame, validated=True)
+        far = self.run.far_outside(frame)
         if far:
-            drift.warn_far_outside(frame, self.run.distribution)
+            drift.log_far_outside(far, self.run.distribution)
         self.count(len(frame), far)
-        return {"predictions": [_plain(v) for v in labels],
-                "probabilities": None if proba is None else proba.to_dict(orient="records"),
+        return {"predictions": labels.tolist() if hasattr(labels, "tolist") else list(labels),
+                "probabilities": None if proba is None else [dict(zip(proba.columns, row))
+                                                               for row in proba.to_numpy().tolist()],
                 "far_outside": far}
-
-
-def _plain(value):
-    """A label or number as JSON has it (numpy scalars are not JSON)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
@@ -211,6 +226,7 @@ def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
 
     server = Server(run_dir, runtime, manager)
     records = TypeAdapter(list[server.record])
+    server.record_schema = records.json_schema()["$defs"]["Record"]
     app = FastAPI(title=f"coupler serve {Path(run_dir).name}",
                   description="POST /predict with JSON records or a CSV table; see GET /metadata for the schema.")
     app.state.server = server
@@ -220,13 +236,15 @@ def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
         return HTTPException(status_code=422, detail=detail)
 
     def validated(payload) -> list[dict]:
-        if not isinstance(payload, list) or not payload:
-            raise refuse("the body must be a non-empty JSON list of records: [{\"column\": value, ...}, ...]")
+        """The records of ``payload`` (JSON bytes, or the records of a CSV body), validated."""
         try:
-            return [r.model_dump() for r in records.validate_python(payload)]
+            rows = records.validate_json(payload) if isinstance(payload, bytes) else records.validate_python(payload)
         except ValidationError as exc:
             raise refuse([{"loc": ["body", *error["loc"]], "msg": error["msg"], "type": error["type"]}
                           for error in exc.errors()[:20]]) from None
+        if not rows:
+            raise refuse("the body is an empty list; send at least one record: [{\"column\": value, ...}, ...]")
+        return rows
 
     @app.get("/health")
     def health() -> dict:
@@ -249,12 +267,7 @@ def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
             if isinstance(payload, str):
                 raise refuse(payload)
         elif kind == "application/json":
-            import json
-
-            try:
-                payload = json.loads(body)
-            except ValueError as exc:
-                raise refuse(f"the body is not JSON: {exc}") from None
+            payload = body  # parsed and validated in one pass by pydantic
         else:
             raise HTTPException(status_code=415, detail=f"Content-Type {kind!r}: send application/json records "
                                                         f"or text/csv")
