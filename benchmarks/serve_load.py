@@ -15,7 +15,9 @@ process on 127.0.0.1:
 
 Each is driven by ``--clients`` concurrent clients (threads, one ``httpx.Client`` each, keep-alive) for
 ``--seconds`` per payload: single rows and batches of ``--batch`` (256) rows. Printed: requests/s, rows/s, p50 and
-p99 latency, failed requests, and coupler's p50 over the minimal app's. The clients share the machine with the
+p99 latency, the server's CPU time per request (Linux), failed requests, and coupler's p50 over the minimal app's.
+The servers run side by side and take turns every ``--slice`` seconds, so that a shared machine's drifting speed
+falls on each alike; the CPU time per request is the steadier figure where the machine is busy. The clients share the machine with the
 server: on 2 cores the absolute figures are the machine's, the ratios the comparison.
 
 Targets: no failed request; p50 <= 1.2x the minimal app's; ONNX runtime at least as fast as native.
@@ -63,8 +65,7 @@ def predict(records: list[dict]) -> dict:
         frame[column] = pd.Categorical(frame[column], categories=spec["categories"])
     proba = booster.predict(xgb.DMatrix(frame, enable_categorical=True))
     labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    return {"predictions": labels.tolist(),
-            "probabilities": pd.DataFrame(proba, columns=classes).to_dict(orient="records")}
+    return {"predictions": labels.tolist(), "probabilities": [dict(zip(classes, row)) for row in proba.tolist()]}
 
 
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
@@ -133,8 +134,7 @@ def drive(port: int, payload: bytes, clients: int, seconds: float) -> dict:
     def client(index: int) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
                           headers={"Content-Type": "application/json"}) as http:
-            for _ in range(3):  # warm the connection and the server's first-call paths
-                http.post("/predict", content=payload)
+            http.post("/predict", content=payload)  # open the connection
             while time.monotonic() < stop_at:
                 started = time.perf_counter()
                 try:
@@ -151,15 +151,32 @@ def drive(port: int, payload: bytes, clients: int, seconds: float) -> dict:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - began
-    every = sorted(x for per in latencies for x in per)
-    return {"requests": len(every), "failed": sum(failures), "rps": len(every) / elapsed,
+    return {"latencies": [x for per in latencies for x in per], "failed": sum(failures), "elapsed": elapsed}
+
+
+def merged(parts: list[dict]) -> dict:
+    """The slices of one server and payload together: requests/s, p50 and p99 latency (ms), server CPU per request."""
+    every = sorted(x for part in parts for x in part["latencies"])
+    elapsed = sum(part["elapsed"] for part in parts)
+    return {"requests": len(every), "failed": sum(part["failed"] for part in parts), "rps": len(every) / elapsed,
             "p50": statistics.median(every) * 1000 if every else float("nan"),
-            "p99": every[min(len(every) - 1, int(0.99 * len(every)))] * 1000 if every else float("nan")}
+            "p99": every[min(len(every) - 1, int(0.99 * len(every)))] * 1000 if every else float("nan"),
+            "cpu_per_request": 1000 * sum(part["cpu"] for part in parts) / max(len(every), 1)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system; Linux ``/proc``), NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="load per server and payload")
+    parser.add_argument("--slice", type=float, default=1.0, help="the servers take turns every SLICE seconds")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rows", type=int, default=5000)
@@ -189,24 +206,33 @@ def main() -> int:
         servers["coupler serve (onnx)"] = lambda port: [*coupler_program(), "serve", str(run), "--port", str(port),
                                                          "--runtime", "onnx"]
     print(f"XGBoost run: {args.rows} rows x {args.features} features, {args.rounds} rounds; {args.clients} clients, "
-          f"{args.seconds:g} s per line; cpu count {os.cpu_count()}")
-    results = {}
-    for name, command in servers.items():
-        port = free_port()
-        process = start(command(port), port)
-        try:
-            for payload_name, payload in payloads.items():
-                results[name, payload_name] = drive(port, payload, args.clients, args.seconds)
-        finally:
+          f"{args.seconds:g} s per line in slices of {args.slice:g} s, the servers taking turns; cpu count {os.cpu_count()}")
+    ports = {name: free_port() for name in servers}
+    processes = {}
+    try:
+        for name, command in servers.items():
+            processes[name] = start(command(ports[name]), ports[name])
+        slices = max(1, round(args.seconds / args.slice))
+        measured = {(name, p): [] for name in servers for p in payloads}
+        for _ in range(slices):  # taking turns: a shared machine's drifting speed falls on every server alike
+            for name in servers:
+                for payload_name, payload in payloads.items():
+                    before = cpu_seconds(processes[name].pid)
+                    result = drive(ports[name], payload, args.clients, args.slice)
+                    result["cpu"] = cpu_seconds(processes[name].pid) - before
+                    measured[name, payload_name].append(result)
+    finally:
+        for process in processes.values():
             stop(process)
+    results = {key: merged(parts) for key, parts in measured.items()}
 
     print(f"{'server':<28} {'payload':<9} {'requests':>8} {'failed':>6} {'req/s':>8} {'rows/s':>9} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'p50 / minimal':>13}")
+          f"{'p99 ms':>8} {'cpu ms/req':>10} {'p50 / minimal':>13}")
     for (name, payload_name), r in results.items():
         rows = int(payload_name.split()[0])
         base = results["minimal FastAPI + xgboost", payload_name]["p50"]
         print(f"{name:<28} {payload_name:<9} {r['requests']:>8} {r['failed']:>6} {r['rps']:>8.1f} {r['rps'] * rows:>9.0f} "
-              f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['p50'] / base:>12.2f}x")
+              f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['cpu_per_request']:>10.2f} {r['p50'] / base:>12.2f}x")
     if onnx_note is not None:
         print(f"coupler serve (onnx)         not measured: coupler export RUN --format onnx failed: {onnx_note}")
     failed = sum(r["failed"] for r in results.values())

@@ -42,11 +42,16 @@ def _require_server_libraries() -> None:
 
 def feature_model(manifest: dict):
     """The type of one input record, from the run's recorded columns and dtypes, for pydantic to validate: a
-    numeric column is a number (or null: imputed as training imputed it), a categorical one a string (an integer
+    numeric column is a finite number (or null: imputed as training imputed it), a categorical one a string (an integer
     or a number where the training column held those); every field required, others ignored. A ``TypedDict``:
     validated records are plain dicts, with no model object built per row."""
+    from typing import Annotated
+
     import numpy as np
+    from pydantic import Field
     from typing_extensions import TypedDict  # pydantic requires typing_extensions' TypedDict before Python 3.12
+
+    number = Annotated[float, Field(allow_inf_nan=False)]  # infinity is no missing value: null is
 
     features = manifest["features"]
     fields = {}
@@ -54,7 +59,7 @@ def feature_model(manifest: dict):
         name = features["dtypes"].get(column)
         dtype = np.dtype(name) if _numpy_dtype(name) else np.dtype(object)
         if column not in features.get("categorical", []):
-            kind = float
+            kind = number
         elif np.issubdtype(dtype, np.bool_):
             kind = bool
         elif np.issubdtype(dtype, np.integer):
@@ -137,26 +142,12 @@ class Server:
         self.runtime_name = runtime
         self.runtime = OnnxRuntime(self.run) if runtime == "onnx" else self.run
         self.record = feature_model(self.run.manifest)
-        self.numeric = [c for c in self.run.preprocessor.columns if c not in self.run.preprocessor.categorical]
+        from coupler.drift import FarOutside
+
+        self.far = FarOutside(self.run.distribution)
         self.far_outside: dict[str, int] = {}
         self.requests = {"predict": 0, "rows": 0, "rejected": 0}
         self._lock = threading.Lock()
-
-    def check_finite(self, frame) -> None:
-        """Refuse infinity in a numeric column (JSON has none, but CSV and pydantic read "inf"): the one check the
-        record schema leaves to ``FinishedRun.transform``, done here on all numeric columns at once."""
-        import numpy as np
-
-        if not self.numeric:
-            return
-        numbers = frame[self.numeric].to_numpy(dtype=float, na_value=np.nan)
-        infinite = np.isinf(numbers)
-        if infinite.any():
-            from coupler.errors import DataError
-
-            rows, columns = np.nonzero(infinite)
-            raise DataError(f"input column {self.numeric[columns[0]]!r} holds infinity in record {int(rows[0])}; "
-                            f"send a number, or null to impute it as training imputed missing values.")
 
     def count(self, rows: int, far: dict[str, int]) -> None:
         with self._lock:
@@ -203,18 +194,22 @@ class Server:
             "requests": requests, "record_schema": getattr(self, "record_schema", None),
         }
 
-    def predict(self, frame) -> dict:
+    def predict(self, records: list[dict]) -> dict:
+        """The answer to validated ``records``: their predictions, probabilities and far-outside counts."""
+        import pandas as pd
+
         from coupler import drift
 
-        self.check_finite(frame)
+        columns = self.run.preprocessor.columns
+        frame = pd.DataFrame({column: [record[column] for record in records] for column in columns}, columns=columns)
         labels, proba = self.runtime.predictions(frame, validated=True)
-        far = self.run.far_outside(frame)
+        far = self.far.records(records)
         if far:
             drift.log_far_outside(far, self.run.distribution)
         self.count(len(frame), far)
+        classes = [str(c) for c in self.run.classes]  # plain strings: a pandas Index is slow to iterate per row
         return {"predictions": labels.tolist() if hasattr(labels, "tolist") else list(labels),
-                "probabilities": None if proba is None else [dict(zip(proba.columns, row))
-                                                               for row in proba.to_numpy().tolist()],
+                "probabilities": None if proba is None else [dict(zip(classes, row)) for row in proba.to_numpy().tolist()],
                 "far_outside": far}
 
 
@@ -256,8 +251,6 @@ def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
 
     @app.post("/predict")
     async def predict(request: Request) -> dict:
-        import pandas as pd
-
         from coupler.errors import DataError
 
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
@@ -271,9 +264,8 @@ def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
         else:
             raise HTTPException(status_code=415, detail=f"Content-Type {kind!r}: send application/json records "
                                                         f"or text/csv")
-        frame = pd.DataFrame(validated(payload), columns=server.run.preprocessor.columns)
         try:
-            return await _in_thread(server.predict, frame)
+            return await _in_thread(server.predict, validated(payload))
         except DataError as exc:
             raise refuse(str(exc)) from None
 
