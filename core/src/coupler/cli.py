@@ -38,8 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                "  coupler evaluate runs/DATE/TIME\n"
                "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
                "  coupler compare runs/A runs/B                   # settings that differ, metrics side by side\n"
-               "  coupler drift runs/DATE/TIME new.csv            # new rows against the training distribution\n"
-               "  coupler serve runs/DATE/TIME --port 8000        # a REST server: POST /predict\n"
+               "  coupler serve runs/DATE/TIME --port 8000        # a REST server; coupler drift RUN new.csv\n"
                "  coupler plugins --json\n"
                "  coupler new-plugin my_model --kind model         # a plugin package to start from",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -72,8 +71,7 @@ def _parser() -> argparse.ArgumentParser:
                               "missing values (without it, such a value is an error naming it)")
 
     _add_compare(commands)
-    _add_drift(commands)
-    _add_serve(commands)
+    _add_drift_and_serve(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -97,7 +95,7 @@ def _add_compare(commands) -> None:
     compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
-def _add_drift(commands) -> None:
+def _add_drift_and_serve(commands) -> None:
     drift = commands.add_parser("drift", help="how far new rows drift from a run's training data: PSI, KS or "
                                               "chi-square test, out-of-range values and unseen categories per feature")
     drift.add_argument("run_dir", type=Path, help="the run directory")
@@ -107,8 +105,6 @@ def _add_drift(commands) -> None:
                             "customary line between a moderate and a significant shift)")
     drift.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-
-def _add_serve(commands) -> None:
     serve = commands.add_parser("serve", help="serve a finished run over HTTP (FastAPI + uvicorn): POST /predict, "
                                               "GET /health, GET /metadata; needs pip install 'coupler[serve]'")
     serve.add_argument("run_dir", type=Path, help="the run directory")

@@ -39,16 +39,21 @@ PSI_THRESHOLD = 0.2
 #: the smallest fraction a PSI bin counts with (an empty bin would make the index infinite)
 PSI_FLOOR = 1e-4
 PERCENTILES = list(range(101))
+#: the percentiles and bin fractions are measured on at most this many training rows
+SAMPLE = 10_000
 
 
 # --- recording at train time ---------------------------------------------------------------------------------
 
 def profile(X, categorical: list[str]) -> dict:
-    """The distribution of each column of ``X`` (the training rows), as plain JSON."""
+    """The distribution of each column of ``X`` (the training rows), as plain JSON. Counts, min and max come
+    from every row; the percentiles and decile-bin fractions from a sample of up to ``SAMPLE`` rows (a fixed
+    seed): plenty for a percentile, and a 200,000-row run records it in milliseconds, not seconds."""
     import numpy as np
     import pandas as pd
 
     features = {}
+    sample = np.sort(np.random.default_rng(0).choice(len(X), SAMPLE, replace=False)) if len(X) > SAMPLE else None
     for column in X.columns:
         values = X[column]
         if column in categorical:
@@ -57,16 +62,22 @@ def profile(X, categorical: list[str]) -> dict:
                                 "missing": int(values.isna().sum()),
                                 "frequencies": {str(k): float(v) / max(int(counts.sum()), 1) for k, v in counts.items()}}
             continue
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-        numbers = numbers[np.isfinite(numbers)]
-        if not len(numbers):
+        numbers = values if pd.api.types.is_float_dtype(values) else pd.to_numeric(values, errors="coerce")
+        numbers = numbers.to_numpy(dtype=float, na_value=np.nan)
+        finite = np.isfinite(numbers)
+        count = int(finite.sum())
+        if not count:
             continue
-        percentiles = np.percentile(numbers, PERCENTILES)
+        sampled = numbers if sample is None else numbers[sample]
+        sampled = sampled[np.isfinite(sampled)]
+        kept = numbers if count == len(numbers) else numbers[finite]  # no copy in the common case
+        low, high = float(kept.min()), float(kept.max())
+        percentiles = np.percentile(sampled, PERCENTILES) if len(sampled) else np.array([low, high])
+        percentiles[0], percentiles[-1] = low, high
         edges = _bin_edges(percentiles)
-        features[column] = {"kind": "numeric", "count": int(len(numbers)), "missing": int(len(values) - len(numbers)),
-                            "min": float(numbers.min()), "max": float(numbers.max()),
-                            "percentiles": [_short(p) for p in percentiles], "bin_edges": edges,
-                            "bin_fractions": _bin_fractions(numbers, edges)}
+        features[column] = {"kind": "numeric", "count": count, "missing": int(len(values) - count), "min": low,
+                            "max": high, "percentiles": [_short(p) for p in percentiles], "bin_edges": edges,
+                            "bin_fractions": _bin_fractions(sampled, edges)}
     return {"format": 1, "rows": int(len(X)), "far_margin": FAR_MARGIN, "features": features}
 
 
