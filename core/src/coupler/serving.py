@@ -119,8 +119,11 @@ class OnnxRuntime:
         proba = None
         if len(outputs) > 1 and self.run.classes:
             values = outputs[1]
-            array = np.array([[row[k] for k in sorted(row)] for row in values]) if isinstance(values, list) \
-                else np.asarray(values)
+            if isinstance(values, list):  # a ZipMap output: a {class: probability} map per row
+                keys = {str(k): k for k in values[0]} if values else {}
+                array = np.array([[row[keys[str(c)]] for c in self.run.classes] for row in values])
+            else:
+                array = np.asarray(values)
             proba = pd.DataFrame(array, columns=list(self.run.classes))
         return labels, proba
 
