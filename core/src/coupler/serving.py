@@ -295,12 +295,26 @@ def _csv_records(body: bytes):
     return frame.replace("", None).to_dict(orient="records")
 
 
+def _check_address(host: str, port: int) -> None:
+    """Refuse an address the server cannot listen on (a port in use, a host not of this machine) in one line,
+    before uvicorn reports it in its own words."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise CouplerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port (or "
+                           f"--host)") from None
+
+
 def serve(run_dir: Path | str, host: str = "127.0.0.1", port: int = 8000, runtime: str = "native") -> int:
     """Load the run, then serve it until SIGTERM or Ctrl-C (uvicorn's graceful shutdown); returns the exit status."""
     _require_server_libraries()
     import uvicorn
 
     app = create_app(run_dir, runtime)
+    _check_address(host, port)
     log.info("serving run %s (%s runtime) on http://%s:%d: POST /predict, GET /health, GET /metadata",
              run_dir, runtime, host, port)
     stopped_by = []
