@@ -221,7 +221,8 @@ def _train_program() -> Path:
                        "(pip install coupler), or run python -m coupler.train_app ARGS")
 
 
-COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "drift", "serve", "new-plugin", "completion", "--help", "--version")
+COMMANDS = ("plugins", "train", "evaluate", "predict", "compare", "drift", "serve", "new-plugin", "completion", "--help",
+            "--version")
 #: ``eval "$(coupler completion bash)"``: completes ``coupler``'s commands; after ``coupler train``, it asks Hydra's
 #: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare`` and
 #: ``predict`` it leaves file names to the shell.
