@@ -16,10 +16,9 @@ process on 127.0.0.1:
 Each is driven by ``--clients`` concurrent clients (threads, one ``httpx.Client`` each, keep-alive) for
 ``--seconds`` per payload: single rows and batches of ``--batch`` (256) rows. Printed: requests/s, rows/s, p50 and
 p99 latency, the server's CPU time per request (Linux), failed requests, and coupler's p50 over the minimal
-app's.
-The servers run side by side and take turns every ``--slice`` seconds, so that a shared machine's drifting speed
-falls on each alike; the CPU time per request is the steadier figure where the machine is busy. The clients share the machine with the
-server: on 2 cores the absolute figures are the machine's, the ratios the comparison.
+app's. The servers run side by side and take turns every ``--slice`` seconds, so that a shared machine's drifting
+speed falls on each alike; the CPU time per request is the steadier figure where the machine is busy. The clients
+share the machine with the server: on 2 cores the absolute figures are the machine's, the ratios the comparison.
 
 Targets: no failed request; p50 <= 1.2x the minimal app's; ONNX runtime at least as fast as native.
 
