@@ -205,8 +205,8 @@ def checksums_paths(run_dir: Path) -> list[str]:
 
 #: what a run writes into its directory before it is sealed (``unknown_entries``: anything else is not its own)
 RUN_ENTRIES = frozenset({"config.yaml", "overrides.yaml", "metrics.json", "preprocessor.json", "history.csv",
-                         "feature_importances.csv", "predictions_test.csv", "feature_distribution.json", "baseline.json", "folds.csv", "model",
-                         "exports", "train.log", LOCK})
+                         "feature_importances.csv", "predictions_test.csv", "baseline.json", "folds.csv", "model",
+                         "exports", "train.log", LOCK, "feature_distribution.json"})
 
 
 def unknown_entries(run_dir: Path, engine_entries: frozenset[str] = frozenset()) -> list[str]:
