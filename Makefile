@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e "./core[explain]" $(foreach p,$(PLUGINS),-e ./$(p)) pytest pytest-xdist setuptools
+		-e "./core[explain,serve]" $(foreach p,$(PLUGINS),-e ./$(p)) pytest pytest-xdist setuptools
 	# then each plugin's test extra (pip 23.2 cannot resolve local plugins that depend on each other
 	# when they are named with extras in one go)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \

@@ -1,5 +1,5 @@
 """The ``coupler`` command: ``plugins``, ``train``, ``evaluate``, ``predict``, ``export``, ``compare``, ``explain``,
-``report``, ``new-plugin``.
+``report``, ``drift``, ``serve``, ``new-plugin``.
 
 Only argparse is imported at start-up: ``coupler --help`` loads no plugin, no Hydra and no ML library.
 Every failure is one line (``coupler: error: ...``), with no traceback, and an exit status that says its kind:
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
                "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
                "  coupler compare runs/A runs/B                   # settings that differ, metrics side by side\n"
                "  coupler report runs/DATE/TIME                   # one HTML page: metrics, plots, config\n"
+               "  coupler serve runs/DATE/TIME --port 8000        # a REST server; coupler drift RUN new.csv\n"
                "  coupler plugins --json\n"
                "  coupler new-plugin my_model --kind model         # a plugin package to start from",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_explain(commands)
     _add_report(commands)
     _add_export(commands)
+    _add_drift_and_serve(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
                                                          "then lower-case letters, digits or underscores")
@@ -125,6 +127,24 @@ def _add_export(commands) -> None:
     export.add_argument("run_dir", type=Path, help="the run directory (the export goes into its exports/, and its "
                                                    "checksums are extended)")
     export.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the export's format")
+def _add_drift_and_serve(commands) -> None:
+    drift = commands.add_parser("drift", help="how far new rows drift from a run's training data: PSI, KS or "
+                                              "chi-square test, out-of-range values and unseen categories per feature")
+    drift.add_argument("run_dir", type=Path, help="the run directory")
+    drift.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns")
+    drift.add_argument("--psi-threshold", type=float, default=0.2,
+                       help="exit 3 when a feature's population stability index exceeds this (default 0.2, the "
+                            "customary line between a moderate and a significant shift)")
+    drift.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    serve = commands.add_parser("serve", help="serve a finished run over HTTP (FastAPI + uvicorn): POST /predict, "
+                                              "GET /health, GET /metadata; needs pip install 'coupler[serve]'")
+    serve.add_argument("run_dir", type=Path, help="the run directory")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    serve.add_argument("--runtime", choices=("native", "onnx"), default="native",
+                       help="native: the run's own model (default); onnx: its ONNX export (coupler export RUN "
+                            "--format onnx) with onnxruntime")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +171,10 @@ def _command(argv: list[str]) -> int:
         return explain(args.run_dir, args.data, args.output, args.overwrite, args.rows, args.repeats)
     if args.command == "report":
         return report(args.run_dir, args.output, args.overwrite)
+    if args.command == "drift":
+        return drift(args.run_dir, args.input, args.psi_threshold, args.json)
+    if args.command == "serve":
+        return serve(args.run_dir, args.host, args.port, args.runtime)
     if args.command == "new-plugin":
         return new_plugin(args.name, args.kind, args.directory)
     if args.command == "completion":
@@ -235,11 +259,11 @@ def _train_program() -> Path:
                        "(pip install coupler), or run python -m coupler.train_app ARGS")
 
 
-COMMANDS = ("plugins", "train", "evaluate", "predict", "export", "compare", "explain", "report", "new-plugin", "completion",
-            "--help", "--version")
+COMMANDS = ("plugins", "train", "evaluate", "predict", "export", "compare", "explain", "report", "drift", "serve",
+            "new-plugin", "completion", "--help", "--version")
 #: ``eval "$(coupler completion bash)"``: completes ``coupler``'s commands; after ``coupler train``, it asks Hydra's
 #: own completion (``coupler-train -sc query=bash``) as ``coupler-train`` would be; after ``evaluate``, ``compare``,
-#: ``explain``, ``report`` and ``predict`` it leaves file names to the shell.
+#: ``explain``, ``report``, ``drift``, ``serve``, ``export`` and ``predict`` it leaves file names to the shell.
 BASH_COMPLETION = """\
 _coupler_completion()
 {
@@ -361,6 +385,43 @@ def report(run_dir: Path, output: Path | None, overwrite: bool) -> int:
 
     print(f"wrote {write_report(run_dir, output, overwrite)}")
     return 0
+
+
+#: ``coupler drift``'s exit status when a feature drifted past the threshold (2 is bad input, 1 a fault)
+EXIT_DRIFTED = 3
+
+
+def drift(run_dir: Path, input_path: Path, threshold: float, as_json: bool) -> int:
+    """Compare ``input_path``'s rows with the run's training distribution; exit ``EXIT_DRIFTED`` past
+    ``threshold``."""
+    from coupler import drift as drifts
+    from coupler.finished_run import FinishedRun
+    from coupler.plugin_manager import get_plugin_manager
+
+    distribution = drifts.check_run(run_dir)  # before loading the model: a run without one says so at once
+    run = FinishedRun(run_dir, get_plugin_manager())  # verifies the run's checksums
+    input_path = Path(input_path)
+    if not input_path.is_file():
+        from coupler.errors import DataError
+
+        raise DataError(f"input file {str(input_path)!r} does not exist; give a CSV or Parquet file.")
+    rows = drifts.compare(run._read_input(input_path), distribution)
+    drifted = drifts.drifted(rows, threshold)
+    if as_json:
+        print(json.dumps({"threshold": threshold, "drifted": drifted, "features": rows}, indent=2))
+    else:
+        print(drifts.report_table(rows, threshold))
+    if drifted:
+        print(f"coupler: drift past PSI {threshold:g} in {', '.join(drifted)}", file=sys.stderr)
+        return EXIT_DRIFTED
+    return 0
+
+
+def serve(run_dir: Path, host: str, port: int, runtime: str) -> int:
+    """Serve the run until SIGTERM or Ctrl-C (``coupler.serving``)."""
+    from coupler.serving import serve as served
+
+    return served(run_dir, host, port, runtime)
 
 
 def new_plugin(name: str, kind: str, directory: Path) -> int:

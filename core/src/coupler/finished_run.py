@@ -9,6 +9,7 @@ preprocessing from ``preprocessor.json``. Nothing is unpickled. In Python::
     run.predict(frame)          # labels (or numbers), one per row of a DataFrame with the training columns
     run.predict_proba(frame)    # a DataFrame, a column per class; None for a model without probabilities
     run.transform(frame)        # the rows as the model reads them (the run's own preprocessing)
+    run.far_outside(frame)      # {feature: rows} far outside the training data (coupler.drift's rule)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import threading
 from pathlib import Path
 
+from coupler import drift
 from coupler.components import Split
 from coupler.dataset import encode_target
 from coupler.errors import CouplerError, DataError
@@ -88,6 +90,9 @@ class FinishedRun:
             self.model = component.build("model", self.config["model"], task=self.task, seed=self.manifest["seed"])
         self.model.load(self.directory.resolve() / "model")
         self.input_format = self.manifest["features"]["input_format"]
+        #: each feature's training distribution (``coupler.drift``); None for a run that has none
+        self.distribution = drift.read(self.directory)
+        self._far_outside = drift.FarOutside(self.distribution)
 
     def metrics(self):
         return select_metrics(self.config.get("metrics"), self.task, self.model, self.manager.registry)
@@ -176,6 +181,31 @@ class FinishedRun:
         predicted = np.asarray(self._predicting().predict(self.transform(rows, impute)))
         return np.asarray(self.classes, dtype=object)[predicted.astype(int)] if self.classes else predicted
 
+    def predictions(self, rows, impute: bool = False, validated: bool = False):
+        """``(predict(rows), predict_proba(rows))`` from one pass of the preprocessing (``coupler serve``).
+        ``validated``: ``rows`` is a DataFrame whose every training column is there and whose numeric columns hold
+        finite floats or missing values only (``coupler serve`` validated them): ``transform``'s checks are
+        skipped."""
+        import numpy as np
+        import pandas as pd
+
+        from coupler.components import gives_proba
+
+        X = self.preprocessor.transform(rows, self.input_format) if validated else self.transform(rows, impute)
+        model = self._predicting()
+        predicted = np.asarray(model.predict(X))
+        labels = np.asarray(self.classes, dtype=object)[predicted.astype(int)] if self.classes else predicted
+        proba = model.predict_proba(X) if self.classes and gives_proba(self.model, self.task) else None
+        return labels, None if proba is None else pd.DataFrame(proba, columns=list(self.classes))
+
+    def far_outside(self, rows) -> dict[str, int]:
+        """Per feature, how many of ``rows`` lie far outside the training data: categories unseen in training,
+        numbers beyond its range by more than half its width (``coupler.drift.far_outside``). Empty for a run
+        without a recorded distribution."""
+        import pandas as pd
+
+        return self._far_outside(rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows))
+
     def predict_proba(self, rows, impute: bool = False):
         """A DataFrame of class probabilities for ``rows``, a column per class label (index: the rows'); None for
         a regressor or a model without probabilities."""
@@ -238,6 +268,7 @@ class FinishedRun:
         if output_path.is_dir():
             raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
         X = self.transform(frame, impute)
+        drift.log_far_outside(self.far_outside(frame), self.distribution)
         measured = measure(self._predicting(), X, None, [], len(self.classes))
         predictions = predictions_frame(frame.index, measured, self.classes)
         replaced = [c for c in predictions.columns if c in frame.columns]

@@ -137,7 +137,9 @@ class Preprocessor:
             for column in self.columns:
                 if column in self.categorical:
                     categories = self.categorical[column]["categories"]
-                    values = X[column].where(X[column].isna(), X[column].astype(str))
+                    values = X[column]
+                    if not pd.api.types.is_string_dtype(values):  # already text: no copy (coupler serve, per request)
+                        values = values.where(values.isna(), values.astype(str))
                     converted[column] = pd.Categorical(values.where(values.isin(categories)), categories=categories)
                 elif not pd.api.types.is_float_dtype(X[column]):
                     converted[column] = _numbers(X[column], column)

@@ -11,6 +11,7 @@ Layout::
       history.csv          per-epoch metrics and seconds, for iterative engines
       confusion_matrix_{val,test}.csv, predictions_test.csv
       preprocessor.json    the fitted preprocessing (plain JSON)
+      feature_distribution.json  each feature's training distribution (``coupler.drift``; tabular runs)
       model/               the model's own files (Model.save)
       exports/             exporters' output
       train.log            the log
@@ -205,7 +206,7 @@ def checksums_paths(run_dir: Path) -> list[str]:
 #: what a run writes into its directory before it is sealed (``unknown_entries``: anything else is not its own)
 RUN_ENTRIES = frozenset({"config.yaml", "overrides.yaml", "metrics.json", "preprocessor.json", "history.csv",
                          "feature_importances.csv", "predictions_test.csv", "baseline.json", "folds.csv", "model",
-                         "exports", "plots", "train.log", LOCK})
+                         "exports", "plots", "train.log", LOCK, "feature_distribution.json"})
 
 
 def unknown_entries(run_dir: Path, engine_entries: frozenset[str] = frozenset()) -> list[str]:

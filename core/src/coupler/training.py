@@ -15,7 +15,7 @@ from functools import lru_cache, partial
 from importlib import metadata
 from pathlib import Path
 
-from coupler import cross_validation
+from coupler import cross_validation, drift
 from coupler.callback import observes
 from coupler.capabilities import check_before_data, check_built, check_kinds_used, check_setting_groups
 from coupler.class_weight import row_weights
@@ -162,6 +162,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         write_csv(run_dir / cross_validation.FOLDS_FILE, cross_validation.folds_frame(*folds))
     timing = {"fit_seconds": round(fit_seconds, 3), "total_seconds": round(time.perf_counter() - started, 3)}
     _save(run, config, model, preprocessor, results, timing)
+    drift.record(run_dir, dataset.X.iloc[measured.train], dataset.categorical, run.input_format)  # coupler drift
     for key, exporter in exporters.items():
         paths = exporter.export(model, run, run_dir / "exports")
         run.hooks.on_export(run=run, exporter=key, paths=paths)
