@@ -206,8 +206,8 @@ class MlflowTracker(Callback):
             raise
         except Exception as exc:  # MLflow's, SQLAlchemy's (a store it cannot open or upgrade), the network's
             raise StoreError(f"tracking.mlflow.uri={self.uri}: MLflow refused the run ({_one_line(exc)}); check the "
-                             f"URI (a server http://HOST:PORT, or sqlite:///PATH/mlflow.db in an existing "
-                             f"directory) and that the store is reachable and writable.") from None
+                             f"URI (a server http://HOST:PORT, or sqlite:///PATH/mlflow.db where PATH can be "
+                             f"written) and that the store is reachable.") from None
 
     def on_fit_start(self, run, model) -> None:
         self._guarded("tags", lambda: client(self.uri).log_batch(self.run_id, tags=_tags(
