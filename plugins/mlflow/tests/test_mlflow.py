@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from coupler.testing import cli_in_this_process
@@ -144,7 +144,10 @@ def test_a_run_is_tracked_on_a_real_mlflow_server(workdir, coupler_cli, tmp_path
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
          "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--workers", "1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # its own process group: the server starts uvicorn in a process of its own, which outlives a killed server;
+        # no job runner (MLflow's background jobs, a dozen more processes)
+        start_new_session=True, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     try:
         uri = f"http://127.0.0.1:{port}"
         _wait_for(uri, server, seconds=90)
@@ -158,7 +161,7 @@ def test_a_run_is_tracked_on_a_real_mlflow_server(workdir, coupler_cli, tmp_path
         assert "run/manifest.json" in {a.path for a in client.list_artifacts(run.info.run_id, "run")}
         assert not (tmp_path / "mlflow.db").exists()  # the server's store, not the local default
     finally:
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)  # the server and the uvicorn process it started
         server.wait(timeout=30)
 
 
