@@ -74,7 +74,9 @@ def test_the_run_is_tagged_with_the_data_fingerprint_and_the_versions_and_no_com
     assert "mlflow.source.git.commit" not in tags  # the working directory is no git repository; the run went on
 
 
-def test_the_sealed_run_directory_is_logged_and_the_pyfunc_predicts_as_the_run_does(workdir, store, xgboost_run):
+def test_the_sealed_run_directory_is_logged_and_the_pyfunc_predicts_as_the_run_does(workdir, store, xgboost_run,
+                                                                                    tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever MLflow's loader writes where it runs stays out of the repository
     import mlflow.pyfunc
     from coupler import FinishedRun
     from sklearn.datasets import load_iris
