@@ -427,11 +427,21 @@ GROUP_DISTRIBUTIONS = {"search": "coupler-optuna", "optimizer": "coupler-torch",
 def _refuse_missing_group(manager: PluginManager, line: str, top: str) -> None:
     """``search=xgboost`` without coupler-optuna (not installed, disabled, left out or failed): one line saying
     what to do, where the key would otherwise be "not a Coupler setting" or Hydra's missing config."""
-    from coupler.plugin_manager import normalized_distribution
-
     distribution = GROUP_DISTRIBUTIONS.get(top)
     if distribution is None:
         return
+    raise CouplerError(f"{line}: the {top} group comes with the plugin {distribution}, which "
+                       f"{_unavailable(manager, distribution)}.")
+
+
+#: the trackers Coupler's own plugins register (``tracking=NAME``), by distribution: named while it is missing or off
+TRACKER_DISTRIBUTIONS = {"mlflow": "coupler-mlflow", "tensorboard": "coupler-tensorboard"}
+
+
+def _unavailable(manager: PluginManager, distribution: str) -> str:
+    """Why ``distribution``'s plugin offers nothing, and the fix: not installed, disabled, left out, or failed."""
+    from coupler.plugin_manager import normalized_distribution
+
     plugin = next((p for p in manager.plugins.values() if normalized_distribution(p.distribution) == distribution), None)
     if plugin is None:
         why = f"is not installed: pip install {distribution}"
@@ -441,7 +451,7 @@ def _refuse_missing_group(manager: PluginManager, line: str, top: str) -> None:
         why = f"is left out by COUPLER_PLUGINS_ONLY; allow {plugin.name} there"
     else:
         why = f"did not load ({plugin.error}); coupler plugins says why"
-    raise CouplerError(f"{line}: the {top} group comes with the plugin {distribution}, which {why}.")
+    return why
 
 
 def _check_core_key(key: str, value_text: str) -> None:
@@ -640,6 +650,10 @@ def _refuse(manager: PluginManager, group: str, choice, extra_dirs: tuple[str, .
         kind = manager.registry.kind_of_group[group]
         if (kind, choice) in manager.registry.disabled:
             manager.registry.get(kind, choice)  # raises, naming the disabled plugin
+        if kind == "tracker" and choice in TRACKER_DISTRIBUTIONS:  # tracking=mlflow without coupler-mlflow
+            distribution = TRACKER_DISTRIBUTIONS[choice]
+            raise CouplerError(f"tracking={choice}: the {choice} tracker comes with the plugin {distribution}, "
+                               f"which {_unavailable(manager, distribution)}.")
         raise UnknownComponentError(manager.registry.unknown_message(kind, str(choice), options))
     raise ConfigError(group, choice, f"one of {', '.join(sorted(options))}")
 

@@ -51,6 +51,7 @@ API 1.1 added the extension hooks, ``default=`` and ``resume_point``, and moved 
 engine read) into coupler-torch under the same names and contracts, so a plugin written for 1.0 still loads.
 API 1.2 added ``register(..., schema=)``: a component's or settings group's parameters as a dataclass
 (``coupler.schema``).
+API 1.3 added ``register_trackers`` and its kind ``tracker`` (``tracking=[NAME,...]``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ import pluggy
 
 PROJECT = "coupler"
 #: The plugin API this core provides (see "The plugin API version" above).
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 #: The ``COUPLER_API`` a plugin written against this API declares: this version up to the next major one.
 API_RANGE = f">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}"
 
@@ -134,6 +135,19 @@ def register_exporters(register):
 
     :param register: ``register(name, factory, description=None)``. ``factory(**config)`` returns a
         ``coupler.components.Exporter``.
+    :return: None.
+    """
+
+
+@hookspec
+def register_trackers(register):
+    """Register experiment trackers, selected by ``tracking=[NAME,...]`` (coupler-mlflow, coupler-tensorboard).
+
+    Called once, when plugins are loaded.
+
+    :param register: ``register(name, factory, description=None, schema=None)``. ``factory(**config)`` receives
+        the tracker's node ``tracking.NAME`` (``name`` excluded) and returns a callback, as ``register_callbacks``'
+        factories do; the run registers it for its length alongside ``callbacks=``.
     :return: None.
     """
 

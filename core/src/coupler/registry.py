@@ -67,6 +67,10 @@ CORE_KINDS = (
     Kind("metric", "metrics", "register_metrics", many=True, contract="a coupler.components.Metric"),
     Kind("exporter", "exporters", "register_exporters", many=True,
          contract="a coupler.components.Exporter (export(model, run, directory) -> paths)"),
+    # experiment trackers (coupler-mlflow, coupler-tensorboard): callbacks chosen apart from callbacks=, so that
+    # tracking=[mlflow,tensorboard] in a config or on the command line leaves the run's own callbacks alone
+    Kind("tracker", "tracking", "register_trackers", many=True,
+         contract="a callback: an object with lifecycle hook implementations (coupler.Callback)"),
 )
 #: The core's component kinds with the config group that selects each (a registry adds the plugins' own kinds:
 #: ``Registry.groups``).

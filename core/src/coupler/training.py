@@ -108,12 +108,13 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
     # hooks that raise are named: a plugin by its name, a callback by its component
     labels = {id(callback): component_label(manager, "callback", node.get("name", key))
               for (key, node), callback in zip(callback_nodes.items(), callbacks)}
+    trackers = _trackers(config, manager, labels)
     progress = EpochProgress(config["train"].get("log_every", LOG_EVERY))
     run = RunContext(config=config, directory=run_dir, hooks=BlamedHooks(manager, run_dir, labels), seed=seed,
                      callbacks=dict(zip(callback_nodes, callbacks)), registry=registry, progress=progress)
     registered = []
     try:
-        for callback in (progress, *callbacks):
+        for callback in (progress, *callbacks, *trackers):
             registered.append(manager.hooks.register(callback))
         epoch_watchers = [key for key, callback in zip(callback_nodes, callbacks) if observes(callback, "on_epoch_end")]
         return _run(run, config, manager, data_component, model_component, exporters, epoch_watchers)
@@ -121,6 +122,17 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
         progress.close()
         for name in registered:
             manager.hooks.unregister(name=name)
+
+
+def _trackers(config: dict, manager: PluginManager, labels: dict) -> list:
+    """``tracking=[mlflow,tensorboard]``: the trackers, built as callbacks are (each node checked against its schema)
+    and observing the run as callbacks do; a hook of theirs that raises is named by its tracker (``labels``)."""
+    trackers = []
+    for key, node in (config.get("tracking") or {}).items():
+        name = (node or {}).get("name", key)
+        trackers.append(manager.registry.get("tracker", name).build(f"tracking.{key}", node or {}))
+        labels[id(trackers[-1])] = component_label(manager, "tracker", name)
+    return trackers
 
 
 def _run(run: RunContext, config: dict, manager: PluginManager, data_component, model_component, exporters,
