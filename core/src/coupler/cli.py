@@ -26,22 +26,27 @@ DEBUG_ENV = "COUPLER_DEBUG"
 log = logging.getLogger("coupler")
 
 
+EXAMPLES = """Examples:
+  coupler train                                   # logistic regression on iris
+  coupler train data=breast_cancer model=random_forest model.params.n_estimators=300
+  coupler train -m model=logistic_regression,svm  # multirun
+  coupler evaluate runs/DATE/TIME
+  coupler predict runs/DATE/TIME input.csv predictions.csv
+  coupler export runs/DATE/TIME --format onnx     # one file that answers like predict
+  coupler compare runs/A runs/B                   # settings that differ, metrics side by side
+  coupler explain runs/DATE/TIME                  # permutation importance and SHAP values
+  coupler report runs/DATE/TIME                   # one HTML page: metrics, plots, config
+  coupler serve runs/DATE/TIME --port 8000        # a REST server; coupler drift RUN new.csv
+  coupler plugins --json
+  coupler new-plugin my_model --kind model         # a plugin package to start from"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coupler",
         description="A plugin-based training harness: pick data, model and metrics by config, get one run "
                     "directory you can evaluate, predict with and ship.",
-        epilog="Examples:\n"
-               "  coupler train                                   # logistic regression on iris\n"
-               "  coupler train data=breast_cancer model=random_forest model.params.n_estimators=300\n"
-               "  coupler train -m model=logistic_regression,svm  # multirun\n"
-               "  coupler evaluate runs/DATE/TIME\n"
-               "  coupler predict runs/DATE/TIME input.csv predictions.csv\n"
-               "  coupler compare runs/A runs/B                   # settings that differ, metrics side by side\n"
-               "  coupler report runs/DATE/TIME                   # one HTML page: metrics, plots, config\n"
-               "  coupler serve runs/DATE/TIME --port 8000        # a REST server; coupler drift RUN new.csv\n"
-               "  coupler plugins --json\n"
-               "  coupler new-plugin my_model --kind model         # a plugin package to start from",
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"coupler {__version__}")
@@ -60,21 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="data overrides, e.g. data=csv data.path=F data.target=C")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    predict = commands.add_parser("predict", help="predict every row of a CSV or Parquet file with a finished run")
-    predict.add_argument("run_dir", type=Path, help="the run directory")
-    predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns; for "
-                                                       "numeric features (sequences) also an .npy/.npz array")
-    predict.add_argument("output", type=Path, help="the CSV (or .parquet) file to write: a new file, outside any run "
-                                                   "directory")
-    predict.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)")
-    predict.add_argument("--impute", action="store_true",
-                         help="impute values that are not numbers in a numeric training column, as training imputed "
-                              "missing values (without it, such a value is an error naming it)")
-
+    _add_predict(commands)
+    _add_export(commands)
     _add_compare(commands)
     _add_explain(commands)
     _add_report(commands)
-    _add_export(commands)
     _add_drift_and_serve(commands)
     new_plugin = commands.add_parser("new-plugin", help="write a new plugin package to start from: coupler-NAME/")
     new_plugin.add_argument("name", metavar="NAME", help="the plugin's and its component's name: a lower-case letter, "
@@ -89,6 +84,19 @@ def _parser() -> argparse.ArgumentParser:
                                                    "install=bash)")
     shell.add_argument("shell", choices=("bash", "zsh"), help="the shell")
     return parser
+
+
+def _add_predict(commands) -> None:
+    predict = commands.add_parser("predict", help="predict every row of a CSV or Parquet file with a finished run")
+    predict.add_argument("run_dir", type=Path, help="the run directory")
+    predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns; for "
+                                                       "numeric features (sequences) also an .npy/.npz array")
+    predict.add_argument("output", type=Path, help="the CSV (or .parquet) file to write: a new file, outside any run "
+                                                   "directory")
+    predict.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)")
+    predict.add_argument("--impute", action="store_true",
+                         help="impute values that are not numbers in a numeric training column, as training imputed "
+                              "missing values (without it, such a value is an error naming it)")
 
 
 def _add_compare(commands) -> None:
@@ -380,6 +388,9 @@ def explain(run_dir: Path, data: Path | None, output: Path | None, overwrite: bo
         if value < 1:
             raise ConfigError(key, value, "a whole number >= 1")
     print(describe(explained(run_dir, data, output, overwrite, repeats=repeats, rows=rows)))
+    return 0
+
+
 def report(run_dir: Path, output: Path | None, overwrite: bool) -> int:
     from coupler.report import write_report
 

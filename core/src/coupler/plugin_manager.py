@@ -73,8 +73,8 @@ IMPORT_TIMEOUT_ENV = "COUPLER_PLUGIN_IMPORT_TIMEOUT"
 DEFAULT_IMPORT_TIMEOUT = 120.0
 #: Coupler's own plugin distributions (this repository's plugins/): after the built-ins, they keep a
 #: component name that another distribution's plugin registers too
-FIRST_PARTY = frozenset({"coupler-cnn", "coupler-optuna", "coupler-rnn", "coupler-sklearn", "coupler-torch",
-                         "coupler-transformer", "coupler-xgboost"})
+FIRST_PARTY = frozenset({"coupler-cnn", "coupler-mlflow", "coupler-optuna", "coupler-rnn", "coupler-sklearn",
+                         "coupler-tensorboard", "coupler-torch", "coupler-transformer", "coupler-xgboost"})
 
 #: hooks that grow the plugin surface, called on every plugin of a load before any registration hook (the
 #: registration hooks are the kinds': ``Registry.kinds``)
