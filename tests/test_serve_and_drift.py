@@ -124,37 +124,23 @@ def test_onnx_runtime_without_an_export_says_how_to_make_one(run):
         create_app(run, runtime="onnx")
 
 
-def test_onnx_runtime_feeds_each_raw_column_and_answers_its_outputs(run, tmp_path):
-    """A stand-in for ``coupler export``'s graph (one input per raw column: string or float32, shape (rows, 1);
-    outputs the label and the probabilities): label = the island given, probabilities = softmax(bill, 0, 0)."""
-    import onnx
+def test_onnx_runtime_answers_like_the_native_one_from_the_runs_export(run, client, tmp_path):
+    """``coupler export RUN --format onnx``, then ``coupler serve RUN --runtime onnx``: the same labels and
+    probabilities as the run's own model, an unseen category and a missing value included."""
     from fastapi.testclient import TestClient
-    from onnx import TensorProto, helper
 
-    from coupler.run_directory import MANIFEST, checksums, write_manifest
+    from coupler.onnx_export import export_finished
     from coupler.serving import create_app
 
-    nodes = [helper.make_node("Identity", ["island"], ["label"]),
-             helper.make_node("Sub", ["body_mass_g", "body_mass_g"], ["zero"]),
-             helper.make_node("Concat", ["bill_length_mm", "zero", "zero"], ["scores"], axis=1),
-             helper.make_node("Softmax", ["scores"], ["probabilities"], axis=1)]
-    inputs = [helper.make_tensor_value_info("island", TensorProto.STRING, [None, 1]),
-              *(helper.make_tensor_value_info(c, TensorProto.FLOAT, [None, 1]) for c in ("bill_length_mm", "body_mass_g"))]
-    outputs = [helper.make_tensor_value_info("label", TensorProto.STRING, [None, 1]),
-               helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 3])]
-    graph = helper.make_model(helper.make_graph(nodes, "stand_in", inputs, outputs),
-                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     exported = shutil.copytree(run, tmp_path / "exported")
-    (exported / "exports").mkdir(exist_ok=True)
-    onnx.save(graph, exported / "exports" / "model.onnx")
-    manifest = json.loads((exported / MANIFEST).read_text())
-    write_manifest(exported, {**manifest, "files": checksums(exported)})  # extended, as coupler export does
-
-    client = TestClient(create_app(exported, runtime="onnx"))
-    body = client.post("/predict", json=[ADELIE, {**ADELIE, "island": "Biscoe", "bill_length_mm": 0.0}]).json()
-    assert body["predictions"] == ["Dream", "Biscoe"]
-    assert body["probabilities"][1] == pytest.approx({"Adelie": 1 / 3, "Chinstrap": 1 / 3, "Gentoo": 1 / 3})
-    assert client.get("/metadata").json()["runtime"] == "onnx"
+    export_finished(exported, "onnx")
+    onnx_client = TestClient(create_app(exported, runtime="onnx"))
+    records = [ADELIE, ATLANTIS, {**ADELIE, "island": "Biscoe", "body_mass_g": None}]
+    native, answered = client.post("/predict", json=records).json(), onnx_client.post("/predict", json=records).json()
+    assert answered["predictions"] == native["predictions"]
+    for ours, theirs in zip(answered["probabilities"], native["probabilities"]):
+        assert ours == pytest.approx(theirs, abs=1e-5)
+    assert onnx_client.get("/metadata").json()["runtime"] == "onnx"
 
 
 def _free_port() -> int:

@@ -83,48 +83,36 @@ def _numpy_dtype(name: str | None) -> bool:
 
 
 class OnnxRuntime:
-    """The run's ONNX export answering in place of its model: one named input per raw column (float32 for a
-    numeric one, string for a categorical one, shape (rows, 1)), outputs the labels and the probabilities."""
+    """The run's ONNX export (``coupler export RUN --format onnx``: ``exports/model.onnx``) answering in place of its
+    model: fed as ``coupler.onnx_export.onnx_inputs`` builds the graph's inputs from raw rows; outputs ``label``
+    (the run's class labels) and ``probabilities``, or ``prediction`` for a regressor."""
 
     def __init__(self, run):
-        paths = sorted((run.directory / "exports").glob("**/*.onnx")) if (run.directory / "exports").is_dir() else []
-        if not paths:
+        path = run.directory / "exports" / "model.onnx"
+        if not path.is_file():
             raise CouplerError(f"run {str(run.directory)!r} has no ONNX export; run coupler export "
                                f"{run.directory} --format onnx first, or serve it with --runtime native.")
         try:
             import onnxruntime
         except ImportError:
             raise CouplerError("--runtime onnx needs onnxruntime, which is not installed: pip install "
-                               "onnxruntime") from None
-        self.path = paths[0]
-        self.session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
-        self.inputs = {i.name: i.type for i in self.session.get_inputs()}
+                               "'coupler[onnx]'") from None
+        self.path = path
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.outputs = [o.name for o in self.session.get_outputs()]
         self.run = run
 
     def predictions(self, frame, validated: bool = True):
         import numpy as np
         import pandas as pd
 
-        feeds = {}
-        for name, kind in self.inputs.items():
-            column = frame[name]
-            if "string" in kind:
-                feeds[name] = column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
-            else:
-                feeds[name] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32).reshape(-1, 1)
-        outputs = self.session.run(None, feeds)
-        labels = np.asarray(outputs[0]).reshape(-1)
-        if self.run.classes and np.issubdtype(labels.dtype, np.integer):
-            labels = np.asarray(self.run.classes, dtype=object)[labels]
-        proba = None
-        if len(outputs) > 1 and self.run.classes:
-            values = outputs[1]
-            if isinstance(values, list):  # a ZipMap output: a {class: probability} map per row
-                keys = {str(k): k for k in values[0]} if values else {}
-                array = np.array([[row[keys[str(c)]] for c in self.run.classes] for row in values])
-            else:
-                array = np.asarray(values)
-            proba = pd.DataFrame(array, columns=list(self.run.classes))
+        from coupler.onnx_export import onnx_inputs
+
+        outputs = dict(zip(self.outputs, self.session.run(None, onnx_inputs(self.run.preprocessor.state(), frame))))
+        labels = np.asarray(outputs["label" if "label" in outputs else "prediction"]).reshape(-1)
+        proba = outputs.get("probabilities")
+        if proba is not None and self.run.classes:
+            proba = pd.DataFrame(np.asarray(proba), columns=list(self.run.classes))
         return labels, proba
 
 
