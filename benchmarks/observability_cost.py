@@ -1,0 +1,77 @@
+"""What tracking and plots cost a default ``coupler train`` (issue #17 point 8: at most 10% longer).
+
+Runs the whole ``coupler train`` process, interleaved, ``--repeats`` times (default 5) in each setting, in a fresh
+temporary directory each time, and prints the median wall time of each and its ratio to the bare run:
+
+- bare: ``plots=none`` (no tracking);
+- default: the plots on by default (the cheap ones: the confusion matrix);
+- observed: ``plots=all 'tracking=[mlflow,tensorboard]'`` (every plot that applies, an MLflow run in the working
+  directory's ``mlflow.db``, TensorBoard event files).
+
+``--data``/``--model`` choose the run (default: the default run, logistic regression on iris). MLflow's first run
+in a new directory creates its SQLite store (database migrations, seconds); ``--warm-store`` keeps one store for
+every observed run, as a user's working directory does after its first tracked run.
+
+    .venv/bin/python benchmarks/observability_cost.py [--repeats 5] [--warm-store] [--data iris] [--model ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SETTINGS = {"bare": ["plots=none"], "default": [], "observed": ["plots=all", "tracking=[mlflow,tensorboard]"]}
+
+
+def timed_run(arguments: list[str], directory: Path) -> float:
+    coupler = Path(sys.executable).parent / "coupler"
+    started = time.perf_counter()
+    result = subprocess.run([str(coupler), "train", *arguments, "hydra.run.dir=run"], cwd=directory,
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode:
+        raise SystemExit(f"coupler train {' '.join(arguments)} failed:\n{result.stderr[-2000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data", default="iris")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--warm-store", action="store_true", help="one MLflow store for every observed run")
+    args = parser.parse_args()
+    common = [f"data={args.data}", *([f"model={args.model}"] if args.model else [])]
+    store = Path(tempfile.mkdtemp(prefix="coupler-observed-store-"))
+    times: dict[str, list[float]] = {name: [] for name in SETTINGS}
+    try:
+        for _ in range(args.repeats):
+            for name, extra in SETTINGS.items():
+                directory = Path(tempfile.mkdtemp(prefix=f"coupler-{name}-"))
+                try:
+                    if name == "observed" and args.warm_store:
+                        directory = store
+                        shutil.rmtree(store / "run", ignore_errors=True)
+                    times[name].append(timed_run([*common, *extra], directory))
+                finally:
+                    if directory != store:
+                        shutil.rmtree(directory, ignore_errors=True)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    bare = statistics.median(times["bare"])
+    print(f"coupler train {' '.join(common)}: median of {args.repeats} whole processes"
+          f"{' (one MLflow store for the observed runs)' if args.warm_store else ' (a new MLflow store each run)'}")
+    for name, extra in SETTINGS.items():
+        median = statistics.median(times[name])
+        print(f"  {name:9s} {median:6.2f} s  {median / bare:5.2f}x  ({' '.join(extra) or 'the defaults'})")
+    print("target: observed <= 1.10x bare")
+
+
+if __name__ == "__main__":
+    main()
