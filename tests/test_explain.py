@@ -58,7 +58,8 @@ def test_the_command_explains_a_files_rows_and_says_which_methods_it_used(runs, 
     assert "explained 100 rows" in result.out
     assert "permutation importance (sklearn.inspection.permutation_importance, accuracy drop):\n  signal:" in result.out
     assert "SHAP: XGBoost's own tree SHAP" in result.out
-    assert (tmp_path / "xgboost-explain" / "summary.png").is_file()
+    [written] = tmp_path.glob("*xgboost-explain")  # the run's last two path parts, as coupler report names its page
+    assert (written / "summary.png").is_file()
 
 
 def test_nothing_is_overwritten_or_written_into_the_run_and_a_file_without_the_target_is_named(runs, table, tmp_path):
@@ -68,6 +69,12 @@ def test_nothing_is_overwritten_or_written_into_the_run_and_a_file_without_the_t
         explain(run, output=tmp_path / "taken")
     with pytest.raises(CouplerError, match="inside the run .* which is sealed"):
         explain(run, output=run / "explained")
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    with pytest.raises(CouplerError, match=r"holds \['notes.txt'\], which coupler explain did not write"):
+        explain(run, output=tmp_path / "taken", overwrite=True)
+    with pytest.raises(CouplerError, match="holds the run"):
+        explain(run, output=run.parent, overwrite=True)
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "mine" and (run / "manifest.json").is_file()
     unlabelled = tmp_path / "unlabelled.csv"
     pd.read_csv(table).drop(columns=["label"]).to_csv(unlabelled, index=False)
     with pytest.raises(CouplerError, match="has no column 'label', the run's target"):

@@ -49,11 +49,14 @@ class Explanation:
 def explain(run_dir: Path, data: Path | None = None, output: Path | None = None, overwrite: bool = False,
             repeats: int = 5, rows: int = 1000, seed: int = 0) -> Explanation:
     """Explain the run in ``run_dir`` on its test rows (or ``data``'s) and write the files into ``output`` (default:
-    ``RUNNAME-explain`` in the working directory)."""
+    ``RUNNAME-explain`` in the working directory, RUNNAME as ``coupler report`` names its page)."""
     from coupler.finished_run import FinishedRun
 
     run_dir = Path(run_dir)
-    output = Path(output) if output is not None else Path.cwd() / f"{run_dir.resolve().name}-explain"
+    if output is None:
+        from coupler.report import default_output
+
+        output = Path(str(default_output(run_dir)).removesuffix("-report.html") + "-explain")
     _check_output(output, run_dir, overwrite)
     run = FinishedRun(run_dir)
     if run.input_format not in TABULAR:
@@ -72,15 +75,28 @@ def explain(run_dir: Path, data: Path | None = None, output: Path | None = None,
     return explanation
 
 
+#: what ``coupler explain`` writes: ``--overwrite`` replaces a directory that holds nothing else
+WRITTEN = ("permutation_importance.csv", "shap_importance.csv", "shap_values.csv", "summary.png")
+
+
 def _check_output(output: Path, run_dir: Path, overwrite: bool) -> None:
     resolved, run = output.resolve(), run_dir.resolve()
     if resolved == run or run in resolved.parents:
         raise CouplerError(f"output {str(output)!r} is inside the run {str(run_dir)!r}, which is sealed; give a "
                            f"directory outside it (--output DIR).")
-    if output.exists() and not overwrite:
+    if resolved in run.parents:
+        raise CouplerError(f"output {str(output)!r} holds the run {str(run_dir)!r}; give a new directory "
+                           f"(--output DIR).")
+    if not output.exists():
+        return
+    if not overwrite:
         raise CouplerError(f"output {str(output)!r} exists; give another (--output DIR) or replace it (--overwrite).")
-    if output.exists() and not output.is_dir():
-        raise CouplerError(f"output {str(output)!r} is a file; give a directory (--output DIR).")
+    if not output.is_dir() or output.is_symlink():
+        raise CouplerError(f"output {str(output)!r} is not a directory; give a directory (--output DIR).")
+    others = sorted(p.name for p in output.iterdir() if p.name not in WRITTEN or not p.is_file() or p.is_symlink())
+    if others:
+        raise CouplerError(f"output {str(output)!r} holds {others[:5]}, which coupler explain did not write; "
+                           f"--overwrite replaces only a directory of its own output: give a new one (--output DIR).")
 
 
 class _RawRows:
@@ -138,9 +154,7 @@ def _shap(run, frame, seed: int, explanation: Explanation) -> None:
         values = _agnostic_shap(run, matrix, names, seed)
         explanation.shap_method = "model-agnostic Kernel SHAP (shap.KernelExplainer)"
         frame = frame.iloc[: len(values)]
-    values = np.asarray(values)
-    if values.ndim == 3 and values.shape[0] == len(run.classes or ()) and values.shape[1] != values.shape[0]:
-        values = np.moveaxis(values, 0, -1)  # older SHAP: one (rows, features) array per class
+    values = np.asarray(values)  # (rows, features), or (rows, features, classes)
     explanation.shap_importance = _shap_tables(values, names, run.classes)
     explanation.shap_values = _shap_values_frame(values, names, run.classes, frame.index)
 
@@ -224,6 +238,7 @@ def _write(explanation: Explanation, output: Path, overwrite: bool) -> None:
     """Every file into a temporary directory beside ``output``, then put in place at once."""
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700: the directory a user asked for gets the usual mode
     try:
         explanation.permutation.to_csv(staging / "permutation_importance.csv", index=False)
         names = ["permutation_importance.csv"]
@@ -240,6 +255,14 @@ def _write(explanation: Explanation, output: Path, overwrite: bool) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     explanation.files = [output / name for name in names]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _summary_plot(explanation: Explanation, path: Path, top: int = 15) -> None:

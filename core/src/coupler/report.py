@@ -105,7 +105,7 @@ def _best_run(sweep: Path) -> Path:
         raise CouplerError(f"{sweep} is a search with no best run (best.json names none: no trial completed); "
                            f"nothing to report")
     candidate = sweep / Path(named).name
-    if not (candidate / "manifest.json").is_file():
+    if Path(named).name in ("", ".", "..") or candidate.is_symlink() or not (candidate / "manifest.json").is_file():
         raise CouplerError(f"{sweep}: the best run {Path(named).name!r} is not in the sweep directory; give the run "
                            f"directory itself: coupler report RUN")
     return candidate
@@ -113,13 +113,23 @@ def _best_run(sweep: Path) -> Path:
 
 # --- reading (as data) ----------------------------------------------------------------------------------------
 
+def _unlinked(path: Path) -> Path:
+    """``path``, refused when it is a symbolic link: a sweep's ``best.json``, ``best.yaml`` and ``trials.csv`` are in
+    no manifest, and the page (meant to be mailed) must not carry a file such a link points at."""
+    if path.is_symlink():
+        raise CouplerError(f"{path} is a symbolic link; a search's records are files it wrote: give a directory "
+                           f"Coupler wrote")
+    return path
+
+
 def _json(path: Path):
     from coupler.compare import _read_json
 
-    return _read_json(path)
+    return _read_json(_unlinked(path))
 
 
 def _csv(path: Path) -> list[list[str]]:
+    _unlinked(path)
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             return [row for _, row in zip(range(MOST_ROWS + 1), csv.reader(handle))]
@@ -128,6 +138,7 @@ def _csv(path: Path) -> list[list[str]]:
 
 
 def _text(path: Path) -> str:
+    _unlinked(path)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -206,7 +217,7 @@ def _run_section(manifest: dict, timing: dict) -> str:
                 ["seed", e(manifest.get("seed", ""))],
                 ["finished", e(manifest.get("finished", ""))],
                 ["best epoch", e(manifest.get("best_epoch")) if manifest.get("best_epoch") is not None else "-"],
-                *([f"{key.replace('_', ' ')}", _number(value)] for key, value in timing.items()),
+                *([e(str(key).replace('_', ' ')), _number(value)] for key, value in timing.items()),
                 ["coupler", e(manifest.get("coupler_version", ""))],
                 ["python", e(manifest.get("python", ""))]]
     libraries = manifest.get("libraries") if isinstance(manifest.get("libraries"), dict) else {}
