@@ -241,3 +241,25 @@ def test_every_data_set_refuses_infinity_and_duplicate_columns_whatever_loaded_i
         Dataset(X[["b"]], pd.Series([0.5, -np.inf, 1.0], name="y"), name="plugin")
     with pytest.raises(DataError, match=r"'a' twice \(columns 1 and 2\)"):
         Dataset(pd.DataFrame([[1, 2]], columns=["a", "a"]), pd.Series([0]), name="plugin")
+
+
+def test_a_missing_value_in_a_batch_changes_no_other_rows_category_of_whole_numbers():
+    """A categorical column of integers: one missing value makes pandas read the batch as floats (1 -> 1.0); the
+    other rows still encode as their training category, and drift sees the training data as the training data."""
+    import numpy as np
+    import pandas as pd
+
+    from coupler import drift
+    from coupler.preprocessing import Preprocessor
+
+    X = pd.DataFrame({"pclass": [1, 2, 3] * 10, "fare": np.arange(30.0)})
+    for input_format in ("matrix", "frame"):
+        fitted = Preprocessor().fit(X, ["pclass"], input_format)
+        alone = fitted.transform(X.iloc[:1], input_format)
+        batch = fitted.transform(pd.DataFrame({"pclass": [1, None], "fare": [0.0, 1.0]}), input_format)
+        first = (lambda t: t.iloc[0].tolist()) if input_format == "frame" else (lambda t: list(t[0]))
+        assert first(batch) == first(alone), input_format
+    with_gap = X.astype({"pclass": float})
+    with_gap.loc[0, "pclass"] = np.nan
+    rows = {row["feature"]: row for row in drift.compare(with_gap, drift.profile(X, ["pclass"]))}
+    assert rows["pclass"]["outside"] == 0 and rows["pclass"]["psi"] < 0.01, rows["pclass"]

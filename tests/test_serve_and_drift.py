@@ -71,9 +71,13 @@ def test_predict_answers_csv_as_the_run_predicts_it(client, run):
     from coupler.finished_run import FinishedRun
 
     rows = penguins(rows=20, seed=1).drop(columns="species")
+    rows.loc[3, "body_mass_g"] = None  # an empty cell: missing, imputed as training imputed it
     answer = client.post("/predict", content=rows.to_csv(index=False), headers={"Content-Type": "text/csv"})
-    assert answer.status_code == 200
+    assert answer.status_code == 200, answer.json()
     assert answer.json()["predictions"] == list(FinishedRun(run).predict(rows))
+    oversized = client.post("/predict", content=b"x", headers={"Content-Type": "text/csv",
+                                                               "Content-Length": str(2**40)})
+    assert oversized.status_code == 413
 
 
 def test_a_missing_or_ill_typed_field_is_a_422_naming_it(client):

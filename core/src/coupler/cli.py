@@ -409,8 +409,14 @@ def drift(run_dir: Path, input_path: Path, threshold: float, as_json: bool) -> i
     from coupler.finished_run import FinishedRun
     from coupler.plugin_manager import get_plugin_manager
 
-    distribution = drifts.check_run(run_dir)  # before loading the model: a run without one says so at once
-    run = FinishedRun(run_dir, get_plugin_manager())  # verifies the run's checksums
+    import math
+
+    from coupler.errors import ConfigError
+
+    if not math.isfinite(threshold) or threshold < 0:
+        raise ConfigError("--psi-threshold", threshold, "a number >= 0 (0.2, the customary line, by default)")
+    run = FinishedRun(run_dir, get_plugin_manager())  # verifies the run's checksums, its distribution's too
+    distribution = drifts.check_run(run_dir)
     input_path = Path(input_path)
     if not input_path.is_file():
         from coupler.errors import DataError

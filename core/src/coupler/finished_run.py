@@ -200,7 +200,7 @@ class FinishedRun:
 
     def far_outside(self, rows) -> dict[str, int]:
         """Per feature, how many of ``rows`` lie far outside the training data: categories unseen in training,
-        numbers beyond its range by more than half its width (``coupler.drift.far_outside``). Empty for a run
+        numbers beyond its range by more than the recorded margin times its width (0.5) (``coupler.drift.far_outside``). Empty for a run
         without a recorded distribution."""
         import pandas as pd
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from coupler.components import CLASSIFICATION, Exporter
 from coupler.errors import CouplerError
+from coupler.preprocessing import category_text
 
 log = logging.getLogger("coupler")
 
@@ -205,7 +206,7 @@ def onnx_inputs(state: dict, rows) -> dict:
     for column in state["columns"]:
         values = rows[column]
         if column in state["categorical"]:
-            text = values.astype(object).where(values.notna(), "").astype(str)
+            text = category_text(values, state["categorical"][column]["categories"]).fillna("").astype(str)
             feed[column] = text.to_numpy(dtype=object).reshape(-1, 1)
         else:
             feed[column] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64).reshape(-1, 1)

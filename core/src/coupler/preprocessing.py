@@ -69,7 +69,7 @@ class Preprocessor:
             return self
         for column in self.columns:
             if column in categorical:
-                values = X[column].dropna().astype(str)
+                values = category_text(X[column]).dropna()
                 fill = values.mode().iloc[0] if len(values) else ""
                 self.categorical[column] = {"fill": fill, "categories": sorted(set(values) | {fill})}
                 if input_format == "matrix" and self.encode == "onehot":
@@ -139,7 +139,7 @@ class Preprocessor:
                     categories = self.categorical[column]["categories"]
                     values = X[column]
                     if not pd.api.types.is_string_dtype(values):  # already text: no copy (coupler serve, per request)
-                        values = values.where(values.isna(), values.astype(str))
+                        values = category_text(values, categories)
                     converted[column] = pd.Categorical(values.where(values.isin(categories)), categories=categories)
                 elif not pd.api.types.is_float_dtype(X[column]):
                     converted[column] = _numbers(X[column], column)
@@ -154,7 +154,7 @@ class Preprocessor:
         for column in self.columns:
             if column in self.categorical:
                 spec = self.categorical[column]
-                values = X[column].astype(object).where(X[column].notna(), spec["fill"]).astype(str).to_numpy()
+                values = category_text(X[column], spec["categories"]).fillna(spec["fill"]).to_numpy()
                 codes = pd.Index(spec["categories"]).get_indexer(values)  # -1: unseen in training
                 if self.encode == "ordinal":
                     blocks.append(codes.astype(float)[:, None])
@@ -202,6 +202,24 @@ class Preprocessor:
 
             self.vocabulary = Vocabulary.from_state(state["vocabulary"])
         return self
+
+
+def category_text(values, categories=None):
+    """A categorical column's values as the text its categories are (missing values stay missing). A column of whole
+    numbers that a missing value turned into floats (``1`` read as ``1.0``) reads as the whole numbers' text
+    (``"1"``), as the column of integers it is; with ``categories`` (a run's), a float's own text is kept where they
+    hold it (a run that learned ``"1.0"``). Training, prediction, drift and the exports read a category so, so that
+    one missing value in a batch changes no other row's answer."""
+    import pandas as pd
+
+    text = values.astype(object).where(values.isna(), values.astype(str))
+    if pd.api.types.is_float_dtype(values):
+        whole = values.notna() & np.isfinite(values) & (values == values.round())
+        if categories is not None:
+            whole &= ~text.isin(set(categories))
+        if whole.any():
+            text = text.where(~whole, values.where(whole, 0).astype("int64").astype(str))
+    return text
 
 
 def _check_onehot_size(column: str, categories: int, rows: int) -> None:

@@ -13,7 +13,7 @@ before the server listens; nothing is unpickled), and every request predicts in 
 * ``GET /metadata``: the feature schema, classes, task, metrics, versions, and the count of values far outside
   training seen since start-up, per feature (``coupler.drift``'s rule).
 
-``--runtime onnx`` answers from the run's ONNX export (``RUN/exports/*.onnx``, written by ``coupler export RUN
+``--runtime onnx`` answers from the run's ONNX export (``RUN/exports/model.onnx``, written by ``coupler export RUN
 --format onnx``) with onnxruntime, after the same validation. SIGTERM and Ctrl-C stop the server cleanly: uvicorn
 finishes the requests in flight, and ``coupler serve`` exits 0.
 """
@@ -245,7 +245,11 @@ def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
         from coupler.errors import DataError
 
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        body = await request.body()
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise HTTPException(status_code=413, detail=f"the body has {int(declared)} bytes; send at most "
+                                                        f"{MAX_BODY_BYTES} a request (split the rows)")
+        body = await _body(request)
         if kind in ("text/csv", "application/csv"):
             payload = _csv_records(body)
             if isinstance(payload, str):
@@ -255,12 +259,30 @@ def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
         else:
             raise HTTPException(status_code=415, detail=f"Content-Type {kind!r}: send application/json records "
                                                         f"or text/csv")
-        try:
-            return await _in_thread(server.predict, validated(payload))
+        try:  # validating a large body takes time too: off the event loop, which keeps answering /health
+            return await _in_thread(lambda: server.predict(validated(payload)))
         except DataError as exc:
             raise refuse(str(exc)) from None
 
     return app
+
+
+#: the largest request body ``/predict`` reads (bytes): a body past it is answered 413, unread
+MAX_BODY_BYTES = 64 * 2**20
+
+
+async def _body(request) -> bytes:
+    """The request's body, read in chunks and refused past ``MAX_BODY_BYTES`` (a chunked body declares no length)."""
+    from fastapi import HTTPException
+
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPException(status_code=413, detail=f"the body has more than {MAX_BODY_BYTES} bytes; send at most "
+                                                        f"that a request (split the rows)")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _in_thread(function, *args):
@@ -280,7 +302,8 @@ def _csv_records(body: bytes):
         frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
     except Exception as exc:  # pandas' parser errors have no common public base
         return f"cannot read the CSV body: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
-    return frame.replace("", None).to_dict(orient="records")
+    # pandas' text columns hold NaN for a value replaced by None: build the records' nulls here
+    return [{key: (None if value == "" else value) for key, value in row.items()} for row in frame.to_dict("records")]
 
 
 def _check_address(host: str, port: int) -> None:

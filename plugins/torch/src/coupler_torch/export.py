@@ -21,6 +21,7 @@ from typing import List
 
 import numpy as np
 import torch
+from coupler.preprocessing import category_text
 from torch import nn
 
 
@@ -126,7 +127,7 @@ def scripted_inputs(state: dict, rows) -> tuple[torch.Tensor, torch.Tensor]:
         if numeric else np.zeros((len(rows), 0))
     codes = []
     for column, spec in state["categorical"].items():
-        values = rows[column].astype(object).where(rows[column].notna(), spec["fill"]).astype(str).to_numpy()
+        values = category_text(rows[column], spec["categories"]).fillna(spec["fill"]).to_numpy()
         codes.append(pd.Index(spec["categories"]).get_indexer(values))
     categories = np.column_stack(codes) if codes else np.zeros((len(rows), 0), dtype=np.int64)
     return torch.as_tensor(numbers), torch.as_tensor(categories.astype(np.int64))
