@@ -200,8 +200,8 @@ class FinishedRun:
 
     def far_outside(self, rows) -> dict[str, int]:
         """Per feature, how many of ``rows`` lie far outside the training data: categories unseen in training,
-        numbers beyond its range by more than the recorded margin times its width (0.5) (``coupler.drift.far_outside``). Empty for a run
-        without a recorded distribution."""
+        numbers beyond its range by more than the recorded margin (0.5) times its width (``coupler.drift``). Empty
+        for a run without a recorded distribution."""
         import pandas as pd
 
         return self._far_outside(rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows))
