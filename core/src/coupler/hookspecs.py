@@ -147,7 +147,9 @@ def register_trackers(register):
 
     :param register: ``register(name, factory, description=None, schema=None)``. ``factory(**config)`` receives
         the tracker's node ``tracking.NAME`` (``name`` excluded) and returns a callback, as ``register_callbacks``'
-        factories do; the run registers it for its length alongside ``callbacks=``.
+        factories do; the run registers it for its length alongside ``callbacks=``. A tracker that writes into the
+        run directory names the entries it makes there in its attribute ``entries`` (``("tensorboard",)``): a
+        resume accepts them in an interrupted run's directory.
     :return: None.
     """
 

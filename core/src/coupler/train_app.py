@@ -264,11 +264,34 @@ def _check_resumable(directory: Path, given: str) -> None:
         raise CouplerError(f"resume={given}: the directory holds no {wanted} to continue from. An engine that can "
                            f"resume (the torch engine) writes one after the first epoch; a run killed before then, "
                            f"or of a model that cannot resume, must start again.")
-    unknown = unknown_entries(directory, frozenset(_top_entry(p, directory) for p in resume_points(directory)))
+    engine_entries = frozenset(_top_entry(p, directory) for p in resume_points(directory))
+    unknown = unknown_entries(directory, engine_entries)
+    if unknown:  # the folders the run's trackers write (RUN/tensorboard) are its own too
+        unknown = unknown_entries(directory, engine_entries | _tracker_entries(directory, given))
     if unknown:
         raise CouplerError(f"resume={given}: the directory holds {', '.join(unknown[:5])}"
                            f"{' ...' if len(unknown) > 5 else ''}, which a Coupler run does not write; it was left "
                            f"as it is. Move those out, or start a new run elsewhere.")
+
+
+def _tracker_entries(directory: Path, given: str) -> frozenset[str]:
+    """The entries of ``directory`` the interrupted run's trackers write (each tracker's ``entries``, the first
+    part of each path): its trackers as its saved overrides compose and build them. None where those overrides
+    do not compose (the resume refuses them next, naming why)."""
+    from pathlib import PurePosixPath
+
+    from coupler.config import compose
+    from coupler.errors import CouplerError
+    from coupler.plugin_manager import get_plugin_manager
+
+    manager = get_plugin_manager()
+    try:
+        nodes = compose(_saved_overrides(directory, given), manager).get("tracking") or {}
+        trackers = [manager.registry.get("tracker", (node or {}).get("name", key)).build(f"tracking.{key}", node or {})
+                    for key, node in nodes.items()]
+    except CouplerError:
+        return frozenset()
+    return frozenset(PurePosixPath(entry).parts[0] for tracker in trackers for entry in getattr(tracker, "entries", ()))
 
 
 #: Hydra settings a resume replays from ``overrides.yaml``: they name no code

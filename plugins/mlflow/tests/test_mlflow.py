@@ -18,7 +18,8 @@ import urllib.request
 import pytest
 from coupler.testing import cli_in_this_process
 
-from coupler_mlflow.tracker import CUT, MAX_PARAM_VALUE, flat_config, git_commit, param_value
+from coupler_mlflow.plugin import redact
+from coupler_mlflow.tracker import CUT, MAX_PARAM_VALUE, _finish_parent, flat_config, git_commit, param_value
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,42 @@ def test_a_server_that_does_not_answer_is_one_error_line_before_any_data(coupler
     assert line.startswith(f"coupler: error: tracking.mlflow.uri={uri}: no MLflow server answers there")
     assert "mlflow server --host" in line and "data iris" not in result.err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_server_uri_holding_credentials_is_refused_without_showing_them(coupler_cli, tmp_path):
+    result = coupler_cli("train", "tracking=[mlflow]", "tracking.mlflow.uri=http://user:s3cret@127.0.0.1:9",
+                         "hydra.run.dir=run")
+    assert result.rc == 2 and "s3cret" not in result.err and "user:" not in result.err
+    (line,) = result.error_lines
+    assert line.startswith("coupler: error: tracking.mlflow.uri=http://***@127.0.0.1:9: the URI holds a user")
+    assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)" in line
+    assert "data iris" not in result.err and not (tmp_path / "run").exists()
+
+
+def test_uris_are_shown_with_their_userinfo_redacted():
+    assert redact("http://user:s3cret@host:5000/x?y=1") == "http://***@host:5000/x?y=1"
+    assert redact("https://token@host") == "https://***@host"
+    assert redact("postgresql://u:p@db/mlflow") == "postgresql://***@db/mlflow"
+    assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+
+
+def test_the_parent_run_ends_only_when_no_child_runs(workdir, store):
+    experiment = store.get_experiment_by_name("search").experiment_id
+    runs = store.search_runs([experiment])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    first, second = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    try:
+        store.update_run(parent.info.run_id, status="RUNNING")
+        store.update_run(second.info.run_id, status="RUNNING")  # one job still trains when the first ends
+        _finish_parent(store, experiment, parent.info.run_id)
+        assert store.get_run(parent.info.run_id).info.status == "RUNNING"
+        store.set_terminated(second.info.run_id, "FINISHED")  # the last job ends
+        _finish_parent(store, experiment, parent.info.run_id)
+        assert store.get_run(parent.info.run_id).info.status == "FINISHED"
+    finally:
+        for run in (parent, second):
+            store.set_terminated(run.info.run_id, "FINISHED")
 
 
 def test_long_values_are_cut_to_mlflows_limit_and_nested_keys_flattened():

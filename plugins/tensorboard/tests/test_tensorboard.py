@@ -75,6 +75,31 @@ def test_the_directory_must_stay_inside_the_run():
             build_tracker(bad, True)
 
 
+@pytest.mark.parametrize("directory", ["model", "checkpoints", "plots/tb", "exports", "metrics.json", ".model-x"])
+def test_the_directory_must_not_be_one_the_run_writes(directory):
+    with pytest.raises(ConfigError, match="is one the run itself writes"):
+        build_tracker(directory, True)
+
+
+@pytest.mark.parametrize("directory", ["tensorboard", "logs/tb"])
+def test_an_interrupted_run_holding_its_event_files_can_be_resumed(tmp_path, directory):
+    """As an interrupted torch run leaves its directory: the checkpoint, the overrides, the tracker's folder."""
+    pytest.importorskip("coupler_torch")
+    from coupler.train_app import _check_resumable
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"checkpoint")
+    (run / directory).mkdir(parents=True)
+    (run / directory / "events.out.tfevents.1.host.1").write_bytes(b"events")
+    overrides = ["model=cnn", "tracking=[tensorboard]", f"tracking.tensorboard.directory={directory}"]
+    (run / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    _check_resumable(run, str(run))  # accepted: no error
+    (run / "overrides.yaml").write_text("- model=cnn\n")  # a run without the tracker: the folder is not its own
+    with pytest.raises(CouplerError, match=f"holds {directory.split('/')[0]}, which a Coupler run does not write"):
+        _check_resumable(run, str(run))
+
+
 def test_an_unknown_tracker_lists_the_trackers_with_their_plugins():
     with pytest.raises(UnknownComponentError) as info:
         check_overrides(["tracking=[tensorbord]"], get_plugin_manager())

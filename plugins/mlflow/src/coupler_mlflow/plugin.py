@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coupler import hookimpl
+from coupler.errors import CouplerError
 from coupler.schema import param
 
 COUPLER_API = ">=1.3,<2"  # register_trackers came with API 1.3 (coupler.hookspecs.API_VERSION)
@@ -24,7 +25,32 @@ class MlflowSchema:
     model: bool = param(True, help="log the model as an MLflow pyfunc (under model/) that loads the run directory")
 
 
+def redact(uri: str) -> str:
+    """``uri`` as it may be shown: a user or password in it (``http://user:secret@host``) becomes ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # an unparsable URI (a bad IPv6 host) may still hold a secret: show none of its network part
+        return "***"
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def check_uri(uri: str | None) -> None:
+    """Credentials never go in a server's ``tracking.mlflow.uri``: the URI is shown in messages, logs and process
+    lists; MLflow reads a server's login from its own environment variables instead. (A database store's URI,
+    ``postgresql://user:pw@host/db``, has no other place for them: it is only redacted wherever it is shown.)"""
+    if uri and uri.lower().startswith(("http://", "https://")) and redact(uri) != uri:
+        raise CouplerError(f"tracking.mlflow.uri={redact(uri)}: the URI holds a user or password; remove them from "
+                           f"it and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+                           f"MLFLOW_TRACKING_TOKEN) in the environment instead.")
+
+
 def build_tracker(uri: str | None, experiment: str, artifacts: bool, model: bool):
+    """The tracker, built before the run starts: a URI holding credentials is refused here (``check_uri``)."""
+    check_uri(uri)
     from coupler_mlflow.tracker import MlflowTracker
 
     return MlflowTracker(uri=uri, experiment=experiment, artifacts=artifacts, model=model)

@@ -21,7 +21,10 @@ A multirun (``-m``, a search's trials included) is one parent MLflow run (named 
 ``coupler.sweep_dir``) with a child per job. Jobs may run at once in several processes (the joblib launcher),
 so the parent is found or created under an exclusive file lock (``fcntl.flock`` on a file in the temporary
 directory named by a digest of the store's URI, ``_exclusive``) by a tag lookup (``coupler.sweep``, a digest of
-the sweep directory): the first job creates it, the others find it. Each job ends the parent with itself (FINISHED, end time of the last job to finish).
+the sweep directory): the first job creates it, the others find it (and set it RUNNING again where an earlier job
+ended it). A job that ends marks the parent FINISHED only when no child run of it is RUNNING any more: the parent
+ends with the last job (a job that failed leaves its child RUNNING, and so the parent). The lock is one host's:
+jobs of one sweep launched on several hosts may each create a parent.
 
 After the start, a store that fails (a server gone down) does not stop the training: a warning names the URI
 and the run goes on untracked. A run that fails leaves its MLflow run RUNNING (no hook fires on failure).
@@ -43,6 +46,7 @@ from pathlib import Path
 from coupler.callback import Callback
 from coupler.distributed import secondary_process
 from coupler.errors import CouplerError
+from coupler_mlflow.plugin import check_uri, redact
 
 log = logging.getLogger("coupler")
 
@@ -154,6 +158,7 @@ def client(uri: str):
 
 def check_store(uri: str) -> None:
     """A server URI must answer before the run reads any data: MLflow's client would retry for minutes."""
+    check_uri(uri)
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.error
@@ -164,8 +169,8 @@ def check_store(uri: str) -> None:
     except urllib.error.HTTPError:
         return  # a server answered (a proxy that wants a login, a server without /health): MLflow's calls will tell
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise CouplerError(f"tracking.mlflow.uri={uri}: no MLflow server answers there ({reason}); start one "
+        reason = str(getattr(exc, "reason", None) or exc).replace(uri, redact(uri))
+        raise CouplerError(f"tracking.mlflow.uri={redact(uri)}: no MLflow server answers there ({reason}); start one "
                            f"(mlflow server --host 127.0.0.1 --port PORT) or fix the URI, or leave "
                            f"tracking.mlflow.uri unset to log into sqlite:///mlflow.db here.") from None
 
@@ -190,6 +195,7 @@ class MlflowTracker(Callback):
         self.uri, self.experiment, self.artifacts, self.model = uri, experiment, artifacts, model
         self.run_id: str | None = None
         self.parent_id: str | None = None
+        self.experiment_id: str | None = None
         self.last_step = -1
 
     # --- the hooks ------------------------------------------------------------------------------------------------
@@ -205,9 +211,9 @@ class MlflowTracker(Callback):
         except CouplerError:
             raise
         except Exception as exc:  # MLflow's, SQLAlchemy's (a store it cannot open or upgrade), the network's
-            raise StoreError(f"tracking.mlflow.uri={self.uri}: MLflow refused the run ({_one_line(exc)}); check the "
-                             f"URI (a server http://HOST:PORT, or sqlite:///PATH/mlflow.db where PATH can be "
-                             f"written) and that the store is reachable.") from None
+            raise StoreError(f"tracking.mlflow.uri={redact(self.uri)}: MLflow refused the run "
+                             f"({_one_line(exc, self.uri)}); check the URI (a server http://HOST:PORT, or "
+                             f"sqlite:///PATH/mlflow.db where PATH can be written) and that the store is reachable.") from None
 
     def on_fit_start(self, run, model) -> None:
         self._guarded("tags", lambda: client(self.uri).log_batch(self.run_id, tags=_tags(
@@ -234,6 +240,7 @@ class MlflowTracker(Callback):
             mlflow_client = client(self.uri)  # a new SQLite store's tables are made here
             experiment_id = self._experiment_id(mlflow_client, cwd)
             self.parent_id = _parent_run(mlflow_client, experiment_id, sweep) if sweep is not None else None
+        self.experiment_id = experiment_id
         directory = Path(run.directory).resolve()
         tags = {"coupler.run_dir": str(directory), "mlflow.source.git.commit": git_commit(cwd)}
         if self.parent_id is not None:
@@ -297,8 +304,8 @@ class MlflowTracker(Callback):
                     mlflow_client.log_artifacts(self.run_id, str(save_pyfunc(sealed, manifest, Path(scratch) / "model")),
                                                 "model")
         mlflow_client.set_terminated(self.run_id, "FINISHED")
-        if self.parent_id is not None:  # the parent ends with its last job
-            mlflow_client.set_terminated(self.parent_id, "FINISHED")
+        if self.parent_id is not None:
+            _finish_parent(mlflow_client, self.experiment_id, self.parent_id)
 
     def _guarded(self, step: str, action) -> None:
         """Log, unless the run is untracked; a store failing after the start warns and leaves the run untracked."""
@@ -307,8 +314,8 @@ class MlflowTracker(Callback):
         try:
             action()
         except _mlflow_errors() as exc:
-            log.warning("tracking=mlflow: logging %s to %s failed (%s); the run goes on untracked", step, self.uri,
-                        _one_line(exc))
+            log.warning("tracking=mlflow: logging %s to %s failed (%s); the run goes on untracked", step,
+                        redact(self.uri), _one_line(exc, self.uri))
             self.run_id = None
 
 
@@ -329,10 +336,21 @@ def _parent_run(mlflow_client, experiment_id: str, sweep: Path) -> str:
     found = mlflow_client.search_runs([experiment_id], filter_string=f"tags.`coupler.sweep` = '{digest}'",
                                       max_results=1)
     if found:
+        if found[0].info.status != "RUNNING":  # ended by a job before this one (jobs one after another): runs again
+            mlflow_client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id
     parent = mlflow_client.create_run(experiment_id, run_name=f"sweep {sweep.name}",
                                       tags={"coupler.sweep": digest, "coupler.sweep_dir": str(sweep)})
     return parent.info.run_id
+
+
+def _finish_parent(mlflow_client, experiment_id: str, parent_id: str) -> None:
+    """End the sweep's parent run when no job of the sweep still runs (no child run RUNNING): the parent ends with
+    its last job, not with the first of several running at once."""
+    running = mlflow_client.search_runs([experiment_id], max_results=1, filter_string=(
+        f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"))
+    if not running:
+        mlflow_client.set_terminated(parent_id, "FINISHED")
 
 
 class _exclusive:
@@ -385,6 +403,7 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+def _one_line(exc: BaseException, uri: str = "") -> str:
+    """The exception in one line, ``uri`` in it redacted (a library's message may quote the URI it was given)."""
+    text = " ".join((str(exc).replace(uri, redact(uri)) if uri else str(exc)).split())
     return f"{type(exc).__name__}: {text[:300]}"

@@ -49,6 +49,8 @@ class TensorBoardTracker(Callback):
 
     def __init__(self, directory: str = "tensorboard", hparams: bool = True):
         self.directory, self.hparams = directory, hparams
+        #: the run directory's entry this tracker writes (``coupler.hookspecs.register_trackers``): a resume keeps it
+        self.entries = (Path(directory).parts[0],)
         self.path: str | None = None
         self.last_step = -1
 
