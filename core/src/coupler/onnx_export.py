@@ -80,6 +80,29 @@ class FormatExporter(Exporter):
     def supports(cls, model: Any, name: str) -> bool:
         return cls.format in (getattr(model, "export_formats", None) or ())
 
+    def check_data(self, model: Any, model_name: str, categorical: list, input_format: str, registry=None) -> None:
+        """Refuse, once the data are read and before ``fit`` (``coupler.capabilities.check_built``), what the
+        export could not carry: categorical columns the model reads natively (frame input: XGBoost's category
+        splits), which no converter turns into a graph. Otherwise the run would train fully and fail at export."""
+        if input_format != "frame" or not categorical:
+            return
+        from coupler.capabilities import _choices, models_that
+        from coupler.errors import ConfigError
+
+        def reads_encoded(declared) -> bool:
+            formats = tuple(getattr(declared, "input_formats", None) or (getattr(declared, "input_format", "matrix"),))
+            first = next((f for f in formats if f in ("matrix", "frame")), None)
+            return first == "matrix" and self.format in (getattr(declared, "export_formats", None) or ())
+
+        fitting = models_that(registry, model_name, reads_encoded) if registry is not None else []
+        shown = ", ".join(map(repr, categorical[:5])) + (" ..." if len(categorical) > 5 else "")
+        raise ConfigError("exporters", self.format,
+                          f"exporters without {self.format} for this run: model {model_name!r} reads the categorical "
+                          f"column(s) {shown} natively (frame input), and its category splits have no {self.format} "
+                          f"converter; remove {self.format} from exporters, leave the column(s) out "
+                          f"(data.features=[...]), or choose a model that reads them encoded"
+                          f"{f' ({_choices(fitting)})' if fitting else ''}")
+
     def export(self, model, run, directory: Path) -> list[Path]:
         from coupler.preprocessing import Preprocessor
 

@@ -51,3 +51,25 @@ def test_torchscript_is_refused_for_xgboost_before_any_data(coupler_cli):
                          "data.target=y")
     assert result.rc == 2 and "exporters that support model 'xgboost': model_card, onnx" in result.err
     assert "model=mlp" in result.err  # what would export as torchscript
+
+
+def test_onnx_with_native_categorical_columns_is_refused_before_fit(coupler_cli, tmp_path, monkeypatch):
+    """The data are read before fitting, so the run knows then that XGBoost would split on categories natively:
+    refused at once with the fixes, instead of after 500 rounds (the run's directory is not kept)."""
+    from coupler_xgboost.model import XGBoostModel
+
+    def never(*args, **kwargs):
+        raise AssertionError("fit ran: the export should have been refused before it")
+
+    monkeypatch.setattr(XGBoostModel, "fit", never)
+    rows = 12
+    (tmp_path / "penguins.csv").write_text("bill,island,species\n" + "".join(
+        f"{38 + i % 5},{('Dream', 'Biscoe')[i % 2]},{('Adelie', 'Gentoo')[i % 2]}\n" for i in range(rows)))
+    result = coupler_cli("train", "data=csv", "data.path=penguins.csv", "data.target=species",
+                         "data.categorical=[island]", "model=xgboost", "exporters=[onnx]", "hydra.run.dir=run")
+    print(result.err.strip())
+    assert result.rc == 2 and len(result.err.strip().splitlines()) == 1
+    assert "'island' natively" in result.err and "remove onnx from exporters" in result.err
+    assert "data.features=[...]" in result.err and "model=random_forest" in result.err
+    assert not (tmp_path / "run" / "model").exists()
+
