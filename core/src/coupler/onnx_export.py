@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -384,22 +385,24 @@ def export_model(fmt: str, model, preprocessor, task: str, classes: list, rows, 
     check_exportable(state)
     split, frame = rows
     started = time.perf_counter()
-    if fmt == "onnx":
-        pre = preprocessing_graph(state)
-        n_features = len(preprocessor.feature_names(preprocessor.input_format))
-        data = join(pre, model.to_onnx(n_features), task, classes).SerializeToString()
-    else:
-        data = model.to_torchscript(state, task)
+    with converting(name, fmt):
+        if fmt == "onnx":
+            pre = preprocessing_graph(state)
+            n_features = len(preprocessor.feature_names(preprocessor.input_format))
+            data = join(pre, model.to_onnx(n_features), task, classes).SerializeToString()
+        else:
+            data = model.to_torchscript(state, task)
     seconds = time.perf_counter() - started
     # parity on the bytes about to be written, before anything is: a file that misses it is never left behind
-    if fmt == "onnx":
-        got = onnx_answers(data, state, frame, task)
-    else:
-        got = model.torchscript_answers(data, state, frame, task)
-        if task in CLASSIFICATION:  # TorchScript answers class codes: positions in the run's classes
-            import numpy as np
+    with converting(name, fmt):
+        if fmt == "onnx":
+            got = onnx_answers(data, state, frame, task)
+        else:
+            got = model.torchscript_answers(data, state, frame, task)
+    if fmt != "onnx" and task in CLASSIFICATION:  # TorchScript answers class codes: positions in the run's classes
+        import numpy as np
 
-            got = (np.asarray(classes, dtype=object)[np.asarray(got[0]).astype(int)], got[1])
+        got = (np.asarray(classes, dtype=object)[np.asarray(got[0]).astype(int)], got[1])
     record = compare(task, classes, reference(model, preprocessor, task, frame), got, split)
     if not record["passed"]:
         raise CouplerError(f"the {fmt} export does not answer like the run on its {split} rows: {_shown(record)}; "
@@ -416,6 +419,38 @@ def export_model(fmt: str, model, preprocessor, task: str, classes: list, rows, 
         raise
     log.info("exported %s: %s (parity on %d %s rows: %s)", fmt, target, record["rows"], split, _shown(record))
     return written
+
+
+@contextmanager
+def converting(name: str, fmt: str):
+    """Turn a converter's own failure (skl2onnx, onnxmltools, onnx's version converter or checker, torch.onnx,
+    torch.jit, onnxruntime loading the graph) into one ``CouplerError`` naming the model, the format and the
+    library's first message line: a user gets the cause, not a traceback from inside a library."""
+    try:
+        yield
+    except CouplerError:
+        raise
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        first = f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__
+        raise CouplerError(f"exporting model {name or '?'!r} as {fmt} failed in {failing_library(exc)}: {first}; "
+                           f"nothing was written. Remove {fmt} from exporters (or train a model that converts), and "
+                           f"report it to the model's plugin") from exc
+
+
+def failing_library(exc: BaseException) -> str:
+    """The library the failure came from: the package of the first traceback frame outside Coupler and its
+    plugins (``coupler``, ``coupler_*``) and the standard library's plumbing; the model's plugin when none."""
+    import sys
+
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = traceback.tb_frame.f_globals.get("__name__", "") or ""
+        top = module.split(".", 1)[0]
+        if top and top != "coupler" and not top.startswith("coupler_") and top not in sys.stdlib_module_names:
+            return top
+        traceback = traceback.tb_next
+    return "the model's converter"
 
 
 def _shown(record: dict) -> str:
