@@ -25,6 +25,12 @@ must agree on every row and probabilities within ``PROBA_TOLERANCE``; a regressi
 into ``exports/FORMAT.json`` and the manifest's ``exports``; an export that misses them is an error, and no file
 is left.
 
+**Failures.** What an export cannot carry of the data (categorical columns a model reads natively) is refused
+before ``fit`` (``FormatExporter.check_data``); a converter's own exception (skl2onnx, onnxmltools, onnx, torch,
+onnxruntime) is one ``CouplerError`` naming the model, the format and the library's first line (``converting``).
+A ``coupler export`` killed before it resealed the manifest leaves a stale lock and unlisted files in ``exports/``;
+the next ``coupler export`` takes the lock over and removes those files first (``remove_interrupted_export``).
+
 ONNX, onnxruntime and the converters are imported only when an export runs.
 """
 
@@ -513,6 +519,7 @@ def export_finished(run_dir: Path, fmt: str, manager=None) -> list[Path]:
 
     if fmt not in FILES:
         raise CouplerError(f"--format {fmt}: choose one of {', '.join(FILES)}")
+    remove_interrupted_export(Path(run_dir))
     run = FinishedRun(run_dir, manager)
     name = run.config["model"]["name"]
     formats = tuple(getattr(run.model, "export_formats", None) or ())
@@ -520,7 +527,8 @@ def export_finished(run_dir: Path, fmt: str, manager=None) -> list[Path]:
         fitting = [f for f in FILES if f in formats]
         raise CouplerError(f"model {name!r} of run {str(run_dir)!r} cannot be exported as {fmt}"
                            f"{f'; it exports {chr(44).join(fitting)}: --format {fitting[0]}' if fitting else ' (it has no export format)'}")
-    lock = RunLock.claim(Path(run_dir))  # one writer at a time; readers wait until it is released
+    # one writer at a time; readers wait until it is released. A killed export's stale lock is taken over
+    lock = RunLock.claim(Path(run_dir), finished=True)
     try:
         manifest = json.loads((Path(run_dir) / MANIFEST).read_text())
         if manifest != run.manifest:
@@ -542,3 +550,37 @@ def export_finished(run_dir: Path, fmt: str, manager=None) -> list[Path]:
     finally:
         lock.release()
     return written
+
+
+def remove_interrupted_export(run_dir: Path) -> list[Path]:
+    """Remove what a ``coupler export`` killed before it resealed the manifest left in ``exports/``: the export
+    files (``FILES``, ``FMT.json``) and their temporaries (``.NAME.*.tmp``) that the sealed manifest does not list.
+    Any of them makes every load refuse the run; the run as sealed is whole without them. Done under the run's
+    lock (a live export's files are never touched); each removal is logged. Returns the removed paths."""
+    from coupler.run_directory import MANIFEST, RunLock, seal
+
+    def leftovers() -> list[Path]:
+        try:
+            manifest = json.loads((run_dir / MANIFEST).read_text())
+            listed = set(manifest["files"]) if seal(manifest) == manifest.get("seal") else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            listed = None  # no sealed manifest: read_manifest says what is wrong, nothing is removed
+        if listed is None or not (run_dir / EXPORTS).is_dir():
+            return []
+        own = set(FILES.values()) | {f"{fmt}.json" for fmt in FILES}
+        return [path for path in sorted((run_dir / EXPORTS).iterdir())
+                if path.is_file() and not path.is_symlink() and f"{EXPORTS}/{path.name}" not in listed
+                and (path.name in own or any(path.name.startswith(f".{name}.") and path.name.endswith(".tmp")
+                                             for name in own))]
+
+    if not leftovers():
+        return []
+    lock = RunLock.claim(run_dir, finished=True)
+    try:
+        removed = leftovers()  # again, under the lock
+        for path in removed:
+            path.unlink(missing_ok=True)
+            log.warning("removed %s, left by an interrupted coupler export (the manifest does not list it)", path)
+    finally:
+        lock.release()
+    return removed
