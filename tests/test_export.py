@@ -99,3 +99,34 @@ def test_coupler_export_refuses_a_format_the_model_lacks_and_a_changed_run(regre
     result = coupler_cli("export", str(changed), "--format", "onnx")
     assert result.rc == 2 and "metrics.json changed" in result.err
 
+
+
+def test_coupler_export_recovers_from_an_export_killed_before_the_manifest(regression_run, coupler_cli, tmp_path):
+    """A ``coupler export`` killed (SIGTERM, SIGKILL) after writing exports/model.onnx and before resealing the
+    manifest leaves its unlocked lock and files the manifest does not list (made here by hand, as the kill leaves
+    them): loading says what left them, and the next ``coupler export`` takes the lock over, removes them and
+    exports."""
+    import shutil
+
+    from coupler.errors import CouplerError
+    from coupler.run_directory import LOCK, write_manifest
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(regression_run, run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    if manifest.get("exports"):  # another test exported the shared run already: the copy, resealed without it
+        shutil.rmtree(run_dir / "exports")
+        manifest = {k: v for k, v in manifest.items() if k != "exports"}
+        manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith("exports/")}
+        write_manifest(run_dir, manifest)
+    (run_dir / LOCK).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": "gone", "started": 0}))  # nobody holds it
+    (run_dir / "exports").mkdir()
+    (run_dir / "exports" / "model.onnx").write_bytes(b"half a graph")
+    (run_dir / "exports" / ".onnx.json.4194305.x1.tmp").write_text("{")
+    with pytest.raises(CouplerError, match="An interrupted `coupler export` left them: run it again"):
+        FinishedRun(run_dir)
+    result = coupler_cli("export", str(run_dir), "--format", "onnx")
+    assert result.rc == 0, result.err
+    assert not (run_dir / LOCK).exists()
+    assert sorted(p.name for p in (run_dir / "exports").iterdir()) == ["model.onnx", "onnx.json"]
+    assert FinishedRun(run_dir).manifest["exports"]["onnx"]["parity"]["passed"]

@@ -9,7 +9,9 @@ declared class attributes only (``coupler.components``: ``Model.tasks``, ``proba
 1. **before any data is read** (``check_before_data``), on the class the model's factory declares
    (``declared_model``), with the task when ``task=`` names one, else every task the model declares;
 2. **once the model is built, before it is fitted** (``check_built``), on the model itself and the task the data
-   gave; a factory that declares no class is checked only here.
+   gave; a factory that declares no class is checked only here. Here too each exporter's ``check_data`` (when it
+   has one: ``coupler.onnx_export.FormatExporter``) sees the data's categorical columns and the input format the
+   model will read, so that what it cannot export is refused before a full training, not after.
 
 Lists of alternatives name the components whose declarations can be read without building them.
 """
@@ -86,9 +88,17 @@ def check_setting_groups(config: dict, registry: Registry, model: Any, model_nam
 
 
 def check_built(model: Any, model_name: str, config: dict, registry: Registry, callbacks: dict, exporters: dict,
-                task: str) -> None:
-    """The same checks on the built model and the data's task, before ``fit`` (metrics: ``select_metrics``)."""
+                task: str, categorical: list | None = None, input_format: str | None = None) -> None:
+    """The same checks on the built model and the data's task, before ``fit`` (metrics: ``select_metrics``); and
+    each exporter's ``check_data`` (if it has one) on the data's ``categorical`` columns and the ``input_format``
+    the model will read: what it cannot export is refused now, not after a full training."""
     _check_common(model, model_name, config, registry, callbacks, exporters, (task,))
+    if input_format is None:
+        return
+    for exporter in exporters.values():
+        check = getattr(exporter, "check_data", None)
+        if callable(check):
+            check(model, model_name, list(categorical or ()), input_format, registry)
 
 
 def _check_common(model, model_name: str, config: dict, registry: Registry, callbacks: dict, exporters: dict,

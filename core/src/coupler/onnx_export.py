@@ -25,6 +25,12 @@ must agree on every row and probabilities within ``PROBA_TOLERANCE``; a regressi
 into ``exports/FORMAT.json`` and the manifest's ``exports``; an export that misses them is an error, and no file
 is left.
 
+**Failures.** What an export cannot carry of the data (categorical columns a model reads natively) is refused
+before ``fit`` (``FormatExporter.check_data``); a converter's own exception (skl2onnx, onnxmltools, onnx, torch,
+onnxruntime) is one ``CouplerError`` naming the model, the format and the library's first line (``converting``).
+A ``coupler export`` killed before it resealed the manifest leaves a stale lock and unlisted files in ``exports/``;
+the next ``coupler export`` takes the lock over and removes those files first (``remove_interrupted_export``).
+
 ONNX, onnxruntime and the converters are imported only when an export runs.
 """
 
@@ -33,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +87,29 @@ class FormatExporter(Exporter):
     @classmethod
     def supports(cls, model: Any, name: str) -> bool:
         return cls.format in (getattr(model, "export_formats", None) or ())
+
+    def check_data(self, model: Any, model_name: str, categorical: list, input_format: str, registry=None) -> None:
+        """Refuse, once the data are read and before ``fit`` (``coupler.capabilities.check_built``), what the
+        export could not carry: categorical columns the model reads natively (frame input: XGBoost's category
+        splits), which no converter turns into a graph. Otherwise the run would train fully and fail at export."""
+        if input_format != "frame" or not categorical:
+            return
+        from coupler.capabilities import _choices, models_that
+        from coupler.errors import ConfigError
+
+        def reads_encoded(declared) -> bool:
+            formats = tuple(getattr(declared, "input_formats", None) or (getattr(declared, "input_format", "matrix"),))
+            first = next((f for f in formats if f in ("matrix", "frame")), None)
+            return first == "matrix" and self.format in (getattr(declared, "export_formats", None) or ())
+
+        fitting = models_that(registry, model_name, reads_encoded) if registry is not None else []
+        shown = ", ".join(map(repr, categorical[:5])) + (" ..." if len(categorical) > 5 else "")
+        raise ConfigError("exporters", self.format,
+                          f"exporters without {self.format} for this run: model {model_name!r} reads the categorical "
+                          f"column(s) {shown} natively (frame input), and its category splits have no {self.format} "
+                          f"converter; remove {self.format} from exporters, leave the column(s) out "
+                          f"(data.features=[...]), or choose a model that reads them encoded"
+                          f"{f' ({_choices(fitting)})' if fitting else ''}")
 
     def export(self, model, run, directory: Path) -> list[Path]:
         from coupler.preprocessing import Preprocessor
@@ -362,22 +392,24 @@ def export_model(fmt: str, model, preprocessor, task: str, classes: list, rows, 
     check_exportable(state)
     split, frame = rows
     started = time.perf_counter()
-    if fmt == "onnx":
-        pre = preprocessing_graph(state)
-        n_features = len(preprocessor.feature_names(preprocessor.input_format))
-        data = join(pre, model.to_onnx(n_features), task, classes).SerializeToString()
-    else:
-        data = model.to_torchscript(state, task)
+    with converting(name, fmt):
+        if fmt == "onnx":
+            pre = preprocessing_graph(state)
+            n_features = len(preprocessor.feature_names(preprocessor.input_format))
+            data = join(pre, model.to_onnx(n_features), task, classes).SerializeToString()
+        else:
+            data = model.to_torchscript(state, task)
     seconds = time.perf_counter() - started
     # parity on the bytes about to be written, before anything is: a file that misses it is never left behind
-    if fmt == "onnx":
-        got = onnx_answers(data, state, frame, task)
-    else:
-        got = model.torchscript_answers(data, state, frame, task)
-        if task in CLASSIFICATION:  # TorchScript answers class codes: positions in the run's classes
-            import numpy as np
+    with converting(name, fmt):
+        if fmt == "onnx":
+            got = onnx_answers(data, state, frame, task)
+        else:
+            got = model.torchscript_answers(data, state, frame, task)
+    if fmt != "onnx" and task in CLASSIFICATION:  # TorchScript answers class codes: positions in the run's classes
+        import numpy as np
 
-            got = (np.asarray(classes, dtype=object)[np.asarray(got[0]).astype(int)], got[1])
+        got = (np.asarray(classes, dtype=object)[np.asarray(got[0]).astype(int)], got[1])
     record = compare(task, classes, reference(model, preprocessor, task, frame), got, split)
     if not record["passed"]:
         raise CouplerError(f"the {fmt} export does not answer like the run on its {split} rows: {_shown(record)}; "
@@ -394,6 +426,38 @@ def export_model(fmt: str, model, preprocessor, task: str, classes: list, rows, 
         raise
     log.info("exported %s: %s (parity on %d %s rows: %s)", fmt, target, record["rows"], split, _shown(record))
     return written
+
+
+@contextmanager
+def converting(name: str, fmt: str):
+    """Turn a converter's own failure (skl2onnx, onnxmltools, onnx's version converter or checker, torch.onnx,
+    torch.jit, onnxruntime loading the graph) into one ``CouplerError`` naming the model, the format and the
+    library's first message line: a user gets the cause, not a traceback from inside a library."""
+    try:
+        yield
+    except CouplerError:
+        raise
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        first = f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__
+        raise CouplerError(f"exporting model {name or '?'!r} as {fmt} failed in {failing_library(exc)}: {first}; "
+                           f"nothing was written. Remove {fmt} from exporters (or train a model that converts), and "
+                           f"report it to the model's plugin") from exc
+
+
+def failing_library(exc: BaseException) -> str:
+    """The library the failure came from: the package of the first traceback frame outside Coupler and its
+    plugins (``coupler``, ``coupler_*``) and the standard library's plumbing; the model's plugin when none."""
+    import sys
+
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = traceback.tb_frame.f_globals.get("__name__", "") or ""
+        top = module.split(".", 1)[0]
+        if top and top != "coupler" and not top.startswith("coupler_") and top not in sys.stdlib_module_names:
+            return top
+        traceback = traceback.tb_next
+    return "the model's converter"
 
 
 def _shown(record: dict) -> str:
@@ -456,6 +520,7 @@ def export_finished(run_dir: Path, fmt: str, manager=None) -> list[Path]:
 
     if fmt not in FILES:
         raise CouplerError(f"--format {fmt}: choose one of {', '.join(FILES)}")
+    remove_interrupted_export(Path(run_dir))
     run = FinishedRun(run_dir, manager)
     name = run.config["model"]["name"]
     formats = tuple(getattr(run.model, "export_formats", None) or ())
@@ -463,7 +528,8 @@ def export_finished(run_dir: Path, fmt: str, manager=None) -> list[Path]:
         fitting = [f for f in FILES if f in formats]
         raise CouplerError(f"model {name!r} of run {str(run_dir)!r} cannot be exported as {fmt}"
                            f"{f'; it exports {chr(44).join(fitting)}: --format {fitting[0]}' if fitting else ' (it has no export format)'}")
-    lock = RunLock.claim(Path(run_dir))  # one writer at a time; readers wait until it is released
+    # one writer at a time; readers wait until it is released. A killed export's stale lock is taken over
+    lock = RunLock.claim(Path(run_dir), finished=True)
     try:
         manifest = json.loads((Path(run_dir) / MANIFEST).read_text())
         if manifest != run.manifest:
@@ -485,3 +551,37 @@ def export_finished(run_dir: Path, fmt: str, manager=None) -> list[Path]:
     finally:
         lock.release()
     return written
+
+
+def remove_interrupted_export(run_dir: Path) -> list[Path]:
+    """Remove what a ``coupler export`` killed before it resealed the manifest left in ``exports/``: the export
+    files (``FILES``, ``FMT.json``) and their temporaries (``.NAME.*.tmp``) that the sealed manifest does not list.
+    Any of them makes every load refuse the run; the run as sealed is whole without them. Done under the run's
+    lock (a live export's files are never touched); each removal is logged. Returns the removed paths."""
+    from coupler.run_directory import MANIFEST, RunLock, seal
+
+    def leftovers() -> list[Path]:
+        try:
+            manifest = json.loads((run_dir / MANIFEST).read_text())
+            listed = set(manifest["files"]) if seal(manifest) == manifest.get("seal") else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            listed = None  # no sealed manifest: read_manifest says what is wrong, nothing is removed
+        if listed is None or not (run_dir / EXPORTS).is_dir():
+            return []
+        own = set(FILES.values()) | {f"{fmt}.json" for fmt in FILES}
+        return [path for path in sorted((run_dir / EXPORTS).iterdir())
+                if path.is_file() and not path.is_symlink() and f"{EXPORTS}/{path.name}" not in listed
+                and (path.name in own or any(path.name.startswith(f".{name}.") and path.name.endswith(".tmp")
+                                             for name in own))]
+
+    if not leftovers():
+        return []
+    lock = RunLock.claim(run_dir, finished=True)
+    try:
+        removed = leftovers()  # again, under the lock
+        for path in removed:
+            path.unlink(missing_ok=True)
+            log.warning("removed %s, left by an interrupted coupler export (the manifest does not list it)", path)
+    finally:
+        lock.release()
+    return removed

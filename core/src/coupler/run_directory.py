@@ -158,9 +158,11 @@ def read_manifest(run_dir: Path) -> dict:
             )
     extra = sorted(set(checksums_paths(run_dir)) - set(files))
     if extra:
+        exports = all(name.startswith("exports/") for name in extra)  # an interrupted `coupler export` left them
         raise CouplerError(f"run {shown} holds files the run did not write: {', '.join(extra[:5])}"
-                           f"{' ...' if len(extra) > 5 else ''}; refusing to load it. Move them out of the run "
-                           f"directory.")
+                           f"{' ...' if len(extra) > 5 else ''}; refusing to load it. "
+                           + ("An interrupted `coupler export` left them: run it again (it removes them first), or "
+                              "delete them." if exports else "Move them out of the run directory."))
     return manifest
 
 
@@ -239,20 +241,22 @@ class RunLock:
     """``RUN_DIR/.coupler.lock``: who trains the run (process, host, start), held with ``flock`` for as long
     as its process lives. ``claim`` creates it atomically, so two runs started at one moment in one directory
     cannot both claim it; a lock whose process died (a SIGKILL, a power cut) is stale, and only
-    ``claim(..., resume=True)`` takes it over. ``release`` removes it once the run is sealed; ``release(keep=True)``
-    leaves it, unlocked, in an interrupted run that ``resume=`` can continue."""
+    ``claim(..., resume=True)`` takes it over, or ``claim(..., finished=True)`` (``coupler export``) when the run
+    is finished (it has its manifest: the stale lock is a killed export's, with nothing to resume). ``release``
+    removes it once the run is sealed; ``release(keep=True)`` leaves it, unlocked, in an interrupted run that
+    ``resume=`` can continue."""
 
     def __init__(self, path: Path, fd: int):
         self.path, self.fd = path, fd
 
     @classmethod
-    def claim(cls, run_dir: Path, resume: bool = False) -> RunLock:
+    def claim(cls, run_dir: Path, resume: bool = False, finished: bool = False) -> RunLock:
         path = Path(run_dir) / LOCK
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             holder = lock_holder(run_dir)
-            if holder or not resume:
+            if holder or not (resume or (finished and (Path(run_dir) / MANIFEST).is_file())):
                 raise RunLockedError(
                     f"{run_dir} is being trained by {holder}; choose another directory (hydra.run.dir=...)"
                     if holder else f"{run_dir} holds an interrupted run; continue it with coupler train "

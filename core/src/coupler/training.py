@@ -145,7 +145,7 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     dataset, y, indices = _load_and_split(run, config, data_component)
     dataset, groups = cross_validation.take_group(dataset, cv)
     run.data_fingerprint = dataset.fingerprint()  # what the manifest records (an ensemble's run members compare it)
-    model = _build_model(run, config, manager, model_component, exporters)
+    model = _build_model(run, config, manager, model_component, exporters, dataset)
     metrics = select_metrics(config.get("metrics"), run.task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
              len(y), dataset.X.shape[1], run.task, len(indices.train), len(indices.val), len(indices.test))
@@ -247,15 +247,18 @@ def _load_and_split(run: RunContext, config: dict, data_component):
     return dataset, y, indices
 
 
-def _build_model(run: RunContext, config: dict, manager: PluginManager, model_component, exporters: dict):
-    """The model for the data's task, checked against what the run asks of it (capabilities, engine settings)."""
+def _build_model(run: RunContext, config: dict, manager: PluginManager, model_component, exporters: dict,
+                 dataset: Dataset):
+    """The model for the data's task, checked against what the run asks of it (capabilities, engine settings, and
+    what its exporters can carry of the data: ``Exporter.check_data``)."""
     registry = manager.registry
     model = model_component.build("model", config["model"], task=run.task, seed=run.seed)
     if not isinstance(model, Model) and not all(hasattr(model, m) for m in ("fit", "predict", "save", "load")):
         raise CouplerError(f"model {model_component.name!r}: its factory returned {type(model).__name__}, "
                            f"which lacks fit / predict / save / load")
     check_built(model, model_component.name, config, registry, by_name(config.get("callbacks"), run.callbacks.values()),
-                by_name(config.get("exporters"), exporters.values()), run.task)
+                by_name(config.get("exporters"), exporters.values()), run.task, dataset.categorical,
+                choose_input_format(model, dataset, model_component.name) if exporters else None)
     _check_engine_settings(config, model, model_component.name, registry)
     check_setting_groups(config, registry, model, model_component.name, partial(_group_default, manager))
     return model

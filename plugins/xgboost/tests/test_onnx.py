@@ -51,3 +51,46 @@ def test_torchscript_is_refused_for_xgboost_before_any_data(coupler_cli):
                          "data.target=y")
     assert result.rc == 2 and "exporters that support model 'xgboost': model_card, onnx" in result.err
     assert "model=mlp" in result.err  # what would export as torchscript
+
+
+def test_onnx_with_native_categorical_columns_is_refused_before_fit(coupler_cli, tmp_path, monkeypatch):
+    """The data are read before fitting, so the run knows then that XGBoost would split on categories natively:
+    refused at once with the fixes, instead of after 500 rounds (the run's directory is not kept)."""
+    from coupler_xgboost.model import XGBoostModel
+
+    def never(*args, **kwargs):
+        raise AssertionError("fit ran: the export should have been refused before it")
+
+    monkeypatch.setattr(XGBoostModel, "fit", never)
+    rows = 12
+    (tmp_path / "penguins.csv").write_text("bill,island,species\n" + "".join(
+        f"{38 + i % 5},{('Dream', 'Biscoe')[i % 2]},{('Adelie', 'Gentoo')[i % 2]}\n" for i in range(rows)))
+    result = coupler_cli("train", "data=csv", "data.path=penguins.csv", "data.target=species",
+                         "data.categorical=[island]", "model=xgboost", "exporters=[onnx]", "hydra.run.dir=run")
+    print(result.err.strip())
+    assert result.rc == 2 and len(result.err.strip().splitlines()) == 1
+    assert "'island' natively" in result.err and "remove onnx from exporters" in result.err
+    assert "data.features=[...]" in result.err and "model=random_forest" in result.err
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_converter_failure_is_one_error_naming_model_format_and_library(tmp_path):
+    """onnxmltools cannot convert a linear booster (gblinear): a CouplerError naming the model, the format and
+    the library's own first line, and nothing written, instead of a KeyError traceback from inside onnxmltools."""
+    import pandas as pd
+    import xgboost as xgb
+    from coupler.onnx_export import export_model
+    from coupler.preprocessing import Preprocessor
+    from coupler_xgboost.model import XGBoostModel
+
+    X = pd.DataFrame(np.random.default_rng(0).random((16, 3)), columns=["a", "b", "c"])
+    y = (X["a"] > 0.5).astype(float)
+    model = XGBoostModel(task="binary", seed=0, params={"booster": "gblinear"}, num_boost_round=2)
+    model.booster = xgb.train({"booster": "gblinear", "objective": "binary:logistic"}, xgb.DMatrix(X, label=y), 2)
+    preprocessor = Preprocessor().fit(X, [], "frame")
+    with pytest.raises(CouplerError) as caught:
+        export_model("onnx", model, preprocessor, "binary", [0, 1], ("test", X), tmp_path, name="xgboost")
+    print(caught.value)
+    assert str(caught.value).startswith("exporting model 'xgboost' as onnx failed in onnxmltools: KeyError: ")
+    assert "gbtree_model_param" in str(caught.value) and "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

@@ -4,7 +4,8 @@ onnxmltools converts the booster's trees into ai.onnx.ml's TreeEnsemble operator
 split's default branch as XGBoost's do. The graph takes ``features`` (float32, the run's raw numeric columns: an
 XGBoost run reads a frame, unscaled, missing values kept) and gives ``label`` and ``probabilities`` or
 ``prediction`` (``coupler.onnx_export``). XGBoost's native categorical splits have no converter: a run with
-categorical columns is refused when it exports.
+categorical columns and ``exporters=[onnx]`` is refused before it fits (``OnnxExporter.check_data``), and
+``coupler export`` of such a run is refused here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def model_graph(booster, task: str, n_features: int, n_classes: int):
     if booster.feature_types and "c" in booster.feature_types:
         raise CouplerError("the XGBoost model splits on categorical columns natively, which onnxmltools cannot "
                            "convert; export a run without categorical columns (data.features=[...]), or train "
-                           "model=hist_gradient_boosting or model=mlp, which read them one-hot encoded")
+                           "model=random_forest or model=mlp, which read them one-hot encoded")
     booster = booster.copy()
     booster.feature_names = None  # onnxmltools reads features by position (f0, f1, ...)
     booster.feature_types = None

@@ -23,7 +23,7 @@ class XGBoostContract(Model):
     reports_epochs = True  # every boosting round, when the validation split has rows
     sample_weights = True  # DMatrix(weight=)
     engine = "xgboost"
-    export_formats = ("onnx",)  # onnxmltools (coupler_xgboost.onnx); not with categorical columns
+    export_formats = ("onnx",)  # onnxmltools (coupler_xgboost.onnx); not with categorical columns (refused before fit)
 
 
 @dataclass
