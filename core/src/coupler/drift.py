@@ -28,7 +28,6 @@ import math
 from pathlib import Path
 
 from coupler.errors import CouplerError, DataError
-from coupler.preprocessing import category_text
 
 log = logging.getLogger("coupler")
 
@@ -52,6 +51,8 @@ def profile(X, categorical: list[str]) -> dict:
     seed): plenty for a percentile, and a 200,000-row run records it in milliseconds, not seconds."""
     import numpy as np
     import pandas as pd
+
+    from coupler.preprocessing import category_text
 
     features = {}
     sample = np.sort(np.random.default_rng(0).choice(len(X), SAMPLE, replace=False)) if len(X) > SAMPLE else None
@@ -142,6 +143,8 @@ class FarOutside:
     def __call__(self, frame) -> dict[str, int]:
         import numpy as np
         import pandas as pd
+
+        from coupler.preprocessing import category_text
 
         found = {}
         present = [i for i, c in enumerate(self.numeric) if c in frame.columns]
@@ -247,6 +250,8 @@ def _compare_numeric(column: str, values, spec: dict) -> dict:
 def _compare_categorical(column: str, values, spec: dict) -> dict:
     import numpy as np
     from scipy import stats
+
+    from coupler.preprocessing import category_text
 
     categories = list(spec["frequencies"])
     present = category_text(values, categories).dropna()

@@ -45,7 +45,6 @@ from typing import Any
 
 from coupler.components import CLASSIFICATION, Exporter
 from coupler.errors import CouplerError
-from coupler.preprocessing import category_text
 
 log = logging.getLogger("coupler")
 
@@ -231,6 +230,8 @@ def onnx_inputs(state: dict, rows) -> dict:
     double (text that is no number: missing), each categorical one as strings ("" where missing)."""
     import numpy as np
     import pandas as pd
+
+    from coupler.preprocessing import category_text
 
     feed = {}
     for column in state["columns"]:

@@ -245,10 +245,6 @@ def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
         from coupler.errors import DataError
 
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise HTTPException(status_code=413, detail=f"the body has {int(declared)} bytes; send at most "
-                                                        f"{MAX_BODY_BYTES} a request (split the rows)")
         body = await _body(request)
         if kind in ("text/csv", "application/csv"):
             payload = _csv_records(body)
@@ -272,9 +268,14 @@ MAX_BODY_BYTES = 64 * 2**20
 
 
 async def _body(request) -> bytes:
-    """The request's body, read in chunks and refused past ``MAX_BODY_BYTES`` (a chunked body declares no length)."""
+    """The request's body, refused past ``MAX_BODY_BYTES``: by its declared length, unread, or while it is read in
+    chunks (a chunked body declares none)."""
     from fastapi import HTTPException
 
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(status_code=413, detail=f"the body has {int(declared)} bytes; send at most "
+                                                    f"{MAX_BODY_BYTES} a request (split the rows)")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
