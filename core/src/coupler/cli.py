@@ -327,9 +327,9 @@ def evaluate(run_dir: Path, overrides: list[str], as_json: bool) -> int:
 def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool = False, impute: bool = False) -> int:
     from coupler.finished_run import FinishedRun
     from coupler.plugin_manager import get_plugin_manager
-    from coupler.run_directory import remove_stale_temporaries
+    from coupler.run_directory import check_new_file, remove_stale_temporaries
 
-    check_output(output_path, input_path, overwrite)
+    check_new_file(output_path, overwrite, "the predictions", "out.csv or out.parquet", input_path)
     remove_stale_temporaries(output_path)
     rows = FinishedRun(run_dir, get_plugin_manager()).predict_file(input_path, output_path, impute)
     print(f"wrote {rows} predictions to {output_path}")
@@ -348,28 +348,6 @@ def export(run_dir: Path, fmt: str) -> int:
     print(f"wrote {written[0]} (parity on {parity['rows']} {parity['split']} rows: {shown}); the run's manifest "
           f"lists it")
     return 0
-
-
-def check_output(output_path: Path, input_path: Path, overwrite: bool) -> None:
-    """Refuse an output that would destroy something: the input itself, a file inside a run directory, an
-    existing file (unless ``overwrite``), or a path whose directory does not exist."""
-    from coupler.errors import CouplerError
-    from coupler.run_directory import inside_run
-
-    output_path, shown = Path(output_path), repr(str(output_path))
-    if output_path.exists() and input_path.exists() and output_path.resolve() == Path(input_path).resolve():
-        raise CouplerError(f"output {shown} is the input file; write the predictions to a new file.")
-    run = inside_run(output_path)
-    if run is not None:
-        raise CouplerError(f"output {shown} lies inside the run directory {str(run)!r}; a run's files are sealed. "
-                           f"Write the predictions outside it.")
-    if output_path.is_dir():
-        raise CouplerError(f"output {shown} is a directory; give a file name (out.csv or out.parquet).")
-    if output_path.exists() and not overwrite:
-        raise CouplerError(f"output {shown} exists; give a new file name, or --overwrite to replace it.")
-    if not output_path.absolute().parent.is_dir():
-        raise CouplerError(f"output {shown}: the directory {str(output_path.absolute().parent)!r} does not exist; "
-                           f"create it first.")
 
 
 def compare(paths: list[Path], as_json: bool) -> int:

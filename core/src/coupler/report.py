@@ -44,33 +44,14 @@ def default_output(run_dir: Path) -> Path:
 
 def write_report(path: Path, output: Path | None = None, overwrite: bool = False) -> Path:
     """Write the report of the run (or search) at ``path`` and return the file written."""
-    from coupler.run_directory import atomic_write_text
+    from coupler.run_directory import atomic_write_text, check_new_file
 
     run_dir, search_dir = locate(Path(path))
     output = Path(output) if output is not None else default_output(run_dir)
-    check_output(output, overwrite)
+    check_new_file(output, overwrite, "the report", "report.html")
     page = render(run_dir, search_dir)
     atomic_write_text(output, page)
     return output
-
-
-def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse an output inside a run directory (sealed: a file added there breaks it), a directory, an existing
-    file without ``overwrite``, or a path whose directory does not exist."""
-    from coupler.run_directory import inside_run
-
-    shown = repr(str(output))
-    run = inside_run(output)
-    if run is not None:
-        raise CouplerError(f"output {shown} lies inside the run directory {str(run)!r}, which is sealed (a file added "
-                           f"there makes the run unloadable); write the report outside it.")
-    if output.is_dir():
-        raise CouplerError(f"output {shown} is a directory; give a file name (report.html).")
-    if output.exists() and not overwrite:
-        raise CouplerError(f"output {shown} exists; give a new file name, or --overwrite to replace it.")
-    if not output.absolute().parent.is_dir():
-        raise CouplerError(f"output {shown}: the directory {str(output.absolute().parent)!r} does not exist; "
-                           f"create it first.")
 
 
 def locate(path: Path) -> tuple[Path, Path | None]:

@@ -355,3 +355,26 @@ def inside_run(path: Path) -> Path | None:
         if (parent / MANIFEST).is_file() or (parent / LOCK).is_file():
             return parent
     return None
+
+
+def check_new_file(output: Path, overwrite: bool, what: str, example: str, input_path: Path | None = None) -> None:
+    """Refuse an output file that would destroy something or cannot be written: the input itself, a file inside a
+    run directory (sealed: a file added there makes the run unloadable), a directory, an existing file (unless
+    ``overwrite``), or a path whose directory does not exist. ``what`` names the output in the messages (``the
+    predictions``), ``example`` a file name to give instead (``out.csv``)."""
+    output = Path(output)
+    shown = repr(str(output))
+    if input_path is not None and output.exists() and Path(input_path).exists() \
+            and output.resolve() == Path(input_path).resolve():
+        raise CouplerError(f"output {shown} is the input file; write {what} to a new file.")
+    run = inside_run(output)
+    if run is not None:
+        raise CouplerError(f"output {shown} lies inside the run directory {str(run)!r}, which is sealed (a file added "
+                           f"there makes the run unloadable); write {what} outside it.")
+    if output.is_dir():
+        raise CouplerError(f"output {shown} is a directory; give a file name ({example}).")
+    if output.exists() and not overwrite:
+        raise CouplerError(f"output {shown} exists; give a new file name, or --overwrite to replace it.")
+    if not output.absolute().parent.is_dir():
+        raise CouplerError(f"output {shown}: the directory {str(output.absolute().parent)!r} does not exist; "
+                           f"create it first.")
