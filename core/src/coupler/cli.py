@@ -400,7 +400,7 @@ def drift(run_dir: Path, input_path: Path, threshold: float, as_json: bool) -> i
         from coupler.errors import DataError
 
         raise DataError(f"input file {str(input_path)!r} does not exist; give a CSV or Parquet file.")
-    rows = drifts.compare(run._read_input(input_path), distribution)
+    rows = drifts.compare(run.read_rows(input_path), distribution)
     drifted = drifts.drifted(rows, threshold)
     if as_json:
         print(json.dumps({"threshold": threshold, "drifted": drifted, "features": rows}, indent=2))

@@ -173,7 +173,7 @@ def _agnostic_shap(run, matrix, names, seed: int):
     import numpy as np
     import shap
 
-    model = run._predicting()
+    model = run.predictor()
     gives_proba = bool(run.classes) and _has_proba(run)
     columns = list(names)
 

@@ -105,12 +105,12 @@ class FinishedRun:
             dataset = self.manager.registry.get("data", data_config["name"]).build("data", data_config)
             y, _ = encode_target(dataset.y, self.task, self.classes)
             X = self.preprocessor.transform(dataset.X, self.input_format)
-            return {"data": measure(self._predicting(), X, y, metrics, len(self.classes)).scalars}
+            return {"data": measure(self.predictor(), X, y, metrics, len(self.classes)).scalars}
         dataset, y, indices = self._own_split()
         results = {}
         for name, rows in (("val", indices.val), ("test", indices.test)):
             part = Split(self.preprocessor.transform(dataset.X.iloc[rows], self.input_format), y[rows])
-            results[name] = measure(self._predicting(), part.X, part.y, metrics, len(self.classes)).scalars if len(part) else {}
+            results[name] = measure(self.predictor(), part.X, part.y, metrics, len(self.classes)).scalars if len(part) else {}
         return results
 
     def _own_split(self):
@@ -142,7 +142,7 @@ class FinishedRun:
             labels = np.asarray(self.classes, dtype=object)[y[indices.test]] if self.classes else y[indices.test]
             return dataset.X.iloc[indices.test], labels
         target = self.manifest["features"]["target"]
-        frame = self._read_input(Path(path))
+        frame = self.read_rows(Path(path))
         if target not in frame.columns:
             raise DataError(f"{str(path)!r} has no column {target!r}, the run's target; add it (the true labels of "
                             f"its rows) to explain the model on these rows.")
@@ -156,8 +156,9 @@ class FinishedRun:
                                 dtype=object)
         return frame.drop(columns=[target]), labels
 
-    def _predicting(self) -> BlamedModel:
-        """The model for measuring: an exception from its predict names its component and plugin."""
+    def predictor(self) -> BlamedModel:
+        """The model, answering rows as ``transform`` gives them (``predict``, ``predict_proba``); an exception from it
+        names its component and plugin."""
         return BlamedModel(self.model, component_label(self.manager, "model", self.config["model"]["name"]))
 
     def transform(self, rows, impute: bool = False):
@@ -178,7 +179,7 @@ class FinishedRun:
             return self.predict_file(rows, output_path, impute)
         import numpy as np
 
-        predicted = np.asarray(self._predicting().predict(self.transform(rows, impute)))
+        predicted = np.asarray(self.predictor().predict(self.transform(rows, impute)))
         return np.asarray(self.classes, dtype=object)[predicted.astype(int)] if self.classes else predicted
 
     def predictions(self, rows, impute: bool = False, validated: bool = False):
@@ -192,7 +193,7 @@ class FinishedRun:
         from coupler.components import gives_proba
 
         X = self.preprocessor.transform(rows, self.input_format) if validated else self.transform(rows, impute)
-        model = self._predicting()
+        model = self.predictor()
         predicted = np.asarray(model.predict(X))
         labels = np.asarray(self.classes, dtype=object)[predicted.astype(int)] if self.classes else predicted
         proba = model.predict_proba(X) if self.classes and gives_proba(self.model, self.task) else None
@@ -215,7 +216,7 @@ class FinishedRun:
 
         if not self.classes or not gives_proba(self.model, self.task):
             return None
-        model = self._predicting()
+        model = self.predictor()
         X = self.transform(rows, impute)
         proba = model.predict_proba(X)
         index = rows.index if isinstance(rows, pd.DataFrame) else None
@@ -261,7 +262,7 @@ class FinishedRun:
         if not input_path.is_file():
             what = "is a directory" if input_path.is_dir() else "does not exist"
             raise DataError(f"input file {str(input_path)!r} {what}; give a CSV or Parquet file.")
-        frame = self._read_input(input_path)
+        frame = self.read_rows(input_path)
         if len(frame) == 0:
             raise DataError(f"input file {str(input_path)!r} has no rows.")
         output_path = Path(output_path)
@@ -269,7 +270,7 @@ class FinishedRun:
             raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
         X = self.transform(frame, impute)
         drift.log_far_outside(self.far_outside(frame), self.distribution)
-        measured = measure(self._predicting(), X, None, [], len(self.classes))
+        measured = measure(self.predictor(), X, None, [], len(self.classes))
         predictions = predictions_frame(frame.index, measured, self.classes)
         replaced = [c for c in predictions.columns if c in frame.columns]
         if replaced:
@@ -285,8 +286,9 @@ class FinishedRun:
             atomic_write_text(output_path, output.to_csv(index=False))
         return len(frame)
 
-    def _read_input(self, input_path: Path):
-        """The rows to predict, read by their kind: the first bytes tell Parquet from CSV, whatever the name."""
+    def read_rows(self, input_path: Path):
+        """The rows of a CSV or Parquet file (an ``.npy``/``.npz`` array for a run on numbers only), read as the run
+        read its training data; the first bytes tell Parquet from CSV, whatever the name."""
         import pandas as pd
 
         from coupler.builtin.datasets import read_csv_file, read_parquet_file
