@@ -658,6 +658,25 @@ def _refuse(manager: PluginManager, group: str, choice, extra_dirs: tuple[str, .
     raise ConfigError(group, choice, f"one of {', '.join(sorted(options))}")
 
 
+def flat_settings(config: dict, prefix: str = "") -> dict:
+    """A run's config as tracking tools record hyper-parameters: ``{"model.params.max_depth": 6, ...}``, nested
+    mappings joined by dots, numbers, booleans and text as they are, anything else (lists, empty mappings, null) as
+    JSON text. The ``tracking`` node is left out: a server URI may hold credentials, and where a run is logged is no
+    hyper-parameter of it."""
+    import json
+
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if name == "tracking":
+            continue
+        if isinstance(value, dict) and value:
+            flat.update(flat_settings(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
+    return flat
+
+
 def to_plain(cfg) -> dict:
     """The composed config as plain containers (safe to save and to load with weights_only), with every
     mandatory ``???`` value filled."""

@@ -57,19 +57,12 @@ _KEY_CHARACTERS = re.compile(r"[^\w\-. /:]")
 CUT = " ... (cut to MLflow's limit; the whole config is run/config.yaml in the artifacts)"
 
 
-def flat_config(config: dict, prefix: str = "") -> dict[str, str]:
-    """``{"model.params.max_depth": "6", ...}``: nested mappings joined by dots, lists as JSON. The ``tracking`` node
-    is left out: a server URI may hold credentials, and where a run is logged is no parameter of the run."""
-    flat = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if name == "tracking":
-            continue
-        if isinstance(value, dict) and value:
-            flat.update(flat_config(value, f"{name}."))
-        else:
-            flat[name] = value if isinstance(value, str) else json.dumps(value, default=str)
-    return flat
+def flat_config(config: dict) -> dict[str, str]:
+    """The run's hyper-parameters (``coupler.config.flat_settings``: the ``tracking`` node left out) as MLflow's
+    text params: ``{"model.params.max_depth": "6", ...}``."""
+    from coupler.config import flat_settings
+
+    return {name: value if isinstance(value, str) else json.dumps(value) for name, value in flat_settings(config).items()}
 
 
 def param_value(value: str) -> str:

@@ -18,29 +18,14 @@ last measured split, is the file's. Nothing is written in ``on_run_end``. Epochs
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
 from pathlib import Path
 
 from coupler.callback import Callback
+from coupler.config import flat_settings
 from coupler.distributed import secondary_process
-
-
-def flat_config(config: dict, prefix: str = "") -> dict:
-    """``{"model.params.max_depth": 6, ...}``: nested mappings joined by dots, lists as JSON text. The
-    ``tracking`` node is left out (a server URI may hold credentials; it is no hyper-parameter)."""
-    flat = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if name == "tracking":
-            continue
-        if isinstance(value, dict) and value:
-            flat.update(flat_config(value, f"{name}."))
-        else:
-            flat[name] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
-    return flat
 
 
 class TensorBoardTracker(Callback):
@@ -64,7 +49,7 @@ class TensorBoardTracker(Callback):
 
         self._append(event_pb2.Event(wall_time=time.time(), step=0, file_version="brain.Event:2"))
         if self.hparams:
-            self._append(self._event(0, _hparams_summary(flat_config(run.config))))
+            self._append(self._event(0, _hparams_summary(flat_settings(run.config))))
 
     def on_epoch_end(self, run, epoch, metrics) -> None:
         if self.path is None or run.fold is not None:
