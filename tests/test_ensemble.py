@@ -17,7 +17,6 @@ THREE_ENGINES = "model.members=[{name: logistic_regression}, {name: xgboost, num
 
 
 def test_hard_voting_counts_each_members_weight(manager):
-    import numpy as np
     from coupler.components import Split
     from coupler.context import RunContext
     from sklearn.datasets import load_iris

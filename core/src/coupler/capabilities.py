@@ -124,7 +124,7 @@ def _check_callback(model, model_name: str, name: str, callback, registry: Regis
             fitting = models_that(registry, model_name, lambda m: bool(getattr(m, capability, False)))
             raise ConfigError("callbacks", name, f"callbacks that model {model_name!r} can honour: {name!r} needs a "
                               f"model that {DOES.get(capability, f'declares {capability}')}, and {model_name!r} "
-                              f"{LACKS.get(capability, f'does not')}; remove {name} from callbacks, or choose a "
+                              f"{LACKS.get(capability, 'does not')}; remove {name} from callbacks, or choose a "
                               f"model that does{f' ({_choices(fitting)})' if fitting else ''}")
 
 

@@ -511,7 +511,6 @@ def _given(override):
 def _check_component_keys(parsed: list, manager: PluginManager, extra_dirs: tuple[str, ...]) -> None:
     """``model.KEY=VALUE`` changes a key of the chosen model's config; Hydra refuses a key the config does not
     list unless it is added with ``+``. Say so here, in Coupler's words, with the keys there are and the closest."""
-    from coupler.errors import did_you_mean
 
     registry = manager.registry
     groups, list_groups = {*registry.groups.values(), *registry.setting_groups}, registry.list_groups

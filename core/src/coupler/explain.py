@@ -54,9 +54,9 @@ def explain(run_dir: Path, data: Path | None = None, output: Path | None = None,
 
     run_dir = Path(run_dir)
     if output is None:
-        from coupler.report import default_output
+        from coupler.report import run_name
 
-        output = Path(str(default_output(run_dir)).removesuffix("-report.html") + "-explain")
+        output = Path(f"{run_name(run_dir)}-explain")
     _check_output(output, run_dir, overwrite)
     run = FinishedRun(run_dir)
     if run.input_format not in TABULAR:
@@ -64,7 +64,7 @@ def explain(run_dir: Path, data: Path | None = None, output: Path | None = None,
                            f"explains models that read tables.")
     frame, labels = run.labelled_rows(data)
     if len(frame) == 0:
-        raise CouplerError(f"there are no rows to explain the run on; give a file with --data.")
+        raise CouplerError("there are no rows to explain the run on; give a file with --data.")
     if len(frame) > rows:
         keep = frame.sample(n=rows, random_state=seed).index
         labels = labels[frame.index.get_indexer(keep)]

@@ -34,12 +34,16 @@ MOST_ROWS = 500
 SEARCH_FILES = ("trials.csv", "best.json", "best.yaml")
 
 
-def default_output(run_dir: Path) -> Path:
-    """``RUNNAME-report.html`` in the working directory: the run's last two path parts (``runs/DATE/TIME`` gives
-    ``DATE_TIME``), in letters, digits, ``.``, ``_`` and ``-`` only."""
+def run_name(run_dir: Path) -> str:
+    """A run's name for the files made from it here (``RUNNAME-report.html``, ``RUNNAME-explain``): its last two path
+    parts (``runs/DATE/TIME`` gives ``DATE_TIME``), in letters, digits, ``.``, ``_`` and ``-`` only."""
     parts = Path(run_dir).resolve().parts[-2:]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip(".-") or "run"
-    return Path(f"{name}-report.html")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip(".-") or "run"
+
+
+def default_output(run_dir: Path) -> Path:
+    """``RUNNAME-report.html`` in the working directory (``run_name``)."""
+    return Path(f"{run_name(run_dir)}-report.html")
 
 
 def write_report(path: Path, output: Path | None = None, overwrite: bool = False) -> Path:

@@ -15,7 +15,7 @@ its fit returns, so that no library sees the exception. Imports no Optuna until 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from coupler import hookimpl
