@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import yaml
 from coupler.run_directory import read_manifest
-from coupler.testing import CliResult, cli_in_a_forked_process
 
 from tests.conftest import coupler_process
 
@@ -24,14 +23,12 @@ def saved_config(run_dir: Path) -> dict:
 
 
 def test_the_joblib_launcher_runs_a_sweep_in_two_processes_and_the_summary_collects_every_job(tmp_path):
-    # a launcher that runs jobs in other processes. The command runs in a process forked from this one (as it would
-    # in its own, without importing the training stack again); not in this process: the jobs' results come back
-    # through cloudpickle, which rewrites the classes it sent out (the schemas' fields then hold a copy of
-    # dataclasses.MISSING), and every later compose of that process would fail
-    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
-    process = cli_in_a_forked_process("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                      "seed=0,1,2,3", "hydra.sweep.dir=sweep", cwd=tmp_path, output=out, errors=err)
-    result = CliResult(process.wait(timeout=600), out.read_text(), err.read_text())
+    # a launcher that runs jobs in other processes: a subprocess, as a user starts it. Not in the test's process: the
+    # jobs' results come back through cloudpickle, which rewrites the classes it sent out (the schemas' fields then
+    # hold a copy of dataclasses.MISSING), and every later compose of that process fails. Not in a forked one either:
+    # a forked child ends without running exit handlers, and joblib's worker processes would outlive it
+    result = coupler_process("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2,3",
+                             "hydra.sweep.dir=sweep", cwd=tmp_path, timeout=600)
     assert result.rc == 0, result.err
     assert "Joblib.Parallel(n_jobs=2" in result.err and "is launching 4 jobs" in result.err
     sweep = tmp_path / "sweep"

@@ -154,8 +154,9 @@ def cli_in_a_forked_process(*args: str, cwd: Path | None = None, output: Path, e
     this process's imports instead of spending seconds importing torch and Lightning again. It computes on one torch
     thread (a forked process must not use the thread pool its parent started). ``new_session``: the child leads a
     process group of its own, so that ``os.killpg(pid, SIGINT)`` reaches the processes it starts too (DDP), as a
-    terminal's Ctrl-C does. What it cannot test is the start of a fresh interpreter: a test of that runs ``coupler``
-    with ``subprocess``."""
+    terminal's Ctrl-C does. What it cannot test is the start of a fresh interpreter, nor what runs at an
+    interpreter's exit: the child ends with ``os._exit`` (no exit handlers, so processes it started that wait for
+    them, such as joblib's workers, outlive it). A test of those runs ``coupler`` with ``subprocess``."""
     output_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     errors_fd = output_fd if errors is None else os.open(errors, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     pid = os.fork()
