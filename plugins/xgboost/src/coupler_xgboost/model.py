@@ -63,14 +63,24 @@ def _check_value(key: str, value) -> None:
 
 
 class XGBoostModel(XGBoostContract):
-    def __init__(self, task: str, seed: int, params: dict, num_boost_round: int = 500):
+    def __init__(self, task: str, seed: int, params: dict, num_boost_round: int = 500, cluster: str | None = None,
+                 workers: int = 2, threads_per_worker: int = 1, external_memory: bool = False):
+        from coupler_xgboost.plugin import check_scale_settings
+
         for key, why in RESERVED.items():
             if key in params:
                 raise CouplerError(f"model.params.{key} cannot be set: {why}.")
         for key, value in params.items():
             if value is not None:
                 _check_value(key, value)
+        check_scale_settings(cluster, workers, threads_per_worker, external_memory, params)
         self.task, self.num_boost_round = task, num_boost_round
+        self.cluster, self.workers, self.threads_per_worker = cluster, workers, threads_per_worker
+        self.external_memory = external_memory
+        # a stream (data larger than memory) only where it is trained from: on a cluster or from external memory;
+        # rows in memory still come as a frame or a matrix (the core offers those alone for them)
+        self.input_formats = (("stream", "frame", "matrix") if cluster is not None or external_memory
+                              else tuple(f for f in self.input_formats if f != "stream"))
         self.params = {"seed": seed, **params, "objective": OBJECTIVES[task]}
         asked = params.get("eval_metric") or []
         asked = [asked] if isinstance(asked, str) else list(asked)
@@ -112,16 +122,33 @@ class XGBoostModel(XGBoostContract):
     # --- training -------------------------------------------------------------------------------------
 
     def fit(self, train: Split, val: Split | None, run) -> None:
-        n_classes = len(run.classes) if run.classes else int(train.y.max()) + 1
+        from coupler.streaming import RowStream
+
+        streamed = isinstance(train.X, RowStream)
+        if run.classes:
+            n_classes = len(run.classes)
+        else:  # a stream's labels are read in batches only; a stream's task always names its classes
+            n_classes = 0 if streamed else int(train.y.max()) + 1
         params = {**self.params, **self._task_params(n_classes)}
-        dtrain = self._dmatrix(train.X, train.y, train.weight)
-        evals = [(self._dmatrix(val.X, val.y), "val")] if val is not None else []
-        callbacks = [_RoundEvents(run, LOSSES[self.task])] if evals else []
         progress = getattr(run, "progress", None)
         if progress is not None:  # the bar's length and the log lines' "round/of"
             progress.total = self.num_boost_round
-        self.booster = xgb.train(params, dtrain, num_boost_round=self.num_boost_round, evals=evals,
-                                 callbacks=callbacks, verbose_eval=False)
+        if self.cluster is not None:
+            from coupler_xgboost.scale import dask_client, train_on_dask
+
+            with dask_client(self.cluster, self.workers, self.threads_per_worker) as client:
+                self.booster = train_on_dask(client, params, train, val, self.num_boost_round, run, LOSSES[self.task])
+        elif streamed:
+            from coupler_xgboost.scale import train_from_external_memory
+
+            callbacks = [_RoundEvents(run, LOSSES[self.task])] if val is not None else []
+            self.booster = train_from_external_memory(params, train, val, self.num_boost_round, callbacks)
+        else:  # in memory (with external_memory=true too: rows already in memory are trained from there)
+            dtrain = self._dmatrix(train.X, train.y, train.weight)
+            evals = [(self._dmatrix(val.X, val.y), "val")] if val is not None else []
+            callbacks = [_RoundEvents(run, LOSSES[self.task])] if evals else []
+            self.booster = xgb.train(params, dtrain, num_boost_round=self.num_boost_round, evals=evals,
+                                     callbacks=callbacks, verbose_eval=False)
         if run.best_epoch is not None:  # an early-stopping callback chose a round: keep the model up to it
             self.booster = self.booster[: run.best_epoch + 1]
 
