@@ -44,6 +44,8 @@ log = logging.getLogger("coupler")
 
 #: how long the worker of rank 0 waits for the client's answer after a round before it gives up
 ANSWER_TIMEOUT_S = 600
+#: how long connecting to a running scheduler (model.cluster=tcp://...) may take
+CONNECT_TIMEOUT = "10s"
 
 
 # --- Dask -----------------------------------------------------------------------------------------------------
@@ -77,7 +79,7 @@ def _client(distributed, cluster: str, workers: int, threads_per_worker: int):
             yield client
         return
     try:
-        client = distributed.Client(cluster, timeout="10s")
+        client = distributed.Client(cluster, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         raise CouplerError(f"model.cluster={cluster}: no Dask scheduler answered at that address ({exc}); start "
                            "one (`dask scheduler`, with workers: `dask worker ADDRESS`) or fix the address, or use "
