@@ -74,6 +74,7 @@ def _close(a, b):
 
 # --- cluster=local, end to end -------------------------------------------------------------------------------
 
+@pytest.mark.slow  # about 10 s: a LocalCluster of 2 processes starts, and the single-process run to compare
 def test_cluster_local_trains_saves_reloads_and_predicts_like_one_process(tmp_path, coupler_cli):
     from sklearn.datasets import load_breast_cancer
 
