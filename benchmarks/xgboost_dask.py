@@ -11,9 +11,9 @@ saved as ``.npy`` files; every measurement is its own process, which loads them 
 - ``plain``: the same with ``xgboost.dask`` by hand: a 2-worker LocalCluster (1 thread each, processes), the rows
   scattered in one chunk per worker, ``DaskQuantileDMatrix``, ``xgboost.dask.train`` with the same parameters,
   rounds and validation set, no callback.
-- ``single``: ``XGBoostModel()`` (no cluster) in one process, for its peak memory (the process's ``ru_maxrss``).
+- ``single``: ``XGBoostModel()`` (no cluster) in one process, for its peak memory (``VmHWM``).
 
-Each worker's peak resident memory (``ru_maxrss``, asked of every worker with ``Client.run`` after training, before
+Each worker's peak resident memory (Linux's ``VmHWM``, asked of every worker with ``Client.run`` after training, before
 the cluster closes) is compared with the single-process run's. The two Dask sides alternate (and which goes first
 alternates), ``--repeats`` pairs; medians and minima are reported with the ratio coupler / plain.
 
@@ -50,6 +50,14 @@ def generate(work: Path, rows: int, features: int) -> None:
 
 
 def _peak_mib() -> float:
+    """This process's peak resident memory: Linux's ``VmHWM`` (``ru_maxrss`` survives ``exec``, so a process
+    started by a large one, a Dask worker by its client, would report its parent's peak), else ``ru_maxrss``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -132,13 +140,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--side", choices=("coupler", "plain", "single"), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:  # one measurement, in a process of its own
         print(json.dumps(side(args.side, args.work, args.rounds)))
         return
+    if args.generate:
+        generate(args.work, args.rows, args.features)
+        return
     work = Path(tempfile.mkdtemp(prefix="coupler-bench-dask-"))
-    try:
-        generate(work, args.rows, args.features)
+    try:  # generated in a process of its own: this one stays small
+        subprocess.run([sys.executable, __file__, "--generate", "--work", str(work), "--rows", str(args.rows),
+                        "--features", str(args.features)], check=True)
         print(f"data: {args.rows} rows x {args.features} float32 features (80% train, 20% validation); "
               f"{args.rounds} rounds, {PARAMS}; 2 workers x 1 thread")
         runs: dict[str, list[dict]] = {"coupler": [], "plain": []}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from coupler import hookimpl
 from coupler.components import CLASSIFICATION, Model
-from coupler.errors import ConfigError
+from coupler.errors import ConfigError, CouplerError
 from coupler.schema import param
 
 COUPLER_API = ">=1.2,<2"  # the plugin API versions this plugin supports (coupler.hookspecs.API_VERSION)
@@ -76,6 +77,10 @@ def check_scale_settings(cluster, workers, threads_per_worker, external_memory, 
         if not isinstance(cluster, str) or not (cluster == "local" or _address_ok(cluster)):
             raise ConfigError(f"{key}.cluster", cluster, "null (one process), local (a Dask LocalCluster Coupler "
                               "starts) or the address of a running Dask scheduler, tcp://HOST:PORT")
+        missing = [name for name in ("dask", "distributed") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise CouplerError(f"{key}.cluster={cluster} needs {' and '.join(missing)}, which are not installed: "
+                               "pip install 'coupler-xgboost[dask]'")
         if external_memory:
             raise ConfigError(f"{key}.external_memory", external_memory, "false with model.cluster: on a cluster the "
                               "rows are spread over the workers' memory; external memory is for one process "
