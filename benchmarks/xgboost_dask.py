@@ -72,10 +72,9 @@ def side(name: str, work: Path, rounds: int) -> dict:
     peaks: list[float] = []
     start = time.perf_counter()
     if name == "plain":
+        import dask.array as da
         import distributed
         from xgboost import dask as dxgb
-
-        import dask.array as da
 
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       dashboard_address=None) as cluster, distributed.Client(cluster) as client:

@@ -40,8 +40,6 @@ import numpy as np
 import xgboost as xgb
 from coupler.errors import CouplerError
 
-log = logging.getLogger("coupler")
-
 #: how long the worker of rank 0 waits for the client's answer after a round before it gives up
 ANSWER_TIMEOUT_S = 600
 #: how long connecting to a running scheduler (model.cluster=tcp://...) may take
