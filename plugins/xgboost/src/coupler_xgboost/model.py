@@ -8,6 +8,9 @@
 - After every boosting round the run's ``on_epoch_end`` fires with the validation metrics: ``val_loss`` (the
   task's loss: logloss, mlogloss or rmse, always evaluated) and ``val_NAME`` for each eval metric; an
   early-stopping callback stops the training, and the best round is the one kept.
+- ``cluster`` (``xgboost.dask`` on a Dask cluster) and ``external_memory`` (``ExtMemQuantileDMatrix`` over a
+  stream's partitions) train in ``coupler_xgboost.scale``; the Booster they return is kept as this one's. With
+  either, the model takes the ``stream`` input format (a data set larger than memory), and prefers it.
 - Saved in XGBoost's own UBJSON format, never pickle. UBJSON is data: XGBoost parses it into trees and a config
   that names built-in objectives only, so a model file cannot carry code. But XGBoost's parser trusts the lengths
   and node indices a file declares (a truncated ``model.ubj`` crashed the process), so ``load`` first reads the file

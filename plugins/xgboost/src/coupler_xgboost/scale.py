@@ -116,7 +116,7 @@ def train_on_dask(client, params: dict, train, val, num_boost_round: int, run, l
         try:
             outcome["result"] = dxgb.train(client, params, dtrain, num_boost_round=num_boost_round, evals=evals,
                                            callbacks=[relay], verbose_eval=False)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+        except BaseException as exc:  # re-raised in the calling thread
             outcome["error"] = exc
         finally:
             scores.put(None)  # no more rounds: the loop below ends
