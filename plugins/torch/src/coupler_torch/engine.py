@@ -4,14 +4,18 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
 ``architecture()``, the keyword arguments that rebuild it). The engine does the rest:
 
 - **Data feeding.** In-memory splits become tensors once; an epoch takes one seeded permutation and then
-  slices contiguous batches (``TensorBatches``): no per-sample fetch, no collation.
+  slices contiguous batches (``TensorBatches``): no per-sample fetch, no collation. A split whose ``X`` is a
+  ``coupler.streaming.RowStream`` (input format ``stream``: data larger than memory) is read in batches each epoch
+  (``StreamBatches``, an ``IterableDataset`` in a ``DataLoader`` with ``batch_size=None``), shuffled within
+  ``trainer.shuffle_buffer`` rows; its validation split is scored a partition at a time (``stream_metrics``).
 - **Data parallelism** (``trainer.strategy=ddp trainer.devices=N``): the global batch stays ``model.batch_size``
   and an epoch has as many optimizer steps as in one process. Every process takes the same seeded order and,
   of each global batch, its own contiguous share (rows ``rank*n//N`` to ``(rank+1)*n//N``); DDP averages the
   gradients. A last batch with fewer rows than processes is taken whole by every process (the average of N equal
   gradients is that batch's gradient), so every process runs the same number of steps, as DDP requires. A model
   whose ``training_batches`` is a ``DataLoader`` (an image folder) gets the same treatment through a batch sampler;
-  any other iterable is refused under a distributed strategy, since the engine cannot share it. Rank 0 scores the
+  any other iterable is refused under a distributed strategy, since the engine cannot share it. From a stream, each
+  process reads its own partitions in batches of ``batch_size // N`` rows (``StreamBatches``). Rank 0 scores the
   validation split, fires ``run.epoch_end`` (so each plugin's ``on_epoch_end`` runs once per epoch, not once per
   process) and decides early stopping and checkpoint writes; every process follows its decision (each
   ``Trainer.save_checkpoint`` is collective; Lightning writes on rank 0 only). Batch norm normalizes each
@@ -214,7 +218,8 @@ class _SharedBatches(torch.utils.data.Sampler):
 
 def _shared_batches(batches, share, world: int, model_name: str, strategy: str):
     """``batches`` (what ``training_batches`` returned) made to give each of ``world`` processes its share of every
-    global batch. ``TensorBatches`` read ``share`` themselves; a ``DataLoader`` is rebuilt around a
+    global batch. ``TensorBatches`` and ``StreamBatches`` (in its ``DataLoader``) read ``share`` themselves; another
+    ``DataLoader`` is rebuilt around a
     ``_SharedBatches`` batch sampler (Lightning's own ``DistributedSampler`` would make the global batch
     ``world`` times larger and the epoch shorter); anything else cannot be shared and is refused."""
     from torch.utils.data import DataLoader, IterableDataset
