@@ -197,9 +197,9 @@ def test_each_epoch_reads_every_row_once_in_a_new_seeded_order():
 
 @pytest.mark.parametrize("rows, partition_rows, world", [(100, 7, 2), (101, 10, 3), (100, 100, 2), (64, 4, 4)])
 def test_each_process_reads_its_own_rows_in_as_many_batches_as_the_others(rows, partition_rows, world):
-    """DDP: every process reads other rows (no process trains on another's, as a ``DistributedSampler`` would not
-    be there to share them) in batches of ``batch_size // world`` rows, and each yields the same number of batches,
-    never more than ``len()`` says (Lightning's count of an epoch and a scheduler's steps)."""
+    """DDP: each process reads rows no other process reads, in batches of ``batch_size // world`` rows, and every
+    process yields the same number of batches (none waits for another's last), never more than ``len()`` says
+    (Lightning's count of an epoch, a scheduler's steps per epoch)."""
     stream, batch_size = _ids(rows, partition_rows), 8
     for epoch in range(3):
         shares = [list(StreamBatches(stream, batch_size, targets=torch.as_tensor, seed=0, epoch=lambda e=epoch: e,
@@ -290,10 +290,10 @@ class Relay:
     def on_epoch_end(self, run, epoch, metrics):
         pass
 
-run = RunContext(config={"trainer": {"max_epochs": 2, "progress_bar": False, "strategy": "ddp", "devices": 2,
-                                     "accelerator": "cpu"}, "train": {"class_weight": None}},
-                 directory=out / ("scratch" if secondary_process() else "run"), hooks=Relay(), registry=get_plugin_manager().registry, classes=[0, 1],
-                 task="binary")
+trainer = {"max_epochs": 2, "progress_bar": False, "strategy": "ddp", "devices": 2, "accelerator": "cpu"}
+run = RunContext(config={"trainer": trainer, "train": {"class_weight": None}}, hooks=Relay(),
+                 directory=out / ("scratch" if secondary_process() else "run"),  # as the core gives rank 1
+                 registry=get_plugin_manager().registry, classes=[0, 1], task="binary")
 model = MLP("binary", 0, hidden=[16], dropout=0.0, batch_size=32, threads=1)
 model.fit(Split(ArrayStream(X[:400], y[:400], partition_rows=50), None),
           Split(ArrayStream(X[400:], y[400:], partition_rows=50), None), run)

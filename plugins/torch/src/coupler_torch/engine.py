@@ -132,14 +132,15 @@ class StreamBatches(torch.utils.data.IterableDataset):
     the same number of batches, so none waits for another's last) in batches of ``batch_size // world`` rows, so
     that the global batch, and the steps of an epoch, stay about those of one process. The batches are tensors
     already: the engine hands this to a ``DataLoader`` with ``batch_size=None`` (no per-row fetch, no collation).
-    ``targets`` turns a batch's ``y`` into the loss's targets (``TorchModel._targets``).
+    ``targets`` turns a batch's ``y`` into the loss's targets (``TorchModel._targets``). The engine sets ``share``
+    to its trainer's rank and world size; by default they are torch.distributed's when it is initialised.
     """
 
     def __init__(self, stream, batch_size: int, *, targets, shuffle: bool = True, seed: int = 0, buffer_rows: int = 0,
-                 epoch=lambda: 0, share=lambda: (0, 1)):
+                 epoch=lambda: 0, share=None):
         super().__init__()
         self.stream, self.batch_size, self.targets, self.shuffle = stream, batch_size, targets, shuffle
-        self.seed, self.buffer_rows, self.epoch, self.share = seed, buffer_rows, epoch, share
+        self.seed, self.buffer_rows, self.epoch, self.share = seed, buffer_rows, epoch, share or _process_share
 
     def rows_per_batch(self, world: int) -> int:
         """Rows of each process's batch: the global batch ``batch_size`` split between ``world`` processes."""
@@ -166,6 +167,15 @@ class StreamBatches(torch.utils.data.IterableDataset):
                 yield x, y
             else:
                 yield x, y, torch.from_numpy(np.ascontiguousarray(batch.weight, dtype=np.float32))
+
+
+def _process_share() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process in torch.distributed's default group; ``(0, 1)`` outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _stream_moments(stream: RowStream) -> tuple[float, float]:
