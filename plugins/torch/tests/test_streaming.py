@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from coupler import hookimpl
 from coupler.builtin.callbacks import EarlyStopping
 from coupler.components import Split
 from coupler.context import RunContext
@@ -332,23 +333,67 @@ def test_two_processes_train_from_a_stream_each_on_its_own_rows(tmp_path):
     assert abs(ranks[0]["accuracy"] - _accuracy(single)) <= TOLERANCE
 
 
-# --- end to end from a Parquet file, once coupler.parquet exists ---------------------------------------------------
+# --- end to end: coupler train data=parquet data.path=DIR --------------------------------------------------------
 
 
-def test_coupler_train_streams_a_parquet_file_into_the_mlp(tmp_path):
-    """``coupler train data=parquet model=mlp``: the run reads the file as a stream (input format ``stream``) and
-    measures what a run of the same rows from a CSV file measures, within ``TOLERANCE``."""
+class InMemoryMLP(MLP):
+    """``model=mlp`` that takes no stream: a directory reaches it read whole, with the same split."""
+
+    input_formats = ("matrix",)
+
+    def __init__(self, task: str, seed: int, hidden: list[int] = (16,), dropout: float = 0.0, batch_size: int = 32,
+                 threads: int | None = 1):
+        super().__init__(task, seed, list(hidden), dropout, batch_size, threads)
+
+
+class InMemory:
+    @hookimpl
+    def register_models(self, register):
+        register("mlp_in_memory", InMemoryMLP)
+
+
+@pytest.fixture(scope="module")
+def parquet_directory(tmp_path_factory) -> Path:
+    """breast_cancer as a directory of Parquet files: 3 files of row groups of 50 rows (12 row groups)."""
     pytest.importorskip("coupler.parquet")
     import pandas as pd
-    from coupler.testing import train_run
 
+    directory = tmp_path_factory.mktemp("parquet") / "table"
+    directory.mkdir()
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(y=Y)
-    frame.to_parquet(tmp_path / "table.parquet")
-    frame.to_csv(tmp_path / "table.csv", index=False)
-    common = ("model=mlp", "model.batch_size=32", "trainer.max_epochs=3", "data.target=y")
-    streamed, run_dir = train_run(tmp_path, "data=parquet", f"data.path={tmp_path / 'table.parquet'}", *common,
-                                  name="parquet")
-    in_memory, _ = train_run(tmp_path, "data=csv", f"data.path={tmp_path / 'table.csv'}", *common, name="csv")
+    for number, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(directory / f"part-{number}.parquet", row_group_size=50, index=False)
+    return directory
+
+
+PARQUET_RUN = ("model.hidden=[16]", "model.batch_size=32", "trainer.max_epochs=3", "+optimizer.lr=0.01")
+
+
+def test_coupler_train_streams_a_parquet_directory_into_the_mlp(tmp_path, parquet_directory):
+    """The run streams the directory (the manifest says ``streamed``), reports each epoch, and measures what a run
+    of the same rows read into memory measures, within ``TOLERANCE``; ``coupler evaluate`` measures it again.
+    Measured (seeds 0-3; 405 training rows, 115 val, 49 test): val 0.965-0.974 and test 0.980, streamed and in
+    memory alike."""
+    from coupler.finished_run import FinishedRun
+    from coupler.plugin_manager import PluginManager
+    from coupler.testing import read_history, train_run
+
+    manager = PluginManager()
+    manager.load_builtins()
+    manager.load_entry_points()
+    manager.load_object("in_memory", InMemory())
+    data = ("data=parquet", f"data.path={parquet_directory}", "data.target=y")
+    streamed, run_dir = train_run(tmp_path, *data, "model=mlp", *PARQUET_RUN, name="stream", manager=manager)
+    in_memory, memory_dir = train_run(tmp_path, *data, "model=mlp_in_memory", *PARQUET_RUN, name="memory",
+                                      manager=manager)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["features"]["input_format"] == "stream"
-    assert abs(streamed["test"]["accuracy"] - in_memory["test"]["accuracy"]) <= TOLERANCE
+    assert manifest["features"]["streamed"] is True and "streamed" not in json.loads(
+        (memory_dir / "manifest.json").read_text())["features"]
+    assert manifest["rows"] == json.loads((memory_dir / "manifest.json").read_text())["rows"], "the same split"
+    assert [line.split(",")[0] for line in read_history(run_dir).splitlines()] == ["epoch", "0", "1", "2"]
+    for split in ("val", "test"):
+        print(f"{split} accuracy: streamed {streamed[split]['accuracy']:.4f}, in memory "
+              f"{in_memory[split]['accuracy']:.4f}")
+        assert abs(streamed[split]["accuracy"] - in_memory[split]["accuracy"]) <= TOLERANCE
+    assert streamed["val"]["accuracy"] > 0.93  # the majority class: 0.63
+    assert FinishedRun(run_dir, manager).evaluate() == streamed
