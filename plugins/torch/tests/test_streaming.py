@@ -397,3 +397,97 @@ def test_coupler_train_streams_a_parquet_directory_into_the_mlp(tmp_path, parque
         assert abs(streamed[split]["accuracy"] - in_memory[split]["accuracy"]) <= TOLERANCE
     assert streamed["val"]["accuracy"] > 0.93  # the majority class: 0.63
     assert FinishedRun(run_dir, manager).evaluate() == streamed
+
+
+DDP_PARQUET = ("data.target=y", "model=mlp", "model.hidden=[16]", "model.batch_size=4", "trainer.max_epochs=3")
+DDP = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
+
+
+def _wait(process, log: Path, timeout: float = 600) -> int:
+    import signal
+
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        pytest.fail(f"{log.name} ran past {timeout} s\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(tmp_path_factory, parquet_directory):
+    """``coupler train data=parquet ... trainer.strategy=ddp trainer.devices=2`` from a directory, side by side: one
+    run whole (``ddp``), one interrupted by Ctrl-C once its first epoch's checkpoint exists and then resumed
+    (``resumed``), and one process (``single``, in this one). Batches of 4 rows: epochs of 101 steps (about half a
+    second), so that Ctrl-C lands in the second of three epochs."""
+    import signal
+    import time
+
+    from coupler.testing import cli_in_a_forked_process, cli_in_this_process
+
+    directory = tmp_path_factory.mktemp("ddp_parquet")
+    data = ("data=parquet", f"data.path={parquet_directory}", *DDP_PARQUET)
+    logs = {name: directory / f"{name}.log" for name in ("ddp", "interrupted", "resumed")}
+
+    def train(*args, log):
+        return cli_in_a_forked_process("train", *args, output=log, env={"OMP_NUM_THREADS": "1"}, new_session=True)
+
+    processes = {"ddp": train(*data, *DDP, f"hydra.run.dir={directory / 'ddp'}", log=logs["ddp"]),
+                 "interrupted": train(*data, *DDP, f"hydra.run.dir={directory / 'resumed'}", log=logs["interrupted"])}
+    try:
+        last, deadline = directory / "resumed" / "checkpoints" / "last.ckpt", time.monotonic() + 600
+        while not last.exists():
+            assert processes["interrupted"].poll() is None, logs["interrupted"].read_text()[-4000:]
+            assert time.monotonic() < deadline, logs["interrupted"].read_text()[-4000:]
+            time.sleep(0.02)
+        os.killpg(processes["interrupted"].pid, signal.SIGINT)
+        codes = {"interrupted": _wait(processes["interrupted"], logs["interrupted"])}
+        checkpoint = torch.load(last, weights_only=True)
+        processes["resumed"] = train(f"resume={directory / 'resumed'}", log=logs["resumed"])
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            codes["single"] = cli_in_this_process("train", *data, f"hydra.run.dir={directory / 'single'}")
+        finally:
+            torch.set_num_threads(threads)
+        codes.update({name: _wait(processes[name], logs[name]) for name in ("ddp", "resumed")})
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    return {"dir": directory, "codes": codes, "logs": logs, "checkpoint": checkpoint}
+
+
+@pytest.mark.slow  # six processes, four of them importing torch and Lightning
+def test_two_processes_stream_a_parquet_directory_to_the_accuracy_of_one(ddp_runs):
+    from coupler.testing import read_metrics
+
+    codes, directory = ddp_runs["codes"], ddp_runs["dir"]
+    assert codes["ddp"] == 0, ddp_runs["logs"]["ddp"].read_text()[-4000:]
+    assert codes["single"] == 0
+    ddp, single = directory / "ddp", directory / "single"
+    assert "data parallel over 2 processes" in (ddp / "train.log").read_text()
+    assert json.loads((ddp / "manifest.json").read_text())["features"]["streamed"] is True
+    assert sorted(p.name for p in ddp.rglob("*")) == sorted(p.name for p in single.rglob("*")), \
+        "the second process writes nothing into the run directory"
+    two, one = read_metrics(ddp), read_metrics(single)
+    for split in ("val", "test"):
+        print(f"{split} accuracy: two processes {two[split]['accuracy']:.4f}, one {one[split]['accuracy']:.4f}")
+        assert abs(two[split]["accuracy"] - one[split]["accuracy"]) <= TOLERANCE
+
+
+@pytest.mark.slow
+def test_an_interrupted_two_process_streamed_run_resumes_to_the_uninterrupted_numbers(ddp_runs):
+    from coupler.cli import EXIT_INTERRUPTED
+    from coupler.testing import read_history, read_metrics
+
+    codes, directory, logs = ddp_runs["codes"], ddp_runs["dir"], ddp_runs["logs"]
+    assert codes["interrupted"] == EXIT_INTERRUPTED, logs["interrupted"].read_text()[-4000:]
+    assert ddp_runs["checkpoint"]["epoch"] == 0, "interrupted after the first of three epochs"
+    assert codes["resumed"] == 0, logs["resumed"].read_text()[-4000:]
+    assert codes["ddp"] == 0, logs["ddp"].read_text()[-4000:]
+    resumed, whole = directory / "resumed", directory / "ddp"
+    assert read_metrics(resumed) == read_metrics(whole)
+    assert read_history(resumed) == read_history(whole)
+    assert not (resumed / "checkpoints").exists()
