@@ -168,6 +168,16 @@ def test_an_interrupted_streamed_run_resumes_from_its_epoch_to_the_uninterrupted
     np.testing.assert_array_equal(resumed.predict_proba(X[VAL]), whole.predict_proba(X[VAL]))
 
 
+@pytest.mark.parametrize("method, streams", [("soft", True), ("hard", True), ("stacking", False)])
+def test_an_ensemble_of_mlps_streams_unless_it_stacks(method, streams):
+    """A voting ensemble of members that stream streams too (each member trains from the stream); stacking fits its
+    meta-model on out-of-fold predictions of rows in memory, so it reads a directory whole."""
+    ensemble = get_plugin_manager().registry.get("model", "ensemble").build(
+        "model", {"name": "ensemble", "members": [{"name": "mlp"}, {"name": "mlp", "hidden": [8]}], "method": method},
+        task="binary", seed=0)
+    assert ("stream" in ensemble.input_formats) is streams and "matrix" in ensemble.input_formats
+
+
 # --- the batches ------------------------------------------------------------------------------------------------
 
 
