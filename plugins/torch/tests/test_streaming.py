@@ -147,6 +147,28 @@ def test_early_stopping_keeps_the_best_epoch_of_a_streamed_run(tmp_path):
     assert model.stream_metrics(_streams(VAL).X)["val_loss"] == pytest.approx(run.history[0]["val_loss"], rel=1e-5)
 
 
+def test_a_scheduler_stepped_each_batch_gets_the_batches_of_a_streamed_epoch(tmp_path, monkeypatch):
+    """scheduler=onecycle plans ``epochs * steps_per_epoch`` steps (it raises past them): from a stream of 400 rows
+    in batches of 32, 13 steps an epoch, the last batch of 16 rows included, as in memory."""
+    planned, stepped = [], []
+    original_init, original_step = torch.optim.lr_scheduler.OneCycleLR.__init__, torch.optim.lr_scheduler.OneCycleLR.step
+
+    def init(self, *args, **kwargs):
+        planned.append(kwargs["steps_per_epoch"])
+        original_init(self, *args, **kwargs)
+
+    def step(self, *args, **kwargs):
+        stepped.append(1)
+        original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.OneCycleLR, "__init__", init)
+    monkeypatch.setattr(torch.optim.lr_scheduler.OneCycleLR, "step", step)
+    run = _run(tmp_path, max_epochs=2)
+    run.config["scheduler"] = {"name": "onecycle"}
+    _mlp().fit(_streams(TRAIN), _streams(VAL), run)
+    assert planned == [13] and len(stepped) == 1 + 2 * 13  # torch steps it once when it is built
+
+
 class InterruptAtEpoch:
     def __init__(self, epoch: int):
         self.epoch = epoch
