@@ -229,9 +229,9 @@ class _SharedBatches(torch.utils.data.Sampler):
 def _shared_batches(batches, share, world: int, model_name: str, strategy: str):
     """``batches`` (what ``training_batches`` returned) made to give each of ``world`` processes its share of every
     global batch. ``TensorBatches`` and ``StreamBatches`` (in its ``DataLoader``) read ``share`` themselves; another
-    ``DataLoader`` is rebuilt around a
-    ``_SharedBatches`` batch sampler (Lightning's own ``DistributedSampler`` would make the global batch
-    ``world`` times larger and the epoch shorter); anything else cannot be shared and is refused."""
+    ``DataLoader`` is rebuilt around a ``_SharedBatches`` batch sampler (Lightning's own ``DistributedSampler`` would
+    make the global batch ``world`` times larger and the epoch shorter); anything else cannot be shared and is
+    refused."""
     from torch.utils.data import DataLoader, IterableDataset
 
     if isinstance(batches, TensorBatches):
@@ -500,8 +500,6 @@ class TorchModel(TorchContract):
             metrics["val_accuracy"] = float((outputs.argmax(dim=1) == y).float().mean())
         return metrics
 
-    # --- prediction ------------------------------------------------------------------------------------
-
     def stream_metrics(self, stream: RowStream, device=None, context=None) -> dict[str, float]:
         """``epoch_metrics`` of a validation split that is a ``RowStream``: one partition at a time, in order, the
         sums of the loss (the mean loss times the rows), of the right answers or the squared errors; never the
@@ -526,6 +524,8 @@ class TorchModel(TorchContract):
         else:
             metrics["val_accuracy"] = right / rows
         return metrics
+
+    # --- prediction ------------------------------------------------------------------------------------
 
     def _predictions(self, X) -> np.ndarray:
         if self._cache is None or self._cache[0] is not X:

@@ -78,7 +78,8 @@ class TrainerSchema:
     resume_interval: float = param(30, help="seconds between writes of checkpoints/last.ckpt, after the first epoch "
                                             "(0: after every epoch)", ge=0)
     shuffle_buffer: int = param(65536, help="rows shuffled together when training from a stream (data larger than "
-                                            "memory): memory holds them plus one partition; 0: one partition's", ge=0)
+                                            "memory), at least a partition's: memory holds them; 0: a partition at a "
+                                            "time", ge=0)
 
 
 @hookimpl
