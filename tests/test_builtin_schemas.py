@@ -53,7 +53,7 @@ def test_a_loader_value_its_schema_refuses_is_named_before_the_file_is_looked_at
         manager.registry.get("data", "parquet").build("data", {"name": "parquet", "path": absent, "target": "y",
                                                                "sep": ";"})
     assert str(error.value) == ("data.sep=';' is not allowed: data 'parquet' has no parameter 'sep'. Its parameters "
-                                "are: path, target, features, categorical")
+                                "are: path, target, features, categorical, key")
 
 
 def test_the_csv_node_lists_its_keys_with_todays_defaults_and_requires_path_and_target(manager):

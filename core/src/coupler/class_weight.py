@@ -46,11 +46,19 @@ def row_weights(value, y: np.ndarray, classes: list) -> np.ndarray | None:
     if value is None:
         return None
     codes = np.asarray(y, dtype=np.int64)
+    return class_weight_per_class(value, np.bincount(codes, minlength=len(classes)), classes)[codes]
+
+
+def class_weight_per_class(value, counts, classes: list) -> np.ndarray:
+    """One weight per class, from ``train.class_weight`` (not null) and the training rows' count of each class
+    (a streamed data set weighs each batch's rows by their class with it)."""
+    import numpy as np
+
     if value == "balanced":
-        counts = np.bincount(codes, minlength=len(classes)).astype(float)
+        counts = np.asarray(counts, dtype=float)
         present = counts > 0
         per_class = np.zeros(len(classes))
-        per_class[present] = len(codes) / (present.sum() * counts[present])
+        per_class[present] = counts.sum() / (present.sum() * counts[present])
     else:
         by_text = {str(label): k for k, label in enumerate(classes)}
         unknown = [label for label in value if str(label) not in by_text]
@@ -60,4 +68,4 @@ def row_weights(value, y: np.ndarray, classes: list) -> np.ndarray | None:
         per_class = np.ones(len(classes))
         for label, weight in value.items():
             per_class[by_text[str(label)]] = float(weight)
-    return per_class[codes]
+    return per_class

@@ -32,14 +32,17 @@ class Split:
     """One split of preprocessed data: ``X`` as the model asked for it, ``y`` as integer class codes
     (classification) or floats (regression), and ``weight``: one non-negative weight per row that a model
     declaring ``sample_weights`` must honour in ``fit`` (``train.class_weight``), or None (every row counts once).
-    Only the train split is weighted; validation and test are measured unweighted."""
+    Only the train split is weighted; validation and test are measured unweighted.
+
+    For input format ``stream`` (``coupler.streaming``), ``X`` is a ``RowStream`` whose batches carry the targets
+    and weights; ``y`` and ``weight`` are then None."""
 
     X: Any
-    y: np.ndarray
+    y: np.ndarray | None
     weight: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.y) if self.y is not None else len(self.X)
 
 
 class Model:
@@ -76,7 +79,9 @@ class Model:
     #: categorical columns have the ``category`` dtype, missing values left for the model).
     input_format: str = "matrix"
     #: Optional: the input formats the model takes, in order of preference, when it takes several; the run
-    #: picks the first the data can give (``matrix``/``frame`` for a table, ``files`` for paths of files,
+    #: picks the first the data can give (``matrix``/``frame`` for a table; also ``stream`` for a data set read
+    #: lazily, ``data=parquet data.path=DIR``: a ``coupler.streaming.RowStream`` of matrix rows in ``fit``, while
+    #: ``predict`` still gets matrices, partition by partition; ``files`` for paths of files,
     #: ``tokens``/``text`` for text: token ids from the training rows' vocabulary, or the raw text) and tells
     #: the model in ``run.input_format``. Without it: ``(input_format,)``.
     input_formats: tuple[str, ...] | None = None

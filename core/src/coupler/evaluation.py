@@ -72,6 +72,32 @@ def measure(model: Model, X, y: np.ndarray | None, metrics: list[Metric], n_clas
     return score(y, prediction, None if proba is None else np.asarray(proba), metrics, n_classes)
 
 
+def measure_stream(model: Model, stream, metrics: list[Metric], n_classes: int = 0,
+                   task: str | None = None) -> tuple[Measured, np.ndarray]:
+    """``measure`` for a ``coupler.streaming.RowStream``: the model predicts each partition (a matrix), and the
+    metrics are computed once on the whole split's predictions. Returns the ``Measured`` and the split's targets."""
+    task = task or ("regression" if not n_classes else "binary" if n_classes == 2 else "multiclass")
+    with_proba = gives_proba(model, task)
+    predictions, probas, targets = [], [], []
+    for partition in stream.partitions():
+        batch = partition.read()
+        if not len(batch):  # a row group without rows of this split
+            continue
+        predictions.append(np.asarray(model.predict(batch.X)))
+        if with_proba:
+            proba = np.asarray(model.predict_proba(batch.X))
+            if proba.shape != (len(batch), n_classes):
+                raise CouplerError(f"the model's predict_proba gave shape {proba.shape}; a {n_classes}-class task "
+                                   f"needs ({len(batch)}, {n_classes}), one column per class.")
+            probas.append(proba)
+        targets.append(batch.y)
+    if not targets:
+        raise CouplerError("the split has no rows to measure")
+    y = np.concatenate(targets)
+    return score(y, np.concatenate(predictions), np.concatenate(probas) if with_proba else None, metrics,
+                 n_classes), y
+
+
 def score(y: np.ndarray | None, prediction: np.ndarray, proba: np.ndarray | None, metrics: list[Metric],
           n_classes: int = 0) -> Measured:
     """Every metric of ``prediction`` (and ``proba``) against ``y``. NaN (undefined) becomes None."""

@@ -22,16 +22,19 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from coupler import drift
 from coupler.components import Split
 from coupler.dataset import encode_target
 from coupler.errors import CouplerError, DataError
-from coupler.evaluation import measure, predictions_frame, select_metrics
+from coupler.evaluation import measure, measure_stream, predictions_frame, select_metrics
+from coupler.parquet import ParquetDataset
 from coupler.plugin_faults import BlamedModel, component_label
 from coupler.plugin_manager import PluginManager
 from coupler.preprocessing import Preprocessor
 from coupler.run_directory import atomic_write_bytes, atomic_write_text, read_manifest
-from coupler.splitting import split_rows
+from coupler.splitting import SplitIndices, split_rows
 
 log = logging.getLogger("coupler")
 
@@ -103,9 +106,22 @@ class FinishedRun:
         metrics = self.metrics()
         if data_config is not None:
             dataset = self.manager.registry.get("data", data_config["name"]).build("data", data_config)
+            if isinstance(dataset, ParquetDataset) and self.input_format == "matrix":  # streamed, row group by group
+                stream = self._streams(dataset, ("all",))["all"]
+                return {"data": measure_stream(self.predictor(), stream, metrics, len(self.classes), self.task)[0].scalars}
+            dataset = self._in_memory(dataset)[0]
             y, _ = encode_target(dataset.y, self.task, self.classes)
             X = self.preprocessor.transform(dataset.X, self.input_format)
             return {"data": measure(self.predictor(), X, y, metrics, len(self.classes)).scalars}
+        if self.manifest["features"].get("streamed"):
+            with working_directory(self.manifest.get("working_directory")):
+                data = self.manager.registry.get("data", self.config["data"]["name"]).build("data", self.config["data"])
+            self._check_fingerprint(data)
+            streams = self._streams(data, ("val", "test"))
+            if (self.config.get("cv") or {}).get("folds"):
+                streams.pop("val")
+            return {name: measure_stream(self.predictor(), streams[name], metrics, len(self.classes), self.task)[0].scalars
+                    if name in streams and self.manifest["rows"][name] else {} for name in ("val", "test")}
         dataset, y, indices = self._own_split()
         results = {}
         for name, rows in (("val", indices.val), ("test", indices.test)):
@@ -120,16 +136,34 @@ class FinishedRun:
         # relative paths start where the run was trained
         with working_directory(self.manifest.get("working_directory")):
             dataset = self.manager.registry.get("data", config["name"]).build("data", config)
-            fingerprint = dataset.fingerprint()  # relative file paths too
+            self._check_fingerprint(dataset)  # relative file paths too
+        dataset, codes = self._in_memory(dataset)
         y, _ = encode_target(dataset.y, self.task, self.classes)
-        if fingerprint != self.manifest["data_fingerprint"]:
-            log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
-        indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
-                             ordered=dataset.ordered, gap=dataset.gap)
+        if codes is not None:  # a directory of Parquet files: each row's split is its hash's
+            indices = SplitIndices(*(np.flatnonzero(codes == k) for k in range(3)))
+        else:
+            indices = split_rows(y, self.task, self.config["split"], self.manifest["seed"], self.classes,
+                                 ordered=dataset.ordered, gap=dataset.gap)
         cv = self.config.get("cv") or {}
         if cv.get("folds") and cv.get("refit", True):  # the final model trained on the val rows: no val score
             indices = dataclasses.replace(indices, val=indices.val[:0])
         return dataset, y, indices
+
+    def _check_fingerprint(self, dataset) -> None:
+        if dataset.fingerprint() != self.manifest["data_fingerprint"]:
+            log.warning("the data differ from those the run was trained on; val/test are not the run's splits")
+
+    def _in_memory(self, dataset):
+        """A ``Dataset``, and each row's split code for a directory of Parquet files read whole (else None)."""
+        if isinstance(dataset, ParquetDataset):
+            return dataset.materialize(self.manifest["seed"], self.config["split"]["val"], self.config["split"]["test"])
+        return dataset, None
+
+    def _streams(self, data, splits) -> dict:
+        from coupler.parquet import unscanned_streams
+
+        return unscanned_streams(data, self.preprocessor, self.manifest["seed"], self.config["split"]["val"],
+                                 self.config["split"]["test"], self.task, self.classes, splits)
 
     def labelled_rows(self, path: Path | None = None):
         """``(rows, target)``: the run's own test rows (raw, as the data set gives them) and their labels (or

@@ -15,18 +15,19 @@ from functools import lru_cache, partial
 from importlib import metadata
 from pathlib import Path
 
-from coupler import cross_validation, drift
+from coupler import cross_validation, drift, parquet
 from coupler.callback import observes
 from coupler.capabilities import check_before_data, check_built, check_kinds_used, check_setting_groups
-from coupler.class_weight import row_weights
+from coupler.class_weight import class_weight_per_class, row_weights
 from coupler.components import CLASSIFICATION, Model, Split
 from coupler.config import check_settings
 from coupler.context import RunContext
 from coupler.dataset import Dataset, encode_target, infer_task
 from coupler.distributed import secondary_process
-from coupler.errors import ConfigError, CouplerError
-from coupler.evaluation import measure, predictions_frame, select_metrics
+from coupler.errors import ConfigError, CouplerError, DataError
+from coupler.evaluation import measure, measure_stream, predictions_frame, select_metrics
 from coupler.onnx_export import export_records
+from coupler.parquet import ParquetDataset
 from coupler.plots import draw_run
 from coupler.plugin_faults import BlamedHooks, BlamedModel, blamed, component_label
 from coupler.plugin_manager import PluginManager
@@ -142,10 +143,22 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     cv = cross_validation.settings(config)
     cross_validation.check_settings(cv)
     run.hooks.on_run_start(run=run)
-    dataset, y, indices = _load_and_split(run, config, data_component)
+    data = _load(config, data_component)
+    model = None
+    if isinstance(data, ParquetDataset):  # a directory: streamed to a model that takes a stream, else read whole
+        found = _scan(run, config, data)
+        model = _build_model(run, config, manager, model_component, exporters, data)
+        if choose_input_format(model, data, model_component.name) == "stream":
+            return _run_streamed(run, config, manager, data, found, model, model_component, exporters,
+                                 epoch_watchers, started)
+        dataset, y, indices = _materialize(run, config, data)
+        fingerprint = data.fingerprint()
+    else:
+        dataset, y, indices = _split(run, config, data)
+        fingerprint = None
     dataset, groups = cross_validation.take_group(dataset, cv)
-    run.data_fingerprint = dataset.fingerprint()  # what the manifest records (an ensemble's run members compare it)
-    model = _build_model(run, config, manager, model_component, exporters, dataset)
+    run.data_fingerprint = fingerprint or dataset.fingerprint()  # the manifest's (an ensemble's members compare it)
+    model = model or _build_model(run, config, manager, model_component, exporters, dataset)
     metrics = select_metrics(config.get("metrics"), run.task, model, registry)
     log.info("data %s: %d rows, %d features, task %s; split train=%d val=%d test=%d", dataset.name,
              len(y), dataset.X.shape[1], run.task, len(indices.train), len(indices.val), len(indices.test))
@@ -179,7 +192,8 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
         paths = exporter.export(model, run, run_dir / "exports")
         run.hooks.on_export(run=run, exporter=key, paths=paths)
     draw_run(run, config.get("plots"), splits, evaluated)  # before the seal: its checksums cover RUN/plots/
-    _seal(run, config, manager, dataset, indices, run.input_format, model_component)
+    _seal(run, config, manager, _features_record(dataset, run.input_format), dataset.read_options, run.data_fingerprint,
+          {name: len(getattr(indices, name)) for name in ("train", "val", "test")}, model_component)
     run.hooks.on_run_end(run=run, metrics=results)
     return results
 
@@ -236,11 +250,16 @@ def _fit_fold(run: RunContext, config: dict, dataset: Dataset, y, model_componen
     return measured.scalars
 
 
-def _load_and_split(run: RunContext, config: dict, data_component):
-    """The data set, its encoded target (setting ``run.task`` and ``run.classes``) and the split's row indices."""
+def _load(config: dict, data_component):
+    """What the data loader returns: a ``Dataset`` in memory, or a ``ParquetDataset`` (a directory, lazily)."""
     dataset = data_component.build("data", config["data"])
-    if not isinstance(dataset, Dataset):
+    if not isinstance(dataset, (Dataset, ParquetDataset)):
         raise CouplerError(f"data loader {data_component.name!r} returned {type(dataset).__name__}, not a Dataset")
+    return dataset
+
+
+def _split(run: RunContext, config: dict, dataset: Dataset):
+    """The data set, its encoded target (setting ``run.task`` and ``run.classes``) and the split's row indices."""
     task = run.task = infer_task(dataset.y, config["task"])
     y, run.classes = encode_target(dataset.y, task)
     indices = split_rows(y, task, config["split"], run.seed, run.classes, ordered=dataset.ordered, gap=dataset.gap)
@@ -293,6 +312,106 @@ def _preprocess(run: RunContext, config: dict, dataset: Dataset, y, indices, mod
     return preprocessor, splits
 
 
+def _scan(run: RunContext, config: dict, data: ParquetDataset) -> parquet.Scan:
+    """A directory's one streaming pass (``coupler.parquet.scan``), setting ``run.task`` and ``run.classes``."""
+    found = parquet.scan(data, run.seed, config["split"]["val"], config["split"]["test"])
+    run.task = infer_task(parquet.target_values(data, found), config["task"])
+    if run.task != "regression" and found.many:
+        raise DataError(f"{data.label}: the target {data.target!r} has more than {parquet.DISTINCT_TRACKED} distinct "
+                        f"values, too many classes; set task=regression if it holds numbers.")
+    run.classes = [] if run.task == "regression" else sorted(found.labels, key=lambda v: (str(type(v)), v))
+    return found
+
+
+def _materialize(run: RunContext, config: dict, data: ParquetDataset):
+    """A directory read whole, for a model that takes no stream: the same rows in each split as a stream's."""
+    import numpy as np
+
+    from coupler.splitting import SplitIndices
+
+    dataset, codes = data.materialize(run.seed, config["split"]["val"], config["split"]["test"])
+    y, _ = encode_target(dataset.y, run.task, run.classes or None)
+    return dataset, y, SplitIndices(*(np.flatnonzero(codes == k) for k in range(3)))
+
+
+def _run_streamed(run: RunContext, config: dict, manager: PluginManager, data: ParquetDataset, found, model,
+                  model_component, exporters: dict, epoch_watchers: list[str], started: float) -> dict:
+    """A run whose model takes the ``stream`` input format: each split a ``coupler.parquet.ParquetStream``, the
+    preprocessing fitted in the scan, the val and test splits measured partition by partition."""
+    if cross_validation.settings(config)["folds"]:
+        raise ConfigError("cv.folds", config["cv"]["folds"], f"0 for a streamed data set ({data.label}, model "
+                          f"{model_component.name!r}): cross-validation reads the rows in memory")
+    if exporters:
+        raise ConfigError("exporters", sorted(exporters), f"none for a streamed data set; export the finished run "
+                          f"with coupler export RUN")
+    run.data_fingerprint = data.fingerprint()
+    metrics = select_metrics(config.get("metrics"), run.task, model, manager.registry)
+    preprocessor = parquet.fit_preprocessor(data, found, config.get("preprocess") or {})
+    class_weights = None
+    if run.task in CLASSIFICATION and config["train"].get("class_weight") is not None:
+        counts = [found.class_counts.get(label, 0) for label in run.classes]
+        class_weights = class_weight_per_class(config["train"]["class_weight"], counts, run.classes).tolist()
+    val, test = config["split"]["val"], config["split"]["test"]
+    streams = parquet.streams(data, found, preprocessor, run.seed, val, test, run.task, run.classes, class_weights)
+    if not config["split"].get("measure_test", True):
+        streams["test"] = parquet.ParquetStream([], streams["test"].n_features)
+    splits = {name: Split(stream, None) for name, stream in streams.items()}
+    run.input_format, run.sequence_shape = "stream", None
+    run.feature_names = preprocessor.feature_names("matrix")
+    log.info("data %s: %d rows in %d row groups, %d features, task %s; split train=%d val=%d test=%d", data.name,
+             sum(map(sum, found.rows)), len(data.fragments), len(data.features), run.task, len(splits["train"]),
+             len(splits["val"]), len(splits["test"]))
+
+    run.hooks.on_fit_start(run=run, model=model)
+    model_label = component_label(manager, "model", model_component.name)
+    fit_started = time.perf_counter()
+    with blamed(model_label, "fit", run.directory):
+        model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
+    fit_seconds = time.perf_counter() - fit_started
+    if secondary_process():
+        return {}
+    run.hooks.on_fit_end(run=run, model=model)
+    if epoch_watchers and not run.history:
+        log.warning("callbacks %s watch epochs, but model %r reported none: they had no effect", epoch_watchers,
+                    model_component.name)
+    evaluated: dict = {}
+    results = _evaluate_streams(run, BlamedModel(model, model_label, run.directory), splits, metrics, evaluated)
+    timing = {"fit_seconds": round(fit_seconds, 3), "total_seconds": round(time.perf_counter() - started, 3)}
+    run.input_format = "matrix"  # what the saved run predicts from: matrices (coupler predict, serve, export)
+    _save(run, config, model, preprocessor, results, timing)
+    if found.sample is not None:
+        drift.record(run.directory, found.sample, data.categorical, "matrix")
+    draw_run(run, config.get("plots"), splits, evaluated)
+    features = {"columns": list(data.features), "dtypes": {c: str(t) for c, t in data.dtypes.items()},
+                "categorical": data.categorical, "target": data.target, "model_input": run.feature_names,
+                "input_format": "matrix", "streamed": True, "sequence": None, "text": None, "ordered": False, "gap": 0}
+    _seal(run, config, manager, features, {}, run.data_fingerprint,
+          {name: found.split_rows(name) for name in parquet.SPLITS}, model_component)
+    run.hooks.on_run_end(run=run, metrics=results)
+    return results
+
+
+def _evaluate_streams(run: RunContext, model, splits: dict, metrics, kept: dict) -> dict:
+    """``_evaluate`` for streamed splits: each measured partition by partition; the test predictions numbered
+    within the test split, in the data set's order (``test_row``). Sets each measured split's ``y``."""
+    import pandas as pd
+
+    results: dict[str, dict] = {}
+    for name in ("val", "test"):
+        results[name] = {}
+        if not len(splits[name]):
+            continue
+        measured, splits[name].y = measure_stream(model, splits[name].X, metrics, len(run.classes), run.task)
+        results[name], kept[name] = measured.scalars, measured
+        _write_arrays(run, name, measured)
+        if name == "test":
+            write_csv(run.directory / "predictions_test.csv",
+                      predictions_frame(pd.RangeIndex(len(splits[name]), name="test_row"), measured, run.classes,
+                                        splits[name].y))
+        run.hooks.on_evaluate_end(run=run, split=name, metrics=measured.scalars)
+    return results
+
+
 def _warn_unused_tokenizer(tokenizer: dict, model_name: str) -> None:
     from coupler.tokenizer import check_settings
 
@@ -318,10 +437,7 @@ def _evaluate(run: RunContext, model, splits: dict, metrics, dataset: Dataset, i
         results[name] = measured.scalars
         if kept is not None:
             kept[name] = measured
-        for metric_name, array in measured.arrays.items():
-            labels = run.classes or list(range(len(array)))
-            frame = pd.DataFrame(array, index=[f"true_{c}" for c in labels], columns=[f"pred_{c}" for c in labels])
-            write_csv(run.directory / f"{metric_name}_{name}.csv", frame)
+        _write_arrays(run, name, measured)
         if name == "test":
             rows = dataset.X.index[indices.test]
             write_csv(run.directory / "predictions_test.csv",
@@ -331,6 +447,16 @@ def _evaluate(run: RunContext, model, splits: dict, metrics, dataset: Dataset, i
         write_json(run.directory / "baseline.json",
                    measure_baseline(dataset, indices, run.task, run.classes, metrics))
     return results
+
+
+def _write_arrays(run: RunContext, split: str, measured) -> None:
+    """Array metrics (a confusion matrix) as ``NAME_SPLIT.csv``."""
+    import pandas as pd
+
+    for metric_name, array in measured.arrays.items():
+        labels = run.classes or list(range(len(array)))
+        frame = pd.DataFrame(array, index=[f"true_{c}" for c in labels], columns=[f"pred_{c}" for c in labels])
+        write_csv(run.directory / f"{metric_name}_{split}.csv", frame)
 
 
 def by_name(nodes: dict | None, built) -> dict:
@@ -346,7 +472,9 @@ def choose_input_format(model, dataset: Dataset, model_name: str) -> str:
     formats = tuple(getattr(model, "input_formats", None) or (getattr(model, "input_format", "matrix"),))
     if getattr(model, "reads_files", False) and "files" not in formats:
         formats += ("files",)
-    if dataset.files:
+    if isinstance(dataset, ParquetDataset):
+        offered, what, example = ("stream", "matrix", "frame"), "a table of features", "model=logistic_regression"
+    elif dataset.files:
         offered, what, example = ("files",), "paths of files", "model=cnn"
     elif dataset.text is not None:
         offered, what, example = ("tokens", "text"), "text", "model=transformer"
@@ -413,7 +541,23 @@ def _save(run: RunContext, config: dict, model: Model, preprocessor: Preprocesso
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _seal(run, config, manager, dataset, indices, input_format, model_component):
+def _features_record(dataset: Dataset, input_format: str) -> dict:
+    """The manifest's ``features``: what a reload and ``coupler predict`` check the input against."""
+    return {
+        "columns": list(dataset.X.columns),
+        "dtypes": {c: str(t) for c, t in dataset.X.dtypes.items()},
+        "categorical": dataset.categorical,
+        "target": str(dataset.y.name),
+        "model_input": None,  # set by _seal
+        "input_format": input_format,
+        "sequence": list(dataset.sequence) if dataset.sequence else None,
+        "text": dataset.text,
+        "ordered": dataset.ordered,
+        "gap": dataset.gap,
+    }
+
+
+def _seal(run, config, manager, features: dict, read_options: dict, fingerprint: str, rows: dict, model_component):
     from coupler import __version__
 
     model_plugin = manager.component_plugin("model", model_component.name)
@@ -430,22 +574,11 @@ def _seal(run, config, manager, dataset, indices, input_format, model_component)
             "data": component_record(manager, "data", config["data"]["name"]),
             "model": component_record(manager, "model", model_component.name),
         },
-        "features": {
-            "columns": list(dataset.X.columns),
-            "dtypes": {c: str(t) for c, t in dataset.X.dtypes.items()},
-            "categorical": dataset.categorical,
-            "target": str(dataset.y.name),
-            "model_input": run.feature_names,
-            "input_format": input_format,
-            "sequence": list(dataset.sequence) if dataset.sequence else None,
-            "text": dataset.text,
-            "ordered": dataset.ordered,
-            "gap": dataset.gap,
-        },
-        "read_options": dataset.read_options,
+        "features": {**features, "model_input": run.feature_names},
+        "read_options": read_options,
         "working_directory": os.getcwd(),
-        "data_fingerprint": run.data_fingerprint or dataset.fingerprint(),
-        "rows": {"train": len(indices.train), "val": len(indices.val), "test": len(indices.test)},
+        "data_fingerprint": fingerprint,
+        "rows": rows,
         "best_epoch": run.best_epoch,
         "libraries": libraries,
         "files": checksums(run.directory),

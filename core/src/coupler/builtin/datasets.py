@@ -45,7 +45,9 @@ PARQUET_MAGIC = b"PAR1"
 #: what the CSV and Parquet loaders' parameters take, in words (the schemas' types; a value of another type is
 #: refused with these words). A path or a column may be a number: a file named 2024, a CSV header "3".
 FilePath = Annotated[str | int | Path | None, "one value, the path of a file (data.path=FILE)"]
+FileOrDirectory = Annotated[str | int | Path | None, "one value, the path of a file or a directory (data.path=DIR)"]
 Column = Annotated[str | int | None, "one column name (data.target=COLUMN)"]
+KeyColumn = Annotated[str | int | None, "one column name (data.key=COLUMN)"]
 Columns = Annotated[str | int | list[str | int] | None, "a column name or a list of them ([a,b])"]
 Markers = Annotated[str | int | float | list[str | int | float] | None, "a marker or a list of them (['?','n/a'])"]
 Text = Annotated[str, "one value, as text"]
@@ -57,8 +59,8 @@ class BundledSchema:
 
 
 @dataclass
-class ParquetSchema:
-    """``data=parquet``: a Parquet file of the user's own."""
+class TableSchema:
+    """What every table of the user's own takes."""
 
     path: FilePath = param(help="the file; a relative path starts at the current directory")
     target: Column = param(help="the column to predict; rows where it is missing are dropped with a warning")
@@ -67,7 +69,18 @@ class ParquetSchema:
 
 
 @dataclass
-class CsvSchema(ParquetSchema):
+class ParquetSchema(TableSchema):
+    """``data=parquet``: a Parquet file of the user's own, or a directory of them (a partitioned data set, read
+    lazily: ``coupler.parquet``)."""
+
+    path: FileOrDirectory = param(help="the file, or a directory of Parquet files read lazily (hive partitions such as "
+                                "year=2024/ are columns); a relative path starts at the current directory")
+    key: KeyColumn = param(None, help="a directory's split: a column whose seeded hash assigns each row's split (rows "
+                                   "of one key stay together); null: the hash of the whole row")
+
+
+@dataclass
+class CsvSchema(TableSchema):
     """``data=csv``: a CSV file of the user's own; what a Parquet file says itself (missing values, the
     separator, the encoding) is set here."""
 
@@ -334,8 +347,16 @@ def _markers(na_values) -> list:
     return [str(v) for v in (na_values if isinstance(na_values, (list, tuple)) else [na_values])]
 
 
-def load_parquet(path, target, features, categorical) -> Dataset:
-    """``data=parquet`` (parameters: ``ParquetSchema``, checked before this runs)."""
+def load_parquet(path, target, features, categorical, key=None):
+    """``data=parquet`` (parameters: ``ParquetSchema``, checked before this runs): a file, in memory, or a
+    directory, lazily (a ``coupler.parquet.ParquetDataset``)."""
+    if path is not None and Path(str(path)).expanduser().is_dir():
+        from coupler.parquet import open_directory
+
+        return open_directory(path, target, features, categorical, key)
+    if key is not None:
+        raise DataError(f"data.key={key}: a key splits a directory of Parquet files; a single file is split as "
+                        f"split.* says. Remove data.key, or give data.path a directory.")
     file = _check_path(path)
     frame = read_parquet_file(file, label=f"data.path={path}", csv_fix=f"for a CSV file use data=csv data.path={path}")
     return table(frame, name=f"parquet:{file.name}", target=target, features=features, categorical=categorical,
@@ -349,5 +370,6 @@ def register_data_loaders(register):
         register(name, bundled_loader(name, function), description=f"scikit-learn's {description}",
                  default=name == "iris", schema=BundledSchema)  # iris: what a plain `coupler train` trains on
     register("csv", load_csv, description="a CSV file: data.path=FILE data.target=COLUMN", schema=CsvSchema)
-    register("parquet", load_parquet, description="a Parquet file: data.path=FILE data.target=COLUMN",
+    register("parquet", load_parquet, description="a Parquet file or a directory of them (read lazily): "
+             "data.path=FILE_OR_DIR data.target=COLUMN",
              schema=ParquetSchema)

@@ -256,7 +256,8 @@ class Ensemble(Model):
 
     @property
     def input_formats(self) -> tuple[str, ...]:
-        return shared_input_formats([_formats(m.model) for m in self.members], self.specs, "model")
+        formats = shared_input_formats([_formats(m.model) for m in self.members], self.specs, "model")
+        return tuple(f for f in formats if f != "stream" or self.method != "stacking")  # stacking: rows in memory
 
     @property
     def reads_files(self) -> bool:

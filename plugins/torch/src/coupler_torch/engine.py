@@ -4,14 +4,18 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
 ``architecture()``, the keyword arguments that rebuild it). The engine does the rest:
 
 - **Data feeding.** In-memory splits become tensors once; an epoch takes one seeded permutation and then
-  slices contiguous batches (``TensorBatches``): no per-sample fetch, no collation.
+  slices contiguous batches (``TensorBatches``): no per-sample fetch, no collation. A split whose ``X`` is a
+  ``coupler.streaming.RowStream`` (input format ``stream``: data larger than memory) is read in batches each epoch
+  (``StreamBatches``, an ``IterableDataset`` in a ``DataLoader`` with ``batch_size=None``), shuffled within
+  ``trainer.shuffle_buffer`` rows; its validation split is scored a partition at a time (``stream_metrics``).
 - **Data parallelism** (``trainer.strategy=ddp trainer.devices=N``): the global batch stays ``model.batch_size``
   and an epoch has as many optimizer steps as in one process. Every process takes the same seeded order and,
   of each global batch, its own contiguous share (rows ``rank*n//N`` to ``(rank+1)*n//N``); DDP averages the
   gradients. A last batch with fewer rows than processes is taken whole by every process (the average of N equal
   gradients is that batch's gradient), so every process runs the same number of steps, as DDP requires. A model
   whose ``training_batches`` is a ``DataLoader`` (an image folder) gets the same treatment through a batch sampler;
-  any other iterable is refused under a distributed strategy, since the engine cannot share it. Rank 0 scores the
+  any other iterable is refused under a distributed strategy, since the engine cannot share it. From a stream, each
+  process reads its own partitions in batches of ``batch_size // N`` rows (``StreamBatches``). Rank 0 scores the
   validation split, fires ``run.epoch_end`` (so each plugin's ``on_epoch_end`` runs once per epoch, not once per
   process) and decides early stopping and checkpoint writes; every process follows its decision (each
   ``Trainer.save_checkpoint`` is collective; Lightning writes on rank 0 only). Batch norm normalizes each
@@ -66,6 +70,7 @@ import torch
 from coupler.components import Split
 from coupler.errors import ConfigError, CouplerError
 from coupler.schema import check_node, defaults
+from coupler.streaming import RowStream
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from coupler_torch.contract import TorchContract
@@ -117,6 +122,79 @@ class TensorBatches:
             yield tuple(t[start + low:start + high] for t in tensors)
 
 
+class StreamBatches(torch.utils.data.IterableDataset):
+    """Training batches read from a ``coupler.streaming.RowStream`` (``data=parquet``): never the whole split.
+
+    Each epoch asks ``stream.batches`` for batches of ``batch_size`` rows in a (seed, ``epoch()``) order: the
+    partitions shuffled and the rows shuffled within a buffer of ``buffer_rows`` rows (at least one partition's);
+    memory holds one partition plus the buffer, whatever the split's size. ``share()`` gives ``(rank, world)``:
+    under a distributed strategy each process reads its own partitions (``RowStream.batches`` gives every process
+    the same number of batches, so none waits for another's last) in batches of ``batch_size // world`` rows, so
+    that the global batch, and the steps of an epoch, stay about those of one process. The batches are tensors
+    already: the engine hands this to a ``DataLoader`` with ``batch_size=None`` (no per-row fetch, no collation).
+    ``targets`` turns a batch's ``y`` into the loss's targets (``TorchModel._targets``). The engine sets ``share``
+    to its trainer's rank and world size; by default they are torch.distributed's when it is initialised.
+    """
+
+    def __init__(self, stream, batch_size: int, *, targets, shuffle: bool = True, seed: int = 0, buffer_rows: int = 0,
+                 epoch=lambda: 0, share=None):
+        super().__init__()
+        self.stream, self.batch_size, self.targets, self.shuffle = stream, batch_size, targets, shuffle
+        self.seed, self.buffer_rows, self.epoch, self.share = seed, buffer_rows, epoch, share or _process_share
+
+    def rows_per_batch(self, world: int) -> int:
+        """Rows of each process's batch: the global batch ``batch_size`` split between ``world`` processes."""
+        return max(self.batch_size // max(world, 1), 1)
+
+    def __len__(self) -> int:
+        """Batches in an epoch of one process: exact in one process; under a distributed strategy an upper bound
+        (the process with the fewest rows sets the count, and which partitions each reads changes every epoch), so
+        an epoch may end a few batches sooner than this (Lightning ends it when the batches end)."""
+        world = self.share()[1]
+        rows = len(self.stream)
+        if world <= 1:
+            return math.ceil(rows / self.batch_size)
+        return (rows // world) // self.rows_per_batch(world)
+
+    def __iter__(self):
+        rank, world = self.share()
+        seed = _epoch_seed(self.seed, self.epoch()) if self.shuffle else None
+        for batch in self.stream.batches(self.rows_per_batch(world), seed=seed, buffer_rows=self.buffer_rows,
+                                         rank=rank, world=world, drop_last=False):
+            x = torch.from_numpy(np.ascontiguousarray(batch.X, dtype=np.float32))
+            y = self.targets(batch.y)
+            if batch.weight is None:
+                yield x, y
+            else:
+                yield x, y, torch.from_numpy(np.ascontiguousarray(batch.weight, dtype=np.float32))
+
+
+def _process_share() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process in torch.distributed's default group; ``(0, 1)`` outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _stream_moments(stream: RowStream) -> tuple[float, float]:
+    """The mean and standard deviation of a stream's ``y`` (a regression target, standardized for training): one
+    pass over its partitions, one at a time, merged as Chan et al. merge partial moments (no sum of squares that
+    loses its digits)."""
+    count, mean, m2 = 0, 0.0, 0.0
+    for part in stream.partitions():
+        y = np.asarray(part.read().y, dtype=np.float64)
+        if not len(y):
+            continue
+        n, m = len(y), float(y.mean())
+        delta, total = m - mean, count + n
+        mean += delta * n / total
+        m2 += float(((y - m) ** 2).sum()) + delta * delta * count * n / total
+        count = total
+    return mean, math.sqrt(m2 / count) if count else 0.0
+
+
 def _share_of(rows: int, rank: int, world: int) -> tuple[int, int]:
     """The rows ``[low, high)`` of a global batch of ``rows`` that process ``rank`` of ``world`` trains on: a
     contiguous, balanced share; the whole batch when it has fewer rows than processes (no process gets an
@@ -150,13 +228,17 @@ class _SharedBatches(torch.utils.data.Sampler):
 
 def _shared_batches(batches, share, world: int, model_name: str, strategy: str):
     """``batches`` (what ``training_batches`` returned) made to give each of ``world`` processes its share of every
-    global batch. ``TensorBatches`` read ``share`` themselves; a ``DataLoader`` is rebuilt around a
-    ``_SharedBatches`` batch sampler (Lightning's own ``DistributedSampler`` would make the global batch
-    ``world`` times larger and the epoch shorter); anything else cannot be shared and is refused."""
+    global batch. ``TensorBatches`` and ``StreamBatches`` (in its ``DataLoader``) read ``share`` themselves; another
+    ``DataLoader`` is rebuilt around a ``_SharedBatches`` batch sampler (Lightning's own ``DistributedSampler`` would
+    make the global batch ``world`` times larger and the epoch shorter); anything else cannot be shared and is
+    refused."""
     from torch.utils.data import DataLoader, IterableDataset
 
     if isinstance(batches, TensorBatches):
         batches.share = share
+        return batches
+    if isinstance(batches, DataLoader) and isinstance(batches.dataset, StreamBatches):
+        batches.dataset.share = share  # each process reads its own partitions (RowStream.batches)
         return batches
     if world <= 1:
         return batches
@@ -275,6 +357,8 @@ class TorchModel(TorchContract):
 
     def input_size(self, X) -> int:
         """The width of one input row (``n_inputs`` of ``build_network``)."""
+        if isinstance(X, RowStream):
+            return int(X.n_features)
         return int(X.shape[1])
 
     def training_batches(self, split: Split, epoch):
@@ -288,6 +372,16 @@ class TorchModel(TorchContract):
         """The train split's row weights (``Split.weight``, from ``train.class_weight``) as a tensor, or None: a
         model that builds its own ``TensorBatches`` passes them as ``weight=``."""
         return None if split.weight is None else torch.as_tensor(np.asarray(split.weight, dtype=np.float32))
+
+    def stream_batches(self, split: Split, epoch, buffer_rows: int):
+        """Training batches of a split whose ``X`` is a ``RowStream`` (a model that lists ``"stream"`` in its
+        ``input_formats``): a ``DataLoader`` with ``batch_size=None`` over ``StreamBatches``, re-iterated each epoch
+        in a (seed, ``epoch()``) order, rows shuffled within ``buffer_rows`` (``trainer.shuffle_buffer``)."""
+        from torch.utils.data import DataLoader
+
+        dataset = StreamBatches(split.X, self.batch_size, targets=self._targets, shuffle=True, seed=self.seed,
+                                buffer_rows=buffer_rows, epoch=epoch)
+        return DataLoader(dataset, batch_size=None)
 
     def input_batches(self, X):
         """Batches of inputs for scoring, in row order."""
@@ -303,10 +397,11 @@ class TorchModel(TorchContract):
         trainer_config = _trainer_config(run.config.get("trainer") or {})
         optimizer, scheduler = for_run(run, self)  # before any work: a bad optimizer value is one line
         classification = self.task != "regression"
+        streaming = isinstance(train.X, RowStream)  # train.y of a stream is not read: its batches carry y
         self.n_inputs = self.input_size(train.X)
         self.n_outputs = len(run.classes) if classification else 1
         if not classification:
-            mean, std = float(np.mean(train.y)), float(np.std(train.y))
+            mean, std = _stream_moments(train.X) if streaming else (float(np.mean(train.y)), float(np.std(train.y)))
             self.target_scale = (mean, std if std > 0 else 1.0)
         torch.manual_seed(self.seed)
         self.network = self.build_network(self.n_inputs, self.n_outputs)
@@ -326,8 +421,10 @@ class TorchModel(TorchContract):
             use_distributed_sampler=False,  # the engine shares the batches itself (_shared_batches)
         )
         # rank and world size are read when an epoch starts: Lightning sets them up when it launches the processes
-        batches = _shared_batches(self.training_batches(train, epoch=lambda: trainer.current_epoch),
-                                  share=lambda: (trainer.global_rank, trainer.world_size),
+        epoch = lambda: trainer.current_epoch  # noqa: E731
+        batches = self.stream_batches(train, epoch, trainer_config["shuffle_buffer"]) if streaming \
+            else self.training_batches(train, epoch=epoch)
+        batches = _shared_batches(batches, share=lambda: (trainer.global_rank, trainer.world_size),
                                   world=trainer.world_size, model_name=type(self).__name__,
                                   strategy=trainer_config["strategy"])
         # Lightning cannot clip the gradients of an optimizer that unscales them itself (a fused one) under
@@ -337,7 +434,10 @@ class TorchModel(TorchContract):
                          optimizer=optimizer, scheduler=scheduler)
         resume = _resume_checkpoint(run)
         module.weighted = train.weight is not None
-        with _interruptible():
+        with _interruptible(), warnings.catch_warnings():
+            if streaming:  # the stream is read in this process (num_workers=0): Lightning's hints are not for it
+                warnings.filterwarnings("ignore", message=r".*does not have many workers")
+                warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
             trainer.fit(module, train_dataloaders=batches, ckpt_path=str(resume) if resume else None,
                         weights_only=True)
         if run.best_epoch is not None and events.best_state is not None:
@@ -398,6 +498,31 @@ class TorchModel(TorchContract):
             metrics["val_rmse"] = float(torch.sqrt(torch.mean((outputs.squeeze(-1) - y) ** 2))) * self.target_scale[1]
         else:
             metrics["val_accuracy"] = float((outputs.argmax(dim=1) == y).float().mean())
+        return metrics
+
+    def stream_metrics(self, stream: RowStream, device=None, context=None) -> dict[str, float]:
+        """``epoch_metrics`` of a validation split that is a ``RowStream``: one partition at a time, in order, the
+        sums of the loss (the mean loss times the rows), of the right answers or the squared errors; never the
+        whole split's outputs at once."""
+        loss = right = squares = 0.0
+        rows = 0
+        for part in stream.partitions():
+            batch = part.read()
+            if not len(batch):
+                continue
+            outputs, y = self.outputs(batch.X, device, context), self._targets(batch.y)
+            loss += float(self.loss(outputs, y)) * len(y)
+            if self.task == "regression":
+                squares += float(torch.sum((outputs.squeeze(-1) - y) ** 2))
+            else:
+                right += float((outputs.argmax(dim=1) == y).sum())
+            rows += len(y)
+        rows = max(rows, 1)
+        metrics = {"val_loss": loss / rows}
+        if self.task == "regression":
+            metrics["val_rmse"] = math.sqrt(squares / rows) * self.target_scale[1]
+        else:
+            metrics["val_accuracy"] = right / rows
         return metrics
 
     # --- prediction ------------------------------------------------------------------------------------
@@ -663,7 +788,8 @@ class _RunEvents(pl.Callback):
         self.resumable, self.resume_interval = resumable, resume_interval
         self.last_written: float | None = None  # time.monotonic() of the last write of last.ckpt
         self.best_state: dict | None = None
-        if val is not None:  # converted once, scored every epoch (a DataFrame of paths stays as it is)
+        self.val_stream = val is not None and isinstance(val.X, RowStream)  # scored a partition at a time
+        if val is not None and not self.val_stream:  # converted once, scored every epoch (paths stay as they are)
             self.val_X = val.X
             if isinstance(val.X, np.ndarray):  # integers (token ids) stay exact; anything else is float32
                 self.val_X = torch.as_tensor(val.X, dtype=torch.int64 if np.issubdtype(val.X.dtype, np.integer)
@@ -714,7 +840,9 @@ class _RunEvents(pl.Callback):
         (once per epoch, not once per process), keep the best weights. Returns the epoch's metrics and whether
         training stops, ``best.ckpt`` and ``last.ckpt`` are written."""
         epoch = trainer.current_epoch
-        if self.val is not None:
+        if self.val_stream:
+            metrics.update(self.model.stream_metrics(self.val.X, module.device, trainer.precision_plugin.forward_context))
+        elif self.val is not None:
             metrics.update(self.model.epoch_metrics(self.val_X, self.val_y, module.device,
                                                     trainer.precision_plugin.forward_context))
         if self.lr_monitor:

@@ -21,6 +21,9 @@ class MLP(TorchModel):
     before any data is read; the schema cannot say that each hidden width is at least 1, so ``__init__`` does."""
 
     export_formats = ("onnx", "torchscript")  # coupler_torch.export (build_mlp declares them too)
+    #: a data set larger than memory (data=parquet) reaches fit as a RowStream, read in batches (TorchModel.fit);
+    #: a table in memory as a float matrix. build_mlp declares them too
+    input_formats = ("stream", "matrix")
 
     def __init__(self, task: str, seed: int, hidden: list[int], dropout: float, batch_size: int, threads: int | None):
         super().__init__(task, seed, batch_size)

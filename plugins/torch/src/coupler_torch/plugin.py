@@ -77,6 +77,9 @@ class TrainerSchema:
     resumable: bool = param(True, help="keep checkpoints/last.ckpt up to date while the run trains, for resume=RUN_DIR")
     resume_interval: float = param(30, help="seconds between writes of checkpoints/last.ckpt, after the first epoch "
                                             "(0: after every epoch)", ge=0)
+    shuffle_buffer: int = param(65536, help="rows shuffled together when training from a stream (data larger than "
+                                            "memory), at least a partition's: memory holds them; 0: a partition at a "
+                                            "time", ge=0)
 
 
 @hookimpl
@@ -107,6 +110,7 @@ def build_mlp(task: str, seed: int, hidden: list[int], dropout: float, batch_siz
 
 
 build_mlp.returns = TorchContract
+build_mlp.input_formats = ("stream", "matrix")  # MLP's: a data set larger than memory reaches it as a RowStream
 build_mlp.export_formats = ("onnx", "torchscript")  # a matrix in: coupler_torch.export (cnn, rnn, transformer: none)
 
 

@@ -1,0 +1,187 @@
+"""``data=parquet data.path=DIR``: a directory of Parquet files, split by hash, streamed to a model that takes the
+``stream`` input format and read whole for one that does not (``coupler.parquet``, ``coupler.streaming``)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coupler.components import Model
+from coupler.errors import ConfigError, DataError
+from coupler.hookspecs import hookimpl
+from coupler.plugin_manager import PluginManager
+from coupler.testing import read_metrics, train_run
+
+
+class StreamingSGD(Model):
+    """A real streaming learner for the tests: scikit-learn's SGDClassifier, ``partial_fit`` batch by batch."""
+
+    tasks = ("binary", "multiclass")
+    input_formats = ("stream", "matrix")
+    reports_epochs = True
+    sample_weights = True
+
+    def __init__(self, task, seed, epochs: int = 3):
+        from sklearn.linear_model import SGDClassifier
+
+        self.epochs, self.seed = epochs, seed
+        self.estimator = SGDClassifier(loss="log_loss", random_state=seed)
+        self.seen_batches = 0
+
+    def fit(self, train, val, run):
+        from coupler.streaming import RowStream
+
+        assert isinstance(train.X, RowStream) and train.y is None
+        classes = np.arange(len(run.classes))
+        for epoch in range(1, self.epochs + 1):
+            for batch in train.X.batches(32, seed=self.seed + epoch, buffer_rows=96):
+                self.estimator.partial_fit(batch.X, batch.y, classes=classes, sample_weight=batch.weight)
+                self.seen_batches += 1
+            run.epoch_end(epoch, {})
+
+    def predict(self, X):
+        assert isinstance(X, np.ndarray)
+        return self.estimator.predict(X)
+
+    def save(self, directory):
+        state = {"coef": self.estimator.coef_.tolist(), "intercept": self.estimator.intercept_.tolist(),
+                 "classes": self.estimator.classes_.tolist()}
+        (directory / "sgd.json").write_text(json.dumps(state))
+
+    def load(self, directory):
+        state = json.loads((directory / "sgd.json").read_text())
+        self.estimator.coef_, self.estimator.intercept_ = np.array(state["coef"]), np.array(state["intercept"])
+        self.estimator.classes_ = np.array(state["classes"])
+
+
+class Streaming:
+    @hookimpl
+    def register_models(self, register):
+        register("streaming_sgd", StreamingSGD)
+
+
+@pytest.fixture(scope="module")
+def manager():
+    pm = PluginManager()
+    pm.load_builtins()
+    pm.load_entry_points()
+    pm.load_object("streaming", Streaming())
+    return pm
+
+
+def cancer() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 3, 20, 21, 22, 30]]
+    frame["size"] = np.where(frame["mean radius"] > 14, "large", "small")
+    frame.loc[frame.index[::17], "mean texture"] = np.nan
+    return frame
+
+
+def write_directory(directory, frame: pd.DataFrame, parts: int, row_group_size: int) -> None:
+    """``frame`` as ``parts`` hive partitions (``part=K/``), each file in row groups of ``row_group_size``."""
+    for k, chunk in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        (directory / f"part={k}").mkdir(parents=True)
+        frame.iloc[chunk].to_parquet(directory / f"part={k}" / "rows.parquet", row_group_size=row_group_size)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("parquet") / "cancer"
+    write_directory(directory, cancer(), parts=3, row_group_size=50)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def streamed(data, manager, tmp_path_factory):
+    overrides = (f"data.path={data}", "data.target=target", "data.features=[mean radius,mean texture,mean perimeter,"
+                 "mean area,worst radius,worst texture,worst perimeter,size]")
+    return train_run(tmp_path_factory.mktemp("runs"), "data=parquet", *overrides, "model=streaming_sgd",
+                     manager=manager)
+
+
+def test_a_directory_streams_to_a_model_that_takes_a_stream_and_the_run_reloads(streamed, manager):
+    from coupler.finished_run import FinishedRun
+
+    metrics, run_dir = streamed
+    assert metrics["test"]["accuracy"] > 0.85 and metrics["val"]["accuracy"] > 0.85
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["features"]["streamed"] is True and manifest["features"]["input_format"] == "matrix"
+    assert sum(manifest["rows"].values()) == 569
+    assert len(pd.read_csv(run_dir / "predictions_test.csv")) == manifest["rows"]["test"]
+    assert len(pd.read_csv(run_dir / "history.csv")) == 3
+    # coupler evaluate RUN streams the same splits again, and finds the same metrics
+    finished = FinishedRun(run_dir, manager)
+    again = finished.evaluate()
+    assert again["test"] == pytest.approx(metrics["test"]) and again["val"] == pytest.approx(metrics["val"])
+
+
+def test_the_streaming_pass_fits_what_the_in_memory_preprocessor_fits_on_the_same_training_rows(streamed, data):
+    """The scan's running statistics equal a pandas fit on the training rows (the median too: the sample holds
+    every training row of a small data set)."""
+    from coupler.parquet import split_codes
+    from coupler.preprocessing import Preprocessor
+
+    _, run_dir = streamed
+    state = json.loads((run_dir / "preprocessor.json").read_text())
+    frame = pd.read_parquet(data)  # the part=K column comes back as a category: not a feature here
+    columns = state["columns"]
+    codes = np.concatenate([split_codes(pd.read_parquet(f)[[*columns, "target"]], 0, 0.2, 0.1, None)
+                            for f in sorted(data.rglob("*.parquet"))])
+    expected = Preprocessor().fit(frame[columns][codes == 0], ["size"]).state()
+    for column, spec in expected["numeric"].items():
+        assert state["numeric"][column] == pytest.approx(spec, rel=1e-9), column
+    assert state["categorical"] == expected["categorical"]
+
+
+def test_the_split_is_the_same_whether_streamed_or_read_whole_and_whatever_the_files_layout(streamed, data, manager,
+                                                                                            tmp_path):
+    """A row's split is the hash of the row: the same rows test in a streamed run and in a run that reads the
+    directory whole, and after the rows are rewritten in other files and row groups."""
+    features = "data.features=[mean radius,mean texture,mean perimeter,mean area,worst radius,worst texture,worst perimeter,size]"
+    rewritten = tmp_path / "rewritten"
+    write_directory(rewritten, cancer().iloc[::-1], parts=2, row_group_size=128)
+    rows = []
+    for directory in (data, rewritten):
+        _, run_dir = train_run(tmp_path, "data=parquet", f"data.path={directory}", "data.target=target", features,
+                               "model=logistic_regression", name=directory.name, manager=manager)
+        rows.append(json.loads((run_dir / "manifest.json").read_text())["rows"])
+        assert read_metrics(run_dir)["test"]["accuracy"] > 0.85
+    streamed_rows = json.loads((streamed[1] / "manifest.json").read_text())["rows"]
+    assert rows[0] == rows[1] == streamed_rows
+
+
+def test_a_partition_is_picklable_and_reads_its_rows_anywhere(streamed, data):
+    """What a Dask worker or another process receives: a partition it reads itself."""
+    from coupler import parquet
+    from coupler.preprocessing import Preprocessor
+
+    _, run_dir = streamed
+    preprocessor = Preprocessor.from_state(json.loads((run_dir / "preprocessor.json").read_text()))
+    dataset = parquet.open_directory(data, "target", None, None, None)
+    streams = parquet.unscanned_streams(dataset, preprocessor, 0, 0.2, 0.1, "binary", [0, 1])
+    partition = streams["test"].partitions()[0]
+    batch, again = partition.read(), pickle.loads(pickle.dumps(partition)).read()
+    assert batch.X.dtype == np.float32 and batch.X.shape[1] == len(preprocessor.feature_names())
+    np.testing.assert_array_equal(batch.X, again.X)
+
+
+def test_what_a_directory_cannot_do_is_refused_by_name(data, manager, tmp_path):
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "notes.txt").write_text("not a table")
+    cancer().to_parquet(tmp_path / "mixed" / "rows.parquet")
+    with pytest.raises(DataError, match=r"1 file\(s\) in the directory are not Parquet .*\['notes.txt'\]"):
+        train_run(tmp_path, "data=parquet", f"data.path={tmp_path / 'mixed'}", "data.target=target", manager=manager)
+    with pytest.raises(DataError, match="data.key: no column 'id'"):
+        train_run(tmp_path, "data=parquet", f"data.path={data}", "data.target=target", "data.key=id", manager=manager)
+    with pytest.raises(DataError, match="data.key=target: a key splits a directory"):
+        train_run(tmp_path, "data=parquet", f"data.path={tmp_path / 'mixed' / 'rows.parquet'}", "data.target=target",
+                  "data.key=target", manager=manager)
+    with pytest.raises(ConfigError, match="cv.folds=3 is not allowed.*0 for a streamed data set"):
+        train_run(tmp_path, "data=parquet", f"data.path={data}", "data.target=target", "model=streaming_sgd",
+                  "cv.folds=3", name="cv", manager=manager)
+    assert not (tmp_path / "cv" / "manifest.json").exists()
