@@ -191,6 +191,37 @@ def test_without_cluster_or_external_memory_the_model_takes_no_stream():
     assert XGBoostModel("binary", 0, {}, external_memory=True).input_formats == ("stream", "frame", "matrix")
 
 
+# --- data=parquet: a directory streamed, end to end ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def parquet_dir(tmp_path_factory):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(1500, 6, n_informative=4, flip_y=0.05, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)]).assign(target=y)
+    directory = tmp_path_factory.mktemp("parquet") / "rows"
+    for k, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):  # 3 files of 2 row groups
+        (directory / f"part={k}").mkdir(parents=True)
+        frame.iloc[rows].to_parquet(directory / f"part={k}" / "rows.parquet", row_group_size=250)
+    return directory
+
+
+def test_a_parquet_directory_trains_on_the_cluster_and_from_external_memory(parquet_dir, scheduler, tmp_path):
+    args = ("data=parquet", f"data.path={parquet_dir}", "data.target=target", "model=xgboost",
+            "model.num_boost_round=20")
+    in_memory, _ = train_run(tmp_path, *args, name="memory")  # no stream: the directory is read whole
+    for setting in ("model.external_memory=true", f"model.cluster={scheduler}"):
+        results, run_dir = train_run(tmp_path, *args, setting, name=setting.split("=")[0])
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["features"]["streamed"] is True, setting
+        assert len(pd.read_csv(run_dir / "history.csv")) == 20
+        for split in ("val", "test"):
+            _close((results[split]["log_loss"], results[split]["accuracy"]),
+                   (in_memory[split]["log_loss"], in_memory[split]["accuracy"]))
+        again = FinishedRun(run_dir, get_plugin_manager()).evaluate()
+        assert again["test"] == pytest.approx(results["test"])
+
+
 # --- bad settings, before any data ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("settings, message", [
