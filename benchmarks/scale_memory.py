@@ -1,0 +1,120 @@
+"""Memory stays bounded as the data grows (issue #19, point 4): Parquet tables of 1, 4 and 16 million rows x 20
+columns, trained through `coupler train data=parquet data.path=DIR` by the MLP (streaming) and by XGBoost from
+external memory; wall time and peak memory (the `coupler-train` process's `VmHWM`, read every 50 ms while it
+runs) per size. Target: peak memory grows by less than 2x from the smallest size to the largest.
+
+    .venv/bin/python benchmarks/scale_memory.py [--millions 1 4 16] [--work DIR] [--keep]
+
+The tables are generated once into `--work` (default: a directory under /tmp, removed at the end unless
+`--keep`): a binary target from a noisy linear function of the 20 features, written in files of 1 M rows and
+row groups of 128 K rows. Both models run at settings that read every row and keep the run short: the MLP one
+epoch (hidden [32], batch 4,096), XGBoost 20 rounds of depth 6. Each run is its own `coupler-train` process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FEATURES = 20
+FILE_ROWS = 1_000_000
+ROW_GROUP = 131_072
+COUPLER = str(Path(sys.executable).with_name("coupler"))
+
+
+def generate(directory: Path, millions: int, seed: int = 0) -> None:
+    """``millions`` files of 1 M rows: x0..x19 standard normal, ``label`` 1 where w.x + noise > 0."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if (directory / "_complete").exists():
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=FEATURES)
+    for part in range(millions):
+        X = rng.normal(size=(FILE_ROWS, FEATURES))
+        label = (X @ weights + rng.normal(scale=2.0, size=FILE_ROWS) > 0).astype("int64")
+        table = pa.table({**{f"x{i}": X[:, i] for i in range(FEATURES)}, "label": label})
+        pq.write_table(table, directory / f"part-{part:03d}.parquet", row_group_size=ROW_GROUP)
+    (directory / "_complete").write_text("")  # a name starting with _ : skipped by data=parquet
+
+
+MODELS = {
+    "mlp (streaming)": ["model=mlp", "model.hidden=[32]", "model.batch_size=4096", "trainer.max_epochs=1",
+                        "plots=none"],
+    "xgboost (external memory)": ["model=xgboost", "model.external_memory=true", "model.num_boost_round=20",
+                                  "model.params.max_depth=6", "plots=none"],
+}
+
+
+def train(data: Path, overrides: list[str], run_dir: Path) -> tuple[float, float, str]:
+    """Seconds and peak resident memory (MiB) of one `coupler train`, and its test accuracy."""
+    import json
+
+    command = [COUPLER, "train", "data=parquet", f"data.path={data}", "data.target=label", *overrides,
+               f"hydra.run.dir={run_dir}"]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        peak = 0
+        while process.poll() is None:  # VmHWM: the high-water mark since exec (ru_maxrss would count the parent's)
+            peak = max(peak, _high_water_mark(process.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        if process.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed:\n{errors.read().decode()[-3000:]}")
+    accuracy = json.loads((run_dir / "metrics.json").read_text())["test"].get("accuracy")
+    return seconds, peak / 1024, f"{accuracy:.4f}"
+
+
+def _high_water_mark(pid: int) -> int:
+    """The process's peak resident memory so far (KiB), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0)
+    except OSError:
+        return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--millions", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="coupler-scale-"))
+    rows = []
+    try:
+        for millions in args.millions:
+            data = work / f"rows-{millions}m"
+            generate(data, millions)
+            for name in args.models:
+                seconds, peak, accuracy = train(data, MODELS[name], work / f"run-{millions}m-{name.split()[0]}")
+                rows.append((name, millions, seconds, peak, accuracy))
+                print(f"{name:28} {millions:>3} M rows  {seconds:8.1f} s  peak {peak:8.0f} MiB  test accuracy "
+                      f"{accuracy}", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print("\n| model | rows | wall time | peak memory | test accuracy |\n| --- | --- | --- | --- | --- |")
+    for name, millions, seconds, peak, accuracy in rows:
+        print(f"| {name} | {millions} M | {seconds:.1f} s | {peak:.0f} MiB | {accuracy} |")
+    for name in args.models:
+        peaks = [r[3] for r in rows if r[0] == name]
+        if len(peaks) > 1:
+            print(f"{name}: peak memory at {args.millions[-1]} M rows / at {args.millions[0]} M rows = "
+                  f"{peaks[-1] / peaks[0]:.2f}x (target < 2x)")
+
+
+if __name__ == "__main__":
+    main()
