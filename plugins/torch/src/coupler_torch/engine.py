@@ -415,6 +415,7 @@ class TorchModel(TorchContract):
             max_epochs=epochs, accelerator=trainer_config["accelerator"], devices=trainer_config["devices"],
             precision=trainer_config["precision"], deterministic=trainer_config["deterministic"],
             gradient_clip_val=trainer_config["gradient_clip_val"], strategy=trainer_config["strategy"],
+            num_nodes=trainer_config.get("num_nodes", 1),
             enable_progress_bar=trainer_config["progress_bar"], logger=False, enable_checkpointing=False,
             enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1,
             plugins=[AtomicCheckpointIO()], default_root_dir=str(run.directory), callbacks=[events],

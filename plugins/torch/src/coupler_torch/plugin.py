@@ -68,6 +68,8 @@ class TrainerSchema:
     devices: Annotated[int | str | list[int], "auto, a whole number or a list of them"] = param(
         "auto", help="Lightning's devices: auto, a count (-1: all), or a list of device indices")
     strategy: str = param("auto", help="Lightning's strategy: auto, ddp (data parallel over trainer.devices), ...")
+    num_nodes: int = param(1, help="Lightning's num_nodes: machines of a DDP job, each running trainer.devices "
+                                   "processes (started by torchrun or SLURM: docs/cluster.md)", ge=1)
     precision: Annotated[str | int, "a precision's name"] = param(
         "32-true", help="Lightning's precision: the dtype of the weights and the compute", choices=PRECISIONS)
     deterministic: bool = param(False, help="torch's deterministic algorithms only")
