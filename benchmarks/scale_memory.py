@@ -59,6 +59,7 @@ def train(data: Path, overrides: list[str], run_dir: Path) -> tuple[float, float
     """Seconds and peak resident memory (MiB) of one `coupler train`, and its test accuracy."""
     import json
 
+    shutil.rmtree(run_dir, ignore_errors=True)  # a run of an earlier invocation (--keep): the benchmark's own
     command = [COUPLER, "train", "data=parquet", f"data.path={data}", "data.target=label", *overrides,
                f"hydra.run.dir={run_dir}"]
     started = time.perf_counter()
