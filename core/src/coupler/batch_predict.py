@@ -69,8 +69,10 @@ def predict_table_file(run, input_path: Path, output_path: Path, impute: bool = 
 
 
 def _write(run, batches: Iterator, handle, parquet: bool, impute: bool, label: str) -> int:
-    """Predict and write each table of ``batches`` (with its first row's number in the file); the row count."""
+    """Predict and write each table of ``batches`` (with its first row's number in the file); the row count. A
+    batch is written in a background thread while the next one is read and predicted (``_InOrder``)."""
     rows, far, writer, pending, replaced = 0, {}, None, [], None
+    write = _InOrder()
     try:
         for offset, table in batches:
             if replaced is None:
@@ -85,19 +87,49 @@ def _write(run, batches: Iterator, handle, parquet: bool, impute: bool, label: s
             elif output.schema != schema:  # a class label column's type, as the first batch's
                 output = output.cast(schema)
             if parquet:
-                pending = _flush_row_groups(writer, [*pending, output], final=False)
+                groups, pending = _row_groups([*pending, output], final=False)
+                write(_write_row_groups, writer, groups)
             else:
-                writer.write_table(output)
+                write(writer.write_table, output)
             rows += table.num_rows
         if rows == 0:
             raise DataError(f"{label} has no rows.")
         if parquet:
-            _flush_row_groups(writer, pending, final=True)
+            write(_write_row_groups, writer, _row_groups(pending, final=True)[0])
+        write.wait()
     finally:
+        write.close()
         if writer is not None:
             writer.close()  # before a restart truncates the file (a Parquet writer left open writes its footer later)
     drift.log_far_outside(far, run.distribution)
     return rows
+
+
+class _InOrder:
+    """Calls run one at a time, in order, in one background thread: a batch is written while the next one is read
+    and predicted (pyarrow's writers release the GIL). At most one call waits, so memory stays bounded by the
+    batches; ``wait`` raises what the last call raised."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="coupler-predict-writer")
+        self.last = None
+
+    def __call__(self, function, *args) -> None:
+        self.wait()
+        self.last = self.pool.submit(function, *args)
+
+    def wait(self) -> None:
+        last, self.last = self.last, None
+        if last is not None:
+            last.result()
+
+    def close(self) -> None:
+        """Wait for the call in flight (its failure is the caller's to report, if any) and stop the thread."""
+        if self.last is not None:
+            self.last.exception()
+        self.pool.shutdown()
 
 
 def _prediction_names(run) -> list[str]:
@@ -138,20 +170,25 @@ def _writer(handle, schema, parquet: bool):
     return pacsv.CSVWriter(handle, schema)
 
 
-def _flush_row_groups(writer, pending: list, final: bool) -> list:
-    """Write ``pending`` tables in row groups of ``ROW_GROUP_ROWS`` rows (the last one shorter when ``final``);
-    the rows left for the next call."""
+def _row_groups(pending: list, final: bool) -> tuple[list, list]:
+    """``pending`` tables as ``(row groups of ROW_GROUP_ROWS rows to write, the rows left for later)``; the last
+    group shorter when ``final``."""
     import pyarrow as pa
 
     held = sum(t.num_rows for t in pending)
     if held < ROW_GROUP_ROWS and not (final and held):
-        return pending
+        return [], pending
     table = pa.concat_tables(pending)
-    start = 0
+    groups, start = [], 0
     while table.num_rows - start >= ROW_GROUP_ROWS or (final and start < table.num_rows):
-        writer.write_table(table.slice(start, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+        groups.append(table.slice(start, ROW_GROUP_ROWS))
         start += ROW_GROUP_ROWS
-    return [table.slice(start)] if start < table.num_rows else []
+    return groups, [table.slice(start)] if start < table.num_rows else []
+
+
+def _write_row_groups(writer, groups: list) -> None:
+    for group in groups:
+        writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
