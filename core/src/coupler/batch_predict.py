@@ -36,7 +36,7 @@ log = logging.getLogger("coupler")
 DEFAULT_BATCH_ROWS = 65_536
 #: the bytes pyarrow's CSV reader reads a block at a time; it infers the types of the columns the run does not read
 #: from the first block, so this is fixed, not derived from the batch size
-CSV_BLOCK_BYTES = 1 << 22
+CSV_BLOCK_BYTES = 1 << 20
 #: rows of a Parquet output's row group, whatever the batch size (the same input gives the same file)
 ROW_GROUP_ROWS = 65_536
 #: pyarrow reads these as missing values, as pandas does by default (pyarrow's own defaults lack the last two)
