@@ -107,15 +107,15 @@ def repeated(source: Path, target: Path, rows: int) -> None:
             handle.write(body)
 
 
-def measure(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one process."""
+def measure(command: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system, every thread) of one process."""
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(command)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -152,16 +152,18 @@ def main() -> None:
                 for name in names[i % 3:] + names[:i % 3]:  # who goes first rotates
                     Path(output).unlink(missing_ok=True)
                     runs[name].append(measure(commands[name], work))
-            print(f"\n{kind}: {'wall s (median / min)':>24} {'peak MiB':>9}")
-            medians = {n: statistics.median(w for w, _ in v) for n, v in runs.items()}
-            minima = {n: min(w for w, _ in v) for n, v in runs.items()}
+            print(f"\n{kind}: {'wall s (median / min)':>24} {'CPU s (median)':>15} {'peak MiB':>9}")
+            medians = {n: statistics.median(w for w, _, _ in v) for n, v in runs.items()}
+            minima = {n: min(w for w, _, _ in v) for n, v in runs.items()}
+            cpu = {n: statistics.median(c for _, _, c in v) for n, v in runs.items()}
             for name in names:
-                print(f"  {name:8} {medians[name]:11.2f} / {minima[name]:5.2f} {max(m for _, m in runs[name]):9.0f}")
+                print(f"  {name:8} {medians[name]:11.2f} / {minima[name]:5.2f} {cpu[name]:15.2f} "
+                      f"{max(m for _, m, _ in runs[name]):9.0f}")
             for other in ("pyarrow", "pandas"):
-                print(f"  coupler / {other}: {medians['coupler'] / medians[other]:.3f}x (median), "
-                      f"{minima['coupler'] / minima[other]:.3f}x (min)"
-                      f"{'   target <= 1.2x' if other == 'pyarrow' else ''}")
-            print("  all runs (wall s):", {n: [round(w, 2) for w, _ in v] for n, v in runs.items()})
+                print(f"  coupler / {other}: wall {medians['coupler'] / medians[other]:.3f}x (median), "
+                      f"{minima['coupler'] / minima[other]:.3f}x (min); CPU {cpu['coupler'] / cpu[other]:.3f}x"
+                      f"{'   target: wall <= 1.2x' if other == 'pyarrow' else ''}")
+            print("  all runs (wall s):", {n: [round(w, 2) for w, _, _ in v] for n, v in runs.items()})
         if args.large:
             large = work / "large.csv"
             repeated(work / "input.csv", large, args.large)
@@ -175,7 +177,7 @@ def main() -> None:
                                else [sys.executable, str(script), run, str(source), str(work / "out.csv")])
                     peaks.append(measure(command, work))
                 print(f"  {name:8} {peaks[0][1]:6.0f} MiB -> {peaks[1][1]:6.0f} MiB   "
-                      f"({peaks[0][0]:.2f} s -> {peaks[1][0]:.2f} s)")
+                      f"({peaks[0][0]:.2f} s -> {peaks[1][0]:.2f} s wall)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -63,7 +63,7 @@ class FinishedRun:
     installed plugin)."""
 
     def __init__(self, run_dir: Path | str, manager: PluginManager | None = None):
-        from omegaconf import OmegaConf
+        import yaml
 
         if manager is None:
             from coupler.plugin_manager import get_plugin_manager
@@ -71,7 +71,9 @@ class FinishedRun:
             manager = get_plugin_manager()
         self.directory = Path(run_dir)
         self.manifest = read_manifest(self.directory)
-        self.config = OmegaConf.to_container(OmegaConf.load(self.directory / "config.yaml"))
+        # written by OmegaConf.to_yaml from the resolved config: plain YAML (no OmegaConf import: coupler predict's
+        # start-up), data only (safe_load, as coupler compare reads it)
+        self.config = yaml.safe_load((self.directory / "config.yaml").read_text())
         self.manager = manager
         self.task = self.manifest["task"]
         self.classes = self.manifest["classes"]
