@@ -131,3 +131,18 @@ def test_a_column_whose_values_change_kind_after_the_first_block_is_kept_as_text
     written = pd.read_csv(tmp_path / "out.csv", dtype={"id": str})
     assert written["id"].tolist() == rows["id"].tolist()
     assert written["prediction"].tolist() == list(finished.predict(rows))
+
+
+def test_a_run_whose_separator_pyarrow_cannot_take_predicts_as_before(coupler_cli, tmp_path):
+    """A separator of two characters (pandas reads it, pyarrow does not): the file is read whole, with pandas."""
+    penguins(60).to_csv(tmp_path / "penguins.csv", index=False, sep="|")
+    (tmp_path / "penguins.csv").write_text((tmp_path / "penguins.csv").read_text().replace("|", "::"))
+    _, run_dir = train_run(tmp_path, "data=csv", f"data.path={tmp_path / 'penguins.csv'}", "data.target=species",
+                           "data.sep=::")
+    rows = new_rows(20, seed=6)
+    (tmp_path / "in.csv").write_text(rows.to_csv(index=False, sep="|").replace("|", "::"))
+    result = coupler_cli("predict", "--batch-rows", "8", str(run_dir), "in.csv", "out.parquet")
+    assert result.rc == 0, result.err
+    written = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(written.columns[:4]) == list(rows.columns)
+    assert written["prediction"].tolist() == list(FinishedRun(run_dir, get_plugin_manager()).predict(rows))

@@ -24,6 +24,7 @@ options pyarrow cannot map (a separator longer than one character): those are re
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -221,9 +222,11 @@ class _Source:
                             fix=f"if it holds CSV text, name it {self.path.with_suffix('.csv').name}")
         try:
             dataset = ds.dataset(self.path, format="parquet")
-            check_unique_columns(dataset.schema.names, self.label)
-            self._check_columns(dataset.schema.names)
-            for batch in dataset.to_batches(batch_size=self.batch_rows):
+            # pandas' index, stored as a column (to_parquet of a frame whose index is not a range): not the input's
+            names = [n for n in dataset.schema.names if not re.fullmatch(r"__index_level_\d+__", n)]
+            check_unique_columns(names, self.label)
+            self._check_columns(names)
+            for batch in dataset.to_batches(columns=names, batch_size=self.batch_rows):
                 yield batch
         except DataError:
             raise
@@ -312,10 +315,19 @@ def _pyarrow_csv_options(options: dict):
 
 
 def _whole_csv(run, path: Path):
-    """The whole CSV, read by pandas as the run read its training data, as one pyarrow table."""
+    """The whole CSV, read by pandas as the run read its training data, as one pyarrow table (a column of values of
+    several kinds, numbers and text, as text)."""
+    import pandas as pd
     import pyarrow as pa
 
-    return pa.Table.from_pandas(run.read_rows(path), preserve_index=False)
+    frame = run.read_rows(path)
+    mixed = {c: frame[c].where(frame[c].isna(), frame[c].astype(str)) for c in frame.columns
+             if frame[c].dtype == object and not pd.api.types.is_string_dtype(frame[c])}
+    if mixed:
+        frame = frame.copy()
+        for column, values in mixed.items():
+            frame[column] = values
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def _rebatched(blocks, rows: int):
