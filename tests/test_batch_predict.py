@@ -130,6 +130,8 @@ def test_a_column_whose_values_change_kind_after_the_first_block_is_kept_as_text
     assert finished.predict_file(tmp_path / "in.csv", tmp_path / "out.csv", batch_rows=16) == 60
     written = pd.read_csv(tmp_path / "out.csv", dtype={"id": str})
     assert written["id"].tolist() == rows["id"].tolist()
+    last = (tmp_path / "out.csv").read_text().splitlines()[-1].split(",")
+    assert last[0] == '"x59"' and not last[2].startswith('"'), "that column alone is read as text"
     assert written["prediction"].tolist() == list(finished.predict(rows))
 
 

@@ -11,10 +11,11 @@ end (``run_directory.atomic_output``): a failure leaves nothing at OUTPUT.
 
 The output does not depend on the batch size: the types of the columns the run does not read are inferred by
 pyarrow from the file's first block (``CSV_BLOCK_BYTES``, fixed), and Parquet row groups hold ``ROW_GROUP_ROWS``
-rows whatever the batches. The numeric training columns of a CSV are read as float64 by pyarrow; a value pyarrow
-cannot read so (text in a numbers column, or a later block that does not fit the type inferred for another column)
-restarts the file with every column but the categorical ones read as text, so that the run's own checks name the
-value and its row, or ``--impute`` imputes it.
+rows whatever the batches. The numeric training columns of a CSV are read as float64 by pyarrow (so a CSV column of
+whole numbers is written to Parquet as float64, and to CSV as the same text); a value pyarrow cannot read as its
+column's type (text in a numbers column, or a later block that does not fit the type inferred for another column)
+restarts the file with that column read as text (every column after ``MAX_RESTARTS`` restarts), so that the run's
+own checks name the value and its row, or ``--impute`` imputes it.
 
 What streams: every engine whose run reads tables (input formats ``matrix``, ``frame``, ``files``, ``tokens``,
 ``text``). What does not: an ``.npy``/``.npz`` array (loaded whole, as ``numpy.load`` does), and a CSV whose read
@@ -45,8 +46,17 @@ PANDAS_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan
              "NULL", "NaN", "n/a", "nan", "null", "<NA>", "None"]
 
 
+#: restarts after which every column is read as text (a restart reads the file again from its start)
+MAX_RESTARTS = 3
+
+
 class _Restart(Exception):
-    """A CSV value pyarrow cannot read as the type chosen for its column: read the file again, as text."""
+    """A CSV value pyarrow cannot read as the type chosen for its column (``column``; None: unknown): read the file
+    again, that column as text."""
+
+    def __init__(self, column: str | None):
+        super().__init__(column)
+        self.column = column
 
 
 def predict_table_file(run, input_path: Path, output_path: Path, impute: bool = False,
@@ -58,15 +68,19 @@ def predict_table_file(run, input_path: Path, output_path: Path, impute: bool = 
     if batch_rows < 1:
         raise DataError(f"--batch-rows {batch_rows}: give a number of rows of at least 1 (default {DEFAULT_BATCH_ROWS}).")
     source = _Source(run, Path(input_path), batch_rows)
+    text: set[str] | None = set()  # the CSV columns read as text, besides the categorical ones (None: all)
     with atomic_output(Path(output_path)) as handle:
-        for text in (False, True):
+        while True:
             try:
                 return _write(run, source.batches(text), handle, Path(output_path).suffix == ".parquet", impute,
                               source.label)
-            except _Restart:
+            except _Restart as restart:
+                if text is None:
+                    raise AssertionError("a column read as text failed to read as text") from None
+                text.add(restart.column)
+                text = None if restart.column is None or len(text) > MAX_RESTARTS else text
                 handle.seek(0)
                 handle.truncate()
-    raise AssertionError("unreachable: the second pass reads text, which every value is")
 
 
 def _write(run, batches: Iterator, handle, parquet: bool, impute: bool, label: str) -> int:
@@ -204,7 +218,7 @@ class _Source:
         if not path.exists():
             raise DataError(f"{self.label} does not exist; give a CSV or Parquet file, or a directory of Parquet files.")
 
-    def batches(self, text: bool) -> Iterator:
+    def batches(self, text: set[str] | None) -> Iterator:
         blocks = self._parquet() if self.parquet else self._csv(text)
         offset = 0
         for table in _rebatched(blocks, self.batch_rows):
@@ -233,7 +247,7 @@ class _Source:
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise DataError(f"{self.label}: not readable as Parquet ({_first_line(exc)}).") from None
 
-    def _csv(self, text: bool):
+    def _csv(self, text: set[str] | None):
         import pyarrow.csv as pacsv
 
         from coupler.builtin.datasets import check_file_kind
@@ -249,6 +263,7 @@ class _Source:
             yield _whole_csv(self.run, self.path)
             return
         read, parse, null_values = mapped
+        names: list[str] = []
         try:
             names = pacsv.open_csv(self.path, read_options=read, parse_options=parse).schema.names
             check_unique_columns(names, self.label)
@@ -260,35 +275,36 @@ class _Source:
         except DataError:
             raise
         except Exception as exc:
-            self._csv_failure(exc, options, text)
+            self._csv_failure(exc, options, names, text)
 
-    def _convert_options(self, names: list[str], null_values: list[str], text: bool):
-        """Categorical training columns as text; numeric ones as float64 (as text when ``text``); the others
-        inferred (as text when ``text``)."""
+    def _convert_options(self, names: list[str], null_values: list[str], text: set[str] | None):
+        """Categorical training columns as text; numeric ones as float64; the others inferred by pyarrow. The columns
+        in ``text`` as text (None: every column)."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         preprocessor = self.run.preprocessor
         tabular = self.run.input_format in ("matrix", "frame")
-        types = {name: pa.string() for name in (names if text else [])}
+        types = {name: pa.string() for name in (names if text is None else text)}
         for column in preprocessor.columns:
-            numeric = tabular and column not in preprocessor.categorical
-            types[column] = pa.float64() if numeric and not text else pa.string()
+            numeric = tabular and column not in preprocessor.categorical and text is not None and column not in text
+            types[column] = pa.float64() if numeric else pa.string()
         return pacsv.ConvertOptions(column_types=types, null_values=null_values, strings_can_be_null=True,
                                     quoted_strings_can_be_null=True)
 
-    def _csv_failure(self, exc: Exception, options: dict, text: bool):
+    def _csv_failure(self, exc: Exception, options: dict, names: list[str], text: set[str] | None):
         from coupler.builtin.datasets import undecodable
 
         reason = _first_line(exc)
         encoding = options.get("encoding", "utf-8")
-        if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in reason or "UTF8" in reason and text:
+        if isinstance(exc, UnicodeDecodeError) or "UTF8" in reason:
             found = undecodable(self.path, encoding)
             where = (f"byte {found[2]} at byte offset {found[0]}, line {found[1]}: {found[3]}" if found else reason)
             raise DataError(f"{self.label}: the file is not {encoding} text ({where}); save it as {encoding} text, as "
                             f"the run's training data were.") from None
-        if "conversion error" in reason and not text:
-            raise _Restart() from None
+        if "conversion error" in reason and text is not None:
+            found = re.match(r"In CSV column #(\d+):", reason)
+            raise _Restart(names[int(found.group(1))] if found and int(found.group(1)) < len(names) else None) from None
         if "Empty CSV file" in reason:
             raise DataError(f"{self.label} is empty.") from None
         raise DataError(f"cannot read {str(self.path)!r}: {type(exc).__name__}: {reason}") from None
