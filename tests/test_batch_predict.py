@@ -135,6 +135,7 @@ def test_a_column_whose_values_change_kind_after_the_first_block_is_kept_as_text
     assert written["prediction"].tolist() == list(finished.predict(rows))
 
 
+@pytest.mark.filterwarnings("ignore:Falling back to the 'python' engine")  # pandas' own, training's and predict's
 def test_a_run_whose_separator_pyarrow_cannot_take_predicts_as_before(coupler_cli, tmp_path):
     """A separator of two characters (pandas reads it, pyarrow does not): the file is read whole, with pandas."""
     penguins(60).to_csv(tmp_path / "penguins.csv", index=False, sep="|")
