@@ -87,16 +87,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_predict(commands) -> None:
-    predict = commands.add_parser("predict", help="predict every row of a CSV or Parquet file with a finished run")
+    predict = commands.add_parser("predict", help="predict every row of a CSV or Parquet file (or a directory of "
+                                                  "Parquet files) with a finished run, a batch of rows at a time")
     predict.add_argument("run_dir", type=Path, help="the run directory")
-    predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns; for "
-                                                       "numeric features (sequences) also an .npy/.npz array")
+    predict.add_argument("input", type=Path, help="a CSV (or .parquet) file holding the training columns, or a "
+                                                  "directory of Parquet files; for numeric features (sequences) also "
+                                                  "an .npy/.npz array")
     predict.add_argument("output", type=Path, help="the CSV (or .parquet) file to write: a new file, outside any run "
                                                    "directory")
     predict.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)")
     predict.add_argument("--impute", action="store_true",
                          help="impute values that are not numbers in a numeric training column, as training imputed "
                               "missing values (without it, such a value is an error naming it)")
+    predict.add_argument("--batch-rows", type=_positive_int, default=65_536, metavar="N",
+                         help="rows read, predicted and written at a time: memory grows with it, not with the input "
+                              "(default 65536)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def _add_compare(commands) -> None:
@@ -170,7 +185,7 @@ def _command(argv: list[str]) -> int:
     if args.command == "evaluate":
         return evaluate(args.run_dir, args.overrides, args.json)
     if args.command == "predict":
-        return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute)
+        return predict(args.run_dir, args.input, args.output, args.overwrite, args.impute, args.batch_rows)
     if args.command == "export":
         return export(args.run_dir, args.format)
     if args.command == "compare":
@@ -324,14 +339,19 @@ def evaluate(run_dir: Path, overrides: list[str], as_json: bool) -> int:
     return 0
 
 
-def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool = False, impute: bool = False) -> int:
+def predict(run_dir: Path, input_path: Path, output_path: Path, overwrite: bool = False, impute: bool = False,
+            batch_rows: int | None = None) -> int:
+    from coupler.errors import CouplerError
     from coupler.finished_run import FinishedRun
     from coupler.plugin_manager import get_plugin_manager
     from coupler.run_directory import check_new_file, remove_stale_temporaries
 
     check_new_file(output_path, overwrite, "the predictions", "out.csv or out.parquet", input_path)
+    if Path(input_path).is_dir() and Path(input_path).resolve() in Path(output_path).resolve().parents:
+        raise CouplerError(f"output {str(output_path)!r} lies inside the input directory {str(input_path)!r} (it would "
+                           f"join the data set it reads); write the predictions outside it.")
     remove_stale_temporaries(output_path)
-    rows = FinishedRun(run_dir, get_plugin_manager()).predict_file(input_path, output_path, impute)
+    rows = FinishedRun(run_dir, get_plugin_manager()).predict_file(input_path, output_path, impute, batch_rows)
     print(f"wrote {rows} predictions to {output_path}")
     return 0
 

@@ -66,7 +66,7 @@ class FinishedRun:
     installed plugin)."""
 
     def __init__(self, run_dir: Path | str, manager: PluginManager | None = None):
-        from omegaconf import OmegaConf
+        import yaml
 
         if manager is None:
             from coupler.plugin_manager import get_plugin_manager
@@ -74,7 +74,9 @@ class FinishedRun:
             manager = get_plugin_manager()
         self.directory = Path(run_dir)
         self.manifest = read_manifest(self.directory)
-        self.config = OmegaConf.to_container(OmegaConf.load(self.directory / "config.yaml"))
+        # written by OmegaConf.to_yaml from the resolved config: plain YAML (no OmegaConf import: coupler predict's
+        # start-up), data only (safe_load, as coupler compare reads it)
+        self.config = yaml.safe_load((self.directory / "config.yaml").read_text())
         self.manager = manager
         self.task = self.manifest["task"]
         self.classes = self.manifest["classes"]
@@ -284,32 +286,34 @@ class FinishedRun:
                             f"{f' (sequences of {shape[0]} steps x {shape[1]} features)' if shape else ''}")
         return pd.DataFrame(array, columns=columns)
 
-    def predict_file(self, input_path: Path, output_path: Path, impute: bool = False) -> int:
-        """Predict every row of ``input_path`` (CSV or Parquet; ``.npy``/``.npz`` for a run on numeric features, e.g.
-        sequences) into ``output_path`` (CSV): the input's
-        columns, ``prediction``, and ``proba_CLASS`` columns for a classifier. Returns the row count.
-        A value that is not a number in a numeric training column is an error, unless ``impute``: then it is
-        imputed as training imputed missing values. Infinity is an error either way."""
+    def predict_file(self, input_path: Path, output_path: Path, impute: bool = False,
+                     batch_rows: int | None = None) -> int:
+        """Predict every row of ``input_path`` into ``output_path`` (CSV, or Parquet when it is named ``.parquet``):
+        the input's columns, ``prediction``, and ``proba_CLASS`` columns for a classifier. Returns the row count.
+        ``input_path``: a CSV or Parquet file, or a directory of Parquet files, read and written ``batch_rows`` rows
+        at a time (``coupler.batch_predict``); an ``.npy``/``.npz`` array for a run on numeric features (sequences),
+        read whole. A value that is not a number in a numeric training column is an error, unless ``impute``: then
+        it is imputed as training imputed missing values. Infinity is an error either way."""
+        from coupler.batch_predict import DEFAULT_BATCH_ROWS, predict_table_file
+
+        input_path, output_path = Path(input_path), Path(output_path)
+        if output_path.is_dir():
+            raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
+        if input_path.suffix in (".npy", ".npz") and input_path.is_file():
+            return self._predict_array_file(input_path, output_path, impute)
+        return predict_table_file(self, input_path, output_path, impute, batch_rows or DEFAULT_BATCH_ROWS)
+
+    def _predict_array_file(self, input_path: Path, output_path: Path, impute: bool) -> int:
+        """``predict_file`` for an ``.npy``/``.npz`` array: read whole, written at once."""
         import pandas as pd
 
-        input_path = Path(input_path)
-        if not input_path.is_file():
-            what = "is a directory" if input_path.is_dir() else "does not exist"
-            raise DataError(f"input file {str(input_path)!r} {what}; give a CSV or Parquet file.")
         frame = self.read_rows(input_path)
         if len(frame) == 0:
             raise DataError(f"input file {str(input_path)!r} has no rows.")
-        output_path = Path(output_path)
-        if output_path.is_dir():
-            raise DataError(f"output {str(output_path)!r} is a directory; give a file name (out.csv or out.parquet).")
         X = self.transform(frame, impute)
         drift.log_far_outside(self.far_outside(frame), self.distribution)
         measured = measure(self.predictor(), X, None, [], len(self.classes))
-        predictions = predictions_frame(frame.index, measured, self.classes)
-        replaced = [c for c in predictions.columns if c in frame.columns]
-        if replaced:
-            log.warning("the input's columns %s are replaced by this prediction's", replaced)
-        output = pd.concat([frame.drop(columns=replaced), predictions], axis=1)
+        output = pd.concat([frame, predictions_frame(frame.index, measured, self.classes)], axis=1)
         if output_path.suffix == ".parquet":
             import io
 

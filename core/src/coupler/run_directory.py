@@ -34,6 +34,7 @@ trusted types, UBJSON, safetensors), never a pickle.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import hashlib
@@ -64,12 +65,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path):
+    """A binary file to write ``path``'s new content into, a piece at a time (``coupler predict``'s batches): a
+    temporary file beside ``path``, synced and renamed to ``path`` when the block ends, removed when it fails. A
+    reader sees the old file or the whole new one, never a part."""
+    path = Path(path)
     # the writer's process id in the name: a file left by a killed writer is known as such (remove_stale_temporaries)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
