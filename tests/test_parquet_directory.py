@@ -185,3 +185,105 @@ def test_what_a_directory_cannot_do_is_refused_by_name(data, manager, tmp_path):
         train_run(tmp_path, "data=parquet", f"data.path={data}", "data.target=target", "model=streaming_sgd",
                   "cv.folds=3", name="cv", manager=manager)
     assert not (tmp_path / "cv" / "manifest.json").exists()
+
+
+def test_evaluate_finds_a_directory_given_by_a_relative_path_from_anywhere(data, manager, tmp_path, monkeypatch):
+    """``data.path`` relative to where the run trained: ``coupler evaluate`` run from elsewhere reads the same rows."""
+    from coupler.finished_run import FinishedRun
+
+    monkeypatch.chdir(data.parent)
+    metrics, run_dir = train_run(tmp_path, "data=parquet", f"data.path={data.name}", "data.target=target",
+                                 "data.features=[mean radius,mean texture,size]", "model=streaming_sgd",
+                                 manager=manager)
+    monkeypatch.chdir(tmp_path)
+    assert FinishedRun(run_dir, manager).evaluate()["test"] == pytest.approx(metrics["test"])
+
+
+def test_linked_folders_are_read_and_every_file_must_hold_every_column_in_its_type(manager, tmp_path):
+    from coupler import parquet
+
+    frame = cancer()
+    real = tmp_path / "elsewhere" / "part=1"
+    real.mkdir(parents=True)
+    frame.iloc[:300].to_parquet(tmp_path / "elsewhere" / "part=1" / "rows.parquet")
+    (tmp_path / "table" / "part=0").mkdir(parents=True)
+    frame.iloc[300:].to_parquet(tmp_path / "table" / "part=0" / "rows.parquet")
+    (tmp_path / "table" / "part=1").symlink_to(real)
+    (tmp_path / "table" / "part=0" / "loop").symlink_to(tmp_path / "table")  # a link back up: read once
+    dataset = parquet.open_directory(tmp_path / "table", "target", None, None, None)
+    assert sum(f.rows for f in dataset.fragments) == len(frame)
+    frame.iloc[:10].drop(columns=["size"]).to_parquet(real / "short.parquet")
+    with pytest.raises(DataError, match=r"file part=1/short.parquet has no column 'size', which the first file has"):
+        parquet.open_directory(tmp_path / "table", "target", None, None, None)
+    frame.iloc[:10].astype({"mean radius": "int64"}).to_parquet(real / "short.parquet")
+    with pytest.raises(DataError, match=r"column 'mean radius' is int64, and double in the first file"):
+        parquet.open_directory(tmp_path / "table", "target", None, None, None)
+
+
+def test_a_rows_split_does_not_depend_on_its_neighbours_and_decimals_are_numbers(tmp_path):
+    """A boolean or integer column reads as objects or floats in a row group that has a missing value: the row's
+    hash is the same. A decimal column (Spark writes them) is a numeric feature."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from coupler import parquet
+
+    rows = 60
+    columns = {"flag": pa.array([i % 3 == 0 for i in range(rows)]), "count": pa.array(list(range(rows))),
+               "amount": pa.array([decimal.Decimal(f"{i}.25") for i in range(rows)], pa.decimal128(10, 2)),
+               "y": pa.array([i % 2 for i in range(rows)])}
+    (tmp_path / "whole").mkdir()
+    pq.write_table(pa.table(columns), tmp_path / "whole" / "rows.parquet")
+    with_gaps = dict(columns, flag=pa.array([None] + columns["flag"].to_pylist()[1:]),
+                     count=pa.array([None] + list(range(1, rows))))
+    (tmp_path / "gaps").mkdir()
+    pq.write_table(pa.table(with_gaps), tmp_path / "gaps" / "rows.parquet")
+    codes = []
+    for name in ("whole", "gaps"):
+        dataset = parquet.open_directory(tmp_path / name, "y", None, None, None)
+        assert dataset.categorical == ["flag"]
+        frame = dataset.read(dataset.fragments[0])
+        codes.append(parquet.split_codes(frame[dataset.read_columns], 0, 0.3, 0.3, None, dataset.booleans))
+    np.testing.assert_array_equal(codes[0][1:], codes[1][1:])  # row 0 differs: it has the missing values
+
+
+def test_a_text_target_with_more_distinct_values_than_classes_is_refused(manager, tmp_path):
+    (tmp_path / "ids").mkdir()
+    pd.DataFrame({"x": np.arange(1100.0), "y": [f"id{i}" for i in range(1100)]}).to_parquet(tmp_path / "ids" / "a.parquet")
+    with pytest.raises(DataError, match="the target 'y' holds more than 1000 distinct values that are not numbers"):
+        train_run(tmp_path, "data=parquet", f"data.path={tmp_path / 'ids'}", "data.target=y", manager=manager)
+
+
+@pytest.mark.parametrize("sizes, world, batch", [([131072, 3], 2, 256), ([100, 100, 100], 2, 10),
+                                                 ([7, 30, 1, 64, 5], 3, 4), ([10], 4, 1)])
+def test_every_rank_takes_an_equal_share_of_the_rows_and_skips_less_than_a_batch_each(sizes, world, batch):
+    from coupler.streaming import ArrayPartition, RowStream
+
+    class Uneven(RowStream):
+        n_features = 1
+
+        def partitions(self):
+            starts = np.cumsum([0, *sizes])
+            return [ArrayPartition(np.arange(a, b, dtype=float)[:, None], np.arange(a, b)) for a, b in
+                    zip(starts, starts[1:])]
+
+    total = sum(sizes)
+    shares = [[b.y for b in Uneven().batches(batch, seed=1, buffer_rows=16, rank=r, world=world)] for r in range(world)]
+    counts = {len(share) for share in shares}
+    assert len(counts) == 1 and all(len(b) == batch for share in shares for b in share)
+    rows = [set(np.concatenate(share).tolist()) if share else set() for share in shares]
+    assert sum(map(len, rows)) == len(set().union(*rows)), "no row in two shares"
+    assert sum(map(len, rows)) > total - world * (batch + 1)
+
+
+def test_coupler_predict_reads_a_hive_directory_as_training_read_it(data, manager, tmp_path, coupler_cli):
+    """The ``part=K`` folders are a column the run trained on: ``coupler predict RUN DIR`` reads it too."""
+    _, run_dir = train_run(tmp_path, "data=parquet", f"data.path={data}", "data.target=target",
+                           "model=logistic_regression", "plots=none", manager=manager)
+    assert "part" in json.loads((run_dir / "manifest.json").read_text())["features"]["columns"]
+    done = coupler_cli("predict", "--batch-rows", "100", str(run_dir), str(data), "out.parquet")
+    assert done.rc == 0, done.err
+    written = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(written) == 569 and set(written["part"]) == {0, 1, 2}

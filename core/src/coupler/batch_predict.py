@@ -235,7 +235,13 @@ class _Source:
             check_file_kind(self.path, parquet=True, label=self.label,
                             fix=f"if it holds CSV text, name it {self.path.with_suffix('.csv').name}")
         try:
-            dataset = ds.dataset(self.path, format="parquet")
+            if self.path.is_dir():  # read as data=parquet reads a directory: its files, hive folders as columns
+                from coupler.parquet import parquet_files
+
+                dataset = ds.dataset([str(f) for f in parquet_files(self.path)], format="parquet",
+                                     partitioning=ds.partitioning(flavor="hive"), partition_base_dir=str(self.path))
+            else:
+                dataset = ds.dataset(self.path, format="parquet")
             # pandas' index, stored as a column (to_parquet of a frame whose index is not a range): not the input's
             names = [n for n in dataset.schema.names if not re.fullmatch(r"__index_level_\d+__", n)]
             check_unique_columns(names, self.label)

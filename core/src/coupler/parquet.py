@@ -40,16 +40,17 @@ def _hash_key(seed: int) -> str:
     return f"{seed:016d}"[-16:]  # pandas' hash key: 16 characters
 
 
-def split_codes(frame, seed: int, val: float, test: float, key: str | None) -> np.ndarray:
+def split_codes(frame, seed: int, val: float, test: float, key: str | None, booleans=()) -> np.ndarray:
     """Each row's split (0 train, 1 val, 2 test) from a seeded hash of its ``key`` column, or of the whole row:
-    a fraction ``val`` of rows validate and ``test`` test, in expectation; equal rows share a split."""
+    a fraction ``val`` of rows validate and ``test`` test, in expectation; equal rows share a split. ``booleans``:
+    the columns of true/false values (objects in a row group that has a missing one)."""
     import pandas as pd
 
     frame = frame[[key]] if key else frame
-    # integers as floats: a column of integers reads as floats in a row group that has a missing value, and a
-    # row's split must not depend on its neighbours
+    # integers and booleans as floats: they read as floats (objects) in a row group that has a missing value, and
+    # a row's split must not depend on its neighbours
     integers = {c: frame[c].astype("float64") for c in frame.columns
-                if pd.api.types.is_integer_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])}
+                if pd.api.types.is_integer_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]) or c in booleans}
     hashed = pd.util.hash_pandas_object(frame.assign(**integers) if integers else frame, index=False,
                                         hash_key=_hash_key(seed))
     uniform = (hashed.to_numpy() >> np.uint64(11)).astype(np.float64) / float(1 << 53)
@@ -77,7 +78,7 @@ class ParquetDataset:
 
         self.directory, self.label = directory, label
         self.name = f"parquet:{directory.name}"
-        files = sorted(p for p in directory.rglob("*") if p.is_file() and not _hidden(p.relative_to(directory)))
+        files = parquet_files(directory)
         if not files:
             raise DataError(f"{label}: the directory holds no file; give a directory of Parquet files.")
         from coupler.builtin.datasets import PARQUET_MAGIC, is_parquet
@@ -99,6 +100,7 @@ class ParquetDataset:
             raise DataError(f"{label}: not a readable Parquet data set ({type(exc).__name__}: {reason}). All files "
                             f"need one schema (the same columns and types).") from None
         self.schema = self._dataset.schema
+        _check_one_schema(self._dataset, label, directory)
         columns = list(self.schema.names)
         check_unique_columns(columns, label)
         if target is None or isinstance(target, (list, dict, bool)):
@@ -116,13 +118,15 @@ class ParquetDataset:
         self.features = features if features is not None else [c for c in columns if c not in (self.target, self.key)]
         if self.target in self.features:
             raise DataError(f"data.features includes the target {self.target!r}; remove it.")
-        empty = self.schema.empty_table().to_pandas()
-        self.dtypes = empty[self.features].dtypes
-        import pandas as pd
+        import pyarrow as pa
 
-        inferred = [c for c in self.features if not pd.api.types.is_numeric_dtype(self.dtypes[c])
-                    or pd.api.types.is_bool_dtype(self.dtypes[c])]
-        self.categorical = list(dict.fromkeys([*explicit, *inferred]))
+        empty = _pandas(self.schema.empty_table())
+        self.dtypes = empty[self.features].dtypes
+        numeric = {f.name for f in self.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+                   or pa.types.is_decimal(f.type)}  # decimals (Spark's) are read as floats
+        self.categorical = list(dict.fromkeys([*explicit, *(c for c in self.features if c not in numeric)]))
+        #: columns of true/false: hashed as numbers, whether or not their row group has a missing value
+        self.booleans = [f.name for f in self.schema if pa.types.is_boolean(f.type)]
         self.target_dtype = empty[self.target].dtype
         self.read_columns = list(dict.fromkeys([*self.features, self.target, *([self.key] if self.key else [])]))
 
@@ -137,7 +141,7 @@ class ParquetDataset:
 
     def read(self, fragment: Fragment, columns: list[str] | None = None):
         """One row group as a DataFrame, rows whose target is missing dropped."""
-        frame = fragment.fragment.to_table(schema=self.schema, columns=columns or self.read_columns).to_pandas()
+        frame = read_fragment(fragment.fragment, self.schema, columns or self.read_columns)
         return frame[frame[self.target].notna()] if self.target in frame else frame
 
     def materialize(self, seed: int, val: float, test: float) -> tuple[Dataset, np.ndarray]:
@@ -150,16 +154,69 @@ class ParquetDataset:
         frames = [self.read(f) for f in self.fragments]
         if not sum(map(len, frames)):
             raise DataError(f"{self.label}: the data set has no row with a target.")
-        codes = np.concatenate([split_codes(f[self.read_columns], seed, val, test, self.key) for f in frames])
+        codes = np.concatenate([split_codes(f[self.read_columns], seed, val, test, self.key, self.booleans)
+                                for f in frames])
         frame = pd.concat(frames, ignore_index=True)
         dataset = table(frame, name=self.name, target=self.target, features=self.features,
                         categorical=self.categorical)
         return dataset, codes
 
 
-def _hidden(relative: Path) -> bool:
-    """Files Spark, Hive and editors leave beside the data: ``_SUCCESS``, ``_metadata``, ``.crc``, ``.DS_Store``."""
-    return any(part.startswith((".", "_")) for part in relative.parts)
+def parquet_files(directory: Path) -> list[Path]:
+    """Every file under ``directory``, linked folders followed (each real folder once), sorted; files and folders
+    whose name starts with ``.`` or ``_`` are left out: what Spark, Hive and editors leave beside the data
+    (``_SUCCESS``, ``_metadata``, ``.crc``, ``.DS_Store``). ``coupler predict`` reads a directory the same way."""
+    found, seen = [], set()
+    for folder, folders, names in os.walk(directory, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree, or a second link to one folder
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = [f for f in folders if not f.startswith((".", "_"))]
+        found += [Path(folder) / n for n in names if not n.startswith((".", "_")) and os.path.isfile(Path(folder) / n)]
+    return sorted(found)
+
+
+def read_fragment(fragment, schema, columns: list):
+    """One row group's ``columns`` as a DataFrame; a read that fails names the file."""
+    try:
+        table = fragment.to_table(schema=schema, columns=columns)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise DataError(f"{fragment.path}: not readable ({type(exc).__name__}: {reason}).") from None
+    return _pandas(table)
+
+
+def _pandas(table):
+    """``table.to_pandas()``, decimal columns as floats."""
+    import pyarrow as pa
+
+    decimals = [i for i, f in enumerate(table.schema) if pa.types.is_decimal(f.type)]
+    for i in decimals:
+        table = table.set_column(i, table.schema[i].name, table.column(i).cast(pa.float64()))
+    return table.to_pandas()
+
+
+def _check_one_schema(dataset, label: str, directory: Path) -> None:
+    """Every file holds every column of the data set's schema (the first file's), in its type: pyarrow would
+    fill a missing column with nulls and cast another type, or fail halfway through the scan."""
+    schema = dataset.schema
+    partitions = set(dataset.partitioning.schema.names) if dataset.partitioning else set()
+    for fragment in dataset.get_fragments():
+        physical = fragment.physical_schema
+        for field in schema:
+            if field.name in partitions:
+                continue
+            index = physical.get_field_index(field.name)
+            where = f"{label}: file {os.path.relpath(fragment.path, directory)}"
+            if index < 0:
+                raise DataError(f"{where} has no column {field.name!r}, which the first file has; every file of the "
+                                f"directory needs the same columns. Move the file out, or rewrite it.")
+            if not physical.field(index).type.equals(field.type):
+                raise DataError(f"{where}: column {field.name!r} is {physical.field(index).type}, and "
+                                f"{field.type} in the first file; every file needs the same types. Rewrite the "
+                                f"file with that type.")
 
 
 # --- the streaming pass ------------------------------------------------------------------------------------
@@ -234,11 +291,11 @@ def scan(data: ParquetDataset, seed: int, val: float, test: float) -> Scan:
     rng = np.random.default_rng(seed)
     sample, priorities = [], np.empty(0)
     for fragment in data.fragments:
-        raw = fragment.fragment.to_table(schema=data.schema, columns=data.read_columns).to_pandas()
+        raw = read_fragment(fragment.fragment, data.schema, data.read_columns)
         keep = raw[data.target].notna().to_numpy()
         result.dropped += int((~keep).sum())
         frame = raw[keep]
-        codes = split_codes(frame[data.read_columns], seed, val, test, data.key)
+        codes = split_codes(frame[data.read_columns], seed, val, test, data.key, data.booleans)
         result.rows.append(tuple(int((codes == k).sum()) for k in range(3)))
         target = frame[data.target]
         if not result.many:
@@ -286,6 +343,10 @@ def target_values(data: ParquetDataset, found: Scan):
     import pandas as pd
 
     values = sorted(found.labels, key=lambda v: (str(type(v)), v))
+    if found.many and not (pd.api.types.is_numeric_dtype(data.target_dtype)
+                           and not pd.api.types.is_bool_dtype(data.target_dtype)):
+        raise DataError(f"{data.label}: the target {data.target!r} holds more than {DISTINCT_TRACKED} distinct "
+                        f"values that are not numbers: too many classes. Choose another target column.")
     if found.many or (not found.integral and pd.api.types.is_numeric_dtype(data.target_dtype)):
         # a numeric target with many values, or fractions: regression; two stand-in values say so
         return pd.Series([0.5, 1.5] if not found.integral else list(range(MAX_INFERRED_CLASSES + 1)),
@@ -346,15 +407,17 @@ class ParquetPartition(Partition):
     task: str
     classes: list
     class_weights: list | None = None
+    booleans: tuple = ()
 
     def read(self) -> Batch:
         from coupler.dataset import encode_target
         from coupler.preprocessing import Preprocessor
 
-        frame = self.fragment.to_table(schema=self.schema, columns=self.columns).to_pandas()
+        frame = read_fragment(self.fragment, self.schema, self.columns)
         frame = frame[frame[self.target].notna()]
         if self.split >= 0:
-            frame = frame[split_codes(frame[self.columns], self.seed, *self.fractions, self.key) == self.split]
+            frame = frame[split_codes(frame[self.columns], self.seed, *self.fractions, self.key, self.booleans)
+                          == self.split]
         preprocessor = Preprocessor.from_state(self.preprocessor_state)
         X = np.asarray(preprocessor.transform(frame[self.features], "matrix"), dtype=np.float32)
         y, _ = encode_target(frame[self.target], self.task, self.classes or None)
@@ -385,7 +448,7 @@ def streams(data: ParquetDataset, found: Scan, preprocessor, seed: int, val: flo
     for code, split in enumerate(SPLITS):
         parts = [ParquetPartition(fragment.fragment, data.schema, data.read_columns, data.features, data.target,
                                   data.key, seed, (val, test), code, rows[code], state, task, classes,
-                                  class_weights if split == "train" else None)
+                                  class_weights if split == "train" else None, tuple(data.booleans))
                  for fragment, rows in zip(data.fragments, found.rows) if rows[code]]
         result[split] = ParquetStream(parts, n_features)
     return result
@@ -399,10 +462,11 @@ def unscanned_streams(data: ParquetDataset, preprocessor, seed: int, val: float,
     return {split: ParquetStream([ParquetPartition(f.fragment, data.schema, data.read_columns, data.features,
                                                    data.target, data.key, seed, (val, test),
                                                    SPLITS.index(split) if split in SPLITS else -1, f.rows, state,
-                                                   task, classes) for f in data.fragments], n_features)
+                                                   task, classes, None, tuple(data.booleans))
+                                  for f in data.fragments], n_features)
             for split in splits}
 
 
 def open_directory(path, target, features, categorical, key) -> ParquetDataset:
-    directory = Path(os.fspath(str(path))).expanduser()
+    directory = Path(str(path)).expanduser().absolute()  # reads happen later, perhaps elsewhere (a Dask worker)
     return ParquetDataset(directory, f"data.path={path}", target, features, categorical, key)

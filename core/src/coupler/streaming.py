@@ -60,10 +60,11 @@ class RowStream:
         the partitions' order, and the rows within a buffer of ``buffer_rows`` rows (at least one partition's).
         None: the rows in order.
 
-        ``rank`` of ``world`` (data-parallel training): this process's share. Partitions go round-robin to the
-        ranks, and every rank yields the same number of batches (that of the rank with the fewest rows; the few
-        rows over it are skipped this epoch), so that no process waits for another's last batch. When there are
-        fewer partitions than ranks, every rank reads all of them and keeps every ``world``-th row.
+        ``rank`` of ``world`` (data-parallel training): this process's share. The partitions, in the (seeded) order
+        every rank computes alike, are one sequence of rows; rank ``r`` takes the ``r``-th of ``world`` equal runs
+        of it, each a whole number of batches, reading only the partitions its run overlaps. Every rank yields the
+        same number of batches, so that no process waits for another's last one; the rows left over (fewer than
+        ``world`` batches and ``world`` rows) are skipped this epoch, other rows in another epoch's order.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}; a batch holds at least one row")
@@ -71,38 +72,31 @@ class RowStream:
         rng = np.random.default_rng(seed) if seed is not None else None
         if rng is not None:
             parts = [parts[i] for i in rng.permutation(len(parts))]
-        stride = 1
         if world > 1:
-            if len(parts) >= world:
-                shares = [parts[r::world] for r in range(world)]
-                limit = min(sum(p.rows for p in share) for share in shares)
-                parts = shares[rank]
-            else:
-                stride, limit = world, len(self) // world
-            drop_last = True
-            limit -= limit % batch_size
+            share = sum(p.rows for p in parts) // world
+            share -= share % batch_size
+            pieces = _rows_between(parts, rank * share, (rank + 1) * share)
+            yield from _batched(pieces, batch_size, rng, buffer_rows, drop_last=True)
         else:
-            limit = None
-        yield from _batched(_rows_of(parts, rank, stride), batch_size, rng, buffer_rows, limit, drop_last)
+            yield from _batched((p.read() for p in parts), batch_size, rng, buffer_rows, drop_last=drop_last)
 
 
-def _rows_of(parts: list[Partition], rank: int, stride: int) -> Iterator[Batch]:
-    offset = 0  # the index of a partition's first row in the whole stream (for stride > 1)
+def _rows_between(parts: list[Partition], start: int, stop: int) -> Iterator[Batch]:
+    """Rows ``start`` to ``stop`` of the partitions taken as one sequence; a partition outside is never read."""
+    offset = 0
     for part in parts:
-        batch = part.read()
-        if stride > 1:
-            keep = np.arange(len(batch)) + offset
-            keep = np.flatnonzero(keep % stride == rank)
-            offset += len(batch)
-            batch = Batch(batch.X[keep], batch.y[keep], None if batch.weight is None else batch.weight[keep])
-        yield batch
+        end = offset + part.rows
+        if end > start and offset < stop:
+            yield _take(part.read(), slice(max(start - offset, 0), min(stop, end) - offset))
+        if end >= stop:
+            return
+        offset = end
 
 
-def _batched(pieces: Iterator[Batch], batch_size: int, rng, buffer_rows: int, limit: int | None,
-             drop_last: bool) -> Iterator[Batch]:
+def _batched(pieces: Iterator[Batch], batch_size: int, rng, buffer_rows: int, drop_last: bool) -> Iterator[Batch]:
     """Re-cut ``pieces`` into batches; with ``rng``, shuffle rows within a buffer of at least ``buffer_rows``."""
     pending: list[Batch] = []
-    held = emitted = 0
+    held = 0
     for piece in pieces:
         if len(piece) == 0:
             continue
@@ -113,20 +107,16 @@ def _batched(pieces: Iterator[Batch], batch_size: int, rng, buffer_rows: int, li
         merged = _concat(pending, rng)
         usable = len(merged) - len(merged) % batch_size
         for start in range(0, usable, batch_size):
-            if limit is not None and emitted + batch_size > limit:
-                return
             yield _take(merged, slice(start, start + batch_size))
-            emitted += batch_size
         rest = _take(merged, slice(usable, None))
         pending, held = ([rest], len(rest)) if len(rest) else ([], 0)
     if pending:
         merged = _concat(pending, rng)
         for start in range(0, len(merged), batch_size):
             chunk = _take(merged, slice(start, start + batch_size))
-            if (drop_last and len(chunk) < batch_size) or (limit is not None and emitted + len(chunk) > limit):
+            if drop_last and len(chunk) < batch_size:
                 return
             yield chunk
-            emitted += len(chunk)
 
 
 def _concat(pieces: list[Batch], rng) -> Batch:

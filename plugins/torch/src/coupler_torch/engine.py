@@ -15,7 +15,7 @@ A neural plugin subclasses ``TorchModel`` and implements ``build_network(n_input
   gradients is that batch's gradient), so every process runs the same number of steps, as DDP requires. A model
   whose ``training_batches`` is a ``DataLoader`` (an image folder) gets the same treatment through a batch sampler;
   any other iterable is refused under a distributed strategy, since the engine cannot share it. From a stream, each
-  process reads its own partitions in batches of ``batch_size // N`` rows (``StreamBatches``). Rank 0 scores the
+  process reads its own share of the rows in batches of ``batch_size // N`` rows (``StreamBatches``). Rank 0 scores the
   validation split, fires ``run.epoch_end`` (so each plugin's ``on_epoch_end`` runs once per epoch, not once per
   process) and decides early stopping and checkpoint writes; every process follows its decision (each
   ``Trainer.save_checkpoint`` is collective; Lightning writes on rank 0 only). Batch norm normalizes each
@@ -128,8 +128,8 @@ class StreamBatches(torch.utils.data.IterableDataset):
     Each epoch asks ``stream.batches`` for batches of ``batch_size`` rows in a (seed, ``epoch()``) order: the
     partitions shuffled and the rows shuffled within a buffer of ``buffer_rows`` rows (at least one partition's);
     memory holds one partition plus the buffer, whatever the split's size. ``share()`` gives ``(rank, world)``:
-    under a distributed strategy each process reads its own partitions (``RowStream.batches`` gives every process
-    the same number of batches, so none waits for another's last) in batches of ``batch_size // world`` rows, so
+    under a distributed strategy each process reads its own share of the rows (``RowStream.batches`` gives every
+    process the same number of batches, so none waits for another's last) in batches of ``batch_size // world`` rows, so
     that the global batch, and the steps of an epoch, stay about those of one process. The batches are tensors
     already: the engine hands this to a ``DataLoader`` with ``batch_size=None`` (no per-row fetch, no collation).
     ``targets`` turns a batch's ``y`` into the loss's targets (``TorchModel._targets``). The engine sets ``share``
@@ -147,9 +147,8 @@ class StreamBatches(torch.utils.data.IterableDataset):
         return max(self.batch_size // max(world, 1), 1)
 
     def __len__(self) -> int:
-        """Batches in an epoch of one process: exact in one process; under a distributed strategy an upper bound
-        (the process with the fewest rows sets the count, and which partitions each reads changes every epoch), so
-        an epoch may end a few batches sooner than this (Lightning ends it when the batches end)."""
+        """Batches in an epoch of one process, exact: in one process every row once; under a distributed strategy
+        each process's equal share of the rows (``RowStream.batches``) in whole batches."""
         world = self.share()[1]
         rows = len(self.stream)
         if world <= 1:
@@ -238,7 +237,7 @@ def _shared_batches(batches, share, world: int, model_name: str, strategy: str):
         batches.share = share
         return batches
     if isinstance(batches, DataLoader) and isinstance(batches.dataset, StreamBatches):
-        batches.dataset.share = share  # each process reads its own partitions (RowStream.batches)
+        batches.dataset.share = share  # each process reads its own share of the rows (RowStream.batches)
         return batches
     if world <= 1:
         return batches
