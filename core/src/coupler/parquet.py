@@ -409,6 +409,10 @@ class ParquetPartition(Partition):
     class_weights: list | None = None
     booleans: tuple = ()
 
+    @property
+    def weighted(self) -> bool:  # type: ignore[override]
+        return self.class_weights is not None
+
     def read(self) -> Batch:
         from coupler.dataset import encode_target
         from coupler.preprocessing import Preprocessor

@@ -35,6 +35,8 @@ class Partition:
     a worker process or machine can read it itself."""
 
     rows: int
+    #: whether ``read()`` gives weights (None: not known until read)
+    weighted: bool | None = None
 
     def read(self) -> Batch:  # pragma: no cover - the contract
         raise NotImplementedError
@@ -146,6 +148,10 @@ class ArrayPartition(Partition):
     @property
     def rows(self) -> int:  # type: ignore[override]
         return len(self.y)
+
+    @property
+    def weighted(self) -> bool:  # type: ignore[override]
+        return self.weight is not None
 
     def read(self) -> Batch:
         return Batch(self.X, self.y, self.weight)

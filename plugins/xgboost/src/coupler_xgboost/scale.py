@@ -197,10 +197,10 @@ def _read(part) -> _Piece:
 
 
 def _weighted(client, part) -> bool:
-    """Whether a stream's batches carry weights: a partition that holds its weights says so; another is read once
-    on a worker to tell (all partitions of a stream alike)."""
-    if hasattr(part, "weight"):
-        return part.weight is not None
+    """Whether a stream's batches carry weights: a partition that knows says so (``Partition.weighted``); another
+    is read once on a worker to tell (all partitions of a stream alike)."""
+    if getattr(part, "weighted", None) is not None:
+        return part.weighted
     return client.submit(_has_weight, part, pure=False).result()
 
 
