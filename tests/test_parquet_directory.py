@@ -118,6 +118,11 @@ def test_a_directory_streams_to_a_model_that_takes_a_stream_and_the_run_reloads(
     finished = FinishedRun(run_dir, manager)
     again = finished.evaluate()
     assert again["test"] == pytest.approx(metrics["test"]) and again["val"] == pytest.approx(metrics["val"])
+    # coupler evaluate RUN data=parquet data.path=DIR: every row of a directory, streamed
+    config = json.loads((run_dir / "manifest.json").read_text())["features"]
+    every = finished.evaluate({"name": "parquet", "path": str(finished.config["data"]["path"]), "target": "target",
+                               "features": config["columns"], "categorical": None, "key": None})["data"]
+    assert every["accuracy"] > 0.85 and every["accuracy"] != metrics["test"]["accuracy"]
 
 
 def test_the_streaming_pass_fits_what_the_in_memory_preprocessor_fits_on_the_same_training_rows(streamed, data):

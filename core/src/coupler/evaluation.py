@@ -72,30 +72,58 @@ def measure(model: Model, X, y: np.ndarray | None, metrics: list[Metric], n_clas
     return score(y, prediction, None if proba is None else np.asarray(proba), metrics, n_classes)
 
 
-def measure_stream(model: Model, stream, metrics: list[Metric], n_classes: int = 0,
-                   task: str | None = None) -> tuple[Measured, np.ndarray]:
+def measure_stream(model: Model, stream, metrics: list[Metric], n_classes: int = 0, task: str | None = None,
+                   rows: int | None = None) -> tuple[Measured, np.ndarray]:
     """``measure`` for a ``coupler.streaming.RowStream``: the model predicts each partition (a matrix), and the
-    metrics are computed once on the whole split's predictions. Returns the ``Measured`` and the split's targets."""
+    metrics are computed once on the whole split's predictions. Returns the ``Measured`` and the split's targets.
+    ``rows``: the split's exact row count when known (a scanned stream's, a finished run's manifest): the
+    predictions are then written into arrays of that size, never held twice while they are joined."""
     task = task or ("regression" if not n_classes else "binary" if n_classes == 2 else "multiclass")
     with_proba = gives_proba(model, task)
-    predictions, probas, targets = [], [], []
+    columns = _Columns(rows)
     for partition in stream.partitions():
         batch = partition.read()
         if not len(batch):  # a row group without rows of this split
             continue
-        predictions.append(np.asarray(model.predict(batch.X)))
+        proba = None
         if with_proba:
             proba = np.asarray(model.predict_proba(batch.X))
             if proba.shape != (len(batch), n_classes):
                 raise CouplerError(f"the model's predict_proba gave shape {proba.shape}; a {n_classes}-class task "
                                    f"needs ({len(batch)}, {n_classes}), one column per class.")
-            probas.append(proba)
-        targets.append(batch.y)
-    if not targets:
+        columns.add(np.asarray(model.predict(batch.X)), proba, batch.y)
+    if not columns.filled:
         raise CouplerError("the split has no rows to measure")
-    y = np.concatenate(targets)
-    return score(y, np.concatenate(predictions), np.concatenate(probas) if with_proba else None, metrics,
-                 n_classes), y
+    prediction, proba, y = columns.arrays()
+    return score(y, prediction, proba, metrics, n_classes), y
+
+
+class _Columns:
+    """Predictions, probabilities and targets gathered batch by batch: into arrays of ``rows`` rows when that is
+    known, else joined at the end."""
+
+    def __init__(self, rows: int | None):
+        self.rows, self.filled, self.parts, self.arrays_ = rows, 0, [], None
+
+    def add(self, *values) -> None:
+        n = len(values[-1])
+        if self.rows is None or self.filled + n > self.rows:  # unknown (or wrong) count: join at the end
+            if self.arrays_ is not None:
+                self.parts, self.arrays_ = [tuple(None if a is None else a[:self.filled] for a in self.arrays_)], None
+            self.rows = None
+            self.parts.append(values)
+        else:
+            if self.arrays_ is None:
+                self.arrays_ = tuple(None if v is None else np.empty((self.rows, *v.shape[1:]), v.dtype) for v in values)
+            for array, value in zip(self.arrays_, values):
+                if array is not None:
+                    array[self.filled:self.filled + n] = value
+        self.filled += n
+
+    def arrays(self) -> tuple:
+        if self.arrays_ is not None:
+            return tuple(None if a is None else a[:self.filled] for a in self.arrays_)
+        return tuple(None if parts[0] is None else np.concatenate(parts) for parts in zip(*self.parts))
 
 
 def score(y: np.ndarray | None, prediction: np.ndarray, proba: np.ndarray | None, metrics: list[Metric],

@@ -122,7 +122,8 @@ class FinishedRun:
             streams = self._streams(data, ("val", "test"))
             if (self.config.get("cv") or {}).get("folds"):
                 streams.pop("val")
-            return {name: measure_stream(self.predictor(), streams[name], metrics, len(self.classes), self.task)[0].scalars
+            return {name: measure_stream(self.predictor(), streams[name], metrics, len(self.classes), self.task,
+                                         rows=self.manifest["rows"][name])[0].scalars
                     if name in streams and self.manifest["rows"][name] else {} for name in ("val", "test")}
         dataset, y, indices = self._own_split()
         results = {}

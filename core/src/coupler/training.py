@@ -401,7 +401,8 @@ def _evaluate_streams(run: RunContext, model, splits: dict, metrics, kept: dict)
         results[name] = {}
         if not len(splits[name]):
             continue
-        measured, splits[name].y = measure_stream(model, splits[name].X, metrics, len(run.classes), run.task)
+        measured, splits[name].y = measure_stream(model, splits[name].X, metrics, len(run.classes), run.task,
+                                                  rows=len(splits[name].X))
         results[name], kept[name] = measured.scalars, measured
         _write_arrays(run, name, measured)
         if name == "test":
