@@ -48,6 +48,7 @@ class Preprocessor:
         self.columns: list[str] = []
         self.input_format = "matrix"
         self.vocabulary = None  # a coupler.tokenizer.Vocabulary, for input format "tokens"
+        self._lookups: dict = {}  # categorical column -> (index, dtype) of its training categories
 
     # --- fitting --------------------------------------------------------------------------------------
 
@@ -133,17 +134,20 @@ class Preprocessor:
         if input_format == "tokens":
             return self.vocabulary.encode(X[self.columns[0]])
         if input_format == "frame":
+            # the training columns in order (X itself when it is so already: no copy for coupler serve's rows)
+            frame = X if len(X.columns) == len(self.columns) and all(X.columns == self.columns) else X[self.columns]
             converted = {}  # only columns that need it: float columns pass through without a copy
-            for column in self.columns:
+            for column, dtype in zip(self.columns, frame.dtypes):
                 if column in self.categorical:
                     categories = self.categorical[column]["categories"]
-                    values = X[column]
+                    values = frame[column]
                     if not pd.api.types.is_string_dtype(values):  # already text: no copy (coupler serve, per request)
                         values = category_text(values, categories)
-                    converted[column] = pd.Categorical(values.where(values.isin(categories)), categories=categories)
-                elif not pd.api.types.is_float_dtype(X[column]):
-                    converted[column] = _numbers(X[column], column)
-            frame = X[self.columns]
+                    index, dtype = self._lookup(column)
+                    # codes into the training categories; an unseen or missing value -1 (missing)
+                    converted[column] = pd.Categorical.from_codes(index.get_indexer(values), dtype=dtype)
+                elif not pd.api.types.is_float_dtype(dtype):
+                    converted[column] = _numbers(frame[column], column)
             return frame.assign(**converted) if converted else frame
         if input_format != "matrix":
             raise ConfigError("Model.input_format", input_format, "matrix, frame, files, tokens or text")
@@ -169,6 +173,17 @@ class Preprocessor:
                 values = np.where(np.isnan(values), spec["fill"], values)
                 blocks.append(((values - spec["offset"]) / spec["scale"])[:, None])
         return np.hstack(blocks) if blocks else np.empty((len(X), 0))
+
+    def _lookup(self, column: str):
+        """A categorical column's training categories as an index and a dtype, built once (per request, coupler
+        serve would otherwise build them again)."""
+        found = self._lookups.get(column)
+        if found is None:
+            import pandas as pd
+
+            categories = self.categorical[column]["categories"]
+            found = self._lookups[column] = (pd.Index(categories), pd.CategoricalDtype(categories))
+        return found
 
     def feature_names(self, input_format: str = "matrix") -> list[str]:
         if input_format == "tokens":
