@@ -25,8 +25,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from coupler.testing import train_run
 
+from coupler.testing import train_run
 from tests import corpus
 from tests.conftest import coupler_process
 from tests.corpus import untouched
@@ -139,8 +139,9 @@ def lstm_run(tmp_path_factory) -> Path:
 
 def write_tiny_bert(directory: Path) -> Path:
     """A pretrained-model directory as ``save_pretrained`` writes it: a BERT of width 8, one layer, a word vocabulary."""
-    from coupler_transformer.sample import NEGATIVE, POSITIVE, SUBJECTS
     from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from coupler_transformer.sample import NEGATIVE, POSITIVE, SUBJECTS
 
     directory.mkdir(parents=True)
     words = sorted({w for phrase in SUBJECTS for w in phrase.split()} | set(POSITIVE) | set(NEGATIVE)

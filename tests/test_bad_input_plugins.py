@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from coupler import hookimpl, plugin_manager
 from coupler.components import Model
 from coupler.errors import CouplerError
-
 from tests.conftest import coupler_process
 from tests.corpus import TRACEBACK_MARKS, refused, untouched
 

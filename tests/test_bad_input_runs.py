@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from coupler.testing import CliResult, cli_in_a_forked_process
 
+from coupler.testing import CliResult, cli_in_a_forked_process
 from tests.corpus import refused, untouched
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.corpus import refused
 
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
 from coupler.testing import train_run
+from tests.corpus import refused
 
 ENGINES = {
     "sklearn": ["model=logistic_regression"],

@@ -4,6 +4,7 @@ the key, the value and what is allowed, before any data is read; a key a compone
 from __future__ import annotations
 
 import pytest
+
 from coupler.config import compose
 from coupler.errors import ConfigError
 from coupler.plugin_manager import PluginManager

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from coupler.class_weight import row_weights
 from coupler.errors import ConfigError
 from coupler.testing import train_run

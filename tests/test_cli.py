@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from coupler.testing import read_metrics
 
+from coupler.testing import read_metrics
 from tests.conftest import coupler_process
 
 HEAVY = ("torch", "lightning", "xgboost", "sklearn", "pandas", "matplotlib")

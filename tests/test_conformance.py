@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from coupler import hookimpl, hookspecs
 from coupler.callback import Callback
 from coupler.components import Exporter, Metric, Model

@@ -7,6 +7,7 @@ file's."""
 from __future__ import annotations
 
 import pytest
+
 from coupler import Callback, hookimpl
 from coupler.callback import LIFECYCLE_HOOKS, observes
 from coupler.components import CLASSIFICATION, Exporter, Model, declared_model, gives_proba

@@ -4,10 +4,10 @@ promises, and bad settings refused in one line before any fold trains."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
+
 from coupler.testing import read_metrics, train_run
 
 CV = ("cv.folds=3",)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pandas as pd
 import pytest
+
 from coupler.builtin.datasets import BUNDLED
 from coupler.dataset import infer_task
 from coupler.errors import ConfigError, DataError

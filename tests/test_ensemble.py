@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from coupler.components import Model
 from coupler.config import check_settings, compose
 from coupler.errors import ConfigError, CouplerError
@@ -17,9 +18,10 @@ THREE_ENGINES = "model.members=[{name: logistic_regression}, {name: xgboost, num
 
 
 def test_hard_voting_counts_each_members_weight(manager):
+    from sklearn.datasets import load_iris
+
     from coupler.components import Split
     from coupler.context import RunContext
-    from sklearn.datasets import load_iris
 
     X, y = load_iris(return_X_y=True)
     X = X[:, :2]  # two features: the members disagree (with equal weights, 19 of 75 votes differ from the 1-NN's)
@@ -54,8 +56,9 @@ def manager() -> PluginManager:
 
 
 def test_a_soft_voting_ensemble_of_three_engines_trains_reloads_with_its_metrics_and_predicts(coupler_cli, tmp_path):
-    from coupler import FinishedRun
     from sklearn.datasets import load_breast_cancer
+
+    from coupler import FinishedRun
 
     trained = coupler_cli("train", "data=breast_cancer", "model=ensemble", THREE_ENGINES, "trainer.max_epochs=2",
                           "hydra.run.dir=run")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from coupler.errors import CouplerError
 from coupler.explain import explain
 from coupler.testing import train_run

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from coupler.finished_run import FinishedRun
 from coupler.onnx_export import onnx_inputs
 from coupler.testing import train_run

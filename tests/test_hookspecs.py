@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pluggy
 import pytest
+
 from coupler import hookimpl, hookspecs
 from coupler.context import RunContext
 from coupler.plugin_manager import PluginManager

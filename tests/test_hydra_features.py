@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from coupler.run_directory import read_manifest
 
+from coupler.run_directory import read_manifest
 from tests.conftest import coupler_process
 
 

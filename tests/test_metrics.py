@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from coupler.builtin.metrics import DEFAULTS
 from coupler.plugin_manager import get_plugin_manager
 

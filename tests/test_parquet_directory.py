@@ -173,6 +173,11 @@ def test_a_partition_is_picklable_and_reads_its_rows_anywhere(streamed, data):
     batch, again = partition.read(), pickle.loads(pickle.dumps(partition)).read()
     assert batch.X.dtype == np.float32 and batch.X.shape[1] == len(preprocessor.feature_names())
     np.testing.assert_array_equal(batch.X, again.X)
+    # the partitions of the test split hold the rows the directory read whole puts in its test split, in order
+    whole, codes = dataset.materialize(0, 0.2, 0.1)
+    tested = whole.X[codes == 2]
+    read = np.concatenate([p.read().X for p in streams["test"].partitions()])
+    np.testing.assert_allclose(read, preprocessor.transform(tested, "matrix").astype(np.float32), rtol=1e-6)
 
 
 def test_what_a_directory_cannot_do_is_refused_by_name(data, manager, tmp_path):
@@ -256,7 +261,8 @@ def test_a_rows_split_does_not_depend_on_its_neighbours_and_decimals_are_numbers
 
 def test_a_text_target_with_more_distinct_values_than_classes_is_refused(manager, tmp_path):
     (tmp_path / "ids").mkdir()
-    pd.DataFrame({"x": np.arange(1100.0), "y": [f"id{i}" for i in range(1100)]}).to_parquet(tmp_path / "ids" / "a.parquet")
+    ids = pd.DataFrame({"x": np.arange(1100.0), "y": [f"id{i}" for i in range(1100)]})
+    ids.to_parquet(tmp_path / "ids" / "a.parquet")
     with pytest.raises(DataError, match="the target 'y' holds more than 1000 distinct values that are not numbers"):
         train_run(tmp_path, "data=parquet", f"data.path={tmp_path / 'ids'}", "data.target=y", manager=manager)
 

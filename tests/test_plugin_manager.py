@@ -6,10 +6,11 @@ import sys
 import types
 
 import pytest
+
 from coupler import hookimpl, hookspec
+from coupler.components import Model
 from coupler.errors import PluginError
 from coupler.plugin_manager import BUILTIN_PLUGINS, PluginManager
-from coupler.components import Model
 from coupler.registry import UnknownComponentError
 
 
@@ -220,8 +221,9 @@ def test_a_displaced_plugin_under_strict_plugins_is_an_error_naming_it():
 
 
 def test_first_party_is_this_repositorys_plugins():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     from coupler.plugin_manager import FIRST_PARTY
 
@@ -425,6 +427,7 @@ def sharpened(tmp_path):
 
 def test_a_plugin_adds_a_hook_a_kind_and_a_group_that_work_like_the_cores(sharpened, tmp_path, capsys, monkeypatch):
     import yaml
+
     from coupler import cli
     from coupler.config import help_template
     from coupler.testing import train_run

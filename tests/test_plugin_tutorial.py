@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from coupler.testing import read_metrics
 
+from coupler.testing import read_metrics
 from tests.conftest import coupler_process
 
 pytest_plugins = ["pytester"]  # the tutorial's own tests run in this process
@@ -101,7 +101,7 @@ def test_the_tutorials_parameters_are_checked_in_one_line_before_any_data_is_rea
 
 
 def test_the_example_of_each_kind_is_the_scaffolds_template_which_the_docs_link():
-    from coupler.scaffold import PACKAGE_FILES, KINDS, template
+    from coupler.scaffold import KINDS, PACKAGE_FILES, template
 
     root = TUTORIAL.parents[1]
     linked = set(re.findall(r"\]\(\.\./(core/src/coupler/templates/[^)]+)\)", TUTORIAL.read_text()))

@@ -7,14 +7,14 @@ import json
 
 import numpy as np
 import pytest
+
 from coupler import hookimpl
-from coupler.config import compose
 from coupler.components import Model
+from coupler.config import compose
 from coupler.errors import ConfigError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import PluginManager
 from coupler.training import train
-
 from tests.test_plugin_manager import plugin
 
 
@@ -208,8 +208,9 @@ def error_rate():
 
 
 def two_moons(rows=300, noise=0.2):
-    from coupler.dataset import Dataset
     from sklearn.datasets import make_moons
+
+    from coupler.dataset import Dataset
 
     X, y = make_moons(n_samples=rows, noise=noise, random_state=0)
     import pandas as pd

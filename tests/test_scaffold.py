@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from coupler import __version__
 from coupler.testing import read_metrics
-
 from tests.conftest import coupler_process
 
 pytest_plugins = ["pytester"]  # the generated packages' own tests run in this process

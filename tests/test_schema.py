@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import pytest
+
 from coupler import hookimpl
 from coupler.config import compose, parameter_listing
 from coupler.errors import ConfigError, CouplerError

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from coupler.config import check_overrides, compose, config_directories, group_options
 from coupler.errors import CouplerError
 from coupler.plugin_manager import FIRST_PARTY, PluginManager, get_plugin_manager

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from coupler import hookimpl
 from coupler.components import Model
 from coupler.conformance import check_plugin

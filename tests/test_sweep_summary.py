@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from coupler.sweep_summary import JobOutcome, format_summary, metric_direction, summarize, write_summary
 
 

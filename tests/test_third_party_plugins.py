@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from coupler.testing import read_metrics
 
+from coupler.testing import read_metrics
 from tests.conftest import coupler_process
 
 pytest_plugins = ["pytester"]  # the plugin's own tests run in this process

@@ -4,6 +4,7 @@ without a file, and how a process of a distributed job knows it is not the first
 from __future__ import annotations
 
 import pytest
+
 from coupler.distributed import secondary_process
 from coupler.registry import Component
 from coupler.train_app import split_command_line
@@ -35,8 +36,9 @@ def needs(task, seed, size, **rest):
 
 
 def stored(component) -> dict:
-    from coupler.schema import hydra_node
     from omegaconf import OmegaConf
+
+    from coupler.schema import hydra_node
 
     return OmegaConf.to_container(OmegaConf.structured(hydra_node(component.parameters, component.name)))
 

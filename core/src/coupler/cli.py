@@ -403,13 +403,12 @@ EXIT_DRIFTED = 3
 def drift(run_dir: Path, input_path: Path, threshold: float, as_json: bool) -> int:
     """Compare ``input_path``'s rows with the run's training distribution; exit ``EXIT_DRIFTED`` past
     ``threshold``."""
-    from coupler import drift as drifts
-    from coupler.finished_run import FinishedRun
-    from coupler.plugin_manager import get_plugin_manager
-
     import math
 
+    from coupler import drift as drifts
     from coupler.errors import ConfigError
+    from coupler.finished_run import FinishedRun
+    from coupler.plugin_manager import get_plugin_manager
 
     if not math.isfinite(threshold) or threshold < 0:
         raise ConfigError("--psi-threshold", threshold, "a number >= 0 (0.2, the customary line, by default)")

@@ -205,17 +205,17 @@ def _check_one_schema(dataset, label: str, directory: Path) -> None:
     partitions = set(dataset.partitioning.schema.names) if dataset.partitioning else set()
     for fragment in dataset.get_fragments():
         physical = fragment.physical_schema
-        for field in schema:
-            if field.name in partitions:
+        for column in schema:
+            if column.name in partitions:
                 continue
-            index = physical.get_field_index(field.name)
+            index = physical.get_field_index(column.name)
             where = f"{label}: file {os.path.relpath(fragment.path, directory)}"
             if index < 0:
-                raise DataError(f"{where} has no column {field.name!r}, which the first file has; every file of the "
+                raise DataError(f"{where} has no column {column.name!r}, which the first file has; every file of the "
                                 f"directory needs the same columns. Move the file out, or rewrite it.")
-            if not physical.field(index).type.equals(field.type):
-                raise DataError(f"{where}: column {field.name!r} is {physical.field(index).type}, and "
-                                f"{field.type} in the first file; every file needs the same types. Rewrite the "
+            if not physical.field(index).type.equals(column.type):
+                raise DataError(f"{where}: column {column.name!r} is {physical.field(index).type}, and "
+                                f"{column.type} in the first file; every file needs the same types. Rewrite the "
                                 f"file with that type.")
 
 

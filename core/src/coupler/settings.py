@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coupler.components import TASKS as MODEL_TASKS
-from coupler.plots import DEFAULT as DEFAULT_PLOTS, Selection as PlotSelection
+from coupler.plots import DEFAULT as DEFAULT_PLOTS
+from coupler.plots import Selection as PlotSelection
 from coupler.schema import param
 
 TASKS = ("auto", *MODEL_TASKS)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 @dataclass
 class Batch:
     """Preprocessed rows: ``X`` a float matrix (rows, features), ``y`` integer class codes (classification) or

@@ -342,8 +342,8 @@ def _run_streamed(run: RunContext, config: dict, manager: PluginManager, data: P
         raise ConfigError("cv.folds", config["cv"]["folds"], f"0 for a streamed data set ({data.label}, model "
                           f"{model_component.name!r}): cross-validation reads the rows in memory")
     if exporters:
-        raise ConfigError("exporters", sorted(exporters), f"none for a streamed data set; export the finished run "
-                          f"with coupler export RUN")
+        raise ConfigError("exporters", sorted(exporters), "none for a streamed data set; export the finished run "
+                          "with coupler export RUN")
     run.data_fingerprint = data.fingerprint()
     metrics = select_metrics(config.get("metrics"), run.task, model, manager.registry)
     preprocessor = parquet.fit_preprocessor(data, found, config.get("preprocess") or {})
@@ -427,7 +427,6 @@ def _evaluate(run: RunContext, model, splits: dict, metrics, dataset: Dataset, i
               kept: dict | None = None) -> dict:
     """Measure the val and test splits (writing array metrics, test predictions and the data set's baseline) and
     return ``{"val": {...}, "test": {...}}``; each split's ``Measured`` goes into ``kept`` (the plots')."""
-    import pandas as pd
 
     results: dict[str, dict] = {}
     for name in ("val", "test"):

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from coupler.errors import ConfigError, CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
 from coupler.testing import read_metrics, train_run
 from coupler_cnn.model import CNN
 from coupler_torch.testing import kill_and_resume
-
 
 #: a narrower network and 10 epochs instead of the defaults' 100 (README's 0.989): test accuracy 0.92 (seed 0),
 #: against 0.10 for the majority class. The defaults' figure is checked by benchmarks/cnn_digits_accuracy.py.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from coupler.cli import EXIT_INTERRUPTED
 from coupler.errors import ConfigError
 from coupler.testing import cli_in_a_forked_process, cli_in_this_process, read_history, read_metrics
@@ -168,8 +169,9 @@ def test_a_last_batch_smaller_than_the_number_of_processes_is_taken_whole_by_eac
 
 def test_a_dataloader_is_shared_like_in_memory_batches():
     """The image-folder CNN's loader: a DataLoader with a sampler giving the epoch's order (model.py)."""
-    from coupler_cnn.model import _EpochOrder
     from torch.utils.data import DataLoader, TensorDataset
+
+    from coupler_cnn.model import _EpochOrder
 
     dataset = TensorDataset(torch.zeros(21, 1), torch.arange(21))
     loader = DataLoader(dataset, batch_size=8, sampler=_EpochOrder(21, seed=3, epoch=lambda: 1))

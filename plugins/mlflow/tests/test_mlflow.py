@@ -16,8 +16,8 @@ import time
 import urllib.request
 
 import pytest
-from coupler.testing import cli_in_this_process
 
+from coupler.testing import cli_in_this_process
 from coupler_mlflow.plugin import redact
 from coupler_mlflow.tracker import CUT, MAX_PARAM_VALUE, _finish_parent, flat_config, git_commit, param_value
 
@@ -79,8 +79,9 @@ def test_the_sealed_run_directory_is_logged_and_the_pyfunc_predicts_as_the_run_d
                                                                                     tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # whatever MLflow's loader writes where it runs stays out of the repository
     import mlflow.pyfunc
-    from coupler import FinishedRun
     from sklearn.datasets import load_iris
+
+    from coupler import FinishedRun
 
     run_id = xgboost_run.info.run_id
     logged = {a.path for a in store.list_artifacts(run_id, "run")}

@@ -13,8 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from coupler.errors import RunPruned
 
+from coupler.errors import RunPruned
 from coupler_optuna.study import open_storage
 
 SEARCH = ("-m", "search=logistic_regression", "hydra.sweep.dir=sweep")

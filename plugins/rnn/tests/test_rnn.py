@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from coupler.errors import ConfigError, DataError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager

@@ -8,12 +8,13 @@ import json
 
 import numpy as np
 import pytest
+
 from coupler.config import compose, parameter_listing
 from coupler.errors import ConfigError, CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
-from coupler.testing import train_run
 from coupler.schema import check_node, defaults, hints, rows
+from coupler.testing import train_run
 from coupler_sklearn.model import SklearnModel
 from coupler_sklearn.plugin import ESTIMATORS, SCHEMAS
 

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import skops.io
+
 from coupler.errors import CouplerError
 from coupler.schema import defaults
 from coupler.testing import train_run

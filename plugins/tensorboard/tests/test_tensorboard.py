@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from coupler.config import check_overrides
 from coupler.errors import ConfigError, CouplerError
 from coupler.plugin_manager import PluginManager, get_plugin_manager
 from coupler.registry import UnknownComponentError
 from coupler.testing import train_run
-
 from coupler_tensorboard.plugin import build_tracker
 
 

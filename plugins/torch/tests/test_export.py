@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+
 from coupler.testing import train_run
 
 
@@ -43,6 +44,7 @@ def test_the_exports_answer_raw_rows_like_predict(mlp_run):
 
     import onnxruntime
     import torch
+
     from coupler.finished_run import FinishedRun
     from coupler.onnx_export import onnx_inputs
     from coupler_torch.export import scripted_inputs

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from coupler import hookimpl
 from coupler.builtin.callbacks import EarlyStopping
 from coupler.components import Split

@@ -10,6 +10,7 @@ import types
 import numpy as np
 import pytest
 import torch
+
 from coupler import hookimpl
 from coupler.config import compose
 from coupler.errors import ConfigError, CouplerError
@@ -204,6 +205,7 @@ def test_the_readmes_table_of_options_shows_the_schemas_defaults():
     from pathlib import Path
 
     import yaml
+
     from coupler.schema import defaults
     from coupler_torch.optimizers import SCHEDULERS
 

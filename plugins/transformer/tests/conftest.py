@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from coupler_transformer.sample import write_sentiment_csv
 
 

@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+
 from coupler.config import compose
 from coupler.errors import ConfigError
 from coupler.finished_run import FinishedRun

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from coupler.config import compose
 from coupler.errors import ConfigError, CouplerError, DataError
 from coupler.finished_run import FinishedRun

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost
+
 from coupler.components import Split
 from coupler.context import RunContext
 from coupler.errors import ConfigError, CouplerError

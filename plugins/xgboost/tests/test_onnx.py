@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from coupler.errors import CouplerError
 from coupler.testing import train_run
 
@@ -19,6 +20,7 @@ def xgboost_run(tmp_path_factory):
 
 def test_an_xgboost_export_answers_like_the_run_and_records_its_parity(xgboost_run):
     import onnxruntime
+
     from coupler.finished_run import FinishedRun
     from coupler.onnx_export import onnx_inputs
 
@@ -79,6 +81,7 @@ def test_a_converter_failure_is_one_error_naming_model_format_and_library(tmp_pa
     the library's own first line, and nothing written, instead of a KeyError traceback from inside onnxmltools."""
     import pandas as pd
     import xgboost as xgb
+
     from coupler.onnx_export import export_model
     from coupler.preprocessing import Preprocessor
     from coupler_xgboost.model import XGBoostModel

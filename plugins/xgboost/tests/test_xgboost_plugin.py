@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost
+
 from coupler.errors import CouplerError
 from coupler.finished_run import FinishedRun
 from coupler.plugin_manager import get_plugin_manager
@@ -156,6 +157,7 @@ def test_seeded_runs_are_identical_on_cpu(tmp_path):
 
 def model_document(booster: str = "gbtree", classes: int = 3):
     import xgboost as xgb
+
     from coupler_xgboost.ubjson import read
 
     rng = np.random.default_rng(0)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
+
 from coupler.errors import ConfigError
 from coupler.schema import defaults
 from coupler_cnn.plugin import AugmentSchema
 from coupler_torch.engine import TorchModel
-from torch import nn
 
 #: the image shape of an image folder when model.input_shape is null
 FILE_SHAPE = (3, 32, 32)

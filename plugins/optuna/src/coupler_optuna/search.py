@@ -96,7 +96,6 @@ def _plan(config, arguments: list[str]) -> _Plan:
         raise CouplerError("hydra/sweeper=coupler_optuna runs a search: choose one with search=NAME "
                            "(coupler train -m search=logistic_regression).")
     from coupler.schema import defaults
-
     from coupler_optuna.plugin import SearchSettings
 
     node = {**defaults(SearchSettings), **node}  # a search file gives what it changes

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from coupler.dataset import Dataset
 from coupler.errors import DataError
 

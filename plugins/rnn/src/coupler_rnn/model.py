@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from coupler.errors import ConfigError, CouplerError
 from coupler_torch.engine import TorchModel, read_network
-from torch import nn
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 

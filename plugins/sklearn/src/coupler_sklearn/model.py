@@ -21,13 +21,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from coupler.components import Split
-from coupler.errors import CouplerError, did_you_mean
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import has_fit_parameter
 
+from coupler.components import Split
+from coupler.errors import CouplerError, did_you_mean
 from coupler_sklearn.plugin import SklearnContract
-from sklearn.utils._param_validation import InvalidParameterError
 
 #: Only estimators from these packages are built from a config: a config is data, not code to run.
 ALLOWED_PREFIXES = ("sklearn.",)

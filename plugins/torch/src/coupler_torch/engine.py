@@ -57,8 +57,8 @@ import os
 import pickle
 import signal
 import sys
-import threading
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -67,12 +67,12 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
 from coupler.components import Split
 from coupler.errors import ConfigError, CouplerError
 from coupler.schema import check_node, defaults
 from coupler.streaming import RowStream
-from lightning.pytorch.plugins.io import TorchCheckpointIO
-
 from coupler_torch.contract import TorchContract
 from coupler_torch.optimizers import AdamSchema, CosineSchema
 from coupler_torch.plugin import TrainerSchema

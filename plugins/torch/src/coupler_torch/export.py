@@ -21,8 +21,9 @@ from typing import List
 
 import numpy as np
 import torch
-from coupler.preprocessing import category_text
 from torch import nn
+
+from coupler.preprocessing import category_text
 
 
 def _frozen(network: nn.Module) -> nn.Module:

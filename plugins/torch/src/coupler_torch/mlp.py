@@ -11,9 +11,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
+from torch import nn
+
 from coupler.errors import ConfigError
 from coupler_torch.engine import TorchModel
-from torch import nn
 
 
 class MLP(TorchModel):

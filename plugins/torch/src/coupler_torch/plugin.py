@@ -14,7 +14,6 @@ from typing import Annotated
 from coupler import hookimpl
 from coupler.onnx_export import FormatExporter
 from coupler.schema import param
-
 from coupler_torch import hookspecs
 from coupler_torch.callbacks import CALLBACKS
 from coupler_torch.contract import TorchContract

@@ -185,6 +185,7 @@ def _train_in_this_process(directory: Path, settings: list[str], name: str) -> N
     """``train_run(directory, *settings, name=name)`` on one torch thread, as ``coupler_train`` runs (the number of
     threads may change a sum's order, so the numbers), then torch's threads as they were."""
     import torch
+
     from coupler.testing import train_run
 
     threads = torch.get_num_threads()

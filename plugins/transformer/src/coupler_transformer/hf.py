@@ -32,10 +32,11 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
 from coupler.errors import ConfigError, CouplerError  # noqa: E402
 from coupler.tokenizer import is_missing  # noqa: E402
 from coupler_torch.engine import NETWORK, TensorBatches, TorchModel  # noqa: E402
-from torch import nn  # noqa: E402
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 #: weights in pickle files: unpickling can run code, so they are refused, never read

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from coupler.errors import ConfigError, CouplerError
 from coupler_torch.engine import NETWORK, TensorBatches, TorchModel, read_network
-from torch import nn
+
 
 def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
     """The fixed sine/cosine position table of "Attention is all you need", shape (length, width)."""

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
+
 from coupler.components import Split
 from coupler.errors import ConfigError, CouplerError, did_you_mean
-
 from coupler_xgboost.plugin import XGBoostContract
 
 FILE = "model.ubj"

@@ -38,6 +38,7 @@ import threading
 
 import numpy as np
 import xgboost as xgb
+
 from coupler.errors import CouplerError
 
 #: how long the worker of rank 0 waits for the client's answer after a round before it gives up
@@ -142,6 +143,7 @@ def _to_dask(client, split, n_workers: int):
     """``(X, y, weight)`` of a ``Split`` as dask collections with one chunk per piece of rows on the workers."""
     import dask
     import dask.array as da
+
     from coupler.streaming import RowStream
 
     if isinstance(split.X, RowStream):  # each partition read on a worker, never here

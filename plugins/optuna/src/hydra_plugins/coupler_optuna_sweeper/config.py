@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-
 #: a search's sweep directory unless ``hydra.sweep.dir`` is given (Coupler's primary config reads
 #: ``hydra.sweeper.sweep_dir``): one per study (``search.study_name``, else the search's name), not a timestamped
 #: one, so that rerunning the same command continues the study
@@ -35,7 +34,6 @@ class CouplerOptunaSweeperConf:
 
 def _search_defaults() -> dict:
     from coupler.schema import defaults
-
     from coupler_optuna.plugin import SearchSettings
 
     return defaults(SearchSettings)

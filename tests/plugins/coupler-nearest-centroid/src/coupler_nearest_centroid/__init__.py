@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from coupler import hookimpl
 from coupler.components import Model
 from coupler.errors import CouplerError
