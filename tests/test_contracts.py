@@ -198,6 +198,31 @@ def test_callback_overrides_are_hook_implementations_and_the_rest_no_ops(tmp_pat
     assert (counter.epochs, counter.ends) == (3, 1)
 
 
+def test_a_run_that_fails_after_it_started_tells_its_observers_once_and_their_failure_hides_nothing(tmp_path):
+    from coupler.errors import DataError
+
+    class Watcher(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_run_end(self, run, metrics):
+            self.seen.append("end")
+
+        def on_run_failed(self, run, error):
+            self.seen.append(type(error).__name__)
+            raise RuntimeError("a tracker that fails while it records the failure")
+
+    watcher = Watcher()
+    pm = PluginManager()
+    pm.load_builtins()
+    pm.load_entry_points()
+    pm.hooks.register(watcher)
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n3,4\n")
+    with pytest.raises(DataError, match="data.target=label: no such column"):
+        train_run(tmp_path, "data=csv", f"data.path={tmp_path / 'rows.csv'}", "data.target=label", manager=pm)
+    assert watcher.seen == ["DataError"]
+
+
 def test_the_callback_base_class_names_every_lifecycle_hook():
     from coupler import hookspecs
 

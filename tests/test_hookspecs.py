@@ -14,6 +14,7 @@ import pytest
 
 from coupler import hookimpl, hookspecs
 from coupler.context import RunContext
+from coupler.errors import DataError
 from coupler.plugin_manager import PluginManager
 from coupler.testing import train_run
 
@@ -116,6 +117,11 @@ def fired(tmp_path_factory) -> tuple[dict, list, list]:
     try:
         for number, overrides in enumerate(RUNS):
             train_run(tmp_path_factory.mktemp("hooks"), *overrides, name=f"run{number}", manager=manager)
+        failing = tmp_path_factory.mktemp("hooks")  # and one that fails once started (on_run_failed)
+        (failing / "rows.csv").write_text("a,b\n1,2\n3,4\n")
+        with pytest.raises(DataError, match="no such column"):
+            train_run(failing, "data=csv", f"data.path={failing / 'rows.csv'}", "data.target=label", name="failed",
+                      manager=manager)
     finally:
         undo()
     return specifications, calls, monitored
@@ -153,6 +159,8 @@ def test_every_lifecycle_hook_fires_in_a_run_with_its_documented_arguments(fired
 def test_lifecycle_hooks_fire_in_the_documented_order(fired):
     _, calls, _ = fired
     order = [hook for hook, _ in calls if not hook.startswith("register_")]
+    assert order[-2:] == ["on_run_start", "on_run_failed"], "the failing run: started, then failed, nothing else"
+    order = order[:-2]
     core = ["on_run_start", "on_fit_start", "on_epoch_end", "on_fit_end", "on_evaluate_end", "on_export",
             "on_run_end"]
     firsts = [order.index(hook) for hook in core]

@@ -1,8 +1,8 @@
 """``coupler.Callback``: the base class of callbacks, Lightning-style.
 
-A callback overrides the lifecycle hooks it needs (``coupler.hookspecs``: ``on_run_start`` ... ``on_run_end``);
-the others stay no-ops. An override needs no ``@hookimpl``: the subclass's methods named like a lifecycle hook are
-marked when the class is created. The base class's no-ops are hook implementations too (so every lifecycle
+A callback overrides the lifecycle hooks it needs (``coupler.hookspecs``: ``on_run_start`` ... ``on_run_end``, or
+``on_run_failed``); the others stay no-ops. An override needs no ``@hookimpl``: the subclass's methods named like a
+lifecycle hook are marked when the class is created. The base class's no-ops are hook implementations too (so every lifecycle
 method of a callback is one, as the conformance kit requires); ``observes`` tells an override from a no-op (the
 run warns about an epoch watcher whose model reported no epoch). Plain objects with ``@hookimpl`` methods keep
 working as callbacks.
@@ -22,7 +22,7 @@ from coupler.hookspecs import hookimpl
 
 #: the lifecycle hooks a callback may implement, in the order a run fires them
 LIFECYCLE_HOOKS = ("on_run_start", "on_fit_start", "on_epoch_end", "on_fit_end", "on_evaluate_end", "on_export",
-                   "on_run_end")
+                   "on_run_end", "on_run_failed")
 
 
 class Callback:
@@ -67,6 +67,10 @@ class Callback:
     @hookimpl
     def on_run_end(self, run, metrics) -> None:
         """The run directory is complete and sealed."""
+
+    @hookimpl
+    def on_run_failed(self, run, error) -> None:
+        """The run failed after it started (``error``: the exception); ``on_run_end`` does not come."""
 
 
 def observes(callback, hook: str) -> bool:

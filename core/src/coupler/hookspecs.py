@@ -52,6 +52,7 @@ engine read) into coupler-torch under the same names and contracts, so a plugin 
 API 1.2 added ``register(..., schema=)``: a component's or settings group's parameters as a dataclass
 (``coupler.schema``).
 API 1.3 added ``register_trackers`` and its kind ``tracker`` (``tracking=[NAME,...]``).
+API 1.4 added ``on_run_failed``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ import pluggy
 
 PROJECT = "coupler"
 #: The plugin API this core provides (see "The plugin API version" above).
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 #: The ``COUPLER_API`` a plugin written against this API declares: this version up to the next major one.
 API_RANGE = f">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}"
 
@@ -308,5 +309,19 @@ def on_run_end(run, metrics):
     :param run: the ``RunContext``.
     :param metrics: ``{"val": {name: number}, "test": {name: number}}`` (and ``"cv"`` under cross-validation), as
         written to ``metrics.json``, which also records the run's ``timing``.
+    :return: ignored.
+    """
+
+
+@hookspec
+def on_run_failed(run, error):
+    """The run failed after ``on_run_start``, and ``on_run_end`` will not come.
+
+    An exception, a bad value found in the data, or Ctrl-C (``KeyboardInterrupt``) stopped it. Called once,
+    before the run's directory is cleaned up (a run that can be resumed keeps its resume point). A tracker marks
+    its record failed here. An exception from this hook is logged and never hides ``error``, which is raised on.
+
+    :param run: the ``RunContext``.
+    :param error: the exception (a ``BaseException``).
     :return: ignored.
     """

@@ -118,11 +118,25 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
         for callback in (progress, *callbacks, *trackers):
             registered.append(manager.hooks.register(callback))
         epoch_watchers = [key for key, callback in zip(callback_nodes, callbacks) if observes(callback, "on_epoch_end")]
-        return _run(run, config, manager, data_component, model_component, exporters, epoch_watchers)
+        cross_validation.check_settings(cross_validation.settings(config))
+        run.hooks.on_run_start(run=run)
+        try:
+            return _run(run, config, manager, data_component, model_component, exporters, epoch_watchers)
+        except BaseException as error:
+            _report_failure(run, error)
+            raise
     finally:
         progress.close()
         for name in registered:
             manager.hooks.unregister(name=name)
+
+
+def _report_failure(run: RunContext, error: BaseException) -> None:
+    """``on_run_failed``: the observers hear of the failure; one that raises is logged and never hides ``error``."""
+    try:
+        run.hooks.on_run_failed(run=run, error=error)
+    except Exception as hook_error:  # a plugin's, already named by BlamedHooks
+        log.warning("on_run_failed: %s", hook_error)
 
 
 def _trackers(config: dict, manager: PluginManager, labels: dict) -> list:
@@ -141,8 +155,6 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     registry, run_dir = manager.registry, run.directory
     started = time.perf_counter()
     cv = cross_validation.settings(config)
-    cross_validation.check_settings(cv)
-    run.hooks.on_run_start(run=run)
     data = _load(config, data_component)
     model = None
     if isinstance(data, ParquetDataset):  # a directory: streamed to a model that takes a stream, else read whole

@@ -221,3 +221,13 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_run_that_fails_after_it_started_ends_failed_with_its_error(workdir, store, monkeypatch):
+    monkeypatch.chdir(workdir)
+    (workdir / "broken.csv").write_text("a,b\n1,2\n3,4\n")
+    assert cli_in_this_process("train", "data=csv", "data.path=broken.csv", "data.target=label", "tracking=[mlflow]",
+                               "tracking.mlflow.experiment=failed", "hydra.run.dir=failed") == 2
+    (run,) = store.search_runs([store.get_experiment_by_name("failed").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["coupler.error"].startswith("DataError: data.target=label: no such column")

@@ -225,6 +225,11 @@ class MlflowTracker(Callback):
     def on_run_end(self, run, metrics) -> None:
         self._guarded("the run's end", lambda: self._finish(run, metrics))
 
+    def on_run_failed(self, run, error) -> None:
+        """The MLflow run ends FAILED (KILLED for Ctrl-C), its error's first line in the tag ``coupler.error``."""
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        self._guarded("the run's failure", lambda: self._fail(status, _one_line(error, self.uri or "")))
+
     # --- logging --------------------------------------------------------------------------------------------------
 
     def _start(self, run, cwd: Path) -> None:
@@ -299,6 +304,14 @@ class MlflowTracker(Callback):
         mlflow_client.set_terminated(self.run_id, "FINISHED")
         if self.parent_id is not None:
             _finish_parent(mlflow_client, self.experiment_id, self.parent_id)
+
+    def _fail(self, status: str, reason: str) -> None:
+        mlflow_client = client(self.uri)
+        mlflow_client.log_batch(self.run_id, tags=_tags({"coupler.error": reason[:5000]}))
+        mlflow_client.set_terminated(self.run_id, status)
+        if self.parent_id is not None:
+            _finish_parent(mlflow_client, self.experiment_id, self.parent_id)
+        self.run_id = None
 
     def _guarded(self, step: str, action) -> None:
         """Log, unless the run is untracked; a store failing after the start warns and leaves the run untracked."""
