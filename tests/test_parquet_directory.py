@@ -147,7 +147,8 @@ def test_the_split_is_the_same_whether_streamed_or_read_whole_and_whatever_the_f
                                                                                             tmp_path):
     """A row's split is the hash of the row: the same rows test in a streamed run and in a run that reads the
     directory whole, and after the rows are rewritten in other files and row groups."""
-    features = "data.features=[mean radius,mean texture,mean perimeter,mean area,worst radius,worst texture,worst perimeter,size]"
+    features = ("data.features=[mean radius,mean texture,mean perimeter,mean area,worst radius,worst texture,"
+                "worst perimeter,size]")
     rewritten = tmp_path / "rewritten"
     write_directory(rewritten, cancer().iloc[::-1], parts=2, row_group_size=128)
     rows = []
@@ -298,3 +299,19 @@ def test_coupler_predict_reads_a_hive_directory_as_training_read_it(data, manage
     assert done.rc == 0, done.err
     written = pd.read_parquet(tmp_path / "out.parquet")
     assert len(written) == 569 and set(written["part"]) == {0, 1, 2}
+
+
+def test_a_regression_streams_training_split_knows_its_targets_moments_from_the_scan(data):
+    """What the torch engine standardizes a regression target with, measured in the scan: no pass more."""
+    from coupler import parquet
+    from coupler.dataset import encode_target
+
+    dataset = parquet.open_directory(data, "worst perimeter", None, None, None)
+    found = parquet.scan(dataset, 0, 0.2, 0.1)
+    preprocessor = parquet.fit_preprocessor(dataset, found, {})
+    streams = parquet.streams(dataset, found, preprocessor, 0, 0.2, 0.1, "regression", [], None)
+    whole, codes = dataset.materialize(0, 0.2, 0.1)
+    y, _ = encode_target(whole.y[codes == 0], "regression")
+    assert streams["train"].target_moments == pytest.approx((y.mean(), y.std()), rel=1e-12)
+    assert parquet.streams(dataset, found, preprocessor, 0, 0.2, 0.1, "binary", [0, 1], None)["train"].target_moments \
+        is None

@@ -275,6 +275,7 @@ class Scan:
     class_counts: dict = field(default_factory=dict)
     sample: object = None
     dropped: int = 0
+    target: _Numbers = field(default_factory=_Numbers)  # the training rows' target, when it holds numbers
 
     def split_rows(self, split: str) -> int:
         return sum(r[SPLITS.index(split)] for r in self.rows)
@@ -307,6 +308,8 @@ def scan(data: ParquetDataset, seed: int, val: float, test: float) -> Scan:
         train = frame[codes == 0]
         if not len(train):
             continue
+        if pd.api.types.is_numeric_dtype(train[data.target]) and not pd.api.types.is_bool_dtype(train[data.target]):
+            result.target.add(train[data.target].to_numpy(dtype=float))
         if not result.many:
             for label, count in train[data.target].map(plain).value_counts().items():
                 result.class_counts[label] = result.class_counts.get(label, 0) + int(count)
@@ -455,6 +458,8 @@ def streams(data: ParquetDataset, found: Scan, preprocessor, seed: int, val: flo
                                   class_weights if split == "train" else None, tuple(data.booleans))
                  for fragment, rows in zip(data.fragments, found.rows) if rows[code]]
         result[split] = ParquetStream(parts, n_features)
+    if task == "regression" and found.target.count:  # what the torch engine standardizes the target with
+        result["train"].target_moments = (found.target.mean, (found.target.m2 / found.target.count) ** 0.5)
     return result
 
 

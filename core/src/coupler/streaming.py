@@ -48,6 +48,9 @@ class RowStream:
     the width of ``Batch.X``."""
 
     n_features: int
+    #: a regression target's mean and standard deviation over the stream's rows, when known without reading them
+    #: (the Parquet scan measured them); None: read the stream to know
+    target_moments: tuple[float, float] | None = None
 
     def partitions(self) -> list[Partition]:  # pragma: no cover - the contract
         raise NotImplementedError

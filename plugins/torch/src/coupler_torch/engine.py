@@ -400,7 +400,8 @@ class TorchModel(TorchContract):
         self.n_inputs = self.input_size(train.X)
         self.n_outputs = len(run.classes) if classification else 1
         if not classification:
-            mean, std = _stream_moments(train.X) if streaming else (float(np.mean(train.y)), float(np.std(train.y)))
+            mean, std = ((getattr(train.X, "target_moments", None) or _stream_moments(train.X)) if streaming
+                         else (float(np.mean(train.y)), float(np.std(train.y))))
             self.target_scale = (mean, std if std > 0 else 1.0)
         torch.manual_seed(self.seed)
         self.network = self.build_network(self.n_inputs, self.n_outputs)
