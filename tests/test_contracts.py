@@ -223,6 +223,34 @@ def test_a_run_that_fails_after_it_started_tells_its_observers_once_and_their_fa
     assert watcher.seen == ["DataError"]
 
 
+def test_an_observer_failing_in_on_run_start_fails_the_run_and_those_started_before_it_hear_of_it(tmp_path):
+    from coupler.plugin_faults import PluginCodeError
+
+    class Starter(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_run_start(self, run):
+            self.seen.append("start")
+
+        def on_run_failed(self, run, error):
+            self.seen.append(type(error).__name__)
+
+    class Refuser(Callback):
+        def on_run_start(self, run):
+            raise RuntimeError("cannot start")
+
+    starter = Starter()
+    pm = PluginManager()
+    pm.load_builtins()
+    pm.load_entry_points()
+    pm.hooks.register(Refuser())
+    pm.hooks.register(starter)  # pluggy calls the last registered first: it starts before Refuser raises
+    with pytest.raises(PluginCodeError, match="cannot start"):
+        train_run(tmp_path, "data=iris", manager=pm)
+    assert starter.seen == ["start", "PluginCodeError"]
+
+
 def test_the_callback_base_class_names_every_lifecycle_hook():
     from coupler import hookspecs
 

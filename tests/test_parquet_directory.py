@@ -315,3 +315,20 @@ def test_a_regression_streams_training_split_knows_its_targets_moments_from_the_
     assert streams["train"].target_moments == pytest.approx((y.mean(), y.std()), rel=1e-12)
     assert parquet.streams(dataset, found, preprocessor, 0, 0.2, 0.1, "binary", [0, 1], None)["train"].target_moments \
         is None
+
+
+def test_measured_predictions_keep_the_widest_type_a_batch_gives():
+    """A model answering ints for one partition and floats for the next: nothing is cut to a whole number."""
+    from coupler.evaluation import measure_stream
+    from coupler.streaming import ArrayStream
+
+    class Mixed:
+        tasks, proba_tasks = ("regression",), ()
+
+        def predict(self, X):
+            return X[:, 0].astype(np.int64) if X[0, 0] < 3 else X[:, 0] + 0.5
+
+    stream = ArrayStream(np.arange(6.0)[:, None], np.arange(6.0), partition_rows=3)
+    for rows in (None, 6, 4, 10):
+        measured, _ = measure_stream(Mixed(), stream, [], 0, "regression", rows=rows)
+        np.testing.assert_array_equal(measured.prediction, [0, 1, 2, 3.5, 4.5, 5.5])

@@ -100,14 +100,16 @@ def measure_stream(model: Model, stream, metrics: list[Metric], n_classes: int =
 
 class _Columns:
     """Predictions, probabilities and targets gathered batch by batch: into arrays of ``rows`` rows when that is
-    known, else joined at the end."""
+    known, else (or once a batch does not fit them, or needs a wider type) joined at the end."""
 
     def __init__(self, rows: int | None):
         self.rows, self.filled, self.parts, self.arrays_ = rows, 0, [], None
 
     def add(self, *values) -> None:
         n = len(values[-1])
-        if self.rows is None or self.filled + n > self.rows:  # unknown (or wrong) count: join at the end
+        widens = self.arrays_ is not None and any(  # a batch of a wider type than the first (floats after ints)
+            a is not None and np.result_type(a.dtype, v.dtype) != a.dtype for a, v in zip(self.arrays_, values))
+        if self.rows is None or self.filled + n > self.rows or widens:  # unknown (or wrong) count: join at the end
             if self.arrays_ is not None:
                 self.parts, self.arrays_ = [tuple(None if a is None else a[:self.filled] for a in self.arrays_)], None
             self.rows = None

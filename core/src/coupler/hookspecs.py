@@ -315,9 +315,11 @@ def on_run_end(run, metrics):
 
 @hookspec
 def on_run_failed(run, error):
-    """The run failed after ``on_run_start``, and ``on_run_end`` will not come.
+    """The run failed after ``on_run_start`` was called, and ``on_run_end`` will not come.
 
-    An exception, a bad value found in the data, or Ctrl-C (``KeyboardInterrupt``) stopped it. Called once,
+    An exception, a bad value found in the data, or Ctrl-C (``KeyboardInterrupt``) stopped it; or another
+    observer's ``on_run_start`` raised, so that this one's may not have run (a tracker that started nothing has
+    nothing to mark). Called once,
     before the run's directory is cleaned up (a run that can be resumed keeps its resume point). A tracker marks
     its record failed here. An exception from this hook is logged and never hides ``error``, which is raised on.
 

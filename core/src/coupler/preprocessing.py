@@ -134,8 +134,10 @@ class Preprocessor:
         if input_format == "tokens":
             return self.vocabulary.encode(X[self.columns[0]])
         if input_format == "frame":
-            # the training columns in order (X itself when it is so already: no copy for coupler serve's rows)
-            frame = X if len(X.columns) == len(self.columns) and all(X.columns == self.columns) else X[self.columns]
+            # the training columns in order; a new frame that copies no data when X is so already (coupler serve's
+            # rows), never X itself: a model may cache its answer for the frame it was given, and X may change
+            in_order = len(X.columns) == len(self.columns) and all(X.columns == self.columns)
+            frame = X.copy(deep=False) if in_order else X[self.columns]
             converted = {}  # only columns that need it: float columns pass through without a copy
             for column, dtype in zip(self.columns, frame.dtypes):
                 if column in self.categorical:

@@ -119,8 +119,8 @@ def _resolve_and_run(config: dict, run_dir: Path, manager: PluginManager) -> dic
             registered.append(manager.hooks.register(callback))
         epoch_watchers = [key for key, callback in zip(callback_nodes, callbacks) if observes(callback, "on_epoch_end")]
         cross_validation.check_settings(cross_validation.settings(config))
-        run.hooks.on_run_start(run=run)
-        try:
+        try:  # an observer that fails in on_run_start fails the run: those that started before it hear of it
+            run.hooks.on_run_start(run=run)
             return _run(run, config, manager, data_component, model_component, exporters, epoch_watchers)
         except BaseException as error:
             _report_failure(run, error)

@@ -177,11 +177,24 @@ class XGBoostModel(XGBoostContract):
             if built is not None and built[0] is X:
                 raw = self.booster.predict(built[1])
             else:
-                raw = self.booster.inplace_predict(_plain_matrix(X, self.booster.feature_types))
+                raw = self.booster.inplace_predict(_plain_matrix(X, self.booster, self._booster_categories()))
             hit = (X, raw)
             self._predictions = {id(X): hit}
             self._matrices = {k: v for k, v in self._matrices.items() if v[0] is X}  # free the others
         return hit[1]
+
+    def _booster_categories(self) -> dict:
+        """The categories the booster recorded for each categorical feature (XGBoost 3.1+), read once per booster;
+        empty for a booster that recorded none."""
+        cached = getattr(self, "_categories", None)
+        if cached is None or cached[0] is not self.booster:
+            try:
+                pairs = self.booster.get_categories(export_to_arrow=True).to_arrow() or []
+                found = {name: values.to_pylist() for name, values in pairs if values is not None}
+            except Exception:  # a booster of an XGBoost that records none
+                found = {}
+            cached = self._categories = (self.booster, found)
+        return cached[1]
 
     def predict(self, X) -> np.ndarray:
         raw = self._raw(X)
@@ -328,20 +341,22 @@ def _leaf_keys(node) -> list[str]:
     return []
 
 
-def _plain_matrix(X, feature_types):
-    """``X`` as a float32 matrix for ``Booster.inplace_predict``: a DataFrame's numbers as they are, its
-    categorical columns as their category codes (missing: NaN) where the booster marks the feature categorical
-    (``feature_types`` ``"c"``). The codes are those of the training categories, in order (the run's preprocessing
-    gives every frame the training categories), which is how XGBoost numbered them; a frame whose categorical column
-    the booster does not know as such goes as it is."""
+def _plain_matrix(X, booster, categories: dict):
+    """``X`` as a float32 matrix for ``Booster.inplace_predict`` when that is exactly what the booster learned from:
+    a DataFrame whose columns are the booster's features in order, its numbers as they are, a categorical column as
+    its category codes where the booster marks the feature categorical and recorded the same categories in the same
+    order (``categories``: the run's preprocessing gives every frame the training categories). Anything else goes
+    as it is, and XGBoost checks the names and codes the categories by their values."""
     if not hasattr(X, "dtypes"):
         return X
-    kinds = list(feature_types or ())
+    names, kinds = list(booster.feature_names or ()), list(booster.feature_types or ())
+    if names and list(X.columns) != names:
+        return X
     columns = []
     for position, (column, dtype) in enumerate(zip(X.columns, X.dtypes)):
         if str(dtype) != "category":
             columns.append(X[column].to_numpy(dtype=np.float32))
-        elif position < len(kinds) and kinds[position] == "c":
+        elif position < len(kinds) and kinds[position] == "c" and categories.get(column) == list(dtype.categories):
             codes = X[column].cat.codes.to_numpy()
             columns.append(np.where(codes >= 0, codes, np.nan).astype(np.float32))
         else:
