@@ -25,14 +25,14 @@ Target: coupler <= 1.2x the pyarrow script's wall time (imports counted), for CS
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from processes import measure  # benchmarks/processes.py: this directory is on sys.path when a script runs
 
 PYARROW = r'''
 import sys
@@ -105,17 +105,6 @@ def repeated(source: Path, target: Path, rows: int) -> None:
         per_copy = body.count(b"\n")
         for _ in range(-(-rows // per_copy)):
             handle.write(body)
-
-
-def measure(command: list[str], cwd: Path) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system, every thread) of one process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(command)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

@@ -21,14 +21,13 @@ Targets: time <= 1.10x, peak memory <= 1.25x.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from processes import measure  # benchmarks/processes.py: this directory is on sys.path when a script runs
 
 PARAMS = {"max_depth": 6, "eta": 0.1, "tree_method": "hist", "seed": 0}
 
@@ -65,17 +64,6 @@ def generate(path: Path, rows: int, features: int) -> None:
     frame = pd.DataFrame(X.astype(np.float32), columns=[f"f{i}" for i in range(features)])
     frame["target"] = y
     frame.to_csv(path, index=False)
-
-
-def measure(command: list[str], cwd: Path) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system) of one process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(command)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

@@ -66,10 +66,15 @@ def measure(model: Model, X, y: np.ndarray | None, metrics: list[Metric], n_clas
     prediction = np.asarray(model.predict(X))
     task = task or ("regression" if not n_classes else "binary" if n_classes == 2 else "multiclass")
     proba = model.predict_proba(X) if gives_proba(model, task) else None
-    if proba is not None and np.shape(proba) != (len(prediction), n_classes):
-        raise CouplerError(f"the model's predict_proba gave shape {np.shape(proba)}; a {n_classes}-class task needs "
-                           f"({len(prediction)}, {n_classes}), one column per class (0 for a class it never saw).")
+    if proba is not None:
+        _check_proba(proba, len(prediction), n_classes)
     return score(y, prediction, None if proba is None else np.asarray(proba), metrics, n_classes)
+
+
+def _check_proba(proba, rows: int, n_classes: int) -> None:
+    if np.shape(proba) != (rows, n_classes):
+        raise CouplerError(f"the model's predict_proba gave shape {np.shape(proba)}; a {n_classes}-class task needs "
+                           f"({rows}, {n_classes}), one column per class (0 for a class it never saw).")
 
 
 def measure_stream(model: Model, stream, metrics: list[Metric], n_classes: int = 0, task: str | None = None,
@@ -88,9 +93,7 @@ def measure_stream(model: Model, stream, metrics: list[Metric], n_classes: int =
         proba = None
         if with_proba:
             proba = np.asarray(model.predict_proba(batch.X))
-            if proba.shape != (len(batch), n_classes):
-                raise CouplerError(f"the model's predict_proba gave shape {proba.shape}; a {n_classes}-class task "
-                                   f"needs ({len(batch)}, {n_classes}), one column per class.")
+            _check_proba(proba, len(batch), n_classes)
         columns.add(np.asarray(model.predict(batch.X)), proba, batch.y)
     if not columns.filled:
         raise CouplerError("the split has no rows to measure")

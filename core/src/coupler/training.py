@@ -179,18 +179,10 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
     measured = _measured_rows(config, indices)
     preprocessor, splits = _preprocess(run, config, dataset, y, measured, model, model_component.name)
 
-    run.hooks.on_fit_start(run=run, model=model)
     model_label = component_label(manager, "model", model_component.name)
-    fit_started = time.perf_counter()
-    with blamed(model_label, "fit", run_dir):
-        model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
-    fit_seconds = time.perf_counter() - fit_started
-    if secondary_process():  # a rank other than 0 of a distributed fit: rank 0 measures, saves and seals
+    fit_seconds = _fit(run, model, model_label, model_component.name, splits, epoch_watchers)
+    if fit_seconds is None:  # a rank other than 0 of a distributed fit: rank 0 measures, saves and seals
         return {}
-    run.hooks.on_fit_end(run=run, model=model)
-    if epoch_watchers and not run.history:
-        log.warning("callbacks %s watch epochs, but model %r reported none (it trains in one step%s): they had "
-                    "no effect", epoch_watchers, model_component.name, "" if len(splits["val"]) else ", or split.val=0")
 
     evaluated: dict = {}  # each split's predictions and probabilities, which the plots draw
     results = _evaluate(run, BlamedModel(model, model_label, run_dir), splits, metrics, dataset, measured, evaluated)
@@ -208,6 +200,24 @@ def _run(run: RunContext, config: dict, manager: PluginManager, data_component, 
           {name: len(getattr(indices, name)) for name in ("train", "val", "test")}, model_component)
     run.hooks.on_run_end(run=run, metrics=results)
     return results
+
+
+def _fit(run: RunContext, model, model_label: str, model_name: str, splits: dict, epoch_watchers: list[str]
+         ) -> float | None:
+    """``on_fit_start``, ``model.fit`` (a plugin's exception named), ``on_fit_end``: the fit's seconds, or None in a
+    rank other than 0 of a distributed fit (it stops there)."""
+    run.hooks.on_fit_start(run=run, model=model)
+    started = time.perf_counter()
+    with blamed(model_label, "fit", run.directory):
+        model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
+    seconds = time.perf_counter() - started
+    if secondary_process():
+        return None
+    run.hooks.on_fit_end(run=run, model=model)
+    if epoch_watchers and not run.history:
+        log.warning("callbacks %s watch epochs, but model %r reported none (it trains in one step%s): they had "
+                    "no effect", epoch_watchers, model_name, "" if len(splits["val"]) else ", or split.val=0")
+    return seconds
 
 
 def _measured_rows(config: dict, indices):
@@ -374,18 +384,10 @@ def _run_streamed(run: RunContext, config: dict, manager: PluginManager, data: P
              sum(map(sum, found.rows)), len(data.fragments), len(data.features), run.task, len(splits["train"]),
              len(splits["val"]), len(splits["test"]))
 
-    run.hooks.on_fit_start(run=run, model=model)
     model_label = component_label(manager, "model", model_component.name)
-    fit_started = time.perf_counter()
-    with blamed(model_label, "fit", run.directory):
-        model.fit(splits["train"], splits["val"] if len(splits["val"]) else None, run)
-    fit_seconds = time.perf_counter() - fit_started
-    if secondary_process():
+    fit_seconds = _fit(run, model, model_label, model_component.name, splits, epoch_watchers)
+    if fit_seconds is None:
         return {}
-    run.hooks.on_fit_end(run=run, model=model)
-    if epoch_watchers and not run.history:
-        log.warning("callbacks %s watch epochs, but model %r reported none: they had no effect", epoch_watchers,
-                    model_component.name)
     evaluated: dict = {}
     results = _evaluate_streams(run, BlamedModel(model, model_label, run.directory), splits, metrics, evaluated)
     timing = {"fit_seconds": round(fit_seconds, 3), "total_seconds": round(time.perf_counter() - started, 3)}

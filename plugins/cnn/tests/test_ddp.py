@@ -8,22 +8,19 @@ each process with one torch thread. The sharing of batches itself is checked wit
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from coupler.cli import EXIT_INTERRUPTED
 from coupler.errors import ConfigError
-from coupler.testing import cli_in_a_forked_process, cli_in_this_process, read_history, read_metrics
+from coupler.testing import read_history, read_metrics
 from coupler_torch.engine import TensorBatches, _shared_batches
+from coupler_torch.testing import DDP_ON_TWO_CPUS as DDP
+from coupler_torch.testing import ddp_side_by_side
 
 SETTINGS = ("data=digits", "model=cnn", "trainer.max_epochs=2")
-DDP = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
 #: how far the two-process run's accuracy may be from the one-process run's (val and test): the global batch,
 #: the order and the steps are the same, but batch norm normalizes each process's 32 rows instead of 64 and dropout
 #: and augmentation draw other numbers; after 2 epochs the network is still improving fast (val accuracy 0.79 ->
@@ -32,71 +29,15 @@ DDP = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
 TOLERANCE = 0.05
 
 
-def _train(*args: str, log: Path):
-    """``coupler train ARGS`` in a new process group (Ctrl-C reaches every process of the job, as on a terminal),
-    forked from this one (``cli_in_a_forked_process``: the first process starts without importing torch and
-    Lightning again; Lightning starts the second as ``python coupler-train ARGS``), with one torch thread per
-    process: the runs go side by side on a small machine."""
-    return cli_in_a_forked_process("train", *args, output=log, env={"OMP_NUM_THREADS": "1"}, new_session=True)
-
-
-def _wait(process, log: Path, timeout: float = 900) -> int:
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        pytest.fail(f"{log.name} ran past {timeout} s\n{log.read_text()[-4000:]}")
-
-
-def _interrupt_after_first_epoch(process, run_dir: Path, log: Path, timeout: float = 900) -> int:
-    """Ctrl-C (SIGINT to the process group) once the first epoch's ``last.ckpt`` is in ``run_dir``."""
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + timeout
-    while not last.exists():
-        assert process.poll() is None, f"the run ended before its first checkpoint\n{log.read_text()[-4000:]}"
-        assert time.monotonic() < deadline, f"no checkpoint within {timeout} s\n{log.read_text()[-4000:]}"
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGINT)
-    return _wait(process, log)
-
-
-def _train_here(*args: str) -> int:
-    """``coupler train ARGS`` in this process on one torch thread, as the processes: the one-process run needs no
-    interpreter of its own, and it trains while the two-process runs finish."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return cli_in_this_process("train", *args)
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The runs' directories, exit codes and wall times: ``single`` (one process, this one), ``ddp`` (two), and
-    ``resumed`` (two, interrupted after the first epoch, then ``coupler train resume=DIR``)."""
-    directory = tmp_path_factory.mktemp("ddp")
-    logs = {name: directory / f"{name}.log" for name in ("ddp", "interrupted", "resumed")}
+    """The runs' directories, exit codes and checkpoint: ``single`` (one process, this one), ``ddp`` (two), and
+    ``resumed`` (two, interrupted after the first epoch, then ``coupler train resume=DIR``), side by side
+    (``coupler_torch.testing.ddp_side_by_side``)."""
     started = time.monotonic()
-    processes = {
-        "ddp": _train(*SETTINGS, *DDP, f"hydra.run.dir={directory / 'ddp'}", log=logs["ddp"]),
-        "interrupted": _train(*SETTINGS, *DDP, f"hydra.run.dir={directory / 'resumed'}", log=logs["interrupted"]),
-    }
-    try:
-        codes = {"interrupted": _interrupt_after_first_epoch(processes["interrupted"], directory / "resumed",
-                                                             logs["interrupted"])}
-        checkpoint = torch.load(directory / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
-        processes["resumed"] = _train(f"resume={directory / 'resumed'}", log=logs["resumed"])
-        codes["single"] = _train_here(*SETTINGS, f"hydra.run.dir={directory / 'single'}")
-        codes.update({name: _wait(processes[name], logs[name]) for name in ("ddp", "resumed")})
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    runs = ddp_side_by_side(tmp_path_factory.mktemp("ddp"), SETTINGS, DDP)
     print(f"\nthe four runs side by side: {time.monotonic() - started:.1f} s")
-    return {"dir": directory, "codes": codes, "logs": logs, "checkpoint": checkpoint}
+    return runs
 
 
 def _output(runs, name: str) -> str:

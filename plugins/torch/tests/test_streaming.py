@@ -436,60 +436,16 @@ DDP_PARQUET = ("data.target=y", "model=mlp", "model.hidden=[16]", "model.batch_s
 DDP = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
 
 
-def _wait(process, log: Path, timeout: float = 600) -> int:
-    import signal
-
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        pytest.fail(f"{log.name} ran past {timeout} s\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory, parquet_directory):
     """``coupler train data=parquet ... trainer.strategy=ddp trainer.devices=2`` from a directory, side by side: one
     run whole (``ddp``), one interrupted by Ctrl-C once its first epoch's checkpoint exists and then resumed
-    (``resumed``), and one process (``single``, in this one). Batches of 4 rows: epochs of 101 steps (about half a
-    second), so that Ctrl-C lands in the second of three epochs."""
-    import signal
-    import time
+    (``resumed``), and one process (``single``, in this one): ``coupler_torch.testing.ddp_side_by_side``. Batches of
+    4 rows: epochs of 101 steps (about half a second), so that Ctrl-C lands in the second of three epochs."""
+    from coupler_torch.testing import ddp_side_by_side
 
-    from coupler.testing import cli_in_a_forked_process, cli_in_this_process
-
-    directory = tmp_path_factory.mktemp("ddp_parquet")
     data = ("data=parquet", f"data.path={parquet_directory}", *DDP_PARQUET)
-    logs = {name: directory / f"{name}.log" for name in ("ddp", "interrupted", "resumed")}
-
-    def train(*args, log):
-        return cli_in_a_forked_process("train", *args, output=log, env={"OMP_NUM_THREADS": "1"}, new_session=True)
-
-    processes = {"ddp": train(*data, *DDP, f"hydra.run.dir={directory / 'ddp'}", log=logs["ddp"]),
-                 "interrupted": train(*data, *DDP, f"hydra.run.dir={directory / 'resumed'}", log=logs["interrupted"])}
-    try:
-        last, deadline = directory / "resumed" / "checkpoints" / "last.ckpt", time.monotonic() + 600
-        while not last.exists():
-            assert processes["interrupted"].poll() is None, logs["interrupted"].read_text()[-4000:]
-            assert time.monotonic() < deadline, logs["interrupted"].read_text()[-4000:]
-            time.sleep(0.02)
-        os.killpg(processes["interrupted"].pid, signal.SIGINT)
-        codes = {"interrupted": _wait(processes["interrupted"], logs["interrupted"])}
-        checkpoint = torch.load(last, weights_only=True)
-        processes["resumed"] = train(f"resume={directory / 'resumed'}", log=logs["resumed"])
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            codes["single"] = cli_in_this_process("train", *data, f"hydra.run.dir={directory / 'single'}")
-        finally:
-            torch.set_num_threads(threads)
-        codes.update({name: _wait(processes[name], logs[name]) for name in ("ddp", "resumed")})
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-    return {"dir": directory, "codes": codes, "logs": logs, "checkpoint": checkpoint}
+    return ddp_side_by_side(tmp_path_factory.mktemp("ddp_parquet"), data, DDP, timeout=600)
 
 
 @pytest.mark.slow  # six processes, four of them importing torch and Lightning

@@ -8,6 +8,8 @@ scheduler a plugin registers (the ``torch`` plugin declares them with its kinds:
         checkpoint = kill_and_resume(tmp_path, ["data=wine", "model=my_model", "trainer.max_epochs=10",
                                                 "trainer.resume_interval=0"], killable=epoch_at_least(3))
         assert 3 <= checkpoint["epoch"] < 9
+
+``ddp_side_by_side`` trains a data-parallel run, an interrupted and resumed one, and a one-process run at once.
 """
 
 from __future__ import annotations
@@ -166,9 +168,65 @@ def kill_and_resume(directory: Path, settings: list[str], killable: Callable[[Pa
     return checkpoint
 
 
-def _resume_in_this_process(run_dir: Path) -> int:
-    """``coupler train resume=RUN_DIR`` in this process on one torch thread, as ``coupler_train``'s processes run;
-    its exit status."""
+#: two CPU processes of one data-parallel job (gloo)
+DDP_ON_TWO_CPUS = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
+
+
+def ddp_side_by_side(directory: Path, settings: list[str] | tuple[str, ...], ddp=DDP_ON_TWO_CPUS,
+                     timeout: float = 900) -> dict:
+    """Train ``settings`` three ways at once, each process on one torch thread: ``ddp`` (``settings`` plus ``ddp``,
+    in a new process group), ``resumed`` (the same, interrupted with Ctrl-C, SIGINT to its process group, once its
+    first epoch's ``last.ckpt`` exists, then ``coupler train resume=DIR``), and ``single`` (``settings`` in this
+    process). Returns ``{"dir", "codes": {name: exit status, "interrupted" too}, "logs": {name: path},
+    "checkpoint": the checkpoint the resume started from}``; a process past ``timeout`` seconds is killed and fails
+    the test. The runs are directories ``ddp``, ``resumed`` and ``single`` of ``directory``."""
+    import subprocess
+
+    import pytest
+    import torch
+
+    from coupler.testing import cli_in_a_forked_process
+
+    def train(*args: str, log: Path):  # a forked child: it imports nothing again; Lightning starts the second rank
+        return cli_in_a_forked_process("train", *args, output=log, env={"OMP_NUM_THREADS": "1"}, new_session=True)
+
+    def wait(name: str) -> int:
+        try:
+            return processes[name].wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(processes[name].pid, signal.SIGKILL)
+            processes[name].wait()
+            pytest.fail(f"{logs[name].name} ran past {timeout} s\n{logs[name].read_text()[-4000:]}")
+
+    directory = Path(directory)
+    logs = {name: directory / f"{name}.log" for name in ("ddp", "interrupted", "resumed")}
+    last = directory / "resumed" / "checkpoints" / "last.ckpt"
+    processes = {"ddp": train(*settings, *ddp, f"hydra.run.dir={directory / 'ddp'}", log=logs["ddp"]),
+                 "interrupted": train(*settings, *ddp, f"hydra.run.dir={directory / 'resumed'}",
+                                      log=logs["interrupted"])}
+    try:
+        deadline = time.monotonic() + timeout
+        while not last.exists():
+            output = logs["interrupted"].read_text()[-4000:] if logs["interrupted"].exists() else ""
+            assert processes["interrupted"].poll() is None, f"the run ended before its first checkpoint\n{output}"
+            assert time.monotonic() < deadline, f"no checkpoint within {timeout} s\n{output}"
+            time.sleep(0.02)
+        os.killpg(processes["interrupted"].pid, signal.SIGINT)
+        codes = {"interrupted": wait("interrupted")}
+        checkpoint = torch.load(last, weights_only=True)
+        processes["resumed"] = train(f"resume={directory / 'resumed'}", log=logs["resumed"])
+        codes["single"] = _cli_on_one_thread("train", *settings, f"hydra.run.dir={directory / 'single'}")
+        codes.update({name: wait(name) for name in ("ddp", "resumed")})
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    return {"dir": directory, "codes": codes, "logs": logs, "checkpoint": checkpoint}
+
+
+def _cli_on_one_thread(*args: str) -> int:
+    """``coupler ARGS`` in this process on one torch thread, as ``coupler_train``'s processes run; its exit status."""
     import torch
 
     from coupler.testing import cli_in_this_process
@@ -176,9 +234,14 @@ def _resume_in_this_process(run_dir: Path) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return cli_in_this_process("train", f"resume={run_dir}")
+        return cli_in_this_process(*args)
     finally:
         torch.set_num_threads(threads)
+
+
+def _resume_in_this_process(run_dir: Path) -> int:
+    """``coupler train resume=RUN_DIR`` in this process on one torch thread; its exit status."""
+    return _cli_on_one_thread("train", f"resume={run_dir}")
 
 
 def _train_in_this_process(directory: Path, settings: list[str], name: str) -> None:
