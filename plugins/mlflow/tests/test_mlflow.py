@@ -2,7 +2,8 @@
 
 MLflow's import and a new store's tables cost seconds of CPU: one module-scoped working directory holds one XGBoost
 run (3 rounds) and one search of two trials (logistic regression on iris), both trained in this process through the
-CLI, and every test reads them. One slow test starts a real ``mlflow server``."""
+CLI and logged by this process's background logger (``flush`` waits for it), and every test reads them. One test
+trains in a process of its own, whose logger outlives it; one slow test starts a real ``mlflow server``."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import pytest
 
 from coupler.testing import cli_in_this_process
 from coupler_mlflow.plugin import redact
-from coupler_mlflow.tracker import CUT, MAX_PARAM_VALUE, _finish_parent, flat_config, git_commit, param_value
+from coupler_mlflow.recorder import CUT, MAX_PARAM_VALUE, _finish_parent, param_value
+from coupler_mlflow.tracker import flat_config, flush, git_commit
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,7 @@ def workdir(tmp_path_factory):
         assert cli_in_this_process("train", "-m", "search=logistic_regression", "search.n_trials=2",
                                    "search.sampler=random", "hydra.sweep.dir=sweep", "tracking=[mlflow]",
                                    "tracking.mlflow.model=false", "tracking.mlflow.experiment=search") == 0
+        flush()
     finally:
         os.chdir(previous)
     return cwd
@@ -194,6 +197,7 @@ def test_a_run_is_tracked_on_a_real_mlflow_server(workdir, coupler_cli, tmp_path
         result = coupler_cli("train", "tracking=[mlflow]", f"tracking.mlflow.uri={uri}", "tracking.mlflow.model=false",
                              "tracking.mlflow.experiment=server", "hydra.run.dir=run")
         assert result.rc == 0, result.err
+        flush()
         client = MlflowClient(uri)
         (run,) = client.search_runs([client.get_experiment_by_name("server").experiment_id])
         assert run.info.status == "FINISHED" and run.data.params["model.name"] == "logistic_regression"
@@ -228,6 +232,88 @@ def test_a_run_that_fails_after_it_started_ends_failed_with_its_error(workdir, s
     (workdir / "broken.csv").write_text("a,b\n1,2\n3,4\n")
     assert cli_in_this_process("train", "data=csv", "data.path=broken.csv", "data.target=label", "tracking=[mlflow]",
                                "tracking.mlflow.experiment=failed", "hydra.run.dir=failed") == 2
+    flush()
     (run,) = store.search_runs([store.get_experiment_by_name("failed").experiment_id])
     assert run.info.status == "FAILED"
     assert run.data.tags["coupler.error"].startswith("DataError: data.target=label: no such column")
+
+
+def test_a_synchronous_run_is_complete_in_mlflow_when_the_run_returns(workdir, store, monkeypatch):
+    monkeypatch.chdir(workdir)
+    assert cli_in_this_process("train", "tracking=[mlflow]", "tracking.mlflow.synchronous=true",
+                               "tracking.mlflow.experiment=synchronous", "hydra.run.dir=synchronous") == 0
+    (run,) = store.search_runs([store.get_experiment_by_name("synchronous").experiment_id])  # no flush()
+    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+    assert "model/MLmodel" in {a.path for a in store.list_artifacts(run.info.run_id, "model")}
+
+
+def test_the_background_logger_finishes_the_run_after_the_training_process_ends(workdir, store):
+    """The user's case: ``coupler train`` returns at once; its MLflow run ends FINISHED seconds later."""
+    coupler = os.path.join(os.path.dirname(sys.executable), "coupler")
+    result = subprocess.run([coupler, "train", "tracking=[mlflow]", "tracking.mlflow.model=false",
+                             "tracking.mlflow.experiment=detached", "hydra.run.dir=detached"], cwd=workdir,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "tracking=mlflow: logging into MLflow from a background process" in result.stderr
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        experiment = store.get_experiment_by_name("detached")
+        runs = store.search_runs([experiment.experiment_id]) if experiment is not None else []
+        if runs and runs[0].info.status != "RUNNING":
+            break
+        time.sleep(0.5)
+    (run,) = runs
+    assert run.info.status == "FINISHED" and run.info.run_name == "detached"
+    metrics = json.loads((workdir / "detached" / "metrics.json").read_text())
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert "run/manifest.json" in {a.path for a in store.list_artifacts(run.info.run_id, "run")}
+
+
+def test_a_store_the_background_logger_cannot_open_is_a_warning_in_the_runs_log(workdir, monkeypatch):
+    """A store MLflow refuses after the checks (here: a database of a newer MLflow, whose revision it does not
+    know): the run trains; the logger, which has no terminal, says why in the run's train.log."""
+    import sqlite3
+
+    monkeypatch.chdir(workdir)
+    with sqlite3.connect(workdir / "newer.db") as database:
+        database.execute("create table alembic_version (version_num varchar(32) not null)")
+        database.execute("insert into alembic_version values ('ffffffffffff')")
+    database.close()
+    assert cli_in_this_process("train", "tracking=[mlflow]", "tracking.mlflow.uri=sqlite:///newer.db",
+                               "hydra.run.dir=refused") == 0
+    flush()
+    log = (workdir / "refused" / "train.log").read_text()
+    assert f"[WARNING] - tracking=mlflow: tracking.mlflow.uri=sqlite:///{workdir / 'newer.db'}: MLflow refused the " \
+           f"run (" in log and "the run is not tracked" in log
+
+
+@pytest.mark.parametrize("store_path, problem", [("missing/mlflow.db", "the directory {cwd}/missing does not exist"),
+                                                 ("text.db", "{cwd}/text.db is no SQLite database")])
+def test_a_sqlite_store_that_cannot_be_used_is_one_error_line_before_any_data(coupler_cli, tmp_path, store_path,
+                                                                              problem):
+    (tmp_path / "text.db").write_text("not a database")
+    result = coupler_cli("train", "tracking=[mlflow]", f"tracking.mlflow.uri=sqlite:///{store_path}",
+                         "hydra.run.dir=run")
+    assert result.rc == 2
+    (line,) = result.error_lines
+    assert line.startswith(f"coupler: error: tracking.mlflow.uri=sqlite:///{tmp_path}/{store_path}: "
+                           f"{problem.format(cwd=tmp_path)}")
+    assert "data iris" not in result.err and not (tmp_path / "run").exists()
+
+
+def test_the_background_logger_imports_nothing_from_the_working_directory(workdir, store, tmp_path, monkeypatch):
+    """A working directory may be a run directory, and nothing runs code from one: a module there named like one the
+    logger imports is never imported."""
+    monkeypatch.chdir(tmp_path)
+    for module in ("mlflow", "coupler_mlflow", "json"):
+        (tmp_path / f"{module}.py").write_text(f"open({str(tmp_path / ('imported-' + module))!r}, 'w').close()\n")
+    import coupler_mlflow.tracker as tracker
+
+    monkeypatch.setattr(tracker, "_logger", None)  # a logger started here, in this working directory
+    assert cli_in_this_process("train", "tracking=[mlflow]", f"tracking.mlflow.uri=sqlite:///{workdir / 'mlflow.db'}",
+                               "tracking.mlflow.model=false", "tracking.mlflow.experiment=hostile",
+                               "hydra.run.dir=run") == 0
+    flush()
+    assert not list(tmp_path.glob("imported-*"))
+    (run,) = store.search_runs([store.get_experiment_by_name("hostile").experiment_id])
+    assert run.info.status == "FINISHED"

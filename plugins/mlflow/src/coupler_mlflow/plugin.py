@@ -23,6 +23,9 @@ class MlflowSchema:
     experiment: str = param("coupler", help="the MLflow experiment the runs go into (created when missing)")
     artifacts: bool = param(True, help="log the sealed run directory as the run's artifacts (under run/)")
     model: bool = param(True, help="log the model as an MLflow pyfunc (under model/) that loads the run directory")
+    synchronous: bool = param(False, help="log from the training process: the MLflow run is complete when the run "
+                                          "returns, which takes seconds longer (MLflow's import and store); false: "
+                                          "a background process logs, and the run does not wait for it")
 
 
 def redact(uri: str) -> str:
@@ -48,12 +51,12 @@ def check_uri(uri: str | None) -> None:
                            f"MLFLOW_TRACKING_TOKEN) in the environment instead.")
 
 
-def build_tracker(uri: str | None, experiment: str, artifacts: bool, model: bool):
+def build_tracker(uri: str | None, experiment: str, artifacts: bool, model: bool, synchronous: bool = False):
     """The tracker, built before the run starts: a URI holding credentials is refused here (``check_uri``)."""
     check_uri(uri)
     from coupler_mlflow.tracker import MlflowTracker
 
-    return MlflowTracker(uri=uri, experiment=experiment, artifacts=artifacts, model=model)
+    return MlflowTracker(uri=uri, experiment=experiment, artifacts=artifacts, model=model, synchronous=synchronous)
 
 
 @hookimpl
