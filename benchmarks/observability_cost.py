@@ -24,6 +24,7 @@ every observed run, as a user's working directory does after its first tracked r
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -46,17 +47,20 @@ def timed_run(arguments: list[str], directory: Path) -> tuple[float, float]:
     seconds = time.perf_counter() - started
     if result.returncode:
         raise SystemExit(f"coupler train {' '.join(arguments)} failed:\n{result.stderr[-2000:]}")
-    while _loggers():
+    deadline = time.monotonic() + 120
+    while _loggers(directory) and time.monotonic() < deadline:
         time.sleep(0.05)
     return seconds, time.perf_counter() - started
 
 
-def _loggers() -> list[int]:
-    """The running coupler-mlflow background loggers (``python -P -m coupler_mlflow.logger``)."""
-    found = []
+def _loggers(directory: Path) -> list[int]:
+    """The coupler-mlflow background loggers (``python -P -m coupler_mlflow.logger``) of runs started in
+    ``directory``: a logger works in the directory its command started in."""
+    found, where = [], str(directory.resolve())
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"coupler_mlflow.logger" in (entry / "cmdline").read_bytes():
+            if entry.name.isdigit() and b"coupler_mlflow.logger" in (entry / "cmdline").read_bytes() \
+                    and os.readlink(entry / "cwd") == where:
                 found.append(int(entry.name))
         except OSError:
             continue

@@ -239,12 +239,67 @@ def test_a_run_that_fails_after_it_started_ends_failed_with_its_error(workdir, s
 
 
 def test_a_synchronous_run_is_complete_in_mlflow_when_the_run_returns(workdir, store, monkeypatch):
+    import coupler_mlflow.tracker as tracker
+
+    def no_background(*args):
+        raise AssertionError("a synchronous run started the background logger")
+
+    monkeypatch.setattr(tracker, "background_logger", no_background)
     monkeypatch.chdir(workdir)
     assert cli_in_this_process("train", "tracking=[mlflow]", "tracking.mlflow.synchronous=true",
                                "tracking.mlflow.experiment=synchronous", "hydra.run.dir=synchronous") == 0
     (run,) = store.search_runs([store.get_experiment_by_name("synchronous").experiment_id])  # no flush()
     assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
     assert "model/MLmodel" in {a.path for a in store.list_artifacts(run.info.run_id, "model")}
+
+
+def test_the_background_logger_is_detached_and_a_killed_one_is_said_and_replaced(workdir, store, monkeypatch, caplog):
+    import coupler_mlflow.tracker as tracker
+
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(tracker, "_logger", None)
+    arguments = ["train", "tracking=[mlflow]", "tracking.mlflow.model=false", "tracking.mlflow.artifacts=false",
+                 "tracking.mlflow.experiment=replaced"]
+    assert cli_in_this_process(*arguments, "hydra.run.dir=first") == 0
+    flush()
+    first = tracker._logger
+    assert first.process.wait(timeout=30) == 0 and first.pid not in (None, first.process.pid)  # no child of ours
+    os.kill(first.pid, signal.SIGKILL)
+    with caplog.at_level("WARNING", logger="coupler"):
+        flush()
+    assert "tracking=mlflow: the background logger has ended" in caplog.text
+    assert cli_in_this_process(*arguments, "hydra.run.dir=second") == 0  # a new logger
+    flush()
+    assert tracker._logger is not first and not tracker._logger.ended
+    runs = store.search_runs([store.get_experiment_by_name("replaced").experiment_id])
+    assert {r.info.run_name: r.info.status for r in runs} == {"first": "FINISHED", "second": "FINISHED"}
+
+
+def test_a_run_whose_directory_is_gone_before_its_end_is_logged_ends_failed(workdir, store, tmp_path):
+    from coupler_mlflow.recorder import Recorder
+
+    warnings = []
+    recorder = Recorder(warn=lambda directory, message: warnings.append(message))
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    recorder.apply({"event": "start", "key": "k", "uri": uri, "experiment": "gone", "directory": str(tmp_path / "run"),
+                    "cwd": str(workdir), "sweep": None, "params": {"model.name": "knn"}, "commit": None})
+    recorder.apply({"event": "finish", "key": "k", "cv": {}, "step": 0, "timestamp": 0, "artifacts": True,
+                    "model": True})
+    (run,) = store.search_runs([store.get_experiment_by_name("gone").experiment_id])
+    assert run.info.status == "FAILED" and "FileNotFoundError" in run.data.tags["coupler.error"]
+    assert "logging the run's end" in warnings[0] and not recorder.runs
+
+
+def test_store_uris_are_made_absolute_from_where_the_command_started(tmp_path):
+    from coupler_mlflow.tracker import store_uri
+
+    assert store_uri(None, tmp_path) == f"sqlite:///{tmp_path}/mlflow.db"
+    assert store_uri("sqlite:///sub/m.db?timeout=30", tmp_path) == f"sqlite:///{tmp_path}/sub/m.db?timeout=30"
+    assert store_uri("sqlite+pysqlite:///m.db", tmp_path) == f"sqlite+pysqlite:///{tmp_path}/m.db"
+    assert store_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
+    assert store_uri("sqlite:///:memory:", tmp_path) == "sqlite:///:memory:"
+    assert store_uri("mlruns", tmp_path) == str(tmp_path / "mlruns")
+    assert store_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
 
 
 def test_the_background_logger_finishes_the_run_after_the_training_process_ends(workdir, store):
@@ -287,17 +342,19 @@ def test_a_store_the_background_logger_cannot_open_is_a_warning_in_the_runs_log(
            f"run (" in log and "the run is not tracked" in log
 
 
-@pytest.mark.parametrize("store_path, problem", [("missing/mlflow.db", "the directory {cwd}/missing does not exist"),
-                                                 ("text.db", "{cwd}/text.db is no SQLite database")])
-def test_a_sqlite_store_that_cannot_be_used_is_one_error_line_before_any_data(coupler_cli, tmp_path, store_path,
-                                                                              problem):
+@pytest.mark.parametrize("uri, problem", [
+    ("sqlite:///missing/mlflow.db", "the directory {cwd}/missing does not exist"),
+    ("sqlite:///text.db", "{cwd}/text.db is no SQLite database"),
+    ("sqlite:///:memory:", "an in-memory store ends with the process that logs into it"),
+    ("htp://127.0.0.1:5000", "MLflow knows no store scheme 'htp'; use one of databricks, databricks-uc, file, http"),
+])
+def test_a_store_that_cannot_be_used_is_one_error_line_before_any_data(coupler_cli, tmp_path, uri, problem):
     (tmp_path / "text.db").write_text("not a database")
-    result = coupler_cli("train", "tracking=[mlflow]", f"tracking.mlflow.uri=sqlite:///{store_path}",
-                         "hydra.run.dir=run")
+    result = coupler_cli("train", "tracking=[mlflow]", f"tracking.mlflow.uri={uri}", "hydra.run.dir=run")
     assert result.rc == 2
     (line,) = result.error_lines
-    assert line.startswith(f"coupler: error: tracking.mlflow.uri=sqlite:///{tmp_path}/{store_path}: "
-                           f"{problem.format(cwd=tmp_path)}")
+    shown = uri.replace("sqlite:///", f"sqlite:///{tmp_path}/") if "missing" in uri or "text" in uri else uri
+    assert line.startswith(f"coupler: error: tracking.mlflow.uri={shown}: {problem.format(cwd=tmp_path)}")
     assert "data iris" not in result.err and not (tmp_path / "run").exists()
 
 

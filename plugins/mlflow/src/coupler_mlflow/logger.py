@@ -2,13 +2,15 @@
 ``python -P -m coupler_mlflow.logger``, started by ``coupler_mlflow.tracker.BackgroundLogger`` in the training
 process, one per process.
 
-It reads one JSON event per line from its stdin, applies each in the order sent (``coupler_mlflow.recorder.Recorder``),
-answers ``{"event": "flush", "token": N}`` with the line ``flushed N`` on its stdout once every earlier event is
-logged, and ends when its stdin closes (the training process has ended) and every event is logged. It runs at a
-lower priority (``nice`` 10): where the training process wants every core, the logging waits. A thread reads
-stdin while MLflow is imported, so the training process never waits on the pipe. It has no terminal: what it has
-to say about a run (the store refused it, a call failed) goes into the run's ``train.log``, as a line of the same
-format as the run's own; nothing is written where the run directory is gone.
+It reads one JSON event per line from its stdin and applies each in the order sent
+(``coupler_mlflow.recorder.Recorder``). It answers ``{"event": "flush", "token": N}`` with the line ``flushed N`` on
+its stdout once every earlier event is logged; its first line there is ``pid N``, its process id once detached. It
+ends when its stdin closes (the training process has ended) and every event is logged. It detaches from the
+training process and runs at a lower priority (``_detach``). A thread reads stdin while MLflow is imported, so the
+training process never waits on the pipe. It has no terminal: what it has to say about a run (the store refused
+it, a call failed) goes into the run's ``train.log``, as a line of the same format as the run's own; nothing is
+written where the run directory is gone. Its stderr (a crash, MLflow's own warnings) is appended to the
+``train.log`` of the run that started it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    if hasattr(os, "nice"):
-        os.nice(10)  # the training process comes first where both want a core
+    _detach()
+    answers = _answers()
+    _answer(answers, f"pid {os.getpid()}")  # the detached logger's own
     lines: queue.SimpleQueue = queue.SimpleQueue()
     threading.Thread(target=_read, args=(sys.stdin.buffer, lines), daemon=True).start()
     from coupler_mlflow.recorder import Recorder
@@ -36,7 +39,7 @@ def main() -> None:
         except ValueError:
             continue
         if event.get("event") == "flush":
-            _answer(f"flushed {event.get('token')}")
+            _answer(answers, f"flushed {event.get('token')}")
             continue
         try:
             recorder.apply(event)
@@ -46,16 +49,39 @@ def main() -> None:
                                      f"the run is not tracked")
 
 
+def _detach() -> None:
+    """No child of the training process any more (where there is ``fork``): the process that was started exits at
+    once and its child, adopted by init, logs; so a launcher that ends the training process's tree (joblib's, on
+    an error or a Ctrl-C) does not end the logging of that run's end. The pipes are inherited. A lower priority
+    (``nice`` 10): where the training wants every core, the logging waits."""
+    if hasattr(os, "fork") and os.fork() > 0:
+        os._exit(0)
+    if hasattr(os, "nice"):
+        os.nice(10)
+
+
+def _answers():
+    """The pipe ``flush`` answers go to, and nothing else: whatever MLflow prints to stdout goes nowhere (nobody reads
+    it unless the training process flushes: it would fill the pipe and block the logger)."""
+    answers = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    return answers
+
+
 def _read(stream, lines: queue.SimpleQueue) -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
-def _answer(text: str) -> None:
     try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        for line in stream:
+            lines.put(line)
+    finally:
+        lines.put(None)  # the training process has ended (or its pipe failed): log what came, then end
+
+
+def _answer(answers, text: str) -> None:
+    try:
+        answers.write(text + "\n")
+        answers.flush()
     except OSError:  # nobody reads any more (the training process has ended)
         pass
 

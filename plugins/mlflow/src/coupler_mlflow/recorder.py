@@ -6,7 +6,7 @@ process stay apart). ``Recorder.apply`` takes the plain events ``coupler_mlflow.
 A multirun (``-m``, a search's trials included) is one parent MLflow run (named after the sweep directory, tag
 ``coupler.sweep_dir``) with a child per job. Jobs may run at once in several processes (the joblib launcher),
 so the parent is found or created under an exclusive file lock (``fcntl.flock`` on a file in the temporary
-directory named by a digest of the store's URI, ``_exclusive``) by a tag lookup (``coupler.sweep``, a digest of
+directory named by the user and a digest of the store's URI, ``_exclusive``) by a tag lookup (``coupler.sweep``, a digest of
 the sweep directory): the first job creates it, the others find it (and set it RUNNING again where an earlier job
 ended it). A job that ends, or fails, marks the parent FINISHED only when no child run of it is RUNNING any more:
 the parent ends with the last job. The lock is one host's: jobs of one sweep launched on several hosts may each
@@ -93,10 +93,13 @@ class Recorder:
             return
         try:
             getattr(self, f"_{kind}")(run, event)
-        except _mlflow_errors() as exc:
+        except Exception as exc:  # the store's (MLflow's, OSError), or the run directory gone before its end was logged
             self.runs.pop(run_key, None)
             self.warn(run["directory"], f"tracking=mlflow: logging {STEPS[kind]} to {redact(run['uri'])} failed "
                                         f"({one_line(exc, run['uri'])}); the run goes on untracked")
+            if kind in ("finish", "fail"):
+                _end_anyway(run, event.get("status", "FINISHED"), f"logging {STEPS[kind]} failed: "
+                                                                  f"{one_line(exc, run['uri'])}")
         if kind in ("finish", "fail"):
             self.runs.pop(run_key, None)
 
@@ -121,14 +124,15 @@ class Recorder:
             mlflow_client = client(uri)  # a new SQLite store's tables are made here
             experiment_id = _experiment_id(mlflow_client, event["experiment"], uri, cwd)
             parent_id = _parent_run(mlflow_client, experiment_id, sweep) if sweep is not None else None
-        directory = Path(event["directory"])
-        tags = {"coupler.run_dir": str(directory), "mlflow.source.git.commit": event["commit"]}
-        if parent_id is not None:
-            tags.update({"mlflow.parentRunId": parent_id, "coupler.sweep_dir": str(sweep)})
-        name = str(directory.relative_to(sweep)) if sweep is not None and directory.is_relative_to(sweep) \
-            else directory.name
-        created = mlflow_client.create_run(experiment_id, run_name=name,
-                                           tags={k: str(v) for k, v in tags.items() if v is not None})
+            directory = Path(event["directory"])
+            tags = {"coupler.run_dir": str(directory), "mlflow.source.git.commit": event["commit"]}
+            if parent_id is not None:
+                tags.update({"mlflow.parentRunId": parent_id, "coupler.sweep_dir": str(sweep)})
+            name = str(directory.relative_to(sweep)) if sweep is not None and directory.is_relative_to(sweep) \
+                else directory.name
+            # under the lock: a job ending meanwhile must see this child RUNNING, or it would end the parent
+            created = mlflow_client.create_run(experiment_id, run_name=name,
+                                               tags={k: str(v) for k, v in tags.items() if v is not None})
         run_id = created.info.run_id
         from mlflow.entities import Param
 
@@ -180,6 +184,19 @@ class Recorder:
         mlflow_client.set_terminated(run["run_id"], event["status"])
         if run["parent_id"] is not None:
             _finish_parent(mlflow_client, run["experiment_id"], run["parent_id"])
+
+
+def _end_anyway(run: dict, status: str, reason: str) -> None:
+    """A run whose end could not be logged (its directory gone, the store failing) is not left RUNNING, nor its sweep's
+    parent: ended FAILED with the reason in the tag ``coupler.error`` (KILLED stays KILLED), where the store lets."""
+    try:
+        mlflow_client = client(run["uri"])
+        mlflow_client.log_batch(run["run_id"], tags=_tags({"coupler.error": reason[:5000]}))
+        mlflow_client.set_terminated(run["run_id"], "KILLED" if status == "KILLED" else "FAILED")
+        if run["parent_id"] is not None:
+            _finish_parent(mlflow_client, run["experiment_id"], run["parent_id"])
+    except Exception:  # the store itself is failing: nothing more can be done from here
+        pass
 
 
 #: what each event logs, as a warning names it
@@ -238,13 +255,14 @@ def _finish_parent(mlflow_client, experiment_id: str, parent_id: str) -> None:
 
 class _exclusive:
     """An exclusive lock of the processes of this machine that start runs in one store (``fcntl.flock`` on a file in
-    the temporary directory named by a digest of the URI; nothing where there is no ``fcntl``): MLflow creates a new
-    SQLite store's tables on its first call, and two processes doing it at once break it; then the experiment,
+    the temporary directory named by the user and a digest of the URI; nothing where there is no ``fcntl``): MLflow
+    creates a new SQLite store's tables on its first call, and two processes doing it at once break it; then the experiment,
     and a sweep's parent run, are created once."""
 
     def __init__(self, uri: str):
         digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
-        self.path = Path(tempfile.gettempdir()) / f"coupler-mlflow-{digest}.lock"
+        user = os.getuid() if hasattr(os, "getuid") else 0  # one file per user: another's is not ours to open
+        self.path = Path(tempfile.gettempdir()) / f"coupler-mlflow-{user}-{digest}.lock"
         self.fd = None
 
     def __enter__(self):

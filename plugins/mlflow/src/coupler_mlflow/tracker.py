@@ -2,10 +2,11 @@
 
 What a run logs, and when:
 
-- ``on_run_start`` (before any data is read): the store is checked (a server that does not answer, or a SQLite
-  file that cannot be written, is one ``coupler: error:`` line naming the URI and the fix), the experiment found or
-  created, the MLflow run created (a child of the sweep's parent run in a multirun), and the flattened config
-  logged as params; tags: the run directory, the git commit of the working directory when it is a git repository.
+- ``on_run_start``: the store is checked before any data is read (``check_store``: an unknown scheme, a server
+  that does not answer, a SQLite file that cannot be written is one ``coupler: error:`` line naming the URI and the
+  fix); then the experiment found or created, the MLflow run created (a child of the sweep's parent run in a
+  multirun), and the flattened config logged as params; tags: the run directory, the git commit of the working
+  directory when it is a git repository.
 - ``on_fit_start``: the data fingerprint and task as tags.
 - ``on_epoch_end``: the epoch's metrics (torch epochs, XGBoost rounds) at step = the epoch. Cross-validation
   folds' epochs (``run.fold``) are left out; their summary is logged at the end.
@@ -13,7 +14,7 @@ What a run logs, and when:
   the step after the last epoch; an engine's per-epoch metric of the same name, torch's ``val_accuracy``, so ends
   with the kept model's value).
 - ``on_run_end`` (the run directory is complete and sealed): ``cv_*`` metrics, the versions the manifest
-  records as tags, the sealed files (the manifest's list, the manifest, ``train.log`` as it stands) under the
+  records as tags, the sealed files (the manifest's list, the manifest, ``train.log`` as it stands when logged) under the
   artifact path ``run/``, and the pyfunc model under ``model/``; then the run is ended FINISHED.
 - ``on_run_failed``: the run is ended FAILED (KILLED for Ctrl-C), the error's first line in the tag
   ``coupler.error``.
@@ -64,7 +65,7 @@ class MlflowTracker(Callback):
             return
         cwd = original_cwd(run.directory)
         self.uri = store_uri(self.uri, cwd)
-        check_store(self.uri)
+        check_store(self.uri, self.synchronous)
         sweep = sweep_directory(run.directory)
         self.key = uuid.uuid4().hex
         self._send("start", uri=self.uri, experiment=self.experiment, directory=str(Path(run.directory).resolve()),
@@ -109,32 +110,79 @@ class MlflowTracker(Callback):
         event = {"event": kind, "key": self.key, **fields}
         if self.synchronous:
             _in_this_process().apply(event)  # a start the store refuses raises StoreError
-        else:
-            background_logger().send(event)
+            return
+        logger = background_logger(Path(event["directory"]) if kind == "start" else None)
+        if logger is None:  # it could not be started (said): this run goes on untracked
+            self.key = None
+            return
+        logger.send(event)
 
 
 def _now() -> int:
     return int(time.time() * 1000)
 
 
+#: the store URI schemes MLflow itself knows (``mlflow.tracking._tracking_service.utils``), a database's with or without
+#: its driver (``postgresql+psycopg2``); a plugin's come from the ``mlflow.tracking_store`` entry points
+SCHEMES = {"", "file", "http", "https", "databricks", "databricks-uc", "uc", "postgresql", "mysql", "sqlite", "mssql"}
+
+
 def store_uri(uri: str | None, cwd: Path) -> str:
     """The store's URI: ``sqlite:///mlflow.db`` in the directory the command started in when unset; a relative
-    SQLite path is taken from that directory too (whatever ``hydra.job.chdir`` did, and in whichever process logs)."""
+    SQLite file or a plain path is taken from that directory too (whatever ``hydra.job.chdir`` did, and in whichever
+    process logs)."""
     if not uri:
         return f"sqlite:///{(cwd / DEFAULT_STORE).as_posix()}"
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_absolute():
-        return f"sqlite:///{(cwd / uri[len('sqlite:///'):]).as_posix()}"
+    scheme, separator, rest = uri.partition(":///")
+    if separator and scheme.lower().split("+")[0] == "sqlite" and rest and not rest.startswith(":memory:") \
+            and not Path(rest).is_absolute():
+        return f"{scheme}:///{(cwd / rest).as_posix()}"
+    if _scheme(uri) == "" and not Path(uri).is_absolute():
+        return str(cwd / uri)
     return uri
 
 
-def check_store(uri: str) -> None:
-    """Before the run reads any data: a server URI must answer (MLflow's client would retry for minutes), and a
-    SQLite file must be one that can be written (its directory too: SQLite writes its journal beside it)."""
+def _scheme(uri: str) -> str:
+    """The URI's scheme, lower case, without a database driver; "" for a plain path."""
+    from urllib.parse import urlsplit
+
+    try:
+        scheme = urlsplit(uri).scheme.lower()
+    except ValueError:
+        return "?"
+    return "" if len(scheme) == 1 else scheme.split("+")[0]  # C:\\... is a Windows path
+
+
+def check_store(uri: str, synchronous: bool = True) -> None:
+    """Before the run reads any data: the scheme must be one MLflow knows; a server must answer (MLflow's client
+    would retry for minutes); a SQLite file must be one that can be written (its directory too: SQLite writes its
+    journal beside it); and a background logger cannot log into a store held in its own memory."""
     check_uri(uri)
-    if uri.startswith(("http://", "https://")):
+    scheme = _scheme(uri)
+    known = SCHEMES | _plugin_schemes()
+    if scheme not in known:
+        raise StoreError(f"tracking.mlflow.uri={redact(uri)}: MLflow knows no store scheme {scheme!r}; use one of "
+                         f"{', '.join(sorted(s for s in known if s))} (http://HOST:PORT for a server, "
+                         f"sqlite:///PATH/mlflow.db for a file), or leave tracking.mlflow.uri unset to log into "
+                         f"sqlite:///mlflow.db here.")
+    if scheme in ("http", "https"):
         _check_server(uri)
-    elif uri.startswith("sqlite:///"):
-        _check_sqlite(uri, Path(uri[len("sqlite:///"):].split("?", 1)[0]))
+    elif scheme == "sqlite":
+        path = uri.partition(":///")[2].split("?", 1)[0]
+        if not path or path.startswith(":memory:") or not uri.partition(":///")[1]:
+            if not synchronous:
+                raise StoreError(f"tracking.mlflow.uri={redact(uri)}: an in-memory store ends with the process that "
+                                 f"logs into it, here the background logger; use a file (sqlite:///PATH/mlflow.db) "
+                                 f"or set tracking.mlflow.synchronous=true.")
+            return
+        _check_sqlite(uri, Path(path))
+
+
+def _plugin_schemes() -> set[str]:
+    """The store schemes MLflow's plugins add (entry points ``mlflow.tracking_store``), read without importing them."""
+    from importlib import metadata
+
+    return {entry.name.lower() for entry in metadata.entry_points(group="mlflow.tracking_store")}
 
 
 def _check_server(uri: str) -> None:
@@ -193,30 +241,39 @@ LOGGER = [sys.executable, "-P", "-m", "coupler_mlflow.logger"] if sys.version_in
 
 
 class BackgroundLogger:
-    """This process's background logger: ``LOGGER``, in a session of its own (a Ctrl-C in the terminal stops the
-    training, not the logging of its KILLED end), fed one JSON event per line through its stdin. It ends when this
-    process does (its stdin closes), once it has logged every event."""
+    """This process's background logger (``LOGGER``), fed one JSON event per line through its stdin, answering
+    ``flush`` on its stdout. It detaches itself (``coupler_mlflow.logger``: a session of its own, no child of this
+    process), so that neither a Ctrl-C in the terminal nor a launcher ending this process's tree (joblib's) stops
+    the logging of a run's end; it ends when this process does (its stdin closes), once it has logged every event.
+    It starts in the directory the command started in, with no empty entry in ``PYTHONPATH`` (which would stand for
+    the working directory), and its stderr appended to the ``train.log`` of the run that started it."""
 
-    def __init__(self):
+    def __init__(self, cwd: Path, run_directory: Path):
         self.owner = os.getpid()
-        self.process = subprocess.Popen(LOGGER, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        # MLflow's printed run links and INFO lines (a new store's tables) would only be noise in a run's train.log
+        environment = {"MLFLOW_LOGGING_LEVEL": "WARNING", **os.environ, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+        if "PYTHONPATH" in environment:
+            environment["PYTHONPATH"] = os.pathsep.join(
+                entry for entry in environment["PYTHONPATH"].split(os.pathsep) if entry not in ("", "."))
+        log_file = run_directory / "train.log"
+        with open(log_file, "ab") if log_file.is_file() else open(os.devnull, "wb") as errors:
+            self.process = subprocess.Popen(LOGGER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                                            cwd=cwd, env=environment, start_new_session=True)
         self.ended = False
         self.flushes, self.answers = 0, b""  # flush() requests sent, and what the logger answered
-        log.info("tracking=mlflow: logging into MLflow from a background process (pid %d); each MLflow run is "
-                 "complete a few seconds after its run ends, and its warnings go to the run's train.log",
-                 self.process.pid)
+        self.pid: int | None = None  # the detached logger's process id, once it has answered a flush
+        log.info("tracking=mlflow: logging into MLflow from a background process; each MLflow run is complete a few "
+                 "seconds after its run ends, and the logger's warnings go to the run's train.log")
 
     def send(self, event: dict) -> None:
         if self.ended:
             return
+        self.process.poll()  # reaps the launching process once it has detached the logger
         try:
             self.process.stdin.write(json.dumps(event).encode() + b"\n")
             self.process.stdin.flush()
-        except (OSError, ValueError) as exc:  # the logger has ended (killed): this process's runs go on untracked
-            self.ended = True
-            log.warning("tracking=mlflow: the background logger (pid %d) has ended (%s, exit status %s); the runs of "
-                        "this process go on untracked", self.process.pid, type(exc).__name__, self.process.poll())
+        except (OSError, ValueError) as exc:  # the logger has ended (killed)
+            self._ended(type(exc).__name__)
 
     def flush(self, timeout: float) -> None:
         """Wait until every event sent so far is logged; ``TimeoutError`` after ``timeout`` seconds."""
@@ -228,29 +285,63 @@ class BackgroundLogger:
         while not self.ended and f"flushed {self.flushes}".encode() not in self.answers.split(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"tracking=mlflow: the background logger (pid {self.process.pid}) has not "
-                                   f"logged its runs within {timeout} s")
+                raise TimeoutError(f"tracking=mlflow: the background logger has not logged its runs within "
+                                   f"{timeout} s")
             if select.select([answer], [], [], left)[0]:
                 read = os.read(answer, 4096)
-                self.ended = not read  # it has ended (its warnings are in the runs' train.log)
+                if not read:
+                    self._ended("its output closed")
                 self.answers = self.answers[-4096:] + read
+                if self.pid is None and b"\n" in self.answers and self.answers.startswith(b"pid "):
+                    self.pid = int(self.answers.split(b"\n", 1)[0][4:])
+
+    def _ended(self, how: str) -> None:
+        self.ended = True
+        log.warning("tracking=mlflow: the background logger has ended (%s) before logging every event; the runs "
+                    "this process sent it may be incomplete in MLflow, and its later runs start a new one", how)
+
+    def forget(self) -> None:
+        """In a forked child: close the pipes it inherited (the logger ends with the process that started it)."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except (OSError, ValueError):
+                pass
+        self.ended = True
 
 
 _logger: BackgroundLogger | None = None
 
 
-def background_logger() -> BackgroundLogger:
-    """This process's background logger, started at its first tracked run (a forked child starts its own)."""
+def background_logger(run_directory: Path | None) -> BackgroundLogger | None:
+    """This process's background logger. A run's start (``run_directory`` given) starts one where there is none
+    yet, or the last one has ended; a process that cannot start one says so, and that run goes on untracked."""
     global _logger
-    if _logger is None or _logger.owner != os.getpid():
-        _logger = BackgroundLogger()
+    if run_directory is not None and (_logger is None or _logger.ended):
+        try:
+            _logger = BackgroundLogger(original_cwd(run_directory), run_directory)
+        except OSError as exc:
+            log.warning("tracking=mlflow: the background logger could not start (%s); this run goes on untracked "
+                        "(tracking.mlflow.synchronous=true logs from this process instead)", one_line(exc))
+            _logger = None
     return _logger
+
+
+def _forget_logger() -> None:
+    global _logger
+    if _logger is not None:
+        _logger.forget()
+        _logger = None
+
+
+if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) keeps no pipe to the logger open
+    os.register_at_fork(after_in_child=_forget_logger)
 
 
 def flush(timeout: float = 120) -> None:
     """Wait until this process's background logger has logged every event of the runs so far (a script or a test
     that reads a run from MLflow right after ``coupler.train_run``); nothing to wait for without one."""
-    if _logger is not None and _logger.owner == os.getpid():
+    if _logger is not None:
         _logger.flush(timeout)
 
 
