@@ -27,6 +27,9 @@ all stop at the same round. The cost is one round trip through the scheduler per
 **External memory** (one process): an ``xgboost.DataIter`` over the training stream's partitions, one partition
 in memory at a time, builds an ``xgboost.ExtMemQuantileDMatrix`` whose pages are cached in a temporary directory
 (removed after training); the validation stream likewise, with the training matrix as its reference (its bins).
+What stays in memory while boosting is XGBoost's own per-row state (``train_from_external_memory``): Coupler hands
+back pyarrow's pool pages from the reads before the first round, and keeps a copy of the trained Booster without
+its updater's buffers.
 """
 
 from __future__ import annotations
@@ -269,7 +272,13 @@ class _PartitionIter(xgb.DataIter):
 
 def train_from_external_memory(params: dict, train, val, num_boost_round: int, callbacks: list) -> xgb.Booster:
     """``xgboost.train`` on ``ExtMemQuantileDMatrix``es built from the splits' streams; the pages live in a
-    temporary directory for the training's duration. Returns a copy of the trained Booster (see below)."""
+    temporary directory for the training's duration. Returns a copy of the trained Booster (see below).
+
+    Memory while boosting (XGBoost 3.2, CPU ``hist``), beside the pages (on disk, read through mmap): per training
+    row the label (4 bytes), gradient pair (8), prediction cache (4), row index of the updater's partition (8) and
+    its partition blocks (16, in 32 KiB blocks per 2,048 rows of each node split, per page: more with small
+    pages); per validation row the label, the prediction cache and the evaluated copy (12). ``benchmarks/
+    scale_memory.py`` measures it."""
     with tempfile.TemporaryDirectory(prefix="coupler-xgboost-cache-") as cache:
         dtrain = _ext_matrix(train.X, f"{cache}/train", params)
         evals = [(_ext_matrix(val.X, f"{cache}/val", params, ref=dtrain), "val")] if val is not None else []
