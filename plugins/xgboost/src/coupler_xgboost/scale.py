@@ -274,11 +274,9 @@ def train_from_external_memory(params: dict, train, val, num_boost_round: int, c
     """``xgboost.train`` on ``ExtMemQuantileDMatrix``es built from the splits' streams; the pages live in a
     temporary directory for the training's duration. Returns a copy of the trained Booster (see below).
 
-    Memory while boosting (XGBoost 3.2, CPU ``hist``), beside the pages (on disk, read through mmap): per training
-    row the label (4 bytes), gradient pair (8), prediction cache (4), row index of the updater's partition (8) and
-    its partition blocks (16, in 32 KiB blocks per 2,048 rows of each node split, per page: more with small
-    pages); per validation row the label, the prediction cache and the evaluated copy (12). ``benchmarks/
-    scale_memory.py`` measures it."""
+    Memory while boosting, beside the pages (on disk, read through mmap): XGBoost's own per-row state (labels,
+    gradient pairs, prediction caches, the hist updater's row partitions), by structure and measured in
+    ``benchmarks/README.md`` (``scale_memory.py``)."""
     with tempfile.TemporaryDirectory(prefix="coupler-xgboost-cache-") as cache:
         dtrain = _ext_matrix(train.X, f"{cache}/train", params)
         evals = [(_ext_matrix(val.X, f"{cache}/val", params, ref=dtrain), "val")] if val is not None else []
