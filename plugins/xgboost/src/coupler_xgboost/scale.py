@@ -293,7 +293,7 @@ def train_from_external_memory(params: dict, train, val, num_boost_round: int, c
 def _release_read_buffers() -> None:
     """Hand back to the system the pages pyarrow's memory pool kept from reading the row groups (a
     ``coupler.parquet`` stream is read through it): the pool (mimalloc) keeps freed pages for its next
-    allocation, some 50 to 120 MiB after the matrices' passes over the data, and boosting reads no more rows.
+    allocation, 50 to 80 MiB after the matrices' passes over row groups of 128 K rows, and boosting reads no more rows.
     Nothing to do when pyarrow was never imported (rows from memory)."""
     import sys
 
