@@ -60,9 +60,10 @@ MODELS: dict[str, list[str] | None] = {
 
 
 #: the raw library doing the same work: XGBoost's external-memory matrix built from the row groups by a DataIter,
-#: the same parameters and rounds, validated on a fifth of the row groups (no split by hash, no preprocessing)
+#: the same parameters and rounds, validated on a fifth of the row groups (no split by hash, no preprocessing);
+#: like Coupler, it hands pyarrow's pool pages back before boosting
 PLAIN_XGBOOST = """
-import sys, tempfile, pyarrow.parquet as pq, xgboost as xgb
+import sys, tempfile, pyarrow as pa, pyarrow.parquet as pq, xgboost as xgb
 from pathlib import Path
 files = sorted(Path(sys.argv[1]).glob("*.parquet"))
 groups = [(f, g) for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
@@ -84,6 +85,7 @@ with tempfile.TemporaryDirectory() as cache:
     val = groups[::5]
     train = xgb.ExtMemQuantileDMatrix(Groups([g for g in groups if g not in val], cache + "/t"))
     valid = xgb.ExtMemQuantileDMatrix(Groups(val, cache + "/v"), ref=train)
+    pa.default_memory_pool().release_unused()  # the pages pyarrow kept from the reads: boosting reads no more
     xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.3, "nthread": 2}, train, 20,
               evals=[(valid, "val")], verbose_eval=False)
 """

@@ -187,6 +187,40 @@ def test_external_memory_trains_from_the_partitions_as_well_as_in_memory(task, t
         assert abs(rmse[0] - rmse[1]) <= 0.02 * rmse[1], rmse
 
 
+def test_external_memory_boosts_without_the_read_buffers_and_keeps_no_training_state(monkeypatch):
+    """What external memory leaves beside XGBoost's own buffers while boosting, and after: the pages pyarrow's
+    pool kept from reading the row groups are handed back once both matrices are built, before the first round;
+    the model kept is the trained Booster's copy (the same trees, without the updater's per-row buffers)."""
+    import pyarrow
+
+    Xt, yt, Xv, yv = _data(300)
+    events, trained = [], []
+
+    class Pool:
+        def release_unused(self):
+            events.append("release")
+
+    class Spy(xgboost.ExtMemQuantileDMatrix):
+        def __init__(self, it, **kwargs):
+            super().__init__(it, **kwargs)
+            events.append("matrix")
+
+    def train(*args, **kwargs):
+        events.append("train")
+        trained.append(real_train(*args, **kwargs))
+        return trained[-1]
+
+    real_train = xgboost.train
+    monkeypatch.setattr(pyarrow, "default_memory_pool", Pool)
+    monkeypatch.setattr(xgboost, "ExtMemQuantileDMatrix", Spy)
+    monkeypatch.setattr(xgboost, "train", train)
+    model = XGBoostModel("binary", 0, PARAMS, num_boost_round=5, external_memory=True)
+    _fit(model, Split(ArrayStream(Xt, yt, partition_rows=100), None), Split(ArrayStream(Xv, yv, partition_rows=50), None))
+    assert events[-4:] == ["matrix", "matrix", "release", "train"]
+    assert model.booster is not trained[-1] and model.booster.num_boosted_rounds() == 5
+    np.testing.assert_array_equal(model.booster.predict(xgboost.DMatrix(Xv)), trained[-1].predict(xgboost.DMatrix(Xv)))
+
+
 def test_without_cluster_or_external_memory_the_model_takes_no_stream():
     assert "stream" not in XGBoostModel("binary", 0, {}, num_boost_round=1).input_formats
     assert XGBoostModel("binary", 0, {}, external_memory=True).input_formats == ("stream", "frame", "matrix")

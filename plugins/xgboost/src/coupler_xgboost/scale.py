@@ -27,6 +27,9 @@ all stop at the same round. The cost is one round trip through the scheduler per
 **External memory** (one process): an ``xgboost.DataIter`` over the training stream's partitions, one partition
 in memory at a time, builds an ``xgboost.ExtMemQuantileDMatrix`` whose pages are cached in a temporary directory
 (removed after training); the validation stream likewise, with the training matrix as its reference (its bins).
+What stays in memory while boosting is XGBoost's own per-row state (``train_from_external_memory``): Coupler hands
+back pyarrow's pool pages from the reads before the first round, and keeps a copy of the trained Booster without
+its updater's buffers.
 """
 
 from __future__ import annotations
@@ -269,14 +272,34 @@ class _PartitionIter(xgb.DataIter):
 
 def train_from_external_memory(params: dict, train, val, num_boost_round: int, callbacks: list) -> xgb.Booster:
     """``xgboost.train`` on ``ExtMemQuantileDMatrix``es built from the splits' streams; the pages live in a
-    temporary directory for the training's duration."""
+    temporary directory for the training's duration. Returns a copy of the trained Booster (see below).
+
+    Memory while boosting, beside the pages (on disk, read through mmap): XGBoost's own per-row state (labels,
+    gradient pairs, prediction caches, the hist updater's row partitions), by structure and measured in
+    ``benchmarks/README.md`` (``scale_memory.py``)."""
     with tempfile.TemporaryDirectory(prefix="coupler-xgboost-cache-") as cache:
         dtrain = _ext_matrix(train.X, f"{cache}/train", params)
         evals = [(_ext_matrix(val.X, f"{cache}/val", params, ref=dtrain), "val")] if val is not None else []
+        _release_read_buffers()
         booster = xgb.train(params, dtrain, num_boost_round=num_boost_round, evals=evals,
                             callbacks=callbacks if evals else [], verbose_eval=False)
         del dtrain, evals  # the cache files are released before their directory goes
-    return booster
+    # the trained Booster keeps its tree updater's per-row buffers (the row partitions: about 24 bytes per
+    # training row) as long as it lives, through the evaluation and the predictions that follow; its copy is the
+    # same model (trees and configuration, serialized and read back) without them
+    return booster.copy()
+
+
+def _release_read_buffers() -> None:
+    """Hand back to the system the pages pyarrow's memory pool kept from reading the row groups (a
+    ``coupler.parquet`` stream is read through it): the pool (mimalloc) keeps freed pages for its next
+    allocation, 50 to 80 MiB after the matrices' passes over row groups of 128 K rows, and boosting reads no more rows.
+    Nothing to do when pyarrow was never imported (rows from memory)."""
+    import sys
+
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
 
 
 def _ext_matrix(stream, prefix: str, params: dict, ref=None):
