@@ -6,8 +6,9 @@ It reads one JSON event per line from its stdin and applies each in the order se
 (``coupler_mlflow.recorder.Recorder``). It answers ``{"event": "flush", "token": N}`` with the line ``flushed N`` on
 its stdout once every earlier event is logged; its first line there is ``pid N``, its process id once detached. It
 ends when its stdin closes (the training process has ended) and every event is logged. It detaches from the
-training process and runs at a lower priority (``_detach``). A thread reads stdin while MLflow is imported, so the
-training process never waits on the pipe. It has no terminal: what it has to say about a run (the store refused
+training process, runs at a lower priority (``_detach``), and imports MLflow only once the training process has
+ended, or after ``HOLD_SECONDS`` (``_hold``). A thread reads stdin meanwhile, so the training process never waits
+on the pipe. It has no terminal: what it has to say about a run (the store refused
 it, a call failed) goes into the run's ``train.log``, as a line of the same format as the run's own; nothing is
 written where the run directory is gone. Its stderr (a crash, MLflow's own warnings) is appended to the
 ``train.log`` of the run that started it.
@@ -30,10 +31,11 @@ def main() -> None:
     _answer(answers, f"pid {os.getpid()}")  # the detached logger's own
     lines: queue.SimpleQueue = queue.SimpleQueue()
     threading.Thread(target=_read, args=(sys.stdin.buffer, lines), daemon=True).start()
+    held = _hold(lines)
     from coupler_mlflow.recorder import Recorder
 
     recorder = Recorder(warn=append_to_log)
-    while (line := lines.get()) is not None:
+    while (line := held.pop(0) if held else lines.get()) is not None:
         try:
             event = json.loads(line)
         except ValueError:
@@ -47,6 +49,34 @@ def main() -> None:
             directory = event.get("directory") or recorder.runs.pop(event.get("key"), {}).get("directory")
             append_to_log(directory, f"tracking=mlflow: {exc if event.get('event') == 'start' else repr(exc)}; "
                                      f"the run is not tracked")
+
+
+#: seconds the logger holds the events before it imports MLflow, unless the training process ends (or flushes) first
+HOLD_SECONDS = 10.0
+
+
+def _hold(lines: queue.SimpleQueue) -> list:
+    """The events that come within ``HOLD_SECONDS`` of the start, or until the training process has ended or asks
+    for a flush: a short run (most runs of a search, a default run) ends before MLflow is even imported, so that its
+    import and store (seconds of CPU) never compete with the training for a core; a long run appears in MLflow
+    after ``HOLD_SECONDS``, and its events are logged as they come from then on."""
+    held, deadline = [], time.monotonic() + HOLD_SECONDS
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        held.append(line)
+        if line is None or _is_flush(line):
+            break
+    return held
+
+
+def _is_flush(line: bytes) -> bool:
+    try:
+        return json.loads(line).get("event") == "flush"
+    except (ValueError, AttributeError):
+        return False
 
 
 def _detach() -> None:
