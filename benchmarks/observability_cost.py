@@ -73,14 +73,17 @@ def main() -> None:
     parser.add_argument("--data", default="iris")
     parser.add_argument("--model", default=None)
     parser.add_argument("--warm-store", action="store_true", help="one MLflow store for every observed run")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
+                        help="the settings to run (bare always)")
     args = parser.parse_args()
     common = [f"data={args.data}", *([f"model={args.model}"] if args.model else [])]
     store = Path(tempfile.mkdtemp(prefix="coupler-observed-store-"))
-    times: dict[str, list[float]] = {name: [] for name in SETTINGS}
-    complete: dict[str, list[float]] = {name: [] for name in SETTINGS}
+    chosen = {name: extra for name, extra in SETTINGS.items() if name == "bare" or name in args.settings}
+    times: dict[str, list[float]] = {name: [] for name in chosen}
+    complete: dict[str, list[float]] = {name: [] for name in chosen}
     try:
         for _ in range(args.repeats):
-            for name, extra in SETTINGS.items():
+            for name, extra in chosen.items():
                 directory = Path(tempfile.mkdtemp(prefix=f"coupler-{name}-"))
                 try:
                     if name == "observed" and args.warm_store:
@@ -97,7 +100,7 @@ def main() -> None:
     bare = statistics.median(times["bare"])
     print(f"coupler train {' '.join(common)}: median of {args.repeats} whole processes"
           f"{' (one MLflow store for the observed runs)' if args.warm_store else ' (a new MLflow store each run)'}")
-    for name, extra in SETTINGS.items():
+    for name, extra in chosen.items():
         median = statistics.median(times[name])
         logged = statistics.median(complete[name])
         done = f"; MLflow run complete after {logged:.2f} s" if "mlflow" in " ".join(extra) and \
