@@ -358,19 +358,24 @@ def test_a_store_that_cannot_be_used_is_one_error_line_before_any_data(coupler_c
     assert "data iris" not in result.err and not (tmp_path / "run").exists()
 
 
-def test_the_background_logger_imports_nothing_from_the_working_directory(workdir, store, tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", ["LOGGER", "LOGGER_WITHOUT_P"])
+def test_the_background_logger_imports_nothing_from_the_working_directory(workdir, store, tmp_path, monkeypatch,
+                                                                          command):
     """A working directory may be a run directory, and nothing runs code from one: a module there named like one the
-    logger imports is never imported."""
+    logger imports is never imported, whatever Python's version (3.10 has no ``-P``: ``LOGGER_WITHOUT_P``), and with
+    an empty entry in ``PYTHONPATH`` (``export PYTHONPATH=$PYTHONPATH:/x`` with none before), which stands for it."""
+    import coupler_mlflow.tracker as tracker
+
+    monkeypatch.setattr(tracker, "LOGGER", getattr(tracker, command))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.chdir(tmp_path)
     for module in ("mlflow", "coupler_mlflow", "json"):
         (tmp_path / f"{module}.py").write_text(f"open({str(tmp_path / ('imported-' + module))!r}, 'w').close()\n")
-    import coupler_mlflow.tracker as tracker
-
     monkeypatch.setattr(tracker, "_logger", None)  # a logger started here, in this working directory
     assert cli_in_this_process("train", "tracking=[mlflow]", f"tracking.mlflow.uri=sqlite:///{workdir / 'mlflow.db'}",
-                               "tracking.mlflow.model=false", "tracking.mlflow.experiment=hostile",
+                               "tracking.mlflow.model=false", f"tracking.mlflow.experiment=hostile-{command}",
                                "hydra.run.dir=run") == 0
     flush()
     assert not list(tmp_path.glob("imported-*"))
-    (run,) = store.search_runs([store.get_experiment_by_name("hostile").experiment_id])
+    (run,) = store.search_runs([store.get_experiment_by_name(f"hostile-{command}").experiment_id])
     assert run.info.status == "FINISHED"

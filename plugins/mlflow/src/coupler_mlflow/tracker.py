@@ -233,11 +233,13 @@ def _in_this_process() -> Recorder:
     return _recorder
 
 
+#: the background logger's command on Python 3.10, which has no ``-P``: ``-c``, without the working directory's
+#: entry ``''`` that ``-c`` puts first in ``sys.path``
+LOGGER_WITHOUT_P = [sys.executable, "-c", "import sys; '' in sys.path and sys.path.remove(''); "
+                                          "from coupler_mlflow.logger import main; main()"]
 #: the background logger's command: its module, run with nothing importable from the working directory (it may be a
-#: run directory): Python's ``-P``; on Python 3.10, which has none, ``-c`` without the working directory's entry
-LOGGER = [sys.executable, "-P", "-m", "coupler_mlflow.logger"] if sys.version_info >= (3, 11) else [
-    sys.executable, "-c", "import sys; '' in sys.path and sys.path.remove(''); from coupler_mlflow.logger import main; "
-                          "main()"]
+#: run directory): Python's ``-P``
+LOGGER = [sys.executable, "-P", "-m", "coupler_mlflow.logger"] if sys.version_info >= (3, 11) else LOGGER_WITHOUT_P
 
 
 class BackgroundLogger:
