@@ -95,7 +95,7 @@ def test_a_missing_or_ill_typed_field_is_a_422_naming_it(client):
     assert client.post("/predict", content="x", headers={"Content-Type": "text/plain"}).status_code == 415
 
 
-def test_health_and_metadata_and_far_outside_counts(client):
+def test_health_and_metadata_and_far_outside_counts(client, run):
     assert client.get("/health").json() == {"status": "ok"}
     before = client.get("/metadata").json()["far_outside"]
     answer = client.post("/predict", json=[ATLANTIS, ADELIE]).json()
@@ -106,6 +106,7 @@ def test_health_and_metadata_and_far_outside_counts(client):
     assert metadata["features"]["bill_length_mm"]["categorical"] is False
     assert set(metadata["metrics"]) >= {"val", "test"}
     assert metadata["versions"]["trained_with"]["scikit-learn"]
+    assert metadata["run"] == run.name and str(run.parent) not in client.get("/metadata").text  # no server path
     assert metadata["far_outside"]["island"] == before.get("island", 0) + 1
     assert metadata["far_outside"]["bill_length_mm"] == before.get("bill_length_mm", 0) + 1
 
@@ -144,7 +145,9 @@ def test_onnx_runtime_answers_like_the_native_one_from_the_runs_export(run, clie
     assert answered["predictions"] == native["predictions"]
     for ours, theirs in zip(answered["probabilities"], native["probabilities"]):
         assert ours == pytest.approx(theirs, abs=1e-5)
-    assert onnx_client.get("/metadata").json()["runtime"] == "onnx"
+    metadata = onnx_client.get("/metadata").json()
+    assert metadata["runtime"] == "onnx" and not Path(metadata["onnx_file"]).is_absolute()
+    assert (exported / metadata["onnx_file"]).is_file()
 
 
 def _free_port() -> int:

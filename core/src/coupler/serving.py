@@ -176,10 +176,12 @@ class Server:
         with self._lock:
             far, requests = dict(self.far_outside), dict(self.requests)
         return {
-            "run": str(run.directory), "task": run.task, "classes": run.classes, "target": features.get("target"),
+            # names, not paths: where the run lies on the server is none of a client's business
+            "run": run.directory.name, "task": run.task, "classes": run.classes, "target": features.get("target"),
             "features": schema, "model": manifest["components"]["model"],
             "metrics": json.loads((run.directory / "metrics.json").read_text()),
-            "runtime": self.runtime_name, "onnx_file": str(self.runtime.path) if self.runtime_name == "onnx" else None,
+            "runtime": self.runtime_name,
+            "onnx_file": _inside(self.runtime.path, run.directory) if self.runtime_name == "onnx" else None,
             "versions": {"coupler_server": __version__, "python": platform.python_version(),
                          "trained_with": {"coupler": manifest.get("coupler_version"), "python": manifest.get("python"),
                                           **(manifest.get("libraries") or {})}},
@@ -212,6 +214,14 @@ class Server:
         return {"predictions": labels.tolist() if hasattr(labels, "tolist") else list(labels),
                 "probabilities": None if proba is None else [dict(zip(classes, row)) for row in proba.to_numpy().tolist()],
                 "far_outside": far}
+
+
+def _inside(path: Path, directory: Path) -> str:
+    """``path`` as a client may see it: relative to the run directory where it lies in it, else its name."""
+    try:
+        return Path(path).resolve().relative_to(Path(directory).resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
 
 
 def create_app(run_dir: Path | str, runtime: str = "native", manager=None):
