@@ -379,3 +379,30 @@ def test_the_background_logger_imports_nothing_from_the_working_directory(workdi
     assert not list(tmp_path.glob("imported-*"))
     (run,) = store.search_runs([store.get_experiment_by_name(f"hostile-{command}").experiment_id])
     assert run.info.status == "FINISHED"
+
+
+def test_epochs_that_queue_up_are_logged_in_one_call_each_at_its_step(workdir, store):
+    """A run whose epochs take milliseconds sends them faster than a store call per epoch logs them: the logger
+    merges the queued ones of one run (``_merged``), up to the next event of another kind or run."""
+    import queue
+
+    from coupler_mlflow.logger import _merged
+    from coupler_mlflow.recorder import Recorder
+
+    def metrics(key, step):
+        return json.dumps({"event": "metrics", "key": key, "metrics": {"val_loss": 1.0 / (step + 1)}, "step": step,
+                           "timestamp": 1000 + step}).encode()
+
+    lines = queue.SimpleQueue()
+    for line in [metrics("k", 1), metrics("k", 2), metrics("other", 0), metrics("k", 3)]:
+        lines.put(line)
+    held = []
+    merged = _merged(json.loads(metrics("k", 0)), held, lines)
+    assert [entry["step"] for entry in merged["entries"]] == [0, 1, 2] and held == [metrics("other", 0)]
+    recorder = Recorder(warn=lambda directory, message: pytest.fail(message))
+    recorder.apply({"event": "start", "key": "k", "uri": f"sqlite:///{workdir / 'mlflow.db'}", "experiment": "merged",
+                    "directory": str(workdir / "run"), "cwd": str(workdir), "sweep": None, "params": {}, "commit": None})
+    recorder.apply(merged)
+    (run,) = store.search_runs([store.get_experiment_by_name("merged").experiment_id])
+    history = sorted(store.get_metric_history(run.info.run_id, "val_loss"), key=lambda m: m.step)
+    assert [(m.step, m.value, m.timestamp) for m in history] == [(0, 1.0, 1000), (1, 0.5, 1001), (2, 1 / 3, 1002)]

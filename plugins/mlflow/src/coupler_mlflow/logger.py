@@ -40,6 +40,8 @@ def main() -> None:
             event = json.loads(line)
         except ValueError:
             continue
+        if event.get("event") == "metrics":
+            event = _merged(event, held, lines)
         if event.get("event") == "flush":
             _answer(answers, f"flushed {event.get('token')}")
             continue
@@ -70,6 +72,31 @@ def _hold(lines: queue.SimpleQueue) -> list:
         if line is None or _is_flush(line):
             break
     return held
+
+
+#: the most epochs' metrics events merged into one call (``_merged``)
+MOST_MERGED = 500
+
+
+def _merged(event: dict, held: list, lines: queue.SimpleQueue) -> dict:
+    """``event`` (``metrics``) and the ``metrics`` events of the same run queued right after it, as one event: a run
+    whose epochs take milliseconds sends them faster than one store call per epoch logs them. The first other line
+    is put back in front."""
+    entries = [event]
+    while len(entries) < MOST_MERGED:
+        try:
+            line = held.pop(0) if held else lines.get_nowait()
+        except queue.Empty:
+            break
+        try:
+            following = json.loads(line) if line is not None else None
+        except ValueError:
+            continue
+        if following is None or following.get("event") != "metrics" or following.get("key") != event["key"]:
+            held.insert(0, line)
+            break
+        entries.append(following)
+    return event if len(entries) == 1 else {"event": "metrics", "key": event["key"], "entries": entries}
 
 
 def _is_flush(line: bytes) -> bool:

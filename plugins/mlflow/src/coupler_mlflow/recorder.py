@@ -79,7 +79,8 @@ class Recorder:
         - ``start``: ``uri``, ``experiment``, ``directory``, ``cwd``, ``sweep`` (the sweep directory or None),
           ``params`` (name: text), ``commit`` (or None): the MLflow run created (a child of the sweep's parent),
           params logged. A store that refuses it raises ``StoreError``.
-        - ``tags``: ``tags`` (name: text); ``metrics``: ``metrics`` (name: number), ``step``, ``timestamp`` (ms);
+        - ``tags``: ``tags`` (name: text); ``metrics``: ``metrics`` (name: number), ``step``, ``timestamp`` (ms), or
+          ``entries``, a list of such (one run's epochs that queued up, logged in one call);
         - ``finish``: ``step``, ``cv`` (name: number), ``artifacts``, ``model``: the sealed run directory's files
           logged, the run ended FINISHED; ``fail``: ``status`` (FAILED or KILLED), ``reason``.
 
@@ -146,12 +147,14 @@ class Recorder:
         client(run["uri"]).log_batch(run["run_id"], tags=_tags(event["tags"]))
 
     def _metrics(self, run: dict, event: dict) -> None:
+        """One ``metrics`` event, or several of one run merged (``entries``: a list of them): in calls of at most
+        1,000 metrics, MLflow's limit for one ``log_batch``."""
         from mlflow.entities import Metric
 
-        numbers = [Metric(key(name), float(value), event["timestamp"], event["step"])
-                   for name, value in event["metrics"].items()]
-        if numbers:
-            client(run["uri"]).log_batch(run["run_id"], metrics=numbers)
+        numbers = [Metric(key(name), float(value), entry["timestamp"], entry["step"])
+                   for entry in event.get("entries") or [event] for name, value in entry["metrics"].items()]
+        for first in range(0, len(numbers), 1000):
+            client(run["uri"]).log_batch(run["run_id"], metrics=numbers[first:first + 1000])
 
     def _finish(self, run: dict, event: dict) -> None:
         mlflow_client, run_id = client(run["uri"]), run["run_id"]
