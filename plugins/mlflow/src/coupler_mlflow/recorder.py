@@ -58,13 +58,6 @@ class StoreError(CouplerError):
     """The MLflow store refused a call: the URI and what MLflow said."""
 
 
-@functools.lru_cache(maxsize=None)
-def _mlflow_errors() -> tuple:
-    from mlflow.exceptions import MlflowException
-
-    return MlflowException, OSError
-
-
 class Recorder:
     """The MLflow runs of the Coupler runs whose events it was given, by the event's ``key`` (one per Coupler run).
     ``warn(directory, message)`` reports a store failing after the start (the run goes on untracked)."""
@@ -216,11 +209,17 @@ def _experiment_id(mlflow_client, experiment: str, uri: str, cwd: Path) -> str:
     try:
         return mlflow_client.create_experiment(experiment, artifact_location=(cwd / "mlruns").as_uri()
                                                if local else None)
-    except _mlflow_errors()[0]:  # another process created it meanwhile
+    except _mlflow_exception():  # another process created it meanwhile
         found = mlflow_client.get_experiment_by_name(experiment)
         if found is None:
             raise
         return found.experiment_id
+
+
+def _mlflow_exception() -> type:
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
 
 
 def sealed_copy(directory: Path, manifest: dict, target: Path) -> Path:

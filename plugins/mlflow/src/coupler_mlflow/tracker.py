@@ -40,7 +40,6 @@ from pathlib import Path
 
 from coupler.callback import Callback
 from coupler.distributed import secondary_process
-from coupler.errors import CouplerError
 from coupler_mlflow.plugin import DEFAULT_STORE, check_uri, redact
 from coupler_mlflow.recorder import Recorder, StoreError, one_line
 
@@ -195,9 +194,9 @@ def _check_server(uri: str) -> None:
         return  # a server answered (a proxy that wants a login, a server without /health): MLflow's calls will tell
     except (OSError, ValueError) as exc:
         reason = str(getattr(exc, "reason", None) or exc).replace(uri, redact(uri))
-        raise CouplerError(f"tracking.mlflow.uri={redact(uri)}: no MLflow server answers there ({reason}); start one "
-                           f"(mlflow server --host 127.0.0.1 --port PORT) or fix the URI, or leave "
-                           f"tracking.mlflow.uri unset to log into sqlite:///mlflow.db here.") from None
+        raise StoreError(f"tracking.mlflow.uri={redact(uri)}: no MLflow server answers there ({reason}); start one "
+                         f"(mlflow server --host 127.0.0.1 --port PORT) or fix the URI, or leave "
+                         f"tracking.mlflow.uri unset to log into sqlite:///mlflow.db here.") from None
 
 
 def _check_sqlite(uri: str, path: Path) -> None:
