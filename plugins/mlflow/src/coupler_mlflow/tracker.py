@@ -132,10 +132,10 @@ def store_uri(uri: str | None, cwd: Path) -> str:
     process logs)."""
     if not uri:
         return f"sqlite:///{(cwd / DEFAULT_STORE).as_posix()}"
-    scheme, separator, rest = uri.partition(":///")
-    if separator and scheme.lower().split("+")[0] == "sqlite" and rest and not rest.startswith(":memory:") \
-            and not Path(rest).is_absolute():
-        return f"{scheme}:///{(cwd / rest).as_posix()}"
+    path = _sqlite_file(uri)
+    if path is not None and not Path(path).is_absolute():
+        head, _, rest = uri.partition(":///")
+        return f"{head}:///{(cwd / rest).as_posix()}"
     if _scheme(uri) == "" and not Path(uri).is_absolute():
         return str(cwd / uri)
     return uri
@@ -152,6 +152,15 @@ def _scheme(uri: str) -> str:
     return "" if len(scheme) == 1 else scheme.split("+")[0]  # C:\\... is a Windows path
 
 
+def _sqlite_file(uri: str) -> str | None:
+    """The file of a SQLite store's URI (``sqlite[+DRIVER]:///PATH[?QUERY]``: ``PATH``); None for another store, and
+    for an in-memory one (``sqlite://``, ``sqlite:///:memory:``)."""
+    path = uri.partition(":///")[2].split("?", 1)[0]
+    if _scheme(uri) != "sqlite" or ":///" not in uri or not path or path.startswith(":memory:"):
+        return None
+    return path
+
+
 def check_store(uri: str, synchronous: bool = True) -> None:
     """Before the run reads any data: the scheme must be one MLflow knows; a server must answer (MLflow's client
     would retry for minutes); a SQLite file must be one that can be written (its directory too: SQLite writes its
@@ -166,15 +175,12 @@ def check_store(uri: str, synchronous: bool = True) -> None:
                          f"sqlite:///mlflow.db here.")
     if scheme in ("http", "https"):
         _check_server(uri)
-    elif scheme == "sqlite":
-        path = uri.partition(":///")[2].split("?", 1)[0]
-        if not path or path.startswith(":memory:") or not uri.partition(":///")[1]:
-            if not synchronous:
-                raise StoreError(f"tracking.mlflow.uri={redact(uri)}: an in-memory store ends with the process that "
-                                 f"logs into it, here the background logger; use a file (sqlite:///PATH/mlflow.db) "
-                                 f"or set tracking.mlflow.synchronous=true.")
-            return
-        _check_sqlite(uri, Path(path))
+    elif scheme == "sqlite" and _sqlite_file(uri) is not None:
+        _check_sqlite(uri, Path(_sqlite_file(uri)))
+    elif scheme == "sqlite" and not synchronous:
+        raise StoreError(f"tracking.mlflow.uri={redact(uri)}: an in-memory store ends with the process that logs "
+                         f"into it, here the background logger; use a file (sqlite:///PATH/mlflow.db) or set "
+                         f"tracking.mlflow.synchronous=true.")
 
 
 def _plugin_schemes() -> set[str]:
